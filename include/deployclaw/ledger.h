@@ -1,0 +1,121 @@
+/**
+ * deployclaw/ledger.h — the append-only, hash-chained, Ed25519-signed
+ * audit ledger (JSON Lines).
+ *
+ * Every entry is one line:
+ *   {"seq":N,"ts":"2026-11-24T03:07:04.123Z","run_id":"...","actor":"user@host",
+ *    "event":"...","data":{...},"prev":"<hex>","hash":"<hex>","sig":"<base64>",
+ *    "key_id":"<hex16>"}
+ * `hash` is SHA-256 over the canonical JSON (sorted keys, compact, UTF-8) of
+ * the entry without `hash` and `sig`; `sig` is Ed25519 over the 32 raw hash
+ * bytes; `prev` of entry 1 is 64 zeros. A signed head record beside the
+ * ledger (`<ledger>.head`: {"seq","hash","sig","key_id"}) is rewritten after
+ * each append, so a truncated tail is detected.
+ */
+#ifndef DEPLOYCLAW_LEDGER_H
+#define DEPLOYCLAW_LEDGER_H
+
+#include <jansson.h>
+
+#include <deployclaw/common.h>
+
+/** An Ed25519 key pair. Wiped with sodium_memzero by dc_signing_key_free. */
+typedef struct dc_signing_key {
+	unsigned char sk[64];
+	unsigned char pk[32];
+	char key_id[17]; /**< first 16 hex chars of SHA-256(pk) */
+} dc_signing_key;
+
+/**
+ * Writes a new key pair: `path` holds the private key (mode 0600) and
+ * `path`.pub the public key, both as hex text. Refuses (DC_EEXISTS) to
+ * overwrite either. `key_id` (17 bytes) may be NULL.
+ */
+DC_API int dc_signing_key_generate(const char *path, char *key_id, dc_error *err);
+
+/** Loads a private key written by dc_signing_key_generate. */
+DC_API int dc_signing_key_load(dc_signing_key **out, const char *path, dc_error *err);
+
+/** Loads a public key file (.pub) into `pk` and its id into `key_id` (may be NULL). */
+DC_API int dc_public_key_load(unsigned char pk[32], char *key_id, const char *path, dc_error *err);
+
+DC_API void dc_signing_key_free(dc_signing_key *key);
+
+typedef struct dc_ledger dc_ledger;
+
+/**
+ * Opens (creating if needed, with its folder) the ledger at `path` for
+ * appending with `key` (borrowed; must outlive the ledger). `run_id` and
+ * the actor are stamped on every entry; run_id may be NULL (a fresh one is
+ * made: 16 random hex chars), see dc_ledger_run_id.
+ */
+DC_API int dc_ledger_open(dc_ledger **out,
+			  const char *path,
+			  const dc_signing_key *key,
+			  const char *run_id,
+			  dc_error *err);
+
+DC_API void dc_ledger_close(dc_ledger *ledger);
+
+/** The run id stamped on this ledger's appends. Borrowed. */
+DC_API const char *dc_ledger_run_id(const dc_ledger *ledger);
+
+/**
+ * Appends one entry and returns only once it is written and fsync'd. Safe
+ * against concurrent writers in other processes (O_APPEND + an exclusive
+ * flock while the tail is read and the line written). `data` is borrowed
+ * (NULL = {}). A torn last line left by a crash makes the append fail with
+ * DC_EINTEGRITY rather than extend a broken chain. `seq` (may be NULL)
+ * receives the new entry's seq.
+ */
+DC_API int dc_ledger_append(dc_ledger *ledger,
+			    const char *event,
+			    json_t *data,
+			    int64_t *seq,
+			    dc_error *err);
+
+typedef struct dc_ledger_verify_opts {
+	const unsigned char *pubkey; /**< 32 bytes; NULL = trust the entries' key_id + this key */
+	const char *expect_head;     /**< "seq:hash" or a hash; NULL = the head record */
+} dc_ledger_verify_opts;
+
+typedef struct dc_ledger_verify_result {
+	int64_t entries;  /**< entries checked */
+	int64_t bad_seq;  /**< seq of the first bad entry, 0 when all good */
+	int64_t bad_line; /**< its line in the file, 0 when all good */
+	char head_hash[65];
+} dc_ledger_verify_result;
+
+/**
+ * Verifies every link and signature of the ledger at `path`. DC_EINTEGRITY
+ * with a message naming the first bad entry by seq and line and saying what
+ * is wrong: modified (hash mismatch), bad signature / signed by a different
+ * key, inserted/deleted/reordered (seq or prev link broken), torn last line,
+ * tail truncated (behind the head record or --expect-head).
+ */
+DC_API int dc_ledger_verify(const char *path,
+			    const dc_ledger_verify_opts *opts,
+			    dc_ledger_verify_result *result,
+			    dc_error *err);
+
+/** Filter for dc_ledger_read; NULL/0 fields match everything. */
+typedef struct dc_ledger_filter {
+	const char *run_id;
+	const char *event;
+	const char *tenant; /**< matches data.tenant */
+	int64_t since_ms;   /**< ts >= since */
+	int64_t until_ms;   /**< ts < until */
+} dc_ledger_filter;
+
+/**
+ * Calls `fn` for every entry matching `filter`, in order; `fn` returning
+ * non-zero stops the walk (that value is returned). Lines that do not parse
+ * are DC_EINTEGRITY naming the line.
+ */
+DC_API int dc_ledger_read(const char *path,
+			  const dc_ledger_filter *filter,
+			  int (*fn)(json_t *entry, void *ctx),
+			  void *ctx,
+			  dc_error *err);
+
+#endif

@@ -1,0 +1,170 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <deployclaw/util.h>
+
+static void strbuf_appends_and_detaches(void **state)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t len = 0;
+	char *s;
+
+	(void)state;
+	assert_string_equal(sb.buf, "");
+	assert_int_equal(dc_strbuf_adds(&sb, "abc"), 0);
+	assert_int_equal(dc_strbuf_addf(&sb, "-%d-%s", 42, "x"), 0);
+	assert_int_equal(dc_strbuf_addch(&sb, '!'), 0);
+	assert_string_equal(sb.buf, "abc-42-x!");
+	dc_strbuf_setlen(&sb, 3);
+	assert_string_equal(sb.buf, "abc");
+	s = dc_strbuf_detach(&sb, &len);
+	assert_string_equal(s, "abc");
+	assert_int_equal(len, 3);
+	assert_string_equal(sb.buf, "");
+	free(s);
+}
+
+static void strbuf_cap_is_sticky(void **state)
+{
+	dc_strbuf sb;
+
+	(void)state;
+	dc_strbuf_init(&sb, 8);
+	assert_int_equal(dc_strbuf_adds(&sb, "12345678"), 0);
+	assert_int_equal(dc_strbuf_adds(&sb, "9"), DC_ELIMIT);
+	/* sticky: a later small append is refused too, content unchanged */
+	dc_strbuf_reset(&sb);
+	assert_int_equal(dc_strbuf_error(&sb), 0);
+	assert_int_equal(dc_strbuf_adds(&sb, "ab"), 0);
+	assert_int_equal(dc_strbuf_addf(&sb, "%s", "1234567"), DC_ELIMIT);
+	assert_int_equal(dc_strbuf_adds(&sb, "c"), DC_ELIMIT);
+	assert_string_equal(sb.buf, "ab");
+	assert_null(dc_strbuf_detach(&sb, NULL));
+	dc_strbuf_release(&sb);
+}
+
+static void durations_parse_and_format(void **state)
+{
+	int64_t ms = 0;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(dc_duration_parse("500ms", &ms), 0);
+	assert_int_equal(ms, 500);
+	assert_int_equal(dc_duration_parse("2s", &ms), 0);
+	assert_int_equal(ms, 2000);
+	assert_int_equal(dc_duration_parse("5m", &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(dc_duration_parse("1h", &ms), 0);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(dc_duration_parse("5", &ms), DC_EINVAL);
+	assert_int_equal(dc_duration_parse("5 parsecs", &ms), DC_EINVAL);
+	assert_int_equal(dc_duration_parse("-1s", &ms), DC_EINVAL);
+	assert_int_equal(dc_duration_parse("99999999999999999999s", &ms), DC_EINVAL);
+	dc_duration_format(buf, sizeof(buf), 300000);
+	assert_string_equal(buf, "5m");
+	dc_duration_format(buf, sizeof(buf), 1500);
+	assert_string_equal(buf, "1500ms");
+}
+
+static void utf8_validation(void **state)
+{
+	size_t bad = 0;
+
+	(void)state;
+	assert_true(dc_utf8_valid("caf\xc3\xa9", 5, &bad));
+	assert_true(dc_utf8_valid("\xf0\x9f\x98\x80", 4, &bad));
+	assert_false(dc_utf8_valid("ab\xff", 3, &bad));
+	assert_int_equal(bad, 2);
+	assert_false(dc_utf8_valid("a\xc3", 2, &bad)); /* truncated sequence */
+	assert_int_equal(bad, 1);
+	assert_false(dc_utf8_valid("\xc0\xaf", 2, &bad)); /* overlong '/' */
+	assert_false(dc_utf8_valid("\xed\xa0\x80", 3, &bad)); /* surrogate */
+}
+
+static void suggestions(void **state)
+{
+	static const char *const words[] = { "parallel", "replicas", "primary", "name" };
+
+	(void)state;
+	assert_string_equal(dc_suggest("paralel", words, 4), "parallel");
+	assert_string_equal(dc_suggest("replica", words, 4), "replicas");
+	assert_null(dc_suggest("zzzzzz", words, 4));
+	assert_int_equal(dc_edit_distance("kitten", "sitting"), 3);
+}
+
+static void hex_roundtrip(void **state)
+{
+	unsigned char in[4] = { 0x00, 0xab, 0x7f, 0xff }, out[4];
+	char hex[9], sha[65];
+
+	(void)state;
+	dc_hex_encode(hex, in, 4);
+	assert_string_equal(hex, "00ab7fff");
+	assert_int_equal(dc_hex_decode(out, 4, hex), 0);
+	assert_memory_equal(in, out, 4);
+	assert_int_equal(dc_hex_decode(out, 4, "00ab7fzz"), DC_EINVAL);
+	assert_int_equal(dc_hex_decode(out, 4, "00ab"), DC_EINVAL);
+	dc_sha256_hex(sha, "abc", 3);
+	assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void errors_keep_the_first(void **state)
+{
+	dc_error err = { 0 };
+	char buf[256];
+
+	(void)state;
+	assert_int_equal(dc_error_set_at(&err, DC_ECONFIG, "a.yaml", 3, 7, "bad '%s'", "x"),
+			 DC_ECONFIG);
+	assert_int_equal(dc_error_set(&err, DC_EIO, "second"), DC_EIO);
+	assert_int_equal(err.code, DC_ECONFIG);
+	assert_string_equal(dc_error_format(&err, buf, sizeof(buf)), "a.yaml:3:7: bad 'x'");
+	dc_error_clear(&err);
+	dc_error_set(&err, DC_EIO, "plain");
+	assert_string_equal(dc_error_format(&err, buf, sizeof(buf)), "plain");
+}
+
+static void paths(void **state)
+{
+	char *p;
+
+	(void)state;
+	p = dc_path_join("a/b", "c.yaml");
+	assert_string_equal(p, "a/b/c.yaml");
+	free(p);
+	p = dc_path_join(".", "c.yaml");
+	assert_string_equal(p, "c.yaml");
+	free(p);
+	p = dc_path_join("a", "/abs");
+	assert_string_equal(p, "/abs");
+	free(p);
+	p = dc_path_dirname("x/y/z.yaml");
+	assert_string_equal(p, "x/y");
+	free(p);
+	p = dc_path_dirname("z.yaml");
+	assert_string_equal(p, ".");
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(strbuf_appends_and_detaches),
+		cmocka_unit_test(strbuf_cap_is_sticky),
+		cmocka_unit_test(durations_parse_and_format),
+		cmocka_unit_test(utf8_validation),
+		cmocka_unit_test(suggestions),
+		cmocka_unit_test(hex_roundtrip),
+		cmocka_unit_test(errors_keep_the_first),
+		cmocka_unit_test(paths),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
