@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#define DC_API		   __attribute__((visibility("default")))
-#define DC_PRINTF(f, a)	   __attribute__((format(printf, f, a)))
-#define DC_UNUSED	   __attribute__((unused))
+#define DC_API          __attribute__((visibility("default")))
+#define DC_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define DC_UNUSED       __attribute__((unused))
 #else
 #define DC_API
 #define DC_PRINTF(f, a)
@@ -36,17 +36,17 @@
 /** Error codes: every fallible function returns 0 or one of these. */
 enum {
 	DC_OK = 0,
-	DC_ENOMEM = -1,	      /**< allocation failed */
-	DC_EINVAL = -2,	      /**< bad argument or bad input */
-	DC_EIO = -3,	      /**< a system call failed (errno in the message) */
+	DC_ENOMEM = -1,       /**< allocation failed */
+	DC_EINVAL = -2,       /**< bad argument or bad input */
+	DC_EIO = -3,          /**< a system call failed (errno in the message) */
 	DC_ECONFIG = -4,      /**< deployclaw.yaml is invalid */
-	DC_EPARSE = -5,	      /**< a migration or SQL text does not parse */
+	DC_EPARSE = -5,       /**< a migration or SQL text does not parse */
 	DC_EINTEGRITY = -6,   /**< checksum, sum file or ledger mismatch */
 	DC_ENOTFOUND = -7,    /**< a named file, key or object does not exist */
 	DC_EEXISTS = -8,      /**< refusing to overwrite */
-	DC_ELIMIT = -9,	      /**< input exceeds a size limit */
-	DC_EDB = -10,	      /**< the database reported an error */
-	DC_EGATE = -11,	      /**< a gate refused */
+	DC_ELIMIT = -9,       /**< input exceeds a size limit */
+	DC_EDB = -10,         /**< the database reported an error */
+	DC_EGATE = -11,       /**< a gate refused */
 	DC_ELOCKED = -12,     /**< another process holds the lock */
 	DC_ETENANT = -13,     /**< one or more tenants failed */
 	DC_EINTERRUPTED = -14 /**< stopped by a signal */
@@ -74,12 +74,12 @@ DC_API int dc_error_set(dc_error *err, int code, const char *fmt, ...) DC_PRINTF
 
 /** As dc_error_set, with a position in a file. */
 DC_API int dc_error_set_at(dc_error *err,
-			   int code,
-			   const char *file,
-			   int line,
-			   int col,
-			   const char *fmt,
-			   ...) DC_PRINTF(6, 7);
+                           int code,
+                           const char *file,
+                           int line,
+                           int col,
+                           const char *fmt,
+                           ...) DC_PRINTF(6, 7);
 
 /** As dc_error_set with a va_list. */
 DC_API int dc_error_vset(dc_error *err, int code, const char *fmt, va_list ap) DC_PRINTF(3, 0);

@@ -13,7 +13,13 @@
 #include <deployclaw/common.h>
 #include <deployclaw/util.h>
 
-typedef enum dc_engine_kind { DC_ENGINE_SQLITE = 0, DC_ENGINE_POSTGRES = 1 } dc_engine_kind;
+/** Largest deployclaw.yaml accepted (1 MiB); larger input is DC_ECONFIG. */
+#define DC_CONFIG_MAX_BYTES (1024 * 1024)
+
+typedef enum dc_engine_kind {
+	DC_ENGINE_SQLITE = 0,
+	DC_ENGINE_POSTGRES = 1
+} dc_engine_kind;
 
 typedef enum dc_tenancy_model {
 	DC_TENANCY_DATABASE = 0,
@@ -63,9 +69,9 @@ typedef struct dc_config {
 	struct {
 		int64_t lock_timeout_ms;      /**< default 2s */
 		int64_t statement_timeout_ms; /**< default 5m */
-		bool require_down;	      /**< default true */
-		int64_t lag_max_ms;	      /**< replication_lag.max, default 500ms */
-		int64_t lag_timeout_ms;	      /**< replication_lag.timeout, default 10m */
+		bool require_down;            /**< default true */
+		int64_t lag_max_ms;           /**< replication_lag.max, default 500ms */
+		int64_t lag_timeout_ms;       /**< replication_lag.timeout, default 10m */
 	} gates;
 
 	struct {
@@ -73,7 +79,7 @@ typedef struct dc_config {
 		dc_amount *waves; /**< default [100%] */
 		size_t nwaves;
 		int max_failures; /**< per wave, default 0 */
-		int parallel;	  /**< default: number of online CPUs */
+		int parallel;     /**< default: number of online CPUs */
 	} rollout;
 
 	struct {
@@ -94,10 +100,10 @@ DC_API int dc_config_load(dc_config **out, const char *path, dc_error *err);
  * messages and anchors relative paths.
  */
 DC_API int dc_config_parse(dc_config **out,
-			   const char *path,
-			   const char *text,
-			   size_t len,
-			   dc_error *err);
+                           const char *path,
+                           const char *text,
+                           size_t len,
+                           dc_error *err);
 
 /** Frees `cfg`; NULL is a no-op. */
 DC_API void dc_config_free(dc_config *cfg);

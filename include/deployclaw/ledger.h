@@ -50,10 +50,10 @@ typedef struct dc_ledger dc_ledger;
  * made: 16 random hex chars), see dc_ledger_run_id.
  */
 DC_API int dc_ledger_open(dc_ledger **out,
-			  const char *path,
-			  const dc_signing_key *key,
-			  const char *run_id,
-			  dc_error *err);
+                          const char *path,
+                          const dc_signing_key *key,
+                          const char *run_id,
+                          dc_error *err);
 
 DC_API void dc_ledger_close(dc_ledger *ledger);
 
@@ -69,14 +69,62 @@ DC_API const char *dc_ledger_run_id(const dc_ledger *ledger);
  * receives the new entry's seq.
  */
 DC_API int dc_ledger_append(dc_ledger *ledger,
-			    const char *event,
-			    json_t *data,
-			    int64_t *seq,
-			    dc_error *err);
+                            const char *event,
+                            json_t *data,
+                            int64_t *seq,
+                            dc_error *err);
+
+/** One event of a dc_ledger_append_batch. */
+typedef struct dc_ledger_event {
+	const char *event; /**< non-empty UTF-8 */
+	json_t *data;	   /**< borrowed; NULL = {} */
+} dc_ledger_event;
+
+/**
+ * Appends `n` entries (consecutive seqs, in order) under one lock, with one
+ * write() and one fsync, and updates the head record once. All or nothing:
+ * when the write fails the file is cut back to its previous length. Meant
+ * for bursts (a wave's per-tenant outcomes, an import); the durability
+ * contract is the same as dc_ledger_append's, for the whole batch.
+ * `first_seq` (may be NULL) receives the seq of events[0]. At most
+ * DC_LEDGER_BATCH_MAX events.
+ *
+ * `data` of either append: a JSON object of strings, integers, booleans,
+ * nulls, arrays and objects (nesting depth <= 64). Reals are refused
+ * (DC_EINVAL): their text form is not portable enough to hash (log
+ * durations as integer milliseconds). A line longer than 1 MiB is DC_ELIMIT.
+ *
+ * The head record is written after the entries are durable; when only that
+ * write fails the call returns DC_EIO with `seq`/`first_seq` set (the
+ * entries are in the ledger, the head catches up at the next append).
+ */
+#define DC_LEDGER_BATCH_MAX 100000
+DC_API int dc_ledger_append_batch(dc_ledger *ledger,
+				  const dc_ledger_event *events,
+				  size_t n,
+				  int64_t *first_seq,
+				  dc_error *err);
 
 typedef struct dc_ledger_verify_opts {
-	const unsigned char *pubkey; /**< 32 bytes; NULL = trust the entries' key_id + this key */
-	const char *expect_head;     /**< "seq:hash" or a hash; NULL = the head record */
+	/**
+	 * 32 bytes: every entry and the head record must be signed by this key
+	 * (key_id and signature). NULL = no key to check against: hashes,
+	 * links, head and expect_head are still checked but signatures cannot
+	 * be (result->signatures_checked is false). The CLI should always pass
+	 * the .pub key.
+	 */
+	const unsigned char *pubkey;
+	const char *expect_head; /**< "seq:hash" or a hash; NULL = the head record */
+	/**
+	 * Check only the signatures of the last entry and the head record; every
+	 * hash and link is still checked, and the chain carries the last
+	 * signature to every earlier entry. A corrupted signature field on an
+	 * entry whose content is intact goes unnoticed. When the last signature
+	 * fails, a full verify runs to name the first bad entry. Several times
+	 * faster: Ed25519 verification dominates a full verify.
+	 */
+	bool fast;
+	int threads; /**< signature/hash worker threads; 0 = one per online CPU (max 16) */
 } dc_ledger_verify_opts;
 
 typedef struct dc_ledger_verify_result {
@@ -84,6 +132,9 @@ typedef struct dc_ledger_verify_result {
 	int64_t bad_seq;  /**< seq of the first bad entry, 0 when all good */
 	int64_t bad_line; /**< its line in the file, 0 when all good */
 	char head_hash[65];
+	int64_t last_seq;	 /**< seq of the last good entry */
+	int64_t head_seq;	 /**< seq the head record names; -1 when there is none */
+	bool signatures_checked; /**< false without opts->pubkey */
 } dc_ledger_verify_result;
 
 /**
@@ -94,9 +145,9 @@ typedef struct dc_ledger_verify_result {
  * tail truncated (behind the head record or --expect-head).
  */
 DC_API int dc_ledger_verify(const char *path,
-			    const dc_ledger_verify_opts *opts,
-			    dc_ledger_verify_result *result,
-			    dc_error *err);
+                            const dc_ledger_verify_opts *opts,
+                            dc_ledger_verify_result *result,
+                            dc_error *err);
 
 /** Filter for dc_ledger_read; NULL/0 fields match everything. */
 typedef struct dc_ledger_filter {
@@ -113,9 +164,9 @@ typedef struct dc_ledger_filter {
  * are DC_EINTEGRITY naming the line.
  */
 DC_API int dc_ledger_read(const char *path,
-			  const dc_ledger_filter *filter,
-			  int (*fn)(json_t *entry, void *ctx),
-			  void *ctx,
-			  dc_error *err);
+                          const dc_ledger_filter *filter,
+                          int (*fn)(json_t *entry, void *ctx),
+                          void *ctx,
+                          dc_error *err);
 
 #endif

@@ -161,11 +161,11 @@ DC_API int dc_file_read(char **out, size_t *len, const char *path, size_t max, d
  * With `exclusive`, refuses (DC_EEXISTS) when `path` exists.
  */
 DC_API int dc_file_write_atomic(const char *path,
-				const void *data,
-				size_t len,
-				unsigned mode,
-				bool exclusive,
-				dc_error *err);
+                                const void *data,
+                                size_t len,
+                                unsigned mode,
+                                bool exclusive,
+                                dc_error *err);
 
 /** mkdir -p; 0 or DC_EIO. */
 DC_API int dc_mkdir_p(const char *path, unsigned mode, dc_error *err);

@@ -24,12 +24,12 @@ int dc_error_set(dc_error *err, int code, const char *fmt, ...)
 }
 
 int dc_error_set_at(dc_error *err,
-		    int code,
-		    const char *file,
-		    int line,
-		    int col,
-		    const char *fmt,
-		    ...)
+                    int code,
+                    const char *file,
+                    int line,
+                    int col,
+                    const char *fmt,
+                    ...)
 {
 	va_list ap;
 
@@ -66,8 +66,8 @@ const char *dc_error_format(const dc_error *err, char *buf, size_t size)
 		n = snprintf(buf, size, "%s: ", err->file);
 	if (n < 0 || (size_t)n >= size)
 		return buf;
-	snprintf(buf + n, size - (size_t)n, "%s", err->message[0] ? err->message
-								   : dc_strerror(err->code));
+	snprintf(buf + n, size - (size_t)n, "%s",
+	         err->message[0] ? err->message : dc_strerror(err->code));
 	return buf;
 }
 

@@ -104,10 +104,10 @@ unsigned dc_edit_distance(const char *a, const char *b)
 		row[0] = (unsigned)i;
 		for (j = 1; j <= lb; j++) {
 			unsigned cur = row[j];
-			unsigned cost = tolower((unsigned char)a[i - 1]) ==
-							tolower((unsigned char)b[j - 1])
-						? 0
-						: 1;
+			unsigned cost =
+			        tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1])
+			                ? 0
+			                : 1;
 			unsigned best = prev + cost;
 
 			if (row[j] + 1 < best)
@@ -256,7 +256,7 @@ void dc_time_rfc3339(char out[32], int64_t epoch_ms)
 
 	gmtime_r(&secs, &tm);
 	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
 }
 
 int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error *err)
@@ -272,11 +272,11 @@ int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error
 	f = fopen(path, "rb");
 	if (!f)
 		return dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
-				    "cannot open '%s': %s", path, strerror(errno));
+		                    "cannot open '%s': %s", path, strerror(errno));
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (dc_strbuf_add(&sb, chunk, n)) {
 			rc = dc_error_set(err, sb.failed, "'%s' is larger than %zu bytes", path,
-					  max);
+			                  max);
 			goto out;
 		}
 	}
@@ -313,11 +313,11 @@ static int fsync_dir(const char *path)
 }
 
 int dc_file_write_atomic(const char *path,
-			 const void *data,
-			 size_t len,
-			 unsigned mode,
-			 bool exclusive,
-			 dc_error *err)
+                         const void *data,
+                         size_t len,
+                         unsigned mode,
+                         bool exclusive,
+                         dc_error *err)
 {
 	dc_strbuf tmp = DC_STRBUF_INIT;
 	const char *p = data;
@@ -326,7 +326,7 @@ int dc_file_write_atomic(const char *path,
 
 	if (exclusive && dc_path_exists(path))
 		return dc_error_set(err, DC_EEXISTS, "'%s' already exists, refusing to overwrite",
-				    path);
+		                    path);
 	dc_strbuf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
 	if (dc_strbuf_error(&tmp))
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -342,7 +342,7 @@ int dc_file_write_atomic(const char *path,
 			if (errno == EINTR)
 				continue;
 			rc = dc_error_set(err, DC_EIO, "cannot write '%s': %s", tmp.buf,
-					  strerror(errno));
+			                  strerror(errno));
 			goto out;
 		}
 		off += (size_t)w;
@@ -357,13 +357,13 @@ int dc_file_write_atomic(const char *path,
 		/* link(2) fails when the target appeared meanwhile: no clobbering race */
 		if (link(tmp.buf, path) != 0) {
 			rc = dc_error_set(err, errno == EEXIST ? DC_EEXISTS : DC_EIO,
-					  "cannot create '%s': %s", path, strerror(errno));
+			                  "cannot create '%s': %s", path, strerror(errno));
 			goto out;
 		}
 		unlink(tmp.buf);
 	} else if (rename(tmp.buf, path) != 0) {
 		rc = dc_error_set(err, DC_EIO, "cannot rename '%s' to '%s': %s", tmp.buf, path,
-				  strerror(errno));
+		                  strerror(errno));
 		goto out;
 	}
 	if (fsync_dir(path) != 0)
@@ -390,7 +390,7 @@ int dc_mkdir_p(const char *path, unsigned mode, dc_error *err)
 		*s = '\0';
 		if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
 			rc = dc_error_set(err, DC_EIO, "cannot create folder '%s': %s", p,
-					  strerror(errno));
+			                  strerror(errno));
 			goto out;
 		}
 		*s = '/';

@@ -84,7 +84,7 @@ static void utf8_validation(void **state)
 	assert_int_equal(bad, 2);
 	assert_false(dc_utf8_valid("a\xc3", 2, &bad)); /* truncated sequence */
 	assert_int_equal(bad, 1);
-	assert_false(dc_utf8_valid("\xc0\xaf", 2, &bad)); /* overlong '/' */
+	assert_false(dc_utf8_valid("\xc0\xaf", 2, &bad));     /* overlong '/' */
 	assert_false(dc_utf8_valid("\xed\xa0\x80", 3, &bad)); /* surrogate */
 }
 
@@ -112,7 +112,8 @@ static void hex_roundtrip(void **state)
 	assert_int_equal(dc_hex_decode(out, 4, "00ab7fzz"), DC_EINVAL);
 	assert_int_equal(dc_hex_decode(out, 4, "00ab"), DC_EINVAL);
 	dc_sha256_hex(sha, "abc", 3);
-	assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(sha,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void errors_keep_the_first(void **state)
@@ -122,7 +123,7 @@ static void errors_keep_the_first(void **state)
 
 	(void)state;
 	assert_int_equal(dc_error_set_at(&err, DC_ECONFIG, "a.yaml", 3, 7, "bad '%s'", "x"),
-			 DC_ECONFIG);
+	                 DC_ECONFIG);
 	assert_int_equal(dc_error_set(&err, DC_EIO, "second"), DC_EIO);
 	assert_int_equal(err.code, DC_ECONFIG);
 	assert_string_equal(dc_error_format(&err, buf, sizeof(buf)), "a.yaml:3:7: bad 'x'");

@@ -1,0 +1,117 @@
+/**
+ * deployclaw/engine.h — the one interface every storage engine implements.
+ *
+ * An engine is opened per shard (a SQLite folder, a PostgreSQL primary);
+ * it discovers the shard's tenants and hands out one connection per worker.
+ * Connections are reused across tenants: `enter` points a connection at a
+ * tenant (a SQLite file, a PostgreSQL schema or database), so a pool never
+ * needs one connect per tenant. The rollout drives the calls below in this
+ * order for every tenant:
+ *
+ *   enter ▸ lock_tenant ▸ history_ensure ▸ history_read ▸ begin ▸ exec… ▸
+ *   query_bool (verify)… ▸ history_write ▸ commit (or rollback) ▸ unlock_tenant
+ *
+ * Gates are never evaluated inside an engine; the rollout applies them
+ * through the gate registry (gate.h). Every function returns 0 or a DC_E...
+ * code and fills `err` (with tenant, shard, SQLSTATE and statement position
+ * where known).
+ */
+#ifndef DEPLOYCLAW_ENGINE_H
+#define DEPLOYCLAW_ENGINE_H
+
+#include <deployclaw/common.h>
+#include <deployclaw/config.h>
+#include <deployclaw/migration.h>
+
+/** One tenant of a shard. Owned by the array that holds it. */
+typedef struct dc_tenant {
+	char *id;     /**< tenant id: file stem, schema name or database name */
+	char *shard;  /**< shard name ("" for a single SQLite folder) */
+	char *target; /**< where it lives: SQLite file path, schema, or database name */
+} dc_tenant;
+
+/** Frees `n` tenants and the array; NULL is a no-op. */
+DC_API void dc_tenants_free(dc_tenant *tenants, size_t n);
+
+/** Status of one history row. */
+typedef enum dc_history_status {
+	DC_HISTORY_APPLIED = 0,
+	DC_HISTORY_ROLLED_BACK = 1, /**< the down path ran */
+	DC_HISTORY_PARTIAL = 2      /**< non-transactional phases done up to `phase` */
+} dc_history_status;
+
+/** "applied", "rolled_back", "partial". */
+DC_API const char *dc_history_status_name(dc_history_status status);
+
+/** One row of `deployclaw_history`, the per-tenant source of truth. */
+typedef struct dc_history_row {
+	char *version;
+	char *name;
+	char *checksum; /**< the migration's checksum when it was applied */
+	char *phase;    /**< last completed phase */
+	dc_history_status status;
+	int64_t started_at_ms;
+	int64_t finished_at_ms;
+	int64_t duration_ms;
+	char *run_id;
+	char *actor;
+} dc_history_row;
+
+/** Releases the strings of one row (the row itself is caller storage). */
+DC_API void dc_history_row_release(dc_history_row *row);
+
+/** Frees `n` rows and the array; NULL is a no-op. */
+DC_API void dc_history_rows_free(dc_history_row *rows, size_t n);
+
+typedef struct dc_engine dc_engine; /**< an engine bound to one shard */
+typedef struct dc_conn dc_conn;     /**< one worker's connection */
+
+/** The operations of an engine. Implementations are static tables. */
+typedef struct dc_engine_ops {
+	const char *name; /**< "sqlite", "postgres" */
+
+	/** Binds an engine to `shard` (NULL for SQLite's single folder). */
+	int (*open)(dc_engine **out,
+	            const dc_config *cfg,
+	            const dc_shard_config *shard,
+	            dc_error *err);
+	void (*close)(dc_engine *engine);
+
+	/** The shard's tenants, sorted by id. */
+	int (*discover)(dc_engine *engine, dc_tenant **tenants, size_t *n, dc_error *err);
+
+	/** A new connection (one per worker), not yet pointed at a tenant. */
+	int (*connect)(dc_engine *engine, dc_conn **out, dc_error *err);
+	void (*disconnect)(dc_conn *conn);
+
+	/** Points `conn` at `tenant` (borrowed until the next enter). */
+	int (*enter)(dc_conn *conn, const dc_tenant *tenant, dc_error *err);
+
+	/** Exclusive lock on the tenant across processes; waits up to `timeout_ms`,
+	 * then DC_ELOCKED naming the holder. */
+	int (*lock_tenant)(dc_conn *conn, int64_t timeout_ms, dc_error *err);
+	int (*unlock_tenant)(dc_conn *conn, dc_error *err);
+
+	int (*begin)(dc_conn *conn, dc_error *err);
+	int (*commit)(dc_conn *conn, dc_error *err);
+	int (*rollback)(dc_conn *conn, dc_error *err);
+
+	/** Runs one statement; `rows` (may be NULL) receives the rows it changed. */
+	int (*exec)(dc_conn *conn, const dc_statement *stmt, int64_t *rows, dc_error *err);
+
+	/** Runs a verify assertion: a query returning one boolean-ish value. */
+	int (*query_bool)(dc_conn *conn, const dc_statement *stmt, bool *out, dc_error *err);
+
+	/** Creates the history table when missing. */
+	int (*history_ensure)(dc_conn *conn, dc_error *err);
+	/** The tenant's history rows, in the order they were written. */
+	int (*history_read)(dc_conn *conn, dc_history_row **rows, size_t *n, dc_error *err);
+	/** Inserts or replaces the row of `row->version`, inside the open transaction. */
+	int (*history_write)(dc_conn *conn, const dc_history_row *row, dc_error *err);
+
+	/** SHA-256 hex of the tenant's schema (tables, columns, indexes), for checks
+	 * that a rollback restored the schema. */
+	int (*schema_fingerprint)(dc_conn *conn, char out[65], dc_error *err);
+} dc_engine_ops;
+
+#endif

@@ -1,0 +1,89 @@
+# The command skeleton: help, version, suggestions, usage errors, exit codes.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP"
+
+run "$DC" --version
+expect_rc 0
+expect_out "deployclaw 0.1.0"
+
+run "$DC"
+expect_rc 2
+expect_err "usage: deployclaw"
+
+run "$DC" help
+expect_rc 0
+expect_out "commands:"
+expect_out "audit"
+expect_out "exit codes:"
+
+run "$DC" --help
+expect_rc 0
+expect_out "usage: deployclaw"
+
+run "$DC" hash --help
+expect_rc 0
+expect_out "usage: deployclaw hash [options]"
+expect_out "--check"
+expect_out "global options:"
+expect_out "--config FILE"
+
+run "$DC" help audit verify
+expect_rc 0
+expect_out "usage: deployclaw audit verify"
+expect_out "--expect-head SEQ:HASH"
+
+run "$DC" audit --help
+expect_rc 0
+expect_out "keygen"
+expect_out "export"
+
+run "$DC" audit
+expect_rc 2
+expect_err "usage: deployclaw audit <command>"
+
+# unknown commands and options suggest the closest name
+run "$DC" hsah
+expect_rc 2
+expect_err "deployclaw: error: 'hsah' is not a deployclaw command (did you mean 'hash'?)"
+
+run "$DC" audit verfy
+expect_rc 2
+expect_err "'verfy' is not a deployclaw audit command (did you mean 'verify'?)"
+
+run "$DC" hash --chekc
+expect_rc 2
+expect_err "unknown option '--chekc' for 'deployclaw hash' (did you mean '--check'?)"
+
+run "$DC" --jsn hash
+expect_rc 2
+expect_err "(did you mean '--json'?)"
+
+run "$DC" hash extra-arg
+expect_rc 2
+expect_err "unexpected argument 'extra-arg'"
+
+run "$DC" audit export --format
+expect_rc 2
+expect_err "option '--format' needs a value (FORMAT)"
+
+run "$DC" hash --check=yes
+expect_rc 2
+expect_err "option '--check' takes no value"
+
+# no config here: a clear message, usage exit code
+run "$DC" hash
+expect_rc 2
+expect_err "deployclaw: error: no 'deployclaw.yaml' here: run 'deployclaw init' or pass --config FILE"
+
+run "$DC" --config missing.yaml config show
+expect_rc 2
+expect_err "missing.yaml"
+
+# a write error on stdout is detected
+if [ -w /dev/full ]; then
+	run sh -c "\"$DC\" help >/dev/full"
+	expect_rc 1
+	expect_err "write error on standard output"
+fi
+
+finish
