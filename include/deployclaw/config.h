@@ -72,6 +72,9 @@ typedef struct dc_config {
 		bool require_down;            /**< default true */
 		int64_t lag_max_ms;           /**< replication_lag.max, default 500ms */
 		int64_t lag_timeout_ms;       /**< replication_lag.timeout, default 10m */
+		bool integrity_check;	      /**< PRAGMA integrity_check per tenant, default true */
+		bool foreign_key_check;	      /**< PRAGMA foreign_key_check per tenant, default true */
+		bool allow_out_of_order;      /**< apply versions older than applied ones, default false */
 	} gates;
 
 	struct {
@@ -80,6 +83,7 @@ typedef struct dc_config {
 		size_t nwaves;
 		int max_failures; /**< per wave, default 0 */
 		int parallel;     /**< default: number of online CPUs */
+		bool backup;	  /**< online copy of each tenant before touching it, default false */
 	} rollout;
 
 	struct {

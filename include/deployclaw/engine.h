@@ -109,9 +109,26 @@ typedef struct dc_engine_ops {
 	/** Inserts or replaces the row of `row->version`, inside the open transaction. */
 	int (*history_write)(dc_conn *conn, const dc_history_row *row, dc_error *err);
 
+	/** Runs `sql` (deployclaw's own checks, e.g. PRAGMA integrity_check) and appends the
+	 * first column of each row, one per line, to `out`; at most `max_rows` rows. */
+	int (*query_text)(dc_conn *conn,
+	                  const char *sql,
+	                  dc_strbuf *out,
+	                  size_t max_rows,
+	                  dc_error *err);
+
+	/** Optional (NULL when the engine has none): copies the tenant, online, to `dest`. */
+	int (*backup)(dc_conn *conn, const char *dest, dc_error *err);
+
 	/** SHA-256 hex of the tenant's schema (tables, columns, indexes), for checks
 	 * that a rollback restored the schema. */
 	int (*schema_fingerprint)(dc_conn *conn, char out[65], dc_error *err);
 } dc_engine_ops;
+
+/** The SQLite engine: tenancy `database`, one file per tenant (src/engine/sqlite.c). */
+DC_API extern const dc_engine_ops dc_engine_sqlite;
+
+/** The engine for `kind`, or NULL when this build has none. */
+DC_API const dc_engine_ops *dc_engine_for(dc_engine_kind kind);
 
 #endif

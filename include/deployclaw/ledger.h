@@ -77,7 +77,7 @@ DC_API int dc_ledger_append(dc_ledger *ledger,
 /** One event of a dc_ledger_append_batch. */
 typedef struct dc_ledger_event {
 	const char *event; /**< non-empty UTF-8 */
-	json_t *data;	   /**< borrowed; NULL = {} */
+	json_t *data;      /**< borrowed; NULL = {} */
 } dc_ledger_event;
 
 /**
@@ -100,10 +100,10 @@ typedef struct dc_ledger_event {
  */
 #define DC_LEDGER_BATCH_MAX 100000
 DC_API int dc_ledger_append_batch(dc_ledger *ledger,
-				  const dc_ledger_event *events,
-				  size_t n,
-				  int64_t *first_seq,
-				  dc_error *err);
+                                  const dc_ledger_event *events,
+                                  size_t n,
+                                  int64_t *first_seq,
+                                  dc_error *err);
 
 typedef struct dc_ledger_verify_opts {
 	/**
@@ -115,16 +115,9 @@ typedef struct dc_ledger_verify_opts {
 	 */
 	const unsigned char *pubkey;
 	const char *expect_head; /**< "seq:hash" or a hash; NULL = the head record */
-	/**
-	 * Check only the signatures of the last entry and the head record; every
-	 * hash and link is still checked, and the chain carries the last
-	 * signature to every earlier entry. A corrupted signature field on an
-	 * entry whose content is intact goes unnoticed. When the last signature
-	 * fails, a full verify runs to name the first bad entry. Several times
-	 * faster: Ed25519 verification dominates a full verify.
-	 */
-	bool fast;
-	int threads; /**< signature/hash worker threads; 0 = one per online CPU (max 16) */
+	/* Add no field here: callers initialise this positionally ({ pk, NULL })
+	 * and -Wmissing-field-initializers would break them; see
+	 * dc_ledger_verify_with for the tuning knobs. */
 } dc_ledger_verify_opts;
 
 typedef struct dc_ledger_verify_result {
@@ -132,8 +125,8 @@ typedef struct dc_ledger_verify_result {
 	int64_t bad_seq;  /**< seq of the first bad entry, 0 when all good */
 	int64_t bad_line; /**< its line in the file, 0 when all good */
 	char head_hash[65];
-	int64_t last_seq;	 /**< seq of the last good entry */
-	int64_t head_seq;	 /**< seq the head record names; -1 when there is none */
+	int64_t last_seq;        /**< seq of the last good entry */
+	int64_t head_seq;        /**< seq the head record names; -1 when there is none */
 	bool signatures_checked; /**< false without opts->pubkey */
 } dc_ledger_verify_result;
 
@@ -149,6 +142,29 @@ DC_API int dc_ledger_verify(const char *path,
                             dc_ledger_verify_result *result,
                             dc_error *err);
 
+/**
+ * dc_ledger_verify_with flag: check only the signatures of the last entry
+ * and of the head record. Every hash and link is still checked, and the
+ * hash chain carries the last signature back to every earlier entry, so
+ * any change to any entry's content is still caught; what goes unnoticed is
+ * a damaged `sig` field on an entry whose content is intact. When the last
+ * signature fails, a full verify runs to name the first bad entry. Several
+ * times faster: Ed25519 verification dominates a full verify.
+ */
+#define DC_LEDGER_VERIFY_FAST 0x1u
+
+/**
+ * dc_ledger_verify with tuning: `flags` (DC_LEDGER_VERIFY_...) and the
+ * number of worker threads that parse, hash and check signatures (0 = one
+ * per online CPU, at most 16). dc_ledger_verify is this with 0, 0.
+ */
+DC_API int dc_ledger_verify_with(const char *path,
+                                 const dc_ledger_verify_opts *opts,
+                                 unsigned flags,
+                                 int threads,
+                                 dc_ledger_verify_result *result,
+                                 dc_error *err);
+
 /** Filter for dc_ledger_read; NULL/0 fields match everything. */
 typedef struct dc_ledger_filter {
 	const char *run_id;
@@ -161,7 +177,10 @@ typedef struct dc_ledger_filter {
 /**
  * Calls `fn` for every entry matching `filter`, in order; `fn` returning
  * non-zero stops the walk (that value is returned). Lines that do not parse
- * are DC_EINTEGRITY naming the line.
+ * are DC_EINTEGRITY naming the line. `entry` is borrowed for the call
+ * (json_incref it to keep it). Reads the entries that were complete when
+ * the call started (appends running meanwhile are not waited for). Read
+ * does not check hashes or signatures: verify first for that.
  */
 DC_API int dc_ledger_read(const char *path,
                           const dc_ledger_filter *filter,

@@ -107,10 +107,36 @@ int cli_record(const dc_config *cfg, const char *event, json_t *data, int64_t *s
 /* Prints a JSON value on stdout (indented) followed by a newline. */
 void cli_print_json(json_t *value);
 
+/* What apply, rollback and demo ask of a rollout. */
+typedef struct cli_rollout_args {
+	int direction; /* dc_rollout_direction */
+	const char *to;
+	const char *const *tenants;
+	size_t ntenants;
+	bool dry_run;
+	int parallel;
+	bool allow_out_of_order;
+	const char *task; /* the JSON log's "task"; NULL = derived */
+} cli_rollout_args;
+
+/* Runs a rollout with the config at c->config_path, printing progress and the summary
+ * (or the JSON log). Returns the exit code. */
+int cli_rollout(cli *c, const cli_rollout_args *a);
+
+/* Prints the fleet's status for the config at c->config_path; the exit code. */
+int cli_status(cli *c, int parallel);
+
+/* --parallel N of apply and rollback: 0 when absent; an exit code on bad input. */
+int cli_parse_parallel(cli *c, int *out);
+
 /* Commands (one file each). */
 extern const cli_command cmd_init;
 extern const cli_command cmd_hash;
 extern const cli_command cmd_audit;
 extern const cli_command cmd_config;
+extern const cli_command cmd_apply;
+extern const cli_command cmd_rollback;
+extern const cli_command cmd_status;
+extern const cli_command cmd_demo;
 
 #endif

@@ -15,10 +15,8 @@
 #include "cli.h"
 
 static const cli_command *const commands[] = {
-	&cmd_init,
-	&cmd_hash,
-	&cmd_audit,
-	&cmd_config,
+	&cmd_init, &cmd_apply, &cmd_rollback, &cmd_status,
+	&cmd_hash, &cmd_audit, &cmd_config,   &cmd_demo,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -314,6 +312,17 @@ static void unknown_option(const cli_command *cmd, const char *path, const char 
 		          opt, path, path);
 }
 
+/* The name part of "name=value" (or all of it), cut to fit `size`. */
+static void option_name(char *out, size_t size, const char *s, const char *eq)
+{
+	size_t n = eq ? (size_t)(eq - s) : strlen(s);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 /* Applies a global option; returns 1 when `i` was consumed as global. */
 static int set_global(cli *c, int idx, const char *value)
 {
@@ -369,8 +378,7 @@ static int parse_options(cli *c, int argc, char **argv, int start, dc_ptrvec *ar
 		}
 		if (a[1] == '-') {
 			eq = strchr(a + 2, '=');
-			snprintf(name, sizeof(name), "%.*s",
-			         (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
+			option_name(name, sizeof(name), a + 2, eq);
 			if (eq)
 				value = eq + 1;
 			if ((idx = option_index(cmd->options, name)) >= 0) {
@@ -489,8 +497,7 @@ int main(int argc, char **argv)
 			const char *eq = strchr(a, '=');
 			char name[64];
 
-			snprintf(name, sizeof(name), "%.*s",
-			         (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
+			option_name(name, sizeof(name), a + 2, eq);
 			idx = option_index(global_options, name);
 			if (idx == G_CONFIG && !eq) {
 				if (i + 1 >= argc) {

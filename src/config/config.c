@@ -20,18 +20,23 @@
 
 #include <deployclaw/config.h>
 
-#define MAX_DEPTH 32
-#define MAX_SCALAR ((size_t)64 * 1024)
-#define MAX_SHARDS 4096
-#define MAX_REPLICAS 64
-#define MAX_WAVES 100
-#define MAX_PARALLEL 1024
-#define MAX_FAILURES 1000000
-#define MAX_COUNT 10000000
+#define MAX_DEPTH       32
+#define MAX_SCALAR      ((size_t)64 * 1024)
+#define MAX_SHARDS      4096
+#define MAX_REPLICAS    64
+#define MAX_WAVES       100
+#define MAX_PARALLEL    1024
+#define MAX_FAILURES    1000000
+#define MAX_COUNT       10000000
 #define MAX_DURATION_MS 2147483647LL /* PostgreSQL's timeouts are int milliseconds */
-#define MAX_VARNAME 128
+#define MAX_VARNAME     128
 
-enum ykind { Y_SCALAR, Y_SEQ, Y_MAP, Y_ALIAS };
+enum ykind {
+	Y_SCALAR,
+	Y_SEQ,
+	Y_MAP,
+	Y_ALIAS
+};
 
 /* A node of the parsed YAML. A mapping's kids alternate key, value. */
 typedef struct ynode {
@@ -140,8 +145,8 @@ static int ynode_push(ynode *parent, ynode *kid)
 	/* an empty value has no mark of its own: point at its key, or its parent */
 	if (kid->line == 0) {
 		const ynode *at = parent->kind == Y_MAP && parent->nkids % 2 == 0
-					  ? parent->kids[parent->nkids - 2]
-					  : parent;
+		                          ? parent->kids[parent->nkids - 2]
+		                          : parent;
 
 		kid->line = at->line;
 		kid->col = at->col;
@@ -154,8 +159,68 @@ static bool scalar_is_null(const char *s, size_t len, enum fy_scalar_style style
 	if (style != FYSS_PLAIN)
 		return false;
 	return len == 0 || (len == 1 && s[0] == '~') ||
-	       (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) ||
-			     !memcmp(s, "NULL", 4)));
+	       (len == 4 &&
+	        (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
+}
+
+/*
+ * The value of a single-quoted scalar from its source text (between the
+ * quotes). libfyaml 0.7.12 gets runs of '' escapes wrong ('x''''y' reads as
+ * x'''y) and leaks memory on them, so we unescape and fold ourselves: ''
+ * is ', and line breaks fold as in any flow scalar (one break is a space,
+ * n breaks are n-1 newlines, blanks around breaks are dropped).
+ */
+static int single_quoted(const char *raw, size_t len, char **out, size_t *outlen)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t i = 0, line_start = 0;
+
+	while (i < len) {
+		char ch = raw[i];
+
+		if (ch == '\'' && i + 1 < len && raw[i + 1] == '\'') {
+			dc_strbuf_addch(&sb, '\'');
+			i += 2;
+		} else if (ch == '\n' || ch == '\r') {
+			size_t breaks = 0;
+
+			while (sb.len > line_start &&
+			       (sb.buf[sb.len - 1] == ' ' || sb.buf[sb.len - 1] == '\t'))
+				dc_strbuf_setlen(&sb, sb.len - 1);
+			for (; i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' ||
+			                   raw[i] == '\n');
+			     i++) {
+				if (raw[i] == '\n' ||
+				    (raw[i] == '\r' && (i + 1 == len || raw[i + 1] != '\n')))
+					breaks++;
+			}
+			if (breaks == 1)
+				dc_strbuf_addch(&sb, ' ');
+			for (; breaks > 1; breaks--)
+				dc_strbuf_addch(&sb, '\n');
+			line_start = sb.len;
+		} else {
+			dc_strbuf_addch(&sb, ch);
+			i++;
+		}
+	}
+	*outlen = sb.len;
+	*out = dc_strbuf_detach(&sb, NULL);
+	return *out ? 0 : DC_ENOMEM;
+}
+
+/*
+ * libfyaml marks a quoted scalar at its first character inside the quotes
+ * and an alias at its name; point at the quote or the '*' instead.
+ */
+static void back_to(const ctx *c, ynode *n, const struct fy_mark *sm, char ch)
+{
+	if (sm && sm->input_pos > 0 && sm->input_pos <= c->len &&
+	    c->text[sm->input_pos - 1] == ch && n->col > 1) {
+		n->col--;
+		if (n->has_span)
+			n->pos--;
+	}
 }
 
 static int syntax_error(ctx *c, struct fy_diag *diag)
@@ -168,7 +233,7 @@ static int syntax_error(ctx *c, struct fy_diag *diag)
 			continue;
 		/* libfyaml's collected positions are already 1-based */
 		return fail_at(c, e->line > 0 ? e->line : 1, e->column > 0 ? e->column : 1,
-			       "syntax error: %s", e->msg ? e->msg : "invalid YAML");
+		               "syntax error: %s", e->msg ? e->msg : "invalid YAML");
 	}
 	return fail_at(c, 1, 1, "syntax error: invalid YAML");
 }
@@ -197,7 +262,8 @@ static int build_tree(ctx *c, ynode **rootp)
 	}
 	fy_diag_set_collect_errors(diag, true);
 	memset(&pcfg, 0, sizeof(pcfg));
-	pcfg.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_NONE;
+	/* a combination of flags is no named enumerator: say so to -Wassign-enum */
+	pcfg.flags = (enum fy_parse_cfg_flags)(FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_NONE);
 	pcfg.diag = diag;
 	fyp = fy_parser_create(&pcfg);
 	if (!fyp || fy_parser_set_string(fyp, c->text, c->len) != 0) {
@@ -219,7 +285,7 @@ static int build_tree(ctx *c, ynode **rootp)
 		case FYET_DOCUMENT_START:
 			if (++ndocs > 1) {
 				rc = fail_at(c, sm ? sm->line + 1 : 1, sm ? sm->column + 1 : 1,
-					     "only one YAML document is allowed");
+				             "only one YAML document is allowed");
 				goto out;
 			}
 			break;
@@ -243,26 +309,39 @@ static int build_tree(ctx *c, ynode **rootp)
 			else if (fye->type == FYET_ALIAS)
 				n->kind = Y_ALIAS;
 			else {
-				size_t len = 0;
-				const char *t = fy_token_get_text(fye->scalar.value, &len);
 				enum fy_scalar_style st = fy_token_scalar_style(fye->scalar.value);
 
 				n->kind = Y_SCALAR;
-				n->text = dc_strndup(t ? t : "", t ? len : 0);
-				if (!n->text) {
-					rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
-					goto out;
-				}
-				/* dc_strndup stops at a NUL; keep the true length to refuse it */
-				n->len = t ? len : 0;
-				n->null = scalar_is_null(n->text, n->len, st);
 				if (sm && em && em->input_pos >= sm->input_pos &&
 				    em->input_pos <= c->len) {
 					n->pos = sm->input_pos;
 					n->end = em->input_pos;
 					n->has_span = true;
 				}
+				if (st == FYSS_SINGLE_QUOTED && n->has_span && n->pos > 0 &&
+				    n->end < c->len && c->text[n->pos - 1] == '\'' &&
+				    c->text[n->end] == '\'') {
+					rc = single_quoted(c->text + n->pos, n->end - n->pos,
+					                   &n->text, &n->len);
+				} else {
+					size_t len = 0;
+					const char *t = fy_token_get_text(fye->scalar.value, &len);
+
+					n->text = dc_strndup(t ? t : "", t ? len : 0);
+					/* dc_strndup stops at a NUL: keep the true length to refuse it */
+					n->len = t ? len : 0;
+					rc = n->text ? 0 : DC_ENOMEM;
+				}
+				if (rc != 0) {
+					rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
+					goto out;
+				}
+				n->null = scalar_is_null(n->text, n->len, st);
+				if (st == FYSS_SINGLE_QUOTED || st == FYSS_DOUBLE_QUOTED)
+					back_to(c, n, sm, st == FYSS_SINGLE_QUOTED ? '\'' : '"');
 			}
+			if (n->kind == Y_ALIAS)
+				back_to(c, n, sm, '*');
 			if (depth == 0) {
 				if (n->line == 0) {
 					n->line = 1;
@@ -277,8 +356,9 @@ static int build_tree(ctx *c, ynode **rootp)
 			if (n->kind == Y_MAP || n->kind == Y_SEQ) {
 				if (depth == MAX_DEPTH) {
 					n = NULL;
-					rc = fail_at(c, sm ? sm->line + 1 : 1, sm ? sm->column + 1 : 1,
-						     "nesting deeper than %d levels", MAX_DEPTH);
+					rc = fail_at(c, sm ? sm->line + 1 : 1,
+					             sm ? sm->column + 1 : 1,
+					             "nesting deeper than %d levels", MAX_DEPTH);
 					goto out;
 				}
 				stack[depth++] = n;
@@ -388,8 +468,8 @@ static int expand(ctx *c, const ynode *n, const char *path, char **out)
 		close = memchr(name, '}', (size_t)(end - name));
 		if (!close) {
 			locate(c, n, "${", &line, &col);
-			rc = fail_at(c, line, col, "%s: unterminated '${' (write '$$' for a literal '$')",
-				     path);
+			rc = fail_at(c, line, col,
+			             "%s: unterminated '${' (write '$$' for a literal '$')", path);
 			goto out;
 		}
 		for (namelen = 0; name + namelen < close; namelen++) {
@@ -409,9 +489,10 @@ static int expand(ctx *c, const ynode *n, const char *path, char **out)
 		}
 		if (namelen == 0 || namelen > MAX_VARNAME) {
 			locate(c, n, "${", &line, &col);
-			rc = fail_at(c, line, col,
-				     "%s: invalid variable reference (expected ${NAME} or ${NAME:-default})",
-				     path);
+			rc = fail_at(
+			        c, line, col,
+			        "%s: invalid variable reference (expected ${NAME} or ${NAME:-default})",
+			        path);
 			goto out;
 		}
 		memcpy(var, name, namelen);
@@ -424,17 +505,18 @@ static int expand(ctx *c, const ynode *n, const char *path, char **out)
 		} else {
 			snprintf(needle, sizeof(needle), "${%s", var);
 			locate(c, n, needle, &line, &col);
-			rc = fail_at(c, line, col,
-				     "%s: undefined environment variable '%s' (set it, or write ${%s:-default})",
-				     path, var, var);
+			rc = fail_at(
+			        c, line, col,
+			        "%s: undefined environment variable '%s' (set it, or write ${%s:-default})",
+			        path, var, var);
 			goto out;
 		}
 		s = close + 1;
 	}
 	if (dc_strbuf_error(&sb)) {
-		rc = sb.failed == DC_ENOMEM ? dc_error_set(c->err, DC_ENOMEM, "out of memory")
-					    : fail(c, n, "%s: value longer than %zu bytes", path,
-						   MAX_SCALAR);
+		rc = sb.failed == DC_ENOMEM
+		             ? dc_error_set(c->err, DC_ENOMEM, "out of memory")
+		             : fail(c, n, "%s: value longer than %zu bytes", path, MAX_SCALAR);
 		goto out;
 	}
 	*out = dc_strbuf_detach(&sb, NULL);
@@ -500,16 +582,16 @@ static int get_int(ctx *c, const ynode *n, const char *path, int64_t min, int64_
 		goto out;
 	if (parse_int(s, &v) != 0) {
 		rc = fail(c, n, "%s: expected an integer, got '%s'", path,
-			  shown(buf, sizeof(buf), s, strlen(s)));
+		          shown(buf, sizeof(buf), s, strlen(s)));
 		goto out;
 	}
 	if (v < min || v > max) {
 		if (max == INT32_MAX || max >= MAX_FAILURES)
 			rc = fail(c, n, "%s: %lld is out of range (at least %lld)", path,
-				  (long long)v, (long long)min);
+			          (long long)v, (long long)min);
 		else
-			rc = fail(c, n, "%s: %lld is out of range (%lld..%lld)", path,
-				  (long long)v, (long long)min, (long long)max);
+			rc = fail(c, n, "%s: %lld is out of range (%lld..%lld)", path, (long long)v,
+			          (long long)min, (long long)max);
 		goto out;
 	}
 	*out = (int)v;
@@ -531,7 +613,7 @@ static int get_bool(ctx *c, const ynode *n, const char *path, bool *out)
 		*out = false;
 	else
 		rc = fail(c, n, "%s: expected true or false, got '%s'", path,
-			  shown(buf, sizeof(buf), s, strlen(s)));
+		          shown(buf, sizeof(buf), s, strlen(s)));
 out:
 	free(s);
 	return rc;
@@ -546,13 +628,15 @@ static int get_duration(ctx *c, const ynode *n, const char *path, int64_t *out)
 	if ((rc = get_str(c, n, path, &s)) != 0)
 		goto out;
 	if (dc_duration_parse(s, &ms) != 0) {
-		rc = fail(c, n, "%s: invalid duration '%s' (expected a number and a unit: 500ms, 2s, 5m, 1h)",
-			  path, shown(buf, sizeof(buf), s, strlen(s)));
+		rc = fail(
+		        c, n,
+		        "%s: invalid duration '%s' (expected a number and a unit: 500ms, 2s, 5m, 1h)",
+		        path, shown(buf, sizeof(buf), s, strlen(s)));
 		goto out;
 	}
 	if (ms > MAX_DURATION_MS) {
 		rc = fail(c, n, "%s: duration '%s' is out of range (at most 2147483647ms)", path,
-			  shown(buf, sizeof(buf), s, strlen(s)));
+		          shown(buf, sizeof(buf), s, strlen(s)));
 		goto out;
 	}
 	*out = ms;
@@ -577,19 +661,19 @@ static int get_amount(ctx *c, const ynode *n, const char *path, int64_t min_coun
 		s[len - 1] = '\0';
 		if (parse_int(s, &v) != 0 || !isdigit((unsigned char)s[0]) || v < 1 || v > 100) {
 			rc = fail(c, n, "%s: invalid percentage '%s' (expected 1%%..100%%)", path,
-				  buf);
+			          buf);
 			goto out;
 		}
 		out->percent = true;
 	} else {
 		if (parse_int(s, &v) != 0) {
 			rc = fail(c, n, "%s: expected a count or a percentage, got '%s'", path,
-				  buf);
+			          buf);
 			goto out;
 		}
 		if (v < min_count || v > MAX_COUNT) {
 			rc = fail(c, n, "%s: %lld is out of range (%lld..%d, or a percentage)",
-				  path, (long long)v, (long long)min_count, MAX_COUNT);
+			          path, (long long)v, (long long)min_count, MAX_COUNT);
 			goto out;
 		}
 		out->percent = false;
@@ -602,12 +686,12 @@ out:
 
 /* One of `names`; its index in `*out`. */
 static int get_enum(ctx *c,
-		    const ynode *n,
-		    const char *path,
-		    const char *const *names,
-		    size_t nnames,
-		    const char *expected,
-		    int *out)
+                    const ynode *n,
+                    const char *path,
+                    const char *const *names,
+                    size_t nnames,
+                    const char *expected,
+                    int *out)
 {
 	char *s = NULL, buf[80];
 	const char *hint;
@@ -625,10 +709,10 @@ static int get_enum(ctx *c,
 	hint = dc_suggest(s, names, nnames);
 	if (hint)
 		rc = fail(c, n, "%s: unknown value '%s' (did you mean '%s'?)", path,
-			  shown(buf, sizeof(buf), s, strlen(s)), hint);
+		          shown(buf, sizeof(buf), s, strlen(s)), hint);
 	else
 		rc = fail(c, n, "%s: unknown value '%s' (expected %s)", path,
-			  shown(buf, sizeof(buf), s, strlen(s)), expected);
+		          shown(buf, sizeof(buf), s, strlen(s)), expected);
 out:
 	free(s);
 	return rc;
@@ -650,7 +734,7 @@ static int expect(ctx *c, const ynode *n, const char *path, enum ykind kind)
 	if (n->kind == Y_ALIAS)
 		return fail(c, n, "%s: aliases are not supported", path);
 	return fail(c, n, "%s: expected %s, got %s", path,
-		    kind == Y_MAP ? "a mapping" : "a sequence", kind_name(n));
+	            kind == Y_MAP ? "a mapping" : "a sequence", kind_name(n));
 }
 
 /*
@@ -659,10 +743,10 @@ static int expect(ctx *c, const ynode *n, const char *path, enum ykind kind)
  * nkeys + 1 keys.
  */
 static int check_keys(ctx *c,
-		      const ynode *m,
-		      const char *path,
-		      const char *const *keys,
-		      size_t nkeys)
+                      const ynode *m,
+                      const char *path,
+                      const char *const *keys,
+                      size_t nkeys)
 {
 	char kp[512], buf[80];
 	size_t i, j, k;
@@ -674,21 +758,24 @@ static int check_keys(ctx *c,
 
 		if (key->kind != Y_SCALAR || key->null)
 			return fail(c, key, "%s%skeys must be plain strings, got %s",
-				    path[0] ? path : "", path[0] ? ": " : "", kind_name(key));
+			            path[0] ? path : "", path[0] ? ": " : "", kind_name(key));
 		shown(buf, sizeof(buf), key->text, key->len);
 		join_path(kp, sizeof(kp), path, buf);
 		for (j = 0; j < i; j += 2) {
 			const ynode *prev = m->kids[j];
 
 			if (prev->len == key->len && !memcmp(prev->text, key->text, key->len))
-				return fail(c, key, "%s: duplicate key (first at line %d, column %d)",
-					    kp, prev->line, prev->col);
+				return fail(c, key,
+				            "%s: duplicate key (first at line %d, column %d)", kp,
+				            prev->line, prev->col);
 		}
 		for (k = 0; k < nkeys && !known; k++)
-			known = strlen(keys[k]) == key->len && !memcmp(keys[k], key->text, key->len);
+			known = strlen(keys[k]) == key->len &&
+			        !memcmp(keys[k], key->text, key->len);
 		if (known)
 			continue;
-		hint = memchr(key->text, '\0', key->len) ? NULL : dc_suggest(key->text, keys, nkeys);
+		hint = memchr(key->text, '\0', key->len) ? NULL
+		                                         : dc_suggest(key->text, keys, nkeys);
 		if (hint)
 			return fail(c, key, "%s: unknown key (did you mean '%s'?)", kp, hint);
 		return fail(c, key, "%s: unknown key", kp);
@@ -708,11 +795,11 @@ static const ynode *get(const ynode *m, const char *key)
 }
 
 static int get_str_list(ctx *c,
-			const ynode *seq,
-			const char *path,
-			size_t max,
-			char ***out,
-			size_t *nout)
+                        const ynode *seq,
+                        const char *path,
+                        size_t max,
+                        char ***out,
+                        size_t *nout)
 {
 	char ip[512];
 	size_t i;
@@ -740,11 +827,11 @@ static int get_str_list(ctx *c,
 /* The schema.                                                              */
 
 static const char *const root_keys[] = { "engine", "migrations", "tenancy", "shards",
-					 "gates",  "rollout",	 "audit" };
+	                                 "gates",  "rollout",    "audit" };
 static const char *const tenancy_keys[] = { "model", "glob", "pattern", "query", "list" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
 static const char *const gates_keys[] = { "lock_timeout", "statement_timeout", "require_down",
-					  "replication_lag" };
+	                                  "replication_lag" };
 static const char *const lag_keys[] = { "max", "timeout" };
 static const char *const rollout_keys[] = { "canary", "waves", "max_failures", "parallel" };
 static const char *const audit_keys[] = { "ledger", "key" };
@@ -796,10 +883,13 @@ static int check_tenant_list(ctx *c, const dc_config *cfg, const ynode *seq)
 				break;
 			}
 		}
-		rc = fail(c, seq->kids[dup], "tenancy.list[%zu]: duplicate tenant '%s' (first at tenancy.list[%zu], line %d)",
-			  dup, shown(buf, sizeof(buf), cfg->tenancy.list[dup],
-				     strlen(cfg->tenancy.list[dup])),
-			  first, seq->kids[first]->line);
+		rc = fail(
+		        c, seq->kids[dup],
+		        "tenancy.list[%zu]: duplicate tenant '%s' (first at tenancy.list[%zu], line %d)",
+		        dup,
+		        shown(buf, sizeof(buf), cfg->tenancy.list[dup],
+		              strlen(cfg->tenancy.list[dup])),
+		        first, seq->kids[first]->line);
 	}
 	free(refs);
 	return rc;
@@ -816,7 +906,7 @@ static int load_tenancy(ctx *c, dc_config *cfg, const ynode *t)
 		return rc;
 	if ((v = get(t, "model")) != NULL) {
 		if ((rc = get_enum(c, v, "tenancy.model", model_names, N(model_names),
-				   "'schema', 'database' or 'row'", &model)) != 0)
+		                   "'schema', 'database' or 'row'", &model)) != 0)
 			return rc;
 		cfg->tenancy.model = (dc_tenancy_model)model;
 	}
@@ -836,7 +926,7 @@ static int load_tenancy(ctx *c, dc_config *cfg, const ynode *t)
 		return rc;
 	if ((v = present(get(t, "list"))) != NULL) {
 		if ((rc = get_str_list(c, v, "tenancy.list", SIZE_MAX, &cfg->tenancy.list,
-				       &cfg->tenancy.nlist)) != 0)
+		                       &cfg->tenancy.nlist)) != 0)
 			return rc;
 		if ((rc = check_tenant_list(c, cfg, v)) != 0)
 			return rc;
@@ -865,9 +955,10 @@ static int load_shard(ctx *c, dc_config *cfg, const ynode *m, size_t i)
 		return rc;
 	for (j = 0; j < i; j++) {
 		if (!strcmp(cfg->shards[j].name, sh->name))
-			return fail(c, name, "%s: duplicate shard name '%s' (first at shards[%zu], line %d)",
-				    kp, shown(buf, sizeof(buf), sh->name, strlen(sh->name)), j,
-				    cfg->shards[j].line);
+			return fail(c, name,
+			            "%s: duplicate shard name '%s' (first at shards[%zu], line %d)",
+			            kp, shown(buf, sizeof(buf), sh->name, strlen(sh->name)), j,
+			            cfg->shards[j].line);
 	}
 	if (!(v = get(m, "primary")))
 		return fail(c, m, "%s: missing required key 'primary'", path);
@@ -877,8 +968,7 @@ static int load_shard(ctx *c, dc_config *cfg, const ynode *m, size_t i)
 		return rc;
 	if ((v = present(get(m, "replicas"))) != NULL) {
 		snprintf(kp, sizeof(kp), "%s.replicas", path);
-		if ((rc = get_str_list(c, v, kp, MAX_REPLICAS, &sh->replicas, &sh->nreplicas)) !=
-		    0)
+		if ((rc = get_str_list(c, v, kp, MAX_REPLICAS, &sh->replicas, &sh->nreplicas)) != 0)
 			return rc;
 	}
 	if ((v = get(m, "parallel")) != NULL) {
@@ -924,7 +1014,7 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 		return rc;
 	if ((v = get(g, "statement_timeout")) != NULL &&
 	    (rc = get_duration(c, v, "gates.statement_timeout",
-			       &cfg->gates.statement_timeout_ms)) != 0)
+	                       &cfg->gates.statement_timeout_ms)) != 0)
 		return rc;
 	if ((v = get(g, "require_down")) != NULL &&
 	    (rc = get_bool(c, v, "gates.require_down", &cfg->gates.require_down)) != 0)
@@ -935,11 +1025,11 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 			return rc;
 		if ((v = get(lag, "max")) != NULL &&
 		    (rc = get_duration(c, v, "gates.replication_lag.max",
-				       &cfg->gates.lag_max_ms)) != 0)
+		                       &cfg->gates.lag_max_ms)) != 0)
 			return rc;
 		if ((v = get(lag, "timeout")) != NULL &&
 		    (rc = get_duration(c, v, "gates.replication_lag.timeout",
-				       &cfg->gates.lag_timeout_ms)) != 0)
+		                       &cfg->gates.lag_timeout_ms)) != 0)
 			return rc;
 	}
 	return 0;
@@ -981,7 +1071,7 @@ static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
 	}
 	if ((v = get(r, "max_failures")) != NULL &&
 	    (rc = get_int(c, v, "rollout.max_failures", 0, MAX_FAILURES,
-			  &cfg->rollout.max_failures)) != 0)
+	                  &cfg->rollout.max_failures)) != 0)
 		return rc;
 	if ((v = get(r, "parallel")) != NULL &&
 	    (rc = get_int(c, v, "rollout.parallel", 1, MAX_PARALLEL, &cfg->rollout.parallel)) != 0)
@@ -1041,14 +1131,17 @@ static int load_root(ctx *c, dc_config *cfg, const ynode *root)
 	int rc, kind = 0;
 
 	if (!root || (root->kind == Y_SCALAR && root->null))
-		return fail_at(c, 1, 1, "the file is empty (expected a mapping with 'engine', 'tenancy', ...)");
+		return fail_at(
+		        c, 1, 1,
+		        "the file is empty (expected a mapping with 'engine', 'tenancy', ...)");
 	if (root->kind != Y_MAP)
-		return fail(c, root, "expected a mapping at the top level, got %s", kind_name(root));
+		return fail(c, root, "expected a mapping at the top level, got %s",
+		            kind_name(root));
 	if ((rc = check_keys(c, root, "", root_keys, N(root_keys))) != 0)
 		return rc;
 	if ((engine = get(root, "engine")) != NULL) {
 		if ((rc = get_enum(c, engine, "engine", engine_names, N(engine_names),
-				   "'sqlite' or 'postgres'", &kind)) != 0)
+		                   "'sqlite' or 'postgres'", &kind)) != 0)
 			return rc;
 		cfg->engine = (dc_engine_kind)kind;
 	}
@@ -1069,8 +1162,8 @@ static int load_root(ctx *c, dc_config *cfg, const ynode *root)
 		if ((rc = expect(c, v, "audit", Y_MAP)) != 0 ||
 		    (rc = check_keys(c, v, "audit", audit_keys, N(audit_keys))) != 0)
 			return rc;
-		if (get(v, "ledger") &&
-		    (rc = load_path(c, cfg, get(v, "ledger"), "audit.ledger", &cfg->audit.ledger)) != 0)
+		if (get(v, "ledger") && (rc = load_path(c, cfg, get(v, "ledger"), "audit.ledger",
+		                                        &cfg->audit.ledger)) != 0)
 			return rc;
 		if (get(v, "key") &&
 		    (rc = load_path(c, cfg, get(v, "key"), "audit.key", &cfg->audit.key)) != 0)
@@ -1080,20 +1173,29 @@ static int load_root(ctx *c, dc_config *cfg, const ynode *root)
 	/* rules across keys */
 	if (cfg->engine == DC_ENGINE_POSTGRES && cfg->nshards == 0) {
 		if (shards)
-			return fail(c, shards, "shards: engine 'postgres' needs at least one shard");
-		return fail(c, engine, "engine: 'postgres' needs at least one shard under 'shards'");
+			return fail(c, shards,
+			            "shards: engine 'postgres' needs at least one shard");
+		return fail(c, engine,
+		            "engine: 'postgres' needs at least one shard under 'shards'");
 	}
 	if (cfg->engine == DC_ENGINE_SQLITE) {
 		const ynode *model = get(tenancy, "model");
 
 		if (cfg->tenancy.model != DC_TENANCY_DATABASE)
-			return fail(c, model, "tenancy.model: engine 'sqlite' supports only 'database' (one file per tenant)");
+			return fail(
+			        c, model,
+			        "tenancy.model: engine 'sqlite' supports only 'database' (one file per tenant)");
 		if (!cfg->tenancy.glob && cfg->tenancy.nlist == 0) {
 			if (tenancy)
-				return fail(c, tenancy, "tenancy: engine 'sqlite' needs 'glob' or 'list'");
-			return fail(c, engine ? engine : root,
-				    "%s: engine 'sqlite' needs 'tenancy' with 'glob' or 'list'",
-				    engine ? "engine" : "tenancy");
+				return fail(c, tenancy,
+				            "tenancy: engine 'sqlite' needs 'glob' or 'list'");
+			if (engine)
+				return fail(
+				        c, engine,
+				        "engine: 'sqlite' needs 'tenancy' with 'glob' or 'list'");
+			return fail(
+			        c, root,
+			        "missing required key 'tenancy' (engine 'sqlite' needs 'glob' or 'list')");
 		}
 	}
 	return 0;
@@ -1141,11 +1243,7 @@ void dc_config_free(dc_config *cfg)
 	free(cfg);
 }
 
-int dc_config_parse(dc_config **out,
-		    const char *path,
-		    const char *text,
-		    size_t len,
-		    dc_error *err)
+int dc_config_parse(dc_config **out, const char *path, const char *text, size_t len, dc_error *err)
 {
 	ctx c = { path, text, len, err };
 	dc_config *cfg = NULL;
@@ -1159,7 +1257,7 @@ int dc_config_parse(dc_config **out,
 		return dc_error_set(err, DC_EINVAL, "no configuration text");
 	if (len > DC_CONFIG_MAX_BYTES) {
 		rc = dc_error_set_at(err, DC_ECONFIG, path, 0, 0,
-				     "configuration is larger than %d bytes", DC_CONFIG_MAX_BYTES);
+		                     "configuration is larger than %d bytes", DC_CONFIG_MAX_BYTES);
 		goto out;
 	}
 	nul = len ? memchr(text, '\0', len) : NULL;
@@ -1175,9 +1273,9 @@ int dc_config_parse(dc_config **out,
 				col++;
 			}
 		}
-		rc = fail_at(&c, line, col, "%s", nul && (size_t)(nul - text) == at
-							? "the file contains a NUL byte"
-							: "the file is not valid UTF-8");
+		rc = fail_at(&c, line, col, "%s",
+		             nul && (size_t)(nul - text) == at ? "the file contains a NUL byte"
+		                                               : "the file is not valid UTF-8");
 		goto out;
 	}
 	cfg = calloc(1, sizeof(*cfg));
@@ -1216,7 +1314,7 @@ int dc_config_load(dc_config **out, const char *path, dc_error *err)
 	rc = dc_file_read(&text, &len, path, (size_t)DC_CONFIG_MAX_BYTES + 1, &ferr);
 	if (rc == DC_ELIMIT)
 		rc = dc_error_set_at(err, DC_ECONFIG, path, 0, 0,
-				     "configuration is larger than %d bytes", DC_CONFIG_MAX_BYTES);
+		                     "configuration is larger than %d bytes", DC_CONFIG_MAX_BYTES);
 	else if (rc != 0)
 		rc = dc_error_set_at(err, rc, path, 0, 0, "%s", ferr.message);
 	else

@@ -140,7 +140,7 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 		}
 		/* 0 means "as rollout.parallel": show the effective budget */
 		dc_strbuf_addf(out, "    parallel: %d\n",
-			       sh->parallel ? sh->parallel : cfg->rollout.parallel);
+		               sh->parallel ? sh->parallel : cfg->rollout.parallel);
 	}
 	dc_strbuf_adds(out, "gates:\n");
 	add_duration(out, "  ", "lock_timeout", cfg->gates.lock_timeout_ms);
@@ -158,7 +158,7 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 		add_amount(out, cfg->rollout.waves[i]);
 	}
 	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n", cfg->rollout.max_failures,
-		       cfg->rollout.parallel);
+	               cfg->rollout.parallel);
 	dc_strbuf_adds(out, "audit:\n  ledger: ");
 	add_quoted(out, cfg->audit.ledger);
 	dc_strbuf_adds(out, "\n  key: ");
@@ -168,52 +168,52 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 }
 
 static const char template_text[] =
-	"# deployclaw.yaml: one file per fleet. Every key is described in docs/config.md.\n"
-	"#\n"
-	"# Any value may use ${VAR} or ${VAR:-default} from the environment ($$ is a\n"
-	"# literal $). Keep passwords out of this file: use PGPASSWORD, ~/.pgpass or a\n"
-	"# service file, as for any libpq program. deployclaw never prints them.\n"
-	"\n"
-	"# sqlite | postgres\n"
-	"engine: sqlite\n"
-	"\n"
-	"# the folder of migrations, relative to this file\n"
-	"migrations: migrations\n"
-	"\n"
-	"tenancy:\n"
-	"  # schema | database | row (sqlite: database, one file per tenant)\n"
-	"  model: database\n"
-	"  # sqlite: the tenant files; a tenant's id is its file name without extension\n"
-	"  glob: tenants/*.db\n"
-	"  # postgres: a LIKE pattern of schema (or database) names ...\n"
-	"  # pattern: \"tenant_%\"\n"
-	"  # ... or a query returning the tenant names ...\n"
-	"  # query: \"SELECT schema_name FROM app.tenants\"\n"
-	"  # ... or an explicit list\n"
-	"  # list: [acme, globex]\n"
-	"\n"
-	"# postgres: one entry per primary; libpq conninfo or postgres:// URI\n"
-	"# shards:\n"
-	"#   - name: eu-1\n"
-	"#     primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"
-	"#     replicas: [\"host=10.0.0.6 dbname=app user=deploy\"]\n"
-	"#     parallel: 4                 # tenants migrated at once on this shard\n"
-	"\n"
-	"gates:\n"
-	"  lock_timeout: 2s               # SET lock_timeout for every migration\n"
-	"  statement_timeout: 5m          # SET statement_timeout\n"
-	"  require_down: true             # refuse migrations without down steps\n"
-	"  replication_lag: { max: 500ms, timeout: 10m }\n"
-	"\n"
-	"rollout:\n"
-	"  canary: 1                      # a count or a percentage, migrated first\n"
-	"  waves: [10%, 50%, 100%]        # then these slices of the tenants\n"
-	"  max_failures: 0                # per wave; one more stops the run\n"
-	"  # parallel: 4                  # default: the number of CPUs\n"
-	"\n"
-	"audit:\n"
-	"  ledger: audit/ledger.jsonl\n"
-	"  key: audit/signing.key         # create it with: deployclaw audit keygen\n";
+        "# deployclaw.yaml: one file per fleet. Every key is described in docs/config.md.\n"
+        "#\n"
+        "# Any value may use ${VAR} or ${VAR:-default} from the environment ($$ is a\n"
+        "# literal $). Keep passwords out of this file: use PGPASSWORD, ~/.pgpass or a\n"
+        "# service file, as for any libpq program. deployclaw never prints them.\n"
+        "\n"
+        "# sqlite | postgres\n"
+        "engine: sqlite\n"
+        "\n"
+        "# the folder of migrations, relative to this file\n"
+        "migrations: migrations\n"
+        "\n"
+        "tenancy:\n"
+        "  # schema | database | row (sqlite: database, one file per tenant)\n"
+        "  model: database\n"
+        "  # sqlite: the tenant files; a tenant's id is its file name without extension\n"
+        "  glob: tenants/*.db\n"
+        "  # postgres: a LIKE pattern of schema (or database) names ...\n"
+        "  # pattern: \"tenant_%\"\n"
+        "  # ... or a query returning the tenant names ...\n"
+        "  # query: \"SELECT schema_name FROM app.tenants\"\n"
+        "  # ... or an explicit list\n"
+        "  # list: [acme, globex]\n"
+        "\n"
+        "# postgres: one entry per primary; libpq conninfo or postgres:// URI\n"
+        "# shards:\n"
+        "#   - name: eu-1\n"
+        "#     primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"
+        "#     replicas: [\"host=10.0.0.6 dbname=app user=deploy\"]\n"
+        "#     parallel: 4                 # tenants migrated at once on this shard\n"
+        "\n"
+        "gates:\n"
+        "  lock_timeout: 2s               # SET lock_timeout for every migration\n"
+        "  statement_timeout: 5m          # SET statement_timeout\n"
+        "  require_down: true             # refuse migrations without down steps\n"
+        "  replication_lag: { max: 500ms, timeout: 10m }\n"
+        "\n"
+        "rollout:\n"
+        "  canary: 1                      # a count or a percentage, migrated first\n"
+        "  waves: [10%, 50%, 100%]        # then these slices of the tenants\n"
+        "  max_failures: 0                # per wave; one more stops the run\n"
+        "  # parallel: 4                  # default: the number of CPUs\n"
+        "\n"
+        "audit:\n"
+        "  ledger: audit/ledger.jsonl\n"
+        "  key: audit/signing.key         # create it with: deployclaw audit keygen\n";
 
 const char *dc_config_template(void)
 {

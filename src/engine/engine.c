@@ -49,3 +49,14 @@ void dc_history_rows_free(dc_history_row *rows, size_t n)
 		dc_history_row_release(&rows[i]);
 	free(rows);
 }
+
+const dc_engine_ops *dc_engine_for(dc_engine_kind kind)
+{
+	switch (kind) {
+	case DC_ENGINE_SQLITE:
+		return &dc_engine_sqlite;
+	case DC_ENGINE_POSTGRES:
+		return NULL;
+	}
+	return NULL;
+}

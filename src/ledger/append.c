@@ -21,9 +21,9 @@
 
 #include "ledger_internal.h"
 
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+#define ZERO_HASH  "0000000000000000000000000000000000000000000000000000000000000000"
 #define MAX_RUN_ID 128
-#define MAX_DEPTH 64
+#define MAX_DEPTH  64
 
 struct dc_ledger {
 	char *path;
@@ -35,10 +35,10 @@ struct dc_ledger {
 };
 
 int dc_ledger_open(dc_ledger **out,
-		   const char *path,
-		   const dc_signing_key *key,
-		   const char *run_id,
-		   dc_error *err)
+                   const char *path,
+                   const dc_signing_key *key,
+                   const char *run_id,
+                   dc_error *err)
 {
 	dc_ledger *l = NULL;
 	char *dir = NULL;
@@ -55,7 +55,7 @@ int dc_ledger_open(dc_ledger **out,
 		return dc_error_set(err, DC_EINVAL, "a ledger needs a path and a signing key");
 	if (run_id && (!*run_id || strlen(run_id) > MAX_RUN_ID))
 		return dc_error_set(err, DC_EINVAL, "run id must be 1 to %d characters",
-				    MAX_RUN_ID);
+		                    MAX_RUN_ID);
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -85,7 +85,7 @@ int dc_ledger_open(dc_ledger **out,
 		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (fd < 0) {
 		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
-				  strerror(errno));
+		                  strerror(errno));
 		goto out;
 	}
 	l->fd = fd;
@@ -96,7 +96,7 @@ int dc_ledger_open(dc_ledger **out,
 		if (dfd >= 0) {
 			if (fsync(dfd) != 0 && errno != EINVAL)
 				rc = dc_error_set(err, DC_EIO, "cannot sync folder '%s': %s", dir,
-						  strerror(errno));
+				                  strerror(errno));
 			close(dfd);
 		}
 		if (rc)
@@ -154,8 +154,8 @@ static int64_t line_at(int fd, off_t upto)
 	off_t off = 0;
 
 	while (off < upto) {
-		size_t want = (size_t)(upto - off) < sizeof(buf) ? (size_t)(upto - off)
-								   : sizeof(buf);
+		size_t want =
+		        (size_t)(upto - off) < sizeof(buf) ? (size_t)(upto - off) : sizeof(buf);
 		const char *p, *end;
 
 		if (pread_all(fd, buf, want, off) != 0)
@@ -211,7 +211,7 @@ static int read_tail(dc_ledger *l, off_t size, int64_t *seq, char hash[65], dc_e
 		}
 		if (pread_all(l->fd, buf, len, size - (off_t)len) != 0) {
 			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", l->path,
-					  strerror(errno));
+			                  strerror(errno));
 			goto out;
 		}
 		if (buf[len - 1] != '\n') {
@@ -228,11 +228,12 @@ static int read_tail(dc_ledger *l, off_t size, int64_t *seq, char hash[65], dc_e
 				continue;
 			}
 			rc = dc_error_set(
-				err, DC_EINTEGRITY,
-				"ledger '%s' ends in a torn line at line %" PRId64
-				": the file does not end in a newline (a crash during a write?); nothing is appended until it is inspected and removed",
-				l->path,
-				line_at(l->fd, nl ? size - (off_t)(len - (size_t)(nl - buf) - 1) : 0));
+			        err, DC_EINTEGRITY,
+			        "ledger '%s' ends in a torn line at line %" PRId64
+			        ": the file does not end in a newline (a crash during a write?); nothing is appended until it is inspected and removed",
+			        l->path,
+			        line_at(l->fd,
+			                nl ? size - (off_t)(len - (size_t)(nl - buf) - 1) : 0));
 			goto out;
 		}
 		/* find the newline before the last line */
@@ -244,9 +245,10 @@ static int read_tail(dc_ledger *l, off_t size, int64_t *seq, char hash[65], dc_e
 			}
 		if (!start && (off_t)len < size) {
 			if (want >= limit) {
-				rc = dc_error_set(err, DC_ELIMIT,
-						  "ledger '%s': the last line is longer than %zu bytes",
-						  l->path, DC_LEDGER__MAX_LINE);
+				rc = dc_error_set(
+				        err, DC_ELIMIT,
+				        "ledger '%s': the last line is longer than %zu bytes",
+				        l->path, DC_LEDGER__MAX_LINE);
 				goto out;
 			}
 			want = want * 4 < limit ? want * 4 : limit;
@@ -259,26 +261,26 @@ static int read_tail(dc_ledger *l, off_t size, int64_t *seq, char hash[65], dc_e
 	entry = json_loadb(start, (size_t)(buf + len - 1 - start), JSON_REJECT_DUPLICATES, &jerr);
 	if (!entry) {
 		rc = dc_error_set(
-			err, DC_EINTEGRITY,
-			"ledger '%s' ends in a torn line at line %" PRId64
-			": the last line does not parse: %s; nothing is appended until it is inspected and removed",
-			l->path, line_at(l->fd, size - (off_t)(buf + len - start)), jerr.text);
+		        err, DC_EINTEGRITY,
+		        "ledger '%s' ends in a torn line at line %" PRId64
+		        ": the last line does not parse: %s; nothing is appended until it is inspected and removed",
+		        l->path, line_at(l->fd, size - (off_t)(buf + len - start)), jerr.text);
 		goto out;
 	}
 	h = json_string_value(json_object_get(entry, "hash"));
 	if (!json_is_integer(json_object_get(entry, "seq")) || !h || !dc_ledger__is_hex(h, 64)) {
 		rc = dc_error_set(err, DC_EINTEGRITY,
-				  "ledger '%s': the last line (line %" PRId64
-				  ") is not a ledger entry (no seq or hash)",
-				  l->path, line_at(l->fd, size - (off_t)(buf + len - start)));
+		                  "ledger '%s': the last line (line %" PRId64
+		                  ") is not a ledger entry (no seq or hash)",
+		                  l->path, line_at(l->fd, size - (off_t)(buf + len - start)));
 		goto out;
 	}
 	*seq = json_integer_value(json_object_get(entry, "seq"));
 	if (!entry_hash_ok(entry, h)) {
 		rc = dc_error_set(err, DC_EINTEGRITY,
-				  "ledger '%s': entry seq %" PRId64 " (line %" PRId64
-				  ") was modified: its hash does not match its content",
-				  l->path, *seq, line_at(l->fd, size - (off_t)(buf + len - start)));
+		                  "ledger '%s': entry seq %" PRId64 " (line %" PRId64
+		                  ") was modified: its hash does not match its content",
+		                  l->path, *seq, line_at(l->fd, size - (off_t)(buf + len - start)));
 		goto out;
 	}
 	memcpy(hash, h, 65);
@@ -305,23 +307,24 @@ static int check_head(dc_ledger *l, int64_t tail_seq, const char *tail_hash, dc_
 		if (tail_seq == 0)
 			return 0;
 		return dc_error_set(
-			err, DC_EINTEGRITY,
-			"ledger '%s' has %" PRId64
-			" entries but its head record '%s' is missing (deleted?); run 'deployclaw audit verify' with --expect-head before appending",
-			l->path, tail_seq, l->head_path);
+		        err, DC_EINTEGRITY,
+		        "ledger '%s' has %" PRId64
+		        " entries but its head record '%s' is missing (deleted?); run 'deployclaw audit verify' with --expect-head before appending",
+		        l->path, tail_seq, l->head_path);
 	}
 	if (rc)
 		return dc_error_set(err, rc, "%s", tmp.message);
 	if (head.seq > tail_seq)
 		return dc_error_set(err, DC_EINTEGRITY,
-				    "ledger '%s' ends at seq %" PRId64 " but its head record says seq %" PRId64
-				    ": the tail was truncated",
-				    l->path, tail_seq, head.seq);
+		                    "ledger '%s' ends at seq %" PRId64
+		                    " but its head record says seq %" PRId64
+		                    ": the tail was truncated",
+		                    l->path, tail_seq, head.seq);
 	if (head.seq == tail_seq && strcmp(head.hash, tail_hash) != 0)
 		return dc_error_set(err, DC_EINTEGRITY,
-				    "ledger '%s': entry seq %" PRId64
-				    " does not match the head record: the tail was rewritten",
-				    l->path, tail_seq);
+		                    "ledger '%s': entry seq %" PRId64
+		                    " does not match the head record: the tail was rewritten",
+		                    l->path, tail_seq);
 	return 0;
 }
 
@@ -341,14 +344,16 @@ static int check_data(json_t *v, int depth)
 	case JSON_REAL:
 		return DC_EINVAL;
 	case JSON_OBJECT:
-		json_object_foreach (v, k, item) {
+		json_object_foreach(v, k, item)
+		{
 			rc = check_data(item, depth + 1);
 			if (rc)
 				return rc;
 		}
 		return 0;
 	case JSON_ARRAY:
-		json_array_foreach (v, i, item) {
+		json_array_foreach(v, i, item)
+		{
 			rc = check_data(item, depth + 1);
 			if (rc)
 				return rc;
@@ -371,15 +376,15 @@ static int set_new(json_t *obj, const char *key, json_t *v)
 
 /* Appends one entry's line (with its newline) to `out`; `hash` is in/out: prev -> this. */
 static int build_line(dc_ledger *l,
-		      int64_t seq,
-		      char hash[65],
-		      const dc_ledger_event *ev,
-		      dc_strbuf *out,
-		      dc_error *err)
+                      int64_t seq,
+                      char hash[65],
+                      const dc_ledger_event *ev,
+                      dc_strbuf *out,
+                      dc_error *err)
 {
 	unsigned char raw[crypto_hash_sha256_BYTES], sig[crypto_sign_BYTES];
 	char ts[32], sig_b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES,
-						       sodium_base64_VARIANT_ORIGINAL)];
+	                                               sodium_base64_VARIANT_ORIGINAL)];
 	char *canon = NULL, *line = NULL;
 	json_t *entry = NULL;
 	size_t len;
@@ -389,17 +394,18 @@ static int build_line(dc_ledger *l,
 		return dc_error_set(err, DC_EINVAL, "a ledger entry needs an event name");
 	if (ev->data && !json_is_object(ev->data))
 		return dc_error_set(err, DC_EINVAL, "ledger data of event '%s' must be an object",
-				    ev->event);
+		                    ev->event);
 	if (ev->data) {
 		rc = check_data(ev->data, 0);
 		if (rc == DC_ELIMIT)
-			return dc_error_set(err, rc, "ledger data of event '%s' is nested deeper than %d",
-					    ev->event, MAX_DEPTH);
+			return dc_error_set(err, rc,
+			                    "ledger data of event '%s' is nested deeper than %d",
+			                    ev->event, MAX_DEPTH);
 		if (rc)
 			return dc_error_set(
-				err, rc,
-				"ledger data of event '%s' holds a real number: use an integer or a string",
-				ev->event);
+			        err, rc,
+			        "ledger data of event '%s' holds a real number: use an integer or a string",
+			        ev->event);
 	}
 	dc_time_rfc3339(ts, dc_time_now_ms());
 	entry = json_object();
@@ -412,9 +418,10 @@ static int build_line(dc_ledger *l,
 	    set_new(entry, "prev", json_string(hash)) ||
 	    set_new(entry, "key_id", json_string(l->key->key_id))) {
 		/* json_string refuses invalid UTF-8; otherwise this is OOM */
-		rc = dc_error_set(err, DC_EINVAL,
-				  "cannot build ledger entry for event '%s' (invalid UTF-8 or out of memory)",
-				  ev->event);
+		rc = dc_error_set(
+		        err, DC_EINVAL,
+		        "cannot build ledger entry for event '%s' (invalid UTF-8 or out of memory)",
+		        ev->event);
 		goto out;
 	}
 	canon = json_dumps(entry, DC_LEDGER__CANON_FLAGS);
@@ -426,8 +433,9 @@ static int build_line(dc_ledger *l,
 	dc_hex_encode(hash, raw, sizeof(raw));
 	crypto_sign_detached(sig, NULL, raw, sizeof(raw), l->key->sk);
 	sodium_bin2base64(sig_b64, sizeof(sig_b64), sig, sizeof(sig),
-			  sodium_base64_VARIANT_ORIGINAL);
-	if (set_new(entry, "hash", json_string(hash)) || set_new(entry, "sig", json_string(sig_b64))) {
+	                  sodium_base64_VARIANT_ORIGINAL);
+	if (set_new(entry, "hash", json_string(hash)) ||
+	    set_new(entry, "sig", json_string(sig_b64))) {
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -438,9 +446,10 @@ static int build_line(dc_ledger *l,
 	}
 	len = strlen(line);
 	if (len > DC_LEDGER__MAX_LINE) {
-		rc = dc_error_set(err, DC_ELIMIT,
-				  "ledger entry for event '%s' is %zu bytes, more than the %zu allowed",
-				  ev->event, len, DC_LEDGER__MAX_LINE);
+		rc = dc_error_set(
+		        err, DC_ELIMIT,
+		        "ledger entry for event '%s' is %zu bytes, more than the %zu allowed",
+		        ev->event, len, DC_LEDGER__MAX_LINE);
 		goto out;
 	}
 	dc_strbuf_add(out, line, len);
@@ -459,7 +468,7 @@ static int write_head(dc_ledger *l, int64_t seq, const char *hash, dc_error *err
 {
 	unsigned char sig[crypto_sign_BYTES];
 	char msg[160], sig_b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES,
-							 sodium_base64_VARIANT_ORIGINAL)];
+	                                                 sodium_base64_VARIANT_ORIGINAL)];
 	dc_strbuf sb = DC_STRBUF_INIT;
 	int n, rc;
 
@@ -467,12 +476,13 @@ static int write_head(dc_ledger *l, int64_t seq, const char *hash, dc_error *err
 	if (n < 0)
 		return dc_error_set(err, DC_EINVAL, "head record message too long");
 	crypto_sign_detached(sig, NULL, (const unsigned char *)msg, (unsigned long long)n,
-			     l->key->sk);
+	                     l->key->sk);
 	sodium_bin2base64(sig_b64, sizeof(sig_b64), sig, sizeof(sig),
-			  sodium_base64_VARIANT_ORIGINAL);
+	                  sodium_base64_VARIANT_ORIGINAL);
 	/* written directly in canonical form: keys in byte order, compact */
-	dc_strbuf_addf(&sb, "{\"hash\":\"%s\",\"key_id\":\"%s\",\"seq\":%" PRId64 ",\"sig\":\"%s\"}\n",
-		       hash, l->key->key_id, seq, sig_b64);
+	dc_strbuf_addf(&sb,
+	               "{\"hash\":\"%s\",\"key_id\":\"%s\",\"seq\":%" PRId64 ",\"sig\":\"%s\"}\n",
+	               hash, l->key->key_id, seq, sig_b64);
 	if (dc_strbuf_error(&sb)) {
 		dc_strbuf_release(&sb);
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -492,10 +502,10 @@ static int lock_fd(int fd, int op)
 }
 
 int dc_ledger_append_batch(dc_ledger *ledger,
-			   const dc_ledger_event *events,
-			   size_t n,
-			   int64_t *first_seq,
-			   dc_error *err)
+                           const dc_ledger_event *events,
+                           size_t n,
+                           int64_t *first_seq,
+                           dc_error *err)
 {
 	dc_strbuf lines = DC_STRBUF_INIT;
 	char hash[65];
@@ -513,20 +523,20 @@ int dc_ledger_append_batch(dc_ledger *ledger,
 		return 0;
 	if (n > DC_LEDGER_BATCH_MAX)
 		return dc_error_set(err, DC_ELIMIT, "a ledger batch holds at most %d events",
-				    DC_LEDGER_BATCH_MAX);
+		                    DC_LEDGER_BATCH_MAX);
 	if (lock_fd(ledger->fd, LOCK_EX) != 0)
 		return dc_error_set(err, DC_EIO, "cannot lock ledger '%s': %s", ledger->path,
-				    strerror(errno));
+		                    strerror(errno));
 	locked = true;
 	if (fstat(ledger->fd, &st) != 0) {
 		rc = dc_error_set(err, DC_EIO, "cannot stat ledger '%s': %s", ledger->path,
-				  strerror(errno));
+		                  strerror(errno));
 		goto out;
 	}
 	/* a ledger renamed or removed under us would take our lines with it */
 	if (stat(ledger->path, &pst) != 0 || pst.st_ino != st.st_ino || pst.st_dev != st.st_dev) {
 		rc = dc_error_set(err, DC_EIO, "ledger '%s' was moved or removed while open",
-				  ledger->path);
+		                  ledger->path);
 		goto out;
 	}
 	rc = read_tail(ledger, st.st_size, &tail_seq, hash, err);
@@ -551,19 +561,20 @@ int dc_ledger_append_batch(dc_ledger *ledger,
 
 			/* we hold the lock: nobody else appended, cut our partial line off */
 			if (done && ftruncate(ledger->fd, st.st_size) != 0)
-				rc = dc_error_set(err, DC_EIO,
-						  "cannot write ledger '%s' (%s) nor remove the partial line: %s",
-						  ledger->path, strerror(e), strerror(errno));
+				rc = dc_error_set(
+				        err, DC_EIO,
+				        "cannot write ledger '%s' (%s) nor remove the partial line: %s",
+				        ledger->path, strerror(e), strerror(errno));
 			else
 				rc = dc_error_set(err, DC_EIO, "cannot write ledger '%s': %s",
-						  ledger->path, strerror(e));
+				                  ledger->path, strerror(e));
 			goto out;
 		}
 		done += (size_t)w;
 	}
 	if (fsync(ledger->fd) != 0) {
 		rc = dc_error_set(err, DC_EIO, "cannot sync ledger '%s': %s", ledger->path,
-				  strerror(errno));
+		                  strerror(errno));
 		goto out;
 	}
 	if (first_seq)
@@ -577,10 +588,10 @@ out:
 }
 
 int dc_ledger_append(dc_ledger *ledger,
-		     const char *event,
-		     json_t *data,
-		     int64_t *seq,
-		     dc_error *err)
+                     const char *event,
+                     json_t *data,
+                     int64_t *seq,
+                     dc_error *err)
 {
 	dc_ledger_event ev = { event, data };
 

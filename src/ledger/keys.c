@@ -68,10 +68,10 @@ int dc_ledger__head_message(char *out, size_t size, int64_t seq, const char *has
 }
 
 int dc_ledger__head_read(dc_ledger__head *head,
-			 const char *path,
-			 const unsigned char *pk,
-			 bool *sig_checked,
-			 dc_error *err)
+                         const char *path,
+                         const unsigned char *pk,
+                         bool *sig_checked,
+                         dc_error *err)
 {
 	char *text = NULL, msg[160], key_id[17];
 	json_t *root = NULL, *v;
@@ -94,7 +94,7 @@ int dc_ledger__head_read(dc_ledger__head *head,
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root || !json_is_object(root)) {
 		rc = dc_error_set(err, DC_EINTEGRITY, "head record '%s' does not parse: %s", path,
-				  root ? "not an object" : jerr.text);
+		                  root ? "not an object" : jerr.text);
 		goto out;
 	}
 	v = json_object_get(root, "seq");
@@ -110,18 +110,20 @@ int dc_ledger__head_read(dc_ledger__head *head,
 		goto bad;
 	memcpy(head->key_id, s, 17);
 	s = json_string_value(json_object_get(root, "sig"));
-	if (!s || sodium_base642bin(head->sig, sizeof(head->sig), s, strlen(s), NULL, &siglen,
-				    NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	if (!s ||
+	    sodium_base642bin(head->sig, sizeof(head->sig), s, strlen(s), NULL, &siglen, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    siglen != sizeof(head->sig))
 		goto bad;
 	if (pk) {
 		dc_ledger__key_id(key_id, pk);
 		if (strcmp(key_id, head->key_id) == 0) {
 			n = dc_ledger__head_message(msg, sizeof(msg), head->seq, head->hash);
-			if (n < 0 || crypto_sign_verify_detached(head->sig, (const unsigned char *)msg,
-								 (unsigned long long)n, pk) != 0) {
+			if (n < 0 ||
+			    crypto_sign_verify_detached(head->sig, (const unsigned char *)msg,
+			                                (unsigned long long)n, pk) != 0) {
 				rc = dc_error_set(err, DC_EINTEGRITY,
-						  "head record '%s' has a bad signature", path);
+				                  "head record '%s' has a bad signature", path);
 				goto out;
 			}
 			if (sig_checked)
@@ -131,7 +133,8 @@ int dc_ledger__head_read(dc_ledger__head *head,
 	goto out;
 bad:
 	rc = dc_error_set(err, DC_EINTEGRITY,
-			  "head record '%s' is malformed: it needs seq, hash, key_id and sig", path);
+	                  "head record '%s' is malformed: it needs seq, hash, key_id and sig",
+	                  path);
 out:
 	json_decref(root);
 	free(text);
@@ -146,22 +149,24 @@ int dc_signing_key_generate(const char *path, char *key_id, dc_error *err)
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 	char sk_hex[2 * crypto_sign_SECRETKEYBYTES + 2], pk_hex[2 * crypto_sign_PUBLICKEYBYTES + 2];
 	char *pub_path = NULL, *dir = NULL;
+	dc_strbuf pub = DC_STRBUF_INIT;
 	bool wrote_private = false;
 	int rc = 0;
 
 	rc = dc_ledger__crypto_init(err);
 	if (rc)
 		return rc;
-	pub_path = dc_strndup(path, strlen(path) + 4);
+	dc_strbuf_addf(&pub, "%s.pub", path);
+	pub_path = dc_strbuf_detach(&pub, NULL);
 	dir = dc_path_dirname(path);
 	if (!pub_path || !dir) {
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(pub_path, strlen(path) + 5, "%s.pub", path);
 	if (dc_path_exists(path) || dc_path_exists(pub_path)) {
-		rc = dc_error_set(err, DC_EEXISTS, "signing key '%s' already exists, refusing to overwrite",
-				  dc_path_exists(path) ? path : pub_path);
+		rc = dc_error_set(err, DC_EEXISTS,
+		                  "signing key '%s' already exists, refusing to overwrite",
+		                  dc_path_exists(path) ? path : pub_path);
 		goto out;
 	}
 	rc = dc_mkdir_p(dir, 0755, err);
@@ -198,11 +203,11 @@ out:
  * buffer would leave copies of the secret in freed memory.
  */
 static int read_key_file(char *buf,
-			 size_t size,
-			 const char *path,
-			 bool secret,
-			 const char *what,
-			 dc_error *err)
+                         size_t size,
+                         const char *path,
+                         bool secret,
+                         const char *what,
+                         dc_error *err)
 {
 	struct stat st;
 	size_t len = 0;
@@ -212,10 +217,10 @@ static int read_key_file(char *buf,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
-				    "cannot open %s '%s': %s", what, path, strerror(errno));
+		                    "cannot open %s '%s': %s", what, path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		rc = dc_error_set(err, DC_EIO, "cannot stat %s '%s': %s", what, path,
-				  strerror(errno));
+		                  strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -223,9 +228,10 @@ static int read_key_file(char *buf,
 		goto out;
 	}
 	if (secret && (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH))) {
-		rc = dc_error_set(err, DC_EINVAL,
-				  "signing key '%s' is accessible by group or others (mode %04o): run chmod 600 '%s'",
-				  path, (unsigned)(st.st_mode & 07777), path);
+		rc = dc_error_set(
+		        err, DC_EINVAL,
+		        "signing key '%s' is accessible by group or others (mode %04o): run chmod 600 '%s'",
+		        path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	for (;;) {
@@ -234,7 +240,7 @@ static int read_key_file(char *buf,
 			continue;
 		if (n < 0) {
 			rc = dc_error_set(err, DC_EIO, "cannot read %s '%s': %s", what, path,
-					  strerror(errno));
+			                  strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -242,7 +248,7 @@ static int read_key_file(char *buf,
 		len += (size_t)n;
 		if (len == size - 1) {
 			rc = dc_error_set(err, DC_EINVAL, "%s '%s' is not a deployclaw key file",
-					  what, path);
+			                  what, path);
 			goto out;
 		}
 	}
@@ -274,17 +280,19 @@ int dc_signing_key_load(dc_signing_key **out, const char *path, dc_error *err)
 		goto out;
 	}
 	if (dc_hex_decode(key->sk, sizeof(key->sk), buf) != 0) {
-		rc = dc_error_set(err, DC_EINVAL,
-				  "signing key '%s' is not 128 hex characters (a libsodium Ed25519 secret key)",
-				  path);
+		rc = dc_error_set(
+		        err, DC_EINVAL,
+		        "signing key '%s' is not 128 hex characters (a libsodium Ed25519 secret key)",
+		        path);
 		goto out;
 	}
 	/* the secret key is seed || pk: re-derive it to catch a damaged file */
 	crypto_sign_seed_keypair(seed_pk, seed_sk, key->sk);
 	if (sodium_memcmp(seed_sk, key->sk, sizeof(seed_sk)) != 0) {
-		rc = dc_error_set(err, DC_EINVAL,
-				  "signing key '%s' is damaged: its public half does not match its seed",
-				  path);
+		rc = dc_error_set(
+		        err, DC_EINVAL,
+		        "signing key '%s' is damaged: its public half does not match its seed",
+		        path);
 		goto out;
 	}
 	memcpy(key->pk, seed_pk, sizeof(key->pk));
@@ -310,9 +318,9 @@ int dc_public_key_load(unsigned char pk[32], char *key_id, const char *path, dc_
 	if (rc)
 		return rc;
 	if (dc_hex_decode(pk, 32, buf) != 0)
-		return dc_error_set(err, DC_EINVAL,
-				    "public key '%s' is not 64 hex characters (an Ed25519 public key)",
-				    path);
+		return dc_error_set(
+		        err, DC_EINVAL,
+		        "public key '%s' is not 64 hex characters (an Ed25519 public key)", path);
 	if (key_id)
 		dc_ledger__key_id(key_id, pk);
 	return 0;

@@ -45,10 +45,10 @@ typedef struct dc_ledger__head {
  * `*sig_checked` (may be NULL) says whether it was.
  */
 int dc_ledger__head_read(dc_ledger__head *head,
-			 const char *path,
-			 const unsigned char *pk,
-			 bool *sig_checked,
-			 dc_error *err);
+                         const char *path,
+                         const unsigned char *pk,
+                         bool *sig_checked,
+                         dc_error *err);
 
 /* "<ledger>.head", heap. */
 char *dc_ledger__head_path(const char *ledger_path);

@@ -21,10 +21,12 @@
 #include <deployclaw/migration.h>
 
 /* Files a folder may hold: every migration has at most an up and a down file. */
-#define MAX_FILES ((size_t)DC_MIGRATION_MAX_COUNT * 2)
+#define MAX_FILES       ((size_t)DC_MIGRATION_MAX_COUNT * 2)
 #define MAX_VERSION_LEN 128
 /* How far the scalar/raw alignment may skip non-blank raw bytes (escapes). */
 #define ALIGN_SKIP 8
+/* sqlite3_complete may scan this many bytes plus 16 per byte of SQL. */
+#define SPLIT_WORK_BASE ((size_t)256 * 1024 * 1024)
 
 const char *dc_layout_name(dc_layout layout)
 {
@@ -47,6 +49,15 @@ static char *borrow(const char *s)
 	return (char *)(uintptr_t)s;
 }
 
+/* The first bytes of s[0, len) as a C string; a long word is cut (in messages only). */
+static void copy_word(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 static bool is_blank(int c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -61,7 +72,8 @@ struct srcmap {
 	const size_t *map; /* SQL offset → raw offset; NULL: raw offset = base + offset */
 	size_t maplen;
 	size_t base;
-	int line0, col0; /* position of raw[0] */
+	size_t origin; /* raw offset whose position is line0:col0 */
+	int line0, col0;
 	/* Cursor: statements come in increasing order, so scanning resumes. */
 	size_t cur;
 	int line, col;
@@ -76,6 +88,19 @@ static void srcmap_init(struct srcmap *m, const char *raw, size_t rawlen, int li
 	m->col0 = m->col = col0 > 0 ? col0 : 1;
 }
 
+/*
+ * Positions count from raw[off], known to be at line:col, so that a scalar
+ * deep in a big YAML file does not rescan the file from its first byte.
+ */
+static void srcmap_set_origin(struct srcmap *m, size_t off, int line, int col)
+{
+	if (off > m->rawlen)
+		off = m->rawlen;
+	m->origin = m->cur = off;
+	m->line0 = m->line = line > 0 ? line : 1;
+	m->col0 = m->col = col > 0 ? col : 1;
+}
+
 static void srcmap_pos(struct srcmap *m, size_t off, int *line, int *col)
 {
 	size_t r;
@@ -86,8 +111,10 @@ static void srcmap_pos(struct srcmap *m, size_t off, int *line, int *col)
 		r = m->base + off;
 	if (r > m->rawlen)
 		r = m->rawlen;
+	if (r < m->origin)
+		r = m->origin;
 	if (r < m->cur) {
-		m->cur = 0;
+		m->cur = m->origin;
 		m->line = m->line0;
 		m->col = m->col0;
 	}
@@ -118,8 +145,12 @@ struct splitter {
  * (temp_store_directory, ...), so every pragma is refused here. A refusal is
  * not a syntax error, so the statement still loads.
  */
-static int deny_pragma(void *arg, int action, const char *a, const char *b, const char *c,
-		       const char *d)
+static int deny_pragma(void *arg,
+                       int action,
+                       const char *a,
+                       const char *b,
+                       const char *c,
+                       const char *d)
 {
 	(void)arg;
 	(void)a;
@@ -136,7 +167,7 @@ static int splitter_open(struct splitter *sp, dc_dialect dialect, dc_error *err)
 	if (dialect != DC_DIALECT_SQLITE)
 		return 0;
 	if (sqlite3_open_v2(":memory:", &sp->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY,
-			    NULL) != SQLITE_OK) {
+	                    NULL) != SQLITE_OK) {
 		sqlite3_close(sp->db);
 		sp->db = NULL;
 		return dc_error_set(err, DC_ENOMEM, "cannot open an in-memory sqlite database");
@@ -180,7 +211,8 @@ static size_t skip_space_comments(const char *sql, size_t s, size_t e, bool nest
 				if (s + 1 < e && sql[s] == '*' && sql[s + 1] == '/') {
 					depth--;
 					s += 2;
-				} else if (nest && s + 1 < e && sql[s] == '/' && sql[s + 1] == '*') {
+				} else if (nest && s + 1 < e && sql[s] == '/' &&
+				           sql[s + 1] == '*') {
 					depth++;
 					s += 2;
 				} else {
@@ -201,13 +233,13 @@ static bool only_space_comments(const char *sql, size_t len)
 
 /* Adds sql[s, e) as a statement, minus leading comments and surrounding blanks. */
 static int emit(struct stmtvec *sv,
-		const char *sql,
-		size_t s,
-		size_t e,
-		bool nest,
-		struct srcmap *m,
-		const char *file,
-		size_t *start)
+                const char *sql,
+                size_t s,
+                size_t e,
+                bool nest,
+                struct srcmap *m,
+                const char *file,
+                size_t *start)
 {
 	dc_statement *st;
 
@@ -244,12 +276,12 @@ static bool sqlite_syntax_error(const char *msg)
 
 /* Prepares sql[s, e) to find syntax errors; semantic errors are expected (no schema). */
 static int sqlite_check(struct splitter *sp,
-			const char *sql,
-			size_t s,
-			size_t e,
-			struct srcmap *m,
-			const char *file,
-			dc_error *err)
+                        const char *sql,
+                        size_t s,
+                        size_t e,
+                        struct srcmap *m,
+                        const char *file,
+                        dc_error *err)
 {
 	sqlite3_stmt *stmt = NULL;
 	int rc, line, col, off;
@@ -272,20 +304,24 @@ static int sqlite_check(struct splitter *sp,
 }
 
 static int split_sqlite(struct splitter *sp,
-			const char *sql,
-			size_t len,
-			struct srcmap *m,
-			const char *file,
-			struct stmtvec *sv,
-			dc_error *err)
+                        const char *sql,
+                        size_t len,
+                        struct srcmap *m,
+                        const char *file,
+                        struct stmtvec *sv,
+                        dc_error *err)
 {
 	dc_strbuf cand = DC_STRBUF_INIT;
-	size_t start = 0, fed = 0, i, s;
-	int rc = 0;
+	size_t start = 0, fed = 0, i, s, work = 0;
+	/* bytes sqlite3_complete may scan in all: see below */
+	size_t budget = SPLIT_WORK_BASE + (len > SIZE_MAX / 16 ? SIZE_MAX / 2 : 16 * len);
+	int rc = 0, line, col;
 
 	/*
 	 * A ';' ends a statement only where sqlite3_complete() says the text
 	 * so far is complete: not inside strings, comments or trigger bodies.
+	 * Each test rescans the statement so far, so a statement with very many
+	 * ';' inside it (a string of them) is quadratic: the scanning is capped.
 	 */
 	for (i = 0; i < len; i++) {
 		if (sql[i] != ';')
@@ -294,6 +330,13 @@ static int split_sqlite(struct splitter *sp,
 		fed = i + 1;
 		if (dc_strbuf_error(&cand)) {
 			rc = dc_error_set(err, DC_ENOMEM, "out of memory splitting sql");
+			goto out;
+		}
+		work += cand.len;
+		if (work > budget) {
+			srcmap_pos(m, skip_space_comments(sql, start, i, false), &line, &col);
+			rc = dc_error_set_at(err, DC_ELIMIT, file, line, col,
+			                     "statement has too many ';' inside it to split");
 			goto out;
 		}
 		if (!sqlite3_complete(cand.buf))
@@ -339,11 +382,11 @@ static size_t char_to_byte(const char *sql, size_t len, size_t chars)
 }
 
 static int split_pg(const char *sql,
-		    size_t len,
-		    struct srcmap *m,
-		    const char *file,
-		    struct stmtvec *sv,
-		    dc_error *err)
+                    size_t len,
+                    struct srcmap *m,
+                    const char *file,
+                    struct stmtvec *sv,
+                    dc_error *err)
 {
 	PgQuerySplitResult res;
 	int rc = 0, i, line, col;
@@ -356,7 +399,7 @@ static int split_pg(const char *sql,
 
 		srcmap_pos(m, off, &line, &col);
 		rc = dc_error_set_at(err, DC_EPARSE, file, line, col, "%s",
-				     res.error->message ? res.error->message : "syntax error");
+		                     res.error->message ? res.error->message : "syntax error");
 		goto out;
 	}
 	for (i = 0; i < res.n_stmts; i++) {
@@ -381,13 +424,13 @@ out:
 
 /* `sql` must be NUL-terminated at `len`. */
 static int split_sql(struct splitter *sp,
-		     const char *sql,
-		     size_t len,
-		     struct srcmap *m,
-		     const char *file,
-		     dc_statement **out,
-		     size_t *n,
-		     dc_error *err)
+                     const char *sql,
+                     size_t len,
+                     struct srcmap *m,
+                     const char *file,
+                     dc_statement **out,
+                     size_t *n,
+                     dc_error *err)
 {
 	struct stmtvec sv = { NULL, 0, 0 };
 	int rc;
@@ -408,13 +451,13 @@ static int split_sql(struct splitter *sp,
 }
 
 int dc_sql_split(dc_statement **out,
-		 size_t *n,
-		 const char *sql,
-		 dc_dialect dialect,
-		 const char *file,
-		 int line,
-		 int col,
-		 dc_error *err)
+                 size_t *n,
+                 const char *sql,
+                 dc_dialect dialect,
+                 const char *file,
+                 int line,
+                 int col,
+                 dc_error *err)
 {
 	struct splitter sp;
 	struct srcmap m;
@@ -592,15 +635,15 @@ static int read_checked(char **out, size_t *len, const char *path, const char *n
 	srcmap_init(&m, buf, *len, 1, 1);
 	if (!dc_utf8_valid(buf, *len, &bad)) {
 		srcmap_pos(&m, bad, &line, &col);
-		rc = dc_error_set_at(err, DC_EPARSE, path, line, col,
-				     "'%s' is not valid UTF-8", name);
+		rc = dc_error_set_at(err, DC_EPARSE, path, line, col, "'%s' is not valid UTF-8",
+		                     name);
 		goto out;
 	}
 	nul = memchr(buf, '\0', *len);
 	if (nul) {
 		srcmap_pos(&m, (size_t)(nul - buf), &line, &col);
-		rc = dc_error_set_at(err, DC_EPARSE, path, line, col,
-				     "'%s' contains a NUL byte", name);
+		rc = dc_error_set_at(err, DC_EPARSE, path, line, col, "'%s' contains a NUL byte",
+		                     name);
 		goto out;
 	}
 	if (strspn(buf, " \t\r\n\f\v") == *len) {
@@ -616,11 +659,11 @@ out:
 
 /* Fills `out` from sql[0, len) (a copy is kept) and splits it. */
 static int sql_fill(struct loader *L,
-		    dc_sql *out,
-		    const char *sql,
-		    size_t len,
-		    struct srcmap *m,
-		    const char *path)
+                    dc_sql *out,
+                    const char *sql,
+                    size_t len,
+                    struct srcmap *m,
+                    const char *path)
 {
 	out->text = dc_strndup(sql, len);
 	out->file = dc_strdup(path);
@@ -640,7 +683,11 @@ static int phases_alloc(dc_migration *m, size_t n, dc_error *err)
 }
 
 /* One SQL file (golang-migrate, Flyway): all of it is one block. */
-static int load_sql_file(struct loader *L, dc_sql *out, const char *raw, size_t len, const char *path)
+static int load_sql_file(struct loader *L,
+                         dc_sql *out,
+                         const char *raw,
+                         size_t len,
+                         const char *path)
 {
 	struct srcmap m;
 
@@ -657,7 +704,11 @@ static const char *base_name(const char *path)
 
 /* --- dbmate ------------------------------------------------------------- */
 
-enum { MARK_NONE, MARK_UP, MARK_DOWN };
+enum {
+	MARK_NONE,
+	MARK_UP,
+	MARK_DOWN
+};
 
 /* Recognises "-- migrate:up [options]" at raw[s, e) (one line). */
 static int dbmate_marker(const char *raw, size_t s, size_t e, size_t *opts)
@@ -683,12 +734,12 @@ static int dbmate_marker(const char *raw, size_t s, size_t e, size_t *opts)
 }
 
 static int dbmate_options(const char *raw,
-			  size_t p,
-			  size_t e,
-			  struct srcmap *m,
-			  const char *path,
-			  bool *transactional,
-			  dc_error *err)
+                          size_t p,
+                          size_t e,
+                          struct srcmap *m,
+                          const char *path,
+                          bool *transactional,
+                          dc_error *err)
 {
 	static const char *const known[] = { "transaction:true", "transaction:false" };
 	char word[64];
@@ -713,15 +764,15 @@ static int dbmate_options(const char *raw,
 			*transactional = false;
 			continue;
 		}
-		snprintf(word, sizeof(word), "%.*s", (int)(n < 60 ? n : 60), raw + w);
+		copy_word(word, sizeof(word), raw + w, n);
 		srcmap_pos(m, w, &line, &col);
 		{
 			const char *hint = dc_suggest(word, known, 2);
 
 			return dc_error_set_at(err, DC_EPARSE, path, line, col,
-					       "unknown option '%s' on a dbmate marker%s%s%s", word,
-					       hint ? " (did you mean '" : "", hint ? hint : "",
-					       hint ? "'?)" : "");
+			                       "unknown option '%s' on a dbmate marker%s%s%s", word,
+			                       hint ? " (did you mean '" : "", hint ? hint : "",
+			                       hint ? "'?)" : "");
 		}
 	}
 }
@@ -747,24 +798,24 @@ static int load_dbmate(struct loader *L, dc_migration *mig, const char *raw, siz
 			srcmap_pos(&m, p, &line, &col);
 			if ((kind == MARK_UP && have_up) || (kind == MARK_DOWN && have_down))
 				return dc_error_set_at(L->err, DC_EPARSE, path, line, col,
-						       "'%s' has a second '-- migrate:%s' marker",
-						       name, kind == MARK_UP ? "up" : "down");
+				                       "'%s' has a second '-- migrate:%s' marker",
+				                       name, kind == MARK_UP ? "up" : "down");
 			if (kind == MARK_DOWN && !have_up)
 				return dc_error_set_at(
-					L->err, DC_EPARSE, path, line, col,
-					"'%s' has '-- migrate:down' before '-- migrate:up'", name);
+				        L->err, DC_EPARSE, path, line, col,
+				        "'%s' has '-- migrate:down' before '-- migrate:up'", name);
 			if (!have_up) {
 				size_t s = skip_space_comments(raw, 0, p, false);
 
 				if (s < p) {
 					srcmap_pos(&m, s, &line, &col);
 					return dc_error_set_at(
-						L->err, DC_EPARSE, path, line, col,
-						"'%s' has sql before '-- migrate:up'", name);
+					        L->err, DC_EPARSE, path, line, col,
+					        "'%s' has sql before '-- migrate:up'", name);
 				}
 			}
-			rc = dbmate_options(raw, opts, e, &m,  path,
-					    kind == MARK_UP ? &up_tx : &down_tx, L->err);
+			rc = dbmate_options(raw, opts, e, &m, path,
+			                    kind == MARK_UP ? &up_tx : &down_tx, L->err);
 			if (rc < 0)
 				return rc;
 			if (kind == MARK_UP) {
@@ -784,7 +835,7 @@ static int load_dbmate(struct loader *L, dc_migration *mig, const char *raw, siz
 	}
 	if (!have_up)
 		return dc_error_set_at(L->err, DC_EPARSE, path, 0, 0,
-				       "'%s' has no '-- migrate:up' marker", name);
+		                       "'%s' has no '-- migrate:up' marker", name);
 	rc = phases_alloc(mig, 1, L->err);
 	if (rc < 0)
 		return rc;
@@ -801,8 +852,8 @@ static int load_dbmate(struct loader *L, dc_migration *mig, const char *raw, siz
 	if (mig->phases[0].up.nstmts == 0) {
 		srcmap_pos(&m, up_s, &line, &col);
 		return dc_error_set_at(L->err, DC_EPARSE, path, line, col,
-				       "the '-- migrate:up' section of '%s' has no sql statement",
-				       name);
+		                       "the '-- migrate:up' section of '%s' has no sql statement",
+		                       name);
 	}
 	if (have_down && !only_space_comments(raw + down_s, down_e - down_s)) {
 		srcmap_init(&mm, raw, len, 1, 1);
@@ -899,10 +950,10 @@ static int ystring(struct yctx *y, struct fy_node *key, struct fy_node *val, cha
 	s = yscalar(val, &len);
 	if (!s)
 		return yerr(y, val ? val : key, "'%.*s' must be a string in '%s'", (int)klen, k,
-			    y->name);
+		            y->name);
 	if (memchr(s, '\0', len))
 		return yerr(y, val, "'%.*s' contains a NUL character in '%s'", (int)klen, k,
-			    y->name);
+		            y->name);
 	free(*out);
 	*out = dc_strndup(s, len);
 	return *out ? 0 : dc_error_set(y->L->err, DC_ENOMEM, "out of memory");
@@ -910,10 +961,10 @@ static int ystring(struct yctx *y, struct fy_node *key, struct fy_node *val, cha
 
 /* Unknown key → error with a did-you-mean. */
 static int yunknown(struct yctx *y,
-		    struct fy_node *key,
-		    const char *where,
-		    const char *const *known,
-		    size_t n)
+                    struct fy_node *key,
+                    const char *where,
+                    const char *const *known,
+                    size_t n)
 {
 	char word[128];
 	const char *s, *hint;
@@ -922,11 +973,11 @@ static int yunknown(struct yctx *y,
 	s = yscalar(key, &len);
 	if (!s)
 		return yerr(y, key, "a key %s in '%s' is not a string", where, y->name);
-	snprintf(word, sizeof(word), "%.*s", (int)(len < 100 ? len : 100), s);
+	copy_word(word, sizeof(word), s, len);
 	hint = dc_suggest(word, known, n);
 	if (hint)
-		return yerr(y, key, "unknown key '%s' %s in '%s' (did you mean '%s'?)", word,
-			    where, y->name, hint);
+		return yerr(y, key, "unknown key '%s' %s in '%s' (did you mean '%s'?)", word, where,
+		            y->name, hint);
 	return yerr(y, key, "unknown key '%s' %s in '%s'", word, where, y->name);
 }
 
@@ -960,8 +1011,13 @@ static size_t *yalign(struct yctx *y, struct fy_node *n, const char *c, size_t c
 		rs = y->rawlen;
 	if (re > y->rawlen || re < rs)
 		re = y->rawlen;
-	if (style == FYNS_LITERAL || style == FYNS_FOLDED) {
-		/* content starts on the line after the '|' or '>' indicator */
+	if ((style == FYNS_LITERAL || style == FYNS_FOLDED) && rs < re &&
+	    (y->raw[rs] == '|' || y->raw[rs] == '>')) {
+		/*
+		 * Content starts on the line after the indicator. libfyaml 0.7
+		 * already marks that line; skip the header in case a version
+		 * marks the indicator itself.
+		 */
 		while (rs < re && y->raw[rs] != '\n')
 			rs++;
 		if (rs < re)
@@ -1010,11 +1066,11 @@ static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql
 	k = yscalar(key, &klen);
 	s = yscalar(val, &len);
 	if (!s)
-		return yerr(y, val ? val : key, "'%.*s' must be a string of sql in '%s'",
-			    (int)klen, k, y->name);
+		return yerr(y, val ? val : key, "'%.*s' must be a string of sql in '%s'", (int)klen,
+		            k, y->name);
 	if (memchr(s, '\0', len))
 		return yerr(y, val, "'%.*s' contains a NUL character in '%s'", (int)klen, k,
-			    y->name);
+		            y->name);
 	if (only_space_comments(s, len))
 		return yerr(y, val, "'%.*s' is empty in '%s'", (int)klen, k, y->name);
 	sql_release(out);
@@ -1022,6 +1078,13 @@ static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql
 	if (!map)
 		return dc_error_set(y->L->err, DC_ENOMEM, "out of memory");
 	srcmap_init(&m, y->raw, y->rawlen, 1, 1);
+	{
+		struct fy_token *t = fy_node_get_scalar_token(val);
+		const struct fy_mark *mk = t ? fy_token_start_mark(t) : NULL;
+
+		if (mk && mk->input_pos <= map[0])
+			srcmap_set_origin(&m, mk->input_pos, mk->line + 1, mk->column + 1);
+	}
 	m.map = map;
 	m.maplen = len;
 	rc = sql_fill(y->L, out, s, len, &m, y->path);
@@ -1049,7 +1112,7 @@ static int ybool(struct yctx *y, struct fy_node *key, struct fy_node *val, bool 
 	}
 	s = yscalar(key, &len);
 	return yerr(y, val ? val : key, "'%.*s' must be true or false in '%s'", (int)len, s,
-		    y->name);
+	            y->name);
 }
 
 static int ybatch(struct yctx *y, struct fy_node *key, struct fy_node *val, int64_t *rows)
@@ -1061,8 +1124,8 @@ static int ybatch(struct yctx *y, struct fy_node *key, struct fy_node *val, int6
 	bool have = false;
 
 	if (!val || !fy_node_is_mapping(val))
-		return yerr(y, val ? val : key, "'batch' must be a mapping like '{ rows: 1000 }' in '%s'",
-			    y->name);
+		return yerr(y, val ? val : key,
+		            "'batch' must be a mapping like '{ rows: 1000 }' in '%s'", y->name);
 	while ((pr = fy_node_mapping_iterate(val, &it)) != NULL) {
 		struct fy_node *k = fy_node_pair_key(pr), *vn = fy_node_pair_value(pr);
 		const char *s;
@@ -1084,7 +1147,7 @@ static int ybatch(struct yctx *y, struct fy_node *key, struct fy_node *val, int6
 		continue;
 bad:
 		return yerr(y, vn ? vn : k,
-			    "'rows' must be a whole number from 1 to 1000000000 in '%s'", y->name);
+		            "'rows' must be a whole number from 1 to 1000000000 in '%s'", y->name);
 	}
 	if (!have)
 		return yerr(y, key, "'batch' has no 'rows' in '%s'", y->name);
@@ -1135,7 +1198,7 @@ static int yphase(struct yctx *y, struct fy_node *n, dc_phase *ph, size_t idx, s
 		return yerr(y, n, "phase '%s' has no 'up' in '%s'", ph->name, y->name);
 	if (ph->up.nstmts == 0)
 		return yerr(y, n, "the 'up' of phase '%s' has no sql statement in '%s'", ph->name,
-			    y->name);
+		            y->name);
 	return 0;
 }
 
@@ -1160,7 +1223,7 @@ static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 		return yerr(y, key, "'phases' given twice in '%s'", y->name);
 	if (!val || !fy_node_is_sequence(val) || (count = yseq_count(val)) == 0)
 		return yerr(y, val ? val : key, "'phases' must be a non-empty list in '%s'",
-			    y->name);
+		            y->name);
 	rc = phases_alloc(m, count, y->L->err);
 	if (rc < 0)
 		return rc;
@@ -1171,7 +1234,7 @@ static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 		for (j = 0; j < i; j++) {
 			if (strcmp(m->phases[j].name, m->phases[i].name) == 0)
 				return yerr(y, n, "duplicate phase name '%s' in '%s'",
-					    m->phases[i].name, y->name);
+				            m->phases[i].name, y->name);
 		}
 		i++;
 	}
@@ -1200,7 +1263,7 @@ static int yverify(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 			return rc;
 		if (m->verify[i].nstmts != 1)
 			return yerr(y, n, "each 'verify' entry must be one statement in '%s'",
-				    y->name);
+			            y->name);
 		i++;
 	}
 	return 0;
@@ -1240,14 +1303,13 @@ static int load_native(struct loader *L, dc_migration *m, const char *raw, size_
 
 		de = fy_diag_errors_iterate(diag, &dit);
 		if (de)
-			rc = dc_error_set_at(L->err, DC_EPARSE, m->path,
-					     de->line >= 0 ? de->line + 1 : 0,
-					     de->column >= 0 ? de->column + 1 : 0,
-					     "invalid yaml in '%s': %s", y.name,
-					     de->msg ? de->msg : "parse error");
+			rc = dc_error_set_at(
+			        L->err, DC_EPARSE, m->path, de->line >= 0 ? de->line + 1 : 0,
+			        de->column >= 0 ? de->column + 1 : 0, "invalid yaml in '%s': %s",
+			        y.name, de->msg ? de->msg : "parse error");
 		else
 			rc = dc_error_set_at(L->err, DC_EPARSE, m->path, 0, 0,
-					     "invalid yaml in '%s'", y.name);
+			                     "invalid yaml in '%s'", y.name);
 		goto out;
 	}
 	root = fy_document_root(fyd);
@@ -1269,7 +1331,7 @@ static int load_native(struct loader *L, dc_migration *m, const char *raw, size_
 			rc = yphases(&y, k, v, m);
 		} else if (ykey_is(k, "verify")) {
 			rc = seen_verify ? yerr(&y, k, "'verify' given twice in '%s'", y.name)
-					 : yverify(&y, k, v, m);
+			                 : yverify(&y, k, v, m);
 			seen_verify = true;
 		} else {
 			rc = yunknown(&y, k, "at the top level", keys, 5);
@@ -1283,8 +1345,8 @@ static int load_native(struct loader *L, dc_migration *m, const char *raw, size_
 	}
 	if (!version_valid(m->version)) {
 		rc = yerr(&y, vnode,
-			  "invalid version '%.*s' in '%s': use letters, digits, '.', '_' and '-'",
-			  MAX_VERSION_LEN, m->version, y.name);
+		          "invalid version '%.*s' in '%s': use letters, digits, '.', '_' and '-'",
+		          MAX_VERSION_LEN, m->version, y.name);
 		goto out;
 	}
 	if (!m->phases) {
@@ -1310,7 +1372,11 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Folder scanning and layout detection.                                    */
 
-enum { KIND_ONLY, KIND_UP, KIND_DOWN };
+enum {
+	KIND_ONLY,
+	KIND_UP,
+	KIND_DOWN
+};
 
 struct entry {
 	char *name;
@@ -1450,13 +1516,17 @@ static int scan_dir(struct entry **out, size_t *nout, const char *dir, dc_error 
 	d = opendir(dir);
 	if (!d) {
 		rc = dc_error_set_at(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO, dir, 0, 0,
-				     "cannot open migrations folder '%s': %s", dir,
-				     strerror(errno));
+		                     "cannot open migrations folder '%s': %s", dir,
+		                     strerror(errno));
 		goto out;
 	}
-	while ((errno = 0, de = readdir(d)) != NULL) {
+	for (;;) {
 		struct stat st;
 
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			break;
 		if (ignored(de->d_name))
 			continue;
 		free(path);
@@ -1467,21 +1537,21 @@ static int scan_dir(struct entry **out, size_t *nout, const char *dir, dc_error 
 		}
 		if (stat(path, &st) != 0) {
 			rc = dc_error_set_at(err, DC_EIO, path, 0, 0, "cannot stat '%s': %s",
-					     de->d_name, strerror(errno));
+			                     de->d_name, strerror(errno));
 			goto out;
 		}
 		if (S_ISDIR(st.st_mode))
 			continue;
 		if (!S_ISREG(st.st_mode)) {
 			rc = dc_error_set_at(err, DC_EINVAL, path, 0, 0,
-					     "'%s' in the migrations folder is not a regular file",
-					     de->d_name);
+			                     "'%s' in the migrations folder is not a regular file",
+			                     de->d_name);
 			goto out;
 		}
 		if (n >= MAX_FILES) {
 			rc = dc_error_set_at(err, DC_ELIMIT, dir, 0, 0,
-					     "migrations folder '%s' has more than %zu files", dir,
-					     MAX_FILES);
+			                     "migrations folder '%s' has more than %zu files", dir,
+			                     MAX_FILES);
 			goto out;
 		}
 		if (n == alloc) {
@@ -1504,8 +1574,9 @@ static int scan_dir(struct entry **out, size_t *nout, const char *dir, dc_error 
 		n++;
 	}
 	if (errno != 0) {
-		rc = dc_error_set_at(err, DC_EIO, dir, 0, 0, "cannot read migrations folder '%s': %s",
-				     dir, strerror(errno));
+		rc = dc_error_set_at(err, DC_EIO, dir, 0, 0,
+		                     "cannot read migrations folder '%s': %s", dir,
+		                     strerror(errno));
 		goto out;
 	}
 	if (n > 1)
@@ -1523,8 +1594,11 @@ out:
 }
 
 /* Refuses a folder whose files belong to more than one layout, naming them. */
-static int check_one_layout(struct entry *ents, size_t n, const char *dir, dc_layout *layout,
-			    dc_error *err)
+static int check_one_layout(struct entry *ents,
+                            size_t n,
+                            const char *dir,
+                            dc_layout *layout,
+                            dc_error *err)
 {
 	size_t counts[4] = { 0, 0, 0, 0 }, i, listed = 0, others = 0;
 	dc_layout major = DC_LAYOUT_NATIVE;
@@ -1549,14 +1623,14 @@ static int check_one_layout(struct entry *ents, size_t n, const char *dir, dc_la
 		others++;
 		if (listed < 8) {
 			dc_strbuf_addf(&sb, "%s '%s' (%s)", listed ? "," : "", ents[i].name,
-				       dc_layout_name(ents[i].layout));
+			               dc_layout_name(ents[i].layout));
 			listed++;
 		}
 	}
 	if (others > listed)
 		dc_strbuf_addf(&sb, " and %zu more", others - listed);
 	dc_strbuf_addf(&sb, " next to %zu %s file%s", counts[major], dc_layout_name(major),
-		       counts[major] == 1 ? "" : "s");
+	               counts[major] == 1 ? "" : "s");
 	if (dc_strbuf_error(&sb))
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 	else
@@ -1582,9 +1656,9 @@ static int sort_check_duplicates(dc_migration *ms, size_t n, dc_error *err)
 	for (i = 1; i < n; i++) {
 		if (dc_version_compare(ms[i - 1].version, ms[i].version) == 0)
 			return dc_error_set_at(err, DC_EINVAL, ms[i].path, 0, 0,
-					       "duplicate version '%s': '%s' and '%s'",
-					       ms[i].version, base_name(ms[i - 1].path),
-					       base_name(ms[i].path));
+			                       "duplicate version '%s': '%s' and '%s'",
+			                       ms[i].version, base_name(ms[i - 1].path),
+			                       base_name(ms[i].path));
 	}
 	return 0;
 }
@@ -1607,8 +1681,10 @@ static dc_migration *find_version(dc_migration *ms, size_t n, const char *versio
 	return NULL;
 }
 
-static void checksum_add(crypto_hash_sha256_state *st, const char *name, const char *data,
-			 size_t len)
+static void checksum_add(crypto_hash_sha256_state *st,
+                         const char *name,
+                         const char *data,
+                         size_t len)
 {
 	char head[32];
 
@@ -1658,7 +1734,7 @@ static int load_migration(struct loader *L, dc_migration *m)
 			break;
 		if (m->phases[0].up.nstmts == 0) {
 			rc = dc_error_set_at(L->err, DC_EPARSE, m->path, 0, 0,
-					     "'%s' has no sql statement", base_name(m->path));
+			                     "'%s' has no sql statement", base_name(m->path));
 			break;
 		}
 		if (down) {
@@ -1683,9 +1759,9 @@ out:
 }
 
 int dc_migration_set_load(dc_migration_set **out,
-			  const char *dir,
-			  dc_dialect dialect,
-			  dc_error *err)
+                          const char *dir,
+                          dc_dialect dialect,
+                          dc_error *err)
 {
 	dc_migration_set *set = NULL;
 	struct entry *ents = NULL;
@@ -1712,9 +1788,9 @@ int dc_migration_set_load(dc_migration_set **out,
 
 		if (!name_printable(ents[i].name)) {
 			rc = dc_error_set_at(err, DC_EINVAL, dir, 0, 0,
-					     "a file name in '%s' has control characters or is not "
-					     "valid UTF-8",
-					     dir);
+			                     "a file name in '%s' has control characters or is not "
+			                     "valid UTF-8",
+			                     dir);
 			goto out;
 		}
 		rc = classify(ents[i].name, &ents[i]);
@@ -1725,11 +1801,11 @@ int dc_migration_set_load(dc_migration_set **out,
 		if (rc == 0) {
 			path = dc_path_join(dir, ents[i].name);
 			rc = dc_error_set_at(
-				err, DC_EINVAL, path ? path : dir, 0, 0,
-				"'%s' is not a migration file: expected <version>_<name>.up.sql "
-				"and .down.sql, <version>_<name>.sql (dbmate), "
-				"V<version>__<name>.sql (flyway) or a .yaml migration",
-				ents[i].name);
+			        err, DC_EINVAL, path ? path : dir, 0, 0,
+			        "'%s' is not a migration file: expected <version>_<name>.up.sql "
+			        "and .down.sql, <version>_<name>.sql (dbmate), "
+			        "V<version>__<name>.sql (flyway) or a .yaml migration",
+			        ents[i].name);
 			free(path);
 			goto out;
 		}
@@ -1741,8 +1817,8 @@ int dc_migration_set_load(dc_migration_set **out,
 		goto out;
 	if (nmig > DC_MIGRATION_MAX_COUNT) {
 		rc = dc_error_set_at(err, DC_ELIMIT, dir, 0, 0,
-				     "migrations folder '%s' has more than %d migrations", dir,
-				     DC_MIGRATION_MAX_COUNT);
+		                     "migrations folder '%s' has more than %d migrations", dir,
+		                     DC_MIGRATION_MAX_COUNT);
 		goto out;
 	}
 	set = calloc(1, sizeof(*set));
@@ -1787,17 +1863,17 @@ int dc_migration_set_load(dc_migration_set **out,
 			m = find_version(set->migrations, set->count, ents[i].version);
 			if (!m) {
 				rc = dc_error_set_at(err, DC_EINVAL, path, 0, 0,
-						     "'%s' is a down migration without an up "
-						     "migration (version '%s')",
-						     ents[i].name, ents[i].version);
+				                     "'%s' is a down migration without an up "
+				                     "migration (version '%s')",
+				                     ents[i].name, ents[i].version);
 				free(path);
 				goto out;
 			}
 			if (m->down_path) {
 				rc = dc_error_set_at(err, DC_EINVAL, path, 0, 0,
-						     "duplicate version '%s': '%s' and '%s'",
-						     ents[i].version, base_name(m->down_path),
-						     ents[i].name);
+				                     "duplicate version '%s': '%s' and '%s'",
+				                     ents[i].version, base_name(m->down_path),
+				                     ents[i].name);
 				free(path);
 				goto out;
 			}

@@ -10,7 +10,6 @@
  * recomputed from the previous line's hash in the file and the migration's
  * current checksum.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,12 +138,12 @@ static void lines_free(struct sum_line *v, size_t n)
 
 /* Parses the file into its total and lines; DC_EINTEGRITY names the bad line. */
 static int parse_sum(const char *buf,
-		     size_t len,
-		     const char *path,
-		     char total[65],
-		     struct sum_line **out,
-		     size_t *nout,
-		     dc_error *err)
+                     size_t len,
+                     const char *path,
+                     char total[65],
+                     struct sum_line **out,
+                     size_t *nout,
+                     dc_error *err)
 {
 	struct sum_line *v = NULL;
 	size_t n = 0, alloc = 0, p = 0;
@@ -162,9 +161,10 @@ static int parse_sum(const char *buf,
 		p = e < len ? e + 1 : len;
 		if (lineno == 1) {
 			if (ll != 70 || memcmp(line, "total ", 6) != 0 || !is_hex64(line + 6, 64)) {
-				rc = dc_error_set_at(err, DC_EINTEGRITY, path, 1, 0,
-						     "malformed '%s': line 1 is not 'total <sha256>'",
-						     DC_SUM_FILE_NAME);
+				rc = dc_error_set_at(
+				        err, DC_EINTEGRITY, path, 1, 0,
+				        "malformed '%s': line 1 is not 'total <sha256>'",
+				        DC_SUM_FILE_NAME);
 				goto out;
 			}
 			memcpy(total, line + 6, 64);
@@ -179,9 +179,9 @@ static int parse_sum(const char *buf,
 		if (sp2 < 2 || sp1 < 2 || sp2 - 1 <= sp1 || !is_hex64(line + sp2, ll - sp2) ||
 		    memchr(line, '\r', ll)) {
 			rc = dc_error_set_at(err, DC_EINTEGRITY, path, lineno, 0,
-					     "malformed '%s' at line %d: expected "
-					     "'<file> <version> <sha256>'",
-					     DC_SUM_FILE_NAME, lineno);
+			                     "malformed '%s' at line %d: expected "
+			                     "'<file> <version> <sha256>'",
+			                     DC_SUM_FILE_NAME, lineno);
 			goto out;
 		}
 		if (n == alloc) {
@@ -209,7 +209,7 @@ static int parse_sum(const char *buf,
 	}
 	if (lineno == 0) {
 		rc = dc_error_set_at(err, DC_EINTEGRITY, path, 1, 0, "malformed '%s': it is empty",
-				     DC_SUM_FILE_NAME);
+		                     DC_SUM_FILE_NAME);
 		goto out;
 	}
 	*out = v;
@@ -221,81 +221,54 @@ out:
 	return rc;
 }
 
-/* Index arrays sorted by name, for lookups by name. */
-static const struct sum_line *sort_lines_base;
-static const dc_migration *sort_migs_base;
+/* Names sorted for lookups: qsort has no context argument, so each entry carries its name. */
+struct named {
+	const char *name;
+	size_t i;
+};
 
-static int cmp_line_idx(const void *a, const void *b)
+static int cmp_named(const void *a, const void *b)
 {
-	return strcmp(sort_lines_base[*(const size_t *)a].name,
-		      sort_lines_base[*(const size_t *)b].name);
+	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
 }
 
-static int cmp_mig_idx(const void *a, const void *b)
+static struct named *index_lines(const struct sum_line *v, size_t n)
 {
-	return strcmp(base_name(sort_migs_base[*(const size_t *)a].path),
-		      base_name(sort_migs_base[*(const size_t *)b].path));
-}
-
-/*
- * qsort has no context argument in C11; the bases above are set just before
- * each sort. Not thread-safe, so guarded: sums are checked once per run.
- */
-static size_t *index_by_name(const struct sum_line *lines,
-			     const dc_migration *migs,
-			     size_t n)
-{
-	size_t *idx = dc_malloc_array(n ? n : 1, sizeof(*idx)), i;
+	struct named *idx = dc_malloc_array(n ? n : 1, sizeof(*idx));
+	size_t i;
 
 	if (!idx)
 		return NULL;
-	for (i = 0; i < n; i++)
-		idx[i] = i;
-	if (lines) {
-		sort_lines_base = lines;
-		qsort(idx, n, sizeof(*idx), cmp_line_idx);
-	} else {
-		sort_migs_base = migs;
-		qsort(idx, n, sizeof(*idx), cmp_mig_idx);
+	for (i = 0; i < n; i++) {
+		idx[i].name = v[i].name;
+		idx[i].i = i;
 	}
+	qsort(idx, n, sizeof(*idx), cmp_named);
 	return idx;
 }
 
-/* Position of `name` in the sum lines, or (size_t)-1. */
-static size_t find_line(const struct sum_line *v, const size_t *idx, size_t n, const char *name)
+static struct named *index_migrations(const dc_migration *m, size_t n)
 {
-	size_t lo = 0, hi = n;
+	struct named *idx = dc_malloc_array(n ? n : 1, sizeof(*idx));
+	size_t i;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(v[idx[mid]].name, name);
-
-		if (c == 0)
-			return idx[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (!idx)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		idx[i].name = base_name(m[i].path);
+		idx[i].i = i;
 	}
-	return (size_t)-1;
+	qsort(idx, n, sizeof(*idx), cmp_named);
+	return idx;
 }
 
-static size_t find_mig(const dc_migration *m, const size_t *idx, size_t n, const char *name)
+/* Position of `name` in the indexed array, or (size_t)-1. */
+static size_t find_named(const struct named *idx, size_t n, const char *name)
 {
-	size_t lo = 0, hi = n;
+	struct named key = { name, 0 };
+	const struct named *hit = n ? bsearch(&key, idx, n, sizeof(*idx), cmp_named) : NULL;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(base_name(m[idx[mid]].path), name);
-
-		if (c == 0)
-			return idx[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (size_t)-1;
+	return hit ? hit->i : (size_t)-1;
 }
 
 /* Appends "kind 'name'" to the report, up to a length that fits dc_error. */
@@ -314,7 +287,8 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	dc_error rerr = { 0 };
 	dc_strbuf lines = DC_STRBUF_INIT, msg = DC_STRBUF_INIT;
 	struct sum_line *v = NULL;
-	size_t nv = 0, i, *lidx = NULL, *midx = NULL, *common_s = NULL, *common_m = NULL;
+	struct named *lidx = NULL, *midx = NULL;
+	size_t nv = 0, i, *common_s = NULL, *common_m = NULL;
 	size_t ncs = 0, ncm = 0, shown = 0, hidden = 0;
 	char *path = NULL, *buf = NULL, total[65], h[65];
 	size_t len = 0;
@@ -330,8 +304,8 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	rc = dc_file_read(&buf, &len, path, SUM_MAX_BYTES, &rerr);
 	if (rc == DC_ENOTFOUND) {
 		rc = dc_error_set_at(err, DC_ENOTFOUND, path, 0, 0,
-				     "no '%s' in '%s': run 'deployclaw hash' to create it",
-				     DC_SUM_FILE_NAME, set->dir);
+		                     "no '%s' in '%s': run 'deployclaw hash' to create it",
+		                     DC_SUM_FILE_NAME, set->dir);
 		goto out;
 	}
 	if (rc < 0) {
@@ -351,12 +325,12 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	dc_sha256_hex(h, lines.buf, lines.len);
 	if (strcmp(h, total) != 0) {
 		rc = dc_error_set_at(err, DC_EINTEGRITY, path, 1, 0,
-				     "malformed '%s': its total does not match its lines",
-				     DC_SUM_FILE_NAME);
+		                     "malformed '%s': its total does not match its lines",
+		                     DC_SUM_FILE_NAME);
 		goto out;
 	}
-	lidx = index_by_name(v, NULL, nv);
-	midx = index_by_name(NULL, set->migrations, set->count);
+	lidx = index_lines(v, nv);
+	midx = index_migrations(set->migrations, set->count);
 	common_s = dc_malloc_array(nv ? nv : 1, sizeof(*common_s));
 	common_m = dc_malloc_array(set->count ? set->count : 1, sizeof(*common_m));
 	if (!lidx || !midx || !common_s || !common_m) {
@@ -364,17 +338,17 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 		goto out;
 	}
 	for (i = 1; i < nv; i++) {
-		if (strcmp(v[lidx[i - 1]].name, v[lidx[i]].name) == 0) {
-			rc = dc_error_set_at(err, DC_EINTEGRITY, path, v[lidx[i]].lineno, 0,
-					     "malformed '%s' at line %d: '%s' is listed twice",
-					     DC_SUM_FILE_NAME, v[lidx[i]].lineno, v[lidx[i]].name);
+		if (strcmp(lidx[i - 1].name, lidx[i].name) == 0) {
+			rc = dc_error_set_at(err, DC_EINTEGRITY, path, v[lidx[i].i].lineno, 0,
+			                     "malformed '%s' at line %d: '%s' is listed twice",
+			                     DC_SUM_FILE_NAME, v[lidx[i].i].lineno, lidx[i].name);
 			goto out;
 		}
 	}
 	dc_strbuf_adds(&msg, "deployclaw.sum does not match the migrations: ");
 	/* edited: the line's hash, recomputed from its predecessor in the file */
 	for (i = 0; i < nv; i++) {
-		size_t k = find_mig(set->migrations, midx, set->count, v[i].name);
+		size_t k = find_named(midx, set->count, v[i].name);
 
 		if (k == (size_t)-1)
 			continue;
@@ -386,13 +360,13 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	for (i = 0; i < set->count; i++) {
 		const char *name = base_name(set->migrations[i].path);
 
-		if (find_line(v, lidx, nv, name) == (size_t)-1)
+		if (find_named(lidx, nv, name) == (size_t)-1)
 			report(&msg, &shown, &hidden, "added", name);
 		else
 			common_m[ncm++] = i;
 	}
 	for (i = 0; i < nv; i++) {
-		if (find_mig(set->migrations, midx, set->count, v[i].name) == (size_t)-1)
+		if (find_named(midx, set->count, v[i].name) == (size_t)-1)
 			report(&msg, &shown, &hidden, "removed", v[i].name);
 	}
 	/* reordered: migrations in both whose relative order differs */

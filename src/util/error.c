@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <deployclaw/common.h>
+#include <deployclaw/util.h>
 
 int dc_error_vset(dc_error *err, int code, const char *fmt, va_list ap)
 {
@@ -53,21 +54,22 @@ void dc_error_clear(dc_error *err)
 
 const char *dc_error_format(const dc_error *err, char *buf, size_t size)
 {
-	int n = 0;
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t n;
 
 	if (size == 0)
 		return buf;
-	buf[0] = '\0';
 	if (err->file[0] && err->line > 0 && err->col > 0)
-		n = snprintf(buf, size, "%s:%d:%d: ", err->file, err->line, err->col);
+		dc_strbuf_addf(&sb, "%s:%d:%d: ", err->file, err->line, err->col);
 	else if (err->file[0] && err->line > 0)
-		n = snprintf(buf, size, "%s:%d: ", err->file, err->line);
+		dc_strbuf_addf(&sb, "%s:%d: ", err->file, err->line);
 	else if (err->file[0])
-		n = snprintf(buf, size, "%s: ", err->file);
-	if (n < 0 || (size_t)n >= size)
-		return buf;
-	snprintf(buf + n, size - (size_t)n, "%s",
-	         err->message[0] ? err->message : dc_strerror(err->code));
+		dc_strbuf_addf(&sb, "%s: ", err->file);
+	dc_strbuf_adds(&sb, err->message[0] ? err->message : dc_strerror(err->code));
+	n = sb.len < size - 1 ? sb.len : size - 1;
+	memcpy(buf, sb.buf, n);
+	buf[n] = '\0';
+	dc_strbuf_release(&sb);
 	return buf;
 }
 

@@ -18,14 +18,14 @@ void *dc_malloc_array(size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)
 		return NULL;
-	return malloc(n * size ? n * size : 1);
+	return malloc(n && size ? n * size : 1);
 }
 
 void *dc_realloc_array(void *p, size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)
 		return NULL;
-	return realloc(p, n * size ? n * size : 1);
+	return realloc(p, n && size ? n * size : 1);
 }
 
 char *dc_strdup(const char *s)
@@ -255,8 +255,8 @@ void dc_time_rfc3339(char out[32], int64_t epoch_ms)
 	struct tm tm;
 
 	gmtime_r(&secs, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, 32 - 19, ".%03uZ", (unsigned)(((epoch_ms % 1000) + 1000) % 1000));
 }
 
 int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error *err)

@@ -1,0 +1,822 @@
+/*
+ * Verifying and reading the audit ledger.
+ *
+ * Verify streams the file through one big buffer: every complete line in
+ * the buffer becomes a batch; worker threads parse each line, recompute its
+ * hash and check its signature (the expensive part: Ed25519 verification
+ * is ~45 us), then this thread walks the batch in order checking seqs and
+ * prev links, so the first bad entry is the one reported.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include <deployclaw/ledger.h>
+#include <deployclaw/util.h>
+
+#include "ledger_internal.h"
+
+/* Big enough for several maximal lines; one read() fills most of it. */
+#define BUF_SIZE    ((size_t)8 * 1024 * 1024)
+#define MAX_THREADS 16
+/* Below this many lines a batch is checked on this thread alone. */
+#define MIN_PARALLEL 64
+
+enum {
+	V_OK,
+	V_TORN,     /* the final bytes have no newline */
+	V_PARSE,    /* not JSON */
+	V_FIELD,    /* JSON, but a field is missing or malformed */
+	V_MODIFIED, /* hash does not match the content */
+	V_KEYID,    /* signed by another key */
+	V_BADSIG
+};
+
+typedef struct vent {
+	const char *line;
+	size_t len;
+	int64_t lineno;
+	int64_t seq;
+	int status;
+	bool last; /* the file's last line */
+	unsigned char hash[32];
+	unsigned char prev[32];
+	unsigned char sig[64];
+	char key_id[17];
+	char detail[160];
+} vent;
+
+typedef struct worker {
+	vent *ents;
+	size_t from, to;
+	const unsigned char *pk;
+	const char *key_id;
+	bool check_sigs;
+	char *buf;
+	size_t cap;
+	pthread_t thread;
+} worker;
+
+static const char *field_hex(json_t *o, const char *key, size_t n)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && dc_ledger__is_hex(s, n) ? s : NULL;
+}
+
+static void check_entry(worker *w, vent *e)
+{
+	static const char *const strings[] = { "ts", "run_id", "actor", "event" };
+	unsigned char computed[32];
+	json_error_t jerr;
+	const char *s, *bad = NULL;
+	size_t siglen = 0, i, n;
+	json_t *o;
+
+	if (e->status == V_TORN)
+		return;
+	o = json_loadb(e->line, e->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!o) {
+		e->status = V_PARSE;
+		snprintf(e->detail, sizeof(e->detail), "%s", jerr.text);
+		return;
+	}
+	if (!json_is_object(o)) {
+		bad = "an object";
+		goto field;
+	}
+	if (!json_is_integer(json_object_get(o, "seq")) ||
+	    json_integer_value(json_object_get(o, "seq")) < 1) {
+		bad = "'seq'";
+		goto field;
+	}
+	e->seq = json_integer_value(json_object_get(o, "seq"));
+	for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		if (!json_is_string(json_object_get(o, strings[i]))) {
+			bad = strings[i];
+			goto field;
+		}
+	if (!json_is_object(json_object_get(o, "data"))) {
+		bad = "'data'";
+		goto field;
+	}
+	if (!(s = field_hex(o, "prev", 64)) || dc_hex_decode(e->prev, 32, s) != 0) {
+		bad = "'prev'";
+		goto field;
+	}
+	if (!(s = field_hex(o, "hash", 64)) || dc_hex_decode(e->hash, 32, s) != 0) {
+		bad = "'hash'";
+		goto field;
+	}
+	if (!(s = field_hex(o, "key_id", 16))) {
+		bad = "'key_id'";
+		goto field;
+	}
+	memcpy(e->key_id, s, 17);
+	s = json_string_value(json_object_get(o, "sig"));
+	if (!s ||
+	    sodium_base642bin(e->sig, sizeof(e->sig), s, strlen(s), NULL, &siglen, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    siglen != sizeof(e->sig)) {
+		bad = "'sig'";
+		goto field;
+	}
+	/* the hash covers everything but itself and the signature */
+	json_object_del(o, "hash");
+	json_object_del(o, "sig");
+	for (;;) {
+		n = json_dumpb(o, w->buf, w->cap, DC_LEDGER__CANON_FLAGS);
+		if (n <= w->cap || n == 0)
+			break;
+		free(w->buf);
+		w->cap = n;
+		w->buf = malloc(n);
+		if (!w->buf) {
+			w->cap = 0;
+			n = 0;
+			break;
+		}
+	}
+	json_decref(o);
+	if (n == 0) {
+		e->status = V_MODIFIED; /* cannot serialise (OOM): never report it good */
+		snprintf(e->detail, sizeof(e->detail), "out of memory");
+		return;
+	}
+	crypto_hash_sha256(computed, (const unsigned char *)w->buf, n);
+	if (sodium_memcmp(computed, e->hash, 32) != 0) {
+		e->status = V_MODIFIED;
+		return;
+	}
+	if (w->key_id && strcmp(w->key_id, e->key_id) != 0) {
+		e->status = V_KEYID;
+		return;
+	}
+	if (w->check_sigs && crypto_sign_verify_detached(e->sig, e->hash, 32, w->pk) != 0) {
+		e->status = V_BADSIG;
+		return;
+	}
+	e->status = V_OK;
+	return;
+field:
+	e->status = V_FIELD;
+	snprintf(e->detail, sizeof(e->detail), "missing or invalid %s", bad);
+	json_decref(o);
+}
+
+static void *worker_run(void *arg)
+{
+	worker *w = arg;
+	size_t i;
+
+	for (i = w->from; i < w->to; i++)
+		check_entry(w, &w->ents[i]);
+	return NULL;
+}
+
+/* Checks ents[0..n) on up to `nw` workers (workers[0] runs on this thread). */
+static void check_batch(worker *workers, int nw, vent *ents, size_t n)
+{
+	int used = n < MIN_PARALLEL ? 1 : nw, i;
+	size_t per = (n + (size_t)used - 1) / (size_t)used;
+	bool started[MAX_THREADS] = { false };
+
+	for (i = 0; i < used; i++) {
+		workers[i].ents = ents;
+		workers[i].from = (size_t)i * per < n ? (size_t)i * per : n;
+		workers[i].to = workers[i].from + per < n ? workers[i].from + per : n;
+		if (i > 0)
+			started[i] = pthread_create(&workers[i].thread, NULL, worker_run,
+			                            &workers[i]) == 0;
+	}
+	worker_run(&workers[0]);
+	for (i = 1; i < used; i++) {
+		if (started[i])
+			pthread_join(workers[i].thread, NULL);
+		else
+			worker_run(&workers[i]); /* could not start a thread: do it here */
+	}
+}
+
+/* A consistent snapshot: the size and the head record, read under a shared lock. */
+static int snapshot(int fd, const char *path, off_t *size, dc_error *err)
+{
+	struct stat st;
+
+	while (flock(fd, LOCK_SH) != 0)
+		if (errno != EINTR)
+			return dc_error_set(err, DC_EIO, "cannot lock ledger '%s': %s", path,
+			                    strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		flock(fd, LOCK_UN);
+		return dc_error_set(err, DC_EIO, "cannot stat ledger '%s': %s", path,
+		                    strerror(errno));
+	}
+	*size = st.st_size;
+	return 0;
+}
+
+/* Reads into buf[*end..cap) as far as `remaining` allows. */
+static int fill(int fd, char *buf, size_t cap, size_t *end, off_t *remaining)
+{
+	while (*end<cap && * remaining> 0) {
+		size_t want = cap - *end;
+		ssize_t n;
+
+		if ((off_t)want > *remaining)
+			want = (size_t)*remaining;
+		n = read(fd, buf + *end, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			*remaining = 0; /* shrunk under us: verify what is there */
+			break;
+		}
+		*end += (size_t)n;
+		*remaining -= n;
+	}
+	return 0;
+}
+
+typedef struct expect {
+	bool given, has_seq, found;
+	int64_t seq;
+	unsigned char hash[32];
+} expect;
+
+static int parse_expect(expect *x, const char *s, dc_error *err)
+{
+	const char *colon = strchr(s, ':');
+	char *end = NULL;
+
+	memset(x, 0, sizeof(*x));
+	x->given = true;
+	if (colon) {
+		errno = 0;
+		x->seq = strtoll(s, &end, 10);
+		if (errno || end != colon || x->seq < 1)
+			goto bad;
+		x->has_seq = true;
+		s = colon + 1;
+	}
+	if (!dc_ledger__is_hex(s, 64) || dc_hex_decode(x->hash, 32, s) != 0)
+		goto bad;
+	return 0;
+bad:
+	return dc_error_set(err, DC_EINVAL,
+	                    "expected head '%s' is not \"seq:hash\" or a 64-character hex hash", s);
+}
+
+/* The error for the first bad entry `e`; `expected` is the seq it should have. */
+static int report(const char *path,
+                  vent *e,
+                  vent *batch_end,
+                  int64_t expected,
+                  bool link_ok,
+                  const unsigned char *expected_key,
+                  dc_ledger_verify_result *res,
+                  dc_error *err)
+{
+	char want_id[17] = "";
+	vent *f;
+
+	res->bad_line = e->lineno;
+	res->bad_seq = e->status == V_OK || e->status >= V_MODIFIED ? e->seq : expected;
+	switch (e->status) {
+	case V_TORN:
+		return dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "ledger '%s' ends in a torn line at line %" PRId64
+		        ": the file does not end in a newline (a crash during a write?)",
+		        path, e->lineno);
+	case V_PARSE:
+		if (e->last)
+			return dc_error_set(err, DC_EINTEGRITY,
+			                    "ledger '%s' ends in a torn line at line %" PRId64
+			                    ": the last line does not parse: %s",
+			                    path, e->lineno, e->detail);
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "ledger '%s': line %" PRId64 " is not a ledger entry: %s", path,
+		                    e->lineno, e->detail);
+	case V_FIELD:
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "ledger '%s': line %" PRId64 " is not a ledger entry: %s", path,
+		                    e->lineno, e->detail);
+	case V_MODIFIED:
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64
+		                    ") was modified: its hash does not match its content",
+		                    e->seq, e->lineno);
+	default:
+		break;
+	}
+	if (e->seq > expected) {
+		for (f = e + 1; f < batch_end; f++)
+			if (f->seq == expected)
+				return dc_error_set(
+				        err, DC_EINTEGRITY,
+				        "entry seq %" PRId64 " (line %" PRId64
+				        ") is out of order: entries were reordered (seq %" PRId64
+				        " is at line %" PRId64 ")",
+				        e->seq, e->lineno, expected, f->lineno);
+		if (e->seq == expected + 1)
+			return dc_error_set(err, DC_EINTEGRITY,
+			                    "entry seq %" PRId64 " (line %" PRId64
+			                    ") follows seq %" PRId64 ": entry seq %" PRId64
+			                    " was deleted",
+			                    e->seq, e->lineno, expected - 1, expected);
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64 ") follows seq %" PRId64
+		                    ": entries seq %" PRId64 "..%" PRId64 " were deleted",
+		                    e->seq, e->lineno, expected - 1, expected, e->seq - 1);
+	}
+	if (e->seq < expected)
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64
+		                    ") repeats an earlier seq after seq %" PRId64
+		                    ": an entry was inserted (or replayed)",
+		                    e->seq, e->lineno, expected - 1);
+	if (!link_ok) /* seq right: the prev link is what broke */
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64
+		                    ") does not link to entry seq %" PRId64
+		                    ": its prev hash differs, an entry was inserted or replaced",
+		                    e->seq, e->lineno, e->seq - 1);
+	if (e->status == V_KEYID) {
+		if (expected_key)
+			dc_ledger__key_id(want_id, expected_key);
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64
+		                    ") is signed by a different key (key_id %s, expected %s)",
+		                    e->seq, e->lineno, e->key_id, want_id);
+	}
+	return dc_error_set(err, DC_EINTEGRITY,
+	                    "entry seq %" PRId64 " (line %" PRId64 ") has a bad signature", e->seq,
+	                    e->lineno);
+}
+
+/* One pass over the ledger; `fast` checks only the last signature. */
+static int verify_pass(const char *path,
+                       const dc_ledger_verify_opts *opts,
+                       bool fast,
+                       int threads,
+                       dc_ledger_verify_result *result,
+                       dc_error *err)
+{
+	static const dc_ledger_verify_opts no_opts;
+	dc_ledger_verify_result local;
+	dc_ledger_verify_result *res = result ? result : &local;
+	worker workers[MAX_THREADS];
+	dc_ledger__head head;
+	char *head_path = NULL, *buf = NULL, pk_id[17];
+	unsigned char prev[32] = { 0 }, head_hash_at[32], last_sig[64];
+	bool have_head = false, head_hash_seen = false, lines_left = true;
+	vent *ents = NULL;
+	size_t ents_cap = 0, start = 0, end = 0;
+	int64_t expected = 1, lineno = 0;
+	off_t size = 0, remaining;
+	expect x = { 0 };
+	long ncpu;
+	int fd = -1, rc = 0, nw, i;
+
+	memset(res, 0, sizeof(*res));
+	memset(workers, 0, sizeof(workers));
+	memcpy(res->head_hash, "0000000000000000000000000000000000000000000000000000000000000000",
+	       65);
+	res->head_seq = -1;
+	if (!opts)
+		opts = &no_opts;
+	rc = dc_ledger__crypto_init(err);
+	if (rc)
+		return rc;
+	if (opts->expect_head) {
+		rc = parse_expect(&x, opts->expect_head, err);
+		if (rc)
+			return rc;
+	}
+	if (opts->pubkey)
+		dc_ledger__key_id(pk_id, opts->pubkey);
+	res->signatures_checked = opts->pubkey != NULL;
+	head_path = dc_ledger__head_path(path);
+	buf = malloc(BUF_SIZE);
+	if (!head_path || !buf) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
+		                  "cannot open ledger '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	/* size and head together: appends write the line before the head */
+	rc = snapshot(fd, path, &size, err);
+	if (rc)
+		goto out;
+	rc = dc_ledger__head_read(&head, head_path, opts->pubkey, NULL, err);
+	flock(fd, LOCK_UN);
+	if (rc == DC_ENOTFOUND) {
+		rc = 0;
+	} else if (rc) {
+		goto out;
+	} else {
+		have_head = true;
+		res->head_seq = head.seq;
+	}
+
+	ncpu = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+	nw = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
+	for (i = 0; i < nw; i++) {
+		workers[i].pk = opts->pubkey;
+		workers[i].key_id = opts->pubkey ? pk_id : NULL;
+		workers[i].check_sigs = opts->pubkey && !fast;
+	}
+
+	remaining = size;
+	while (lines_left) {
+		size_t n = 0, k;
+		const char *p, *nl;
+
+		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
+			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
+			                  strerror(errno));
+			goto out;
+		}
+		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
+			if (n == ents_cap) {
+				size_t cap = ents_cap ? ents_cap * 2 : 4096;
+				vent *grown = dc_realloc_array(ents, cap, sizeof(*grown));
+
+				if (!grown) {
+					rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+					goto out;
+				}
+				ents = grown;
+				ents_cap = cap;
+			}
+			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
+				res->bad_line = lineno + 1;
+				rc = dc_error_set(err, DC_ELIMIT,
+				                  "ledger '%s': line %" PRId64
+				                  " is longer than %zu bytes",
+				                  path, lineno + 1, DC_LEDGER__MAX_LINE);
+				goto out;
+			}
+			memset(&ents[n], 0, sizeof(ents[n]));
+			ents[n].line = p;
+			ents[n].len = (size_t)(nl - p);
+			ents[n].lineno = ++lineno;
+			n++;
+		}
+		start = (size_t)(p - buf);
+		if (remaining == 0) {
+			lines_left = false;
+			if (start < end) {
+				if (n == ents_cap) {
+					vent *grown = dc_realloc_array(ents, n + 1, sizeof(*grown));
+
+					if (!grown) {
+						rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+						goto out;
+					}
+					ents = grown;
+					ents_cap = n + 1;
+				}
+				memset(&ents[n], 0, sizeof(ents[n]));
+				ents[n].status = V_TORN;
+				ents[n].lineno = ++lineno;
+				n++;
+				start = end;
+			}
+			if (n)
+				ents[n - 1].last = true;
+		} else if (end - start > DC_LEDGER__MAX_LINE) {
+			res->bad_line = lineno + 1;
+			rc = dc_error_set(err, DC_ELIMIT,
+			                  "ledger '%s': line %" PRId64 " is longer than %zu bytes",
+			                  path, lineno + 1, DC_LEDGER__MAX_LINE);
+			goto out;
+		}
+
+		check_batch(workers, nw, ents, n);
+		for (k = 0; k < n; k++) {
+			vent *e = &ents[k];
+
+			if (e->status != V_OK && e->status != V_KEYID && e->status != V_BADSIG) {
+				rc = report(path, e, ents + n, expected, true, opts->pubkey, res,
+				            err);
+				goto out;
+			}
+			if (e->seq != expected || memcmp(e->prev, prev, 32) != 0 ||
+			    e->status != V_OK) {
+				rc = report(path, e, ents + n, expected,
+				            memcmp(e->prev, prev, 32) == 0, opts->pubkey, res, err);
+				goto out;
+			}
+			memcpy(prev, e->hash, 32);
+			memcpy(last_sig, e->sig, 64);
+			if (have_head && e->seq == head.seq) {
+				memcpy(head_hash_at, e->hash, 32);
+				head_hash_seen = true;
+			}
+			if (x.given && ((x.has_seq && e->seq == x.seq) || !x.has_seq) &&
+			    memcmp(e->hash, x.hash, 32) == 0)
+				x.found = true;
+			else if (x.given && x.has_seq && e->seq == x.seq) {
+				res->bad_seq = e->seq;
+				res->bad_line = e->lineno;
+				rc = dc_error_set(
+				        err, DC_EINTEGRITY,
+				        "entry seq %" PRId64 " (line %" PRId64
+				        ") does not match the expected head hash: the ledger was rewritten",
+				        e->seq, e->lineno);
+				goto out;
+			}
+			res->entries++;
+			res->last_seq = e->seq;
+			expected++;
+		}
+		/* keep the partial last line, make room behind it */
+		memmove(buf, buf + start, end - start);
+		end -= start;
+		start = 0;
+	}
+	dc_hex_encode(res->head_hash, prev, 32);
+
+	/* checked after the entries so an entry signed by another key is named first */
+	if (have_head && opts->pubkey && strcmp(head.key_id, pk_id) != 0) {
+		rc = dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "head record '%s' is signed by a different key (key_id %s, expected %s)",
+		        head_path, head.key_id, pk_id);
+		goto out;
+	}
+	if (have_head && head.seq > res->last_seq) {
+		res->bad_seq = res->last_seq + 1;
+		res->bad_line = lineno + 1;
+		rc = dc_error_set(err, DC_EINTEGRITY,
+		                  "ledger '%s' ends at seq %" PRId64 " (line %" PRId64
+		                  ") but its head record says seq %" PRId64
+		                  ": the tail was truncated (entry seq %" PRId64
+		                  " onwards is missing)",
+		                  path, res->last_seq, lineno, head.seq, res->last_seq + 1);
+		goto out;
+	}
+	if (have_head && head.seq > 0) {
+		unsigned char hh[32];
+
+		if (dc_hex_decode(hh, 32, head.hash) != 0 || !head_hash_seen ||
+		    memcmp(hh, head_hash_at, 32) != 0) {
+			res->bad_seq = head.seq;
+			res->bad_line = head.seq;
+			rc = dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "entry seq %" PRId64
+			        " does not match the head record '%s': the ledger was rewritten",
+			        head.seq, head_path);
+			goto out;
+		}
+	}
+	if (!have_head && res->entries > 0 && !x.given) {
+		rc = dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "head record '%s' is missing but the ledger has %" PRId64
+		        " entries: it was deleted (verify against a known head with --expect-head)",
+		        head_path, res->entries);
+		goto out;
+	}
+	if (x.given && !x.found) {
+		if (x.has_seq && x.seq > res->last_seq) {
+			res->bad_seq = res->last_seq + 1;
+			res->bad_line = lineno + 1;
+			rc = dc_error_set(err, DC_EINTEGRITY,
+			                  "ledger '%s' ends at seq %" PRId64
+			                  " but the expected head is seq %" PRId64
+			                  ": the tail was truncated",
+			                  path, res->last_seq, x.seq);
+		} else {
+			rc = dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "the expected head hash is not in ledger '%s': it was truncated or rewritten",
+			        path);
+		}
+		goto out;
+	}
+	if (opts->pubkey && fast && res->entries > 0 &&
+	    crypto_sign_verify_detached(last_sig, prev, 32, opts->pubkey) != 0) {
+		res->bad_seq = res->last_seq;
+		res->bad_line = lineno;
+		rc = dc_error_set(err, DC_EINTEGRITY,
+		                  "entry seq %" PRId64 " (line %" PRId64 ") has a bad signature",
+		                  res->last_seq, lineno);
+	}
+out:
+	for (i = 0; i < MAX_THREADS; i++)
+		free(workers[i].buf);
+	if (fd >= 0)
+		close(fd);
+	free(ents);
+	free(buf);
+	free(head_path);
+	return rc;
+}
+
+int dc_ledger_verify_with(const char *path,
+                          const dc_ledger_verify_opts *opts,
+                          unsigned flags,
+                          int threads,
+                          dc_ledger_verify_result *result,
+                          dc_error *err)
+{
+	dc_error first = { 0 };
+	int rc;
+
+	if (!(flags & DC_LEDGER_VERIFY_FAST) || !opts || !opts->pubkey)
+		return verify_pass(path, opts, false, threads, result, err);
+	rc = verify_pass(path, opts, true, threads, result, &first);
+	if (rc != DC_EINTEGRITY)
+		return rc ? dc_error_set(err, rc, "%s", first.message) : 0;
+	/*
+	 * Something is wrong. Without every signature the first failure seen
+	 * may not be the first bad entry (a re-hashed entry shows up as a
+	 * broken link one line later): a full pass names it.
+	 */
+	rc = verify_pass(path, opts, false, threads, result, err);
+	if (rc == 0) /* changed in between (a torn line completed?): still report */
+		rc = dc_error_set(err, DC_EINTEGRITY, "%s", first.message);
+	return rc;
+}
+
+int dc_ledger_verify(const char *path,
+                     const dc_ledger_verify_opts *opts,
+                     dc_ledger_verify_result *result,
+                     dc_error *err)
+{
+	return dc_ledger_verify_with(path, opts, 0, 0, result, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading with a filter.                                                   */
+
+/* "2026-11-24T03:07:04.123Z" -> epoch ms; -1 when it is not that form. */
+static int64_t parse_ts(const char *s)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, ms, n = 0;
+
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &y, &mo, &d, &h, &mi, &sec, &ms, &n) != 7 ||
+	    s[n] != '\0')
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static bool str_is(json_t *o, const char *key, const char *want)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && strcmp(s, want) == 0;
+}
+
+static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
+{
+	int64_t ts;
+
+	*match = false;
+	if (!f) {
+		*match = true;
+		return 0;
+	}
+	if (f->run_id && !str_is(e, "run_id", f->run_id))
+		return 0;
+	if (f->event && !str_is(e, "event", f->event))
+		return 0;
+	if (f->tenant && !str_is(json_object_get(e, "data"), "tenant", f->tenant))
+		return 0;
+	if (f->since_ms || f->until_ms) {
+		ts = parse_ts(json_string_value(json_object_get(e, "ts")));
+		if (ts < 0)
+			return -1;
+		if (f->since_ms && ts < f->since_ms)
+			return 0;
+		if (f->until_ms && ts >= f->until_ms)
+			return 0;
+	}
+	*match = true;
+	return 0;
+}
+
+int dc_ledger_read(const char *path,
+                   const dc_ledger_filter *filter,
+                   int (*fn)(json_t *entry, void *ctx),
+                   void *ctx,
+                   dc_error *err)
+{
+	char *buf = NULL;
+	size_t start = 0, end = 0;
+	off_t size = 0, remaining;
+	int64_t lineno = 0;
+	json_t *e = NULL;
+	json_error_t jerr;
+	bool match;
+	int fd = -1, rc = 0;
+
+	buf = malloc(BUF_SIZE);
+	if (!buf)
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
+		                  "cannot open ledger '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	rc = snapshot(fd, path, &size, err);
+	if (rc)
+		goto out;
+	flock(fd, LOCK_UN);
+	remaining = size;
+	for (;;) {
+		const char *p, *nl;
+
+		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
+			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
+			                  strerror(errno));
+			goto out;
+		}
+		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
+			lineno++;
+			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
+				rc = dc_error_set(err, DC_ELIMIT,
+				                  "ledger '%s': line %" PRId64
+				                  " is longer than %zu bytes",
+				                  path, lineno, DC_LEDGER__MAX_LINE);
+				goto out;
+			}
+			e = json_loadb(p, (size_t)(nl - p), JSON_REJECT_DUPLICATES, &jerr);
+			if (!e || !json_is_object(e)) {
+				rc = dc_error_set(err, DC_EINTEGRITY,
+				                  "ledger '%s': line %" PRId64
+				                  " is not a ledger entry: %s",
+				                  path, lineno, e ? "not an object" : jerr.text);
+				goto out;
+			}
+			if (filter_match(e, filter, &match) != 0) {
+				rc = dc_error_set(err, DC_EINTEGRITY,
+				                  "ledger '%s': line %" PRId64 " has no valid ts",
+				                  path, lineno);
+				goto out;
+			}
+			if (match) {
+				rc = fn(e, ctx);
+				if (rc)
+					goto out;
+			}
+			json_decref(e);
+			e = NULL;
+		}
+		start = (size_t)(p - buf);
+		if (remaining == 0) {
+			if (start < end)
+				rc = dc_error_set(err, DC_EINTEGRITY,
+				                  "ledger '%s' ends in a torn line at line %" PRId64
+				                  ": the file does not end in a newline",
+				                  path, lineno + 1);
+			goto out;
+		}
+		if (end - start > DC_LEDGER__MAX_LINE) {
+			rc = dc_error_set(err, DC_ELIMIT,
+			                  "ledger '%s': line %" PRId64 " is longer than %zu bytes",
+			                  path, lineno + 1, DC_LEDGER__MAX_LINE);
+			goto out;
+		}
+		memmove(buf, buf + start, end - start);
+		end -= start;
+		start = 0;
+	}
+out:
+	json_decref(e);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,888 @@
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include <deployclaw/engine.h>
+
+/* ------------------------------------------------------------------------ */
+/* Fixture: a temporary folder of tenant files and an engine over it.      */
+
+typedef struct fx {
+	char dir[256];
+	char glob[300];
+	dc_config cfg;
+	dc_engine *engine;
+	dc_conn *conn;
+	dc_tenant *tenants;
+	size_t ntenants;
+	dc_error err;
+} fx;
+
+#define E (&dc_engine_sqlite)
+
+static void rm_rf(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char sub[1024];
+
+	if (!d) {
+		unlink(path);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		rm_rf(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+static void path_in(char *out, size_t size, const fx *f, const char *name)
+{
+	snprintf(out, size, "%s/%s", f->dir, name);
+}
+
+/* Creates `name` in the fixture's folder with sqlite3 itself. */
+static void make_db(const fx *f, const char *name, const char *sql)
+{
+	char path[512];
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	path_in(path, sizeof(path), f, name);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql ? sql : "PRAGMA user_version = 1", NULL, NULL, &msg),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void make_dir(const fx *f, const char *name)
+{
+	char path[512];
+
+	path_in(path, sizeof(path), f, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/dc-engine-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->glob, sizeof(f->glob), "%s/*.db", f->dir);
+	f->cfg.engine = DC_ENGINE_SQLITE;
+	f->cfg.dir = f->dir;
+	f->cfg.tenancy.model = DC_TENANCY_DATABASE;
+	f->cfg.tenancy.glob = f->glob;
+	f->cfg.gates.lock_timeout_ms = 2000;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+
+	dc_tenants_free(f->tenants, f->ntenants);
+	E->disconnect(f->conn);
+	E->close(f->engine);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Opens the engine, discovers, connects. */
+static void start(fx *f)
+{
+	assert_int_equal(E->open(&f->engine, &f->cfg, NULL, &f->err), 0);
+	assert_int_equal(E->discover(f->engine, &f->tenants, &f->ntenants, &f->err), 0);
+	assert_int_equal(E->connect(f->engine, &f->conn, &f->err), 0);
+}
+
+static const dc_tenant *tenant(const fx *f, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < f->ntenants; i++)
+		if (strcmp(f->tenants[i].id, id) == 0)
+			return &f->tenants[i];
+	fail_msg("no tenant '%s'", id);
+	return NULL;
+}
+
+/* Discovers and enters the single tenant `acme` with `sql` as its schema. */
+static void start_acme(fx *f, const char *sql)
+{
+	make_db(f, "acme.db", sql);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+}
+
+static int run(fx *f, const char *sql)
+{
+	dc_statement st = { (char *)(uintptr_t)sql, (char *)(uintptr_t) "m/001.sql", 3, 5 };
+
+	dc_error_clear(&f->err);
+	return E->exec(f->conn, &st, NULL, &f->err);
+}
+
+static void run_ok(fx *f, const char *sql)
+{
+	int rc = run(f, sql);
+
+	if (rc != 0)
+		fail_msg("%s: %s", sql, f->err.message);
+}
+
+static int ask(fx *f, const char *sql, bool *out)
+{
+	dc_statement st = { (char *)(uintptr_t)sql, (char *)(uintptr_t) "m/001.yaml", 9, 3 };
+
+	dc_error_clear(&f->err);
+	return E->query_bool(f->conn, &st, out, &f->err);
+}
+
+/* The first column of `sql`'s rows, one per line. */
+static char *text(fx *f, const char *sql)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+
+	assert_int_equal(E->query_text(f->conn, sql, &sb, 100, &f->err), 0);
+	return dc_strbuf_detach(&sb, NULL);
+}
+
+static void assert_text(fx *f, const char *sql, const char *expected)
+{
+	char *s = text(f, sql);
+
+	assert_string_equal(s, expected);
+	free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Discovery                                                                */
+
+static void test_discover_glob(void **state)
+{
+	fx *f = *state;
+
+	make_db(f, "zeta.db", NULL);
+	make_db(f, "acme.db", NULL);
+	make_db(f, "beta.v2.db", NULL);
+	make_db(f, "notes.txt", NULL);
+	start(f);
+	assert_int_equal(f->ntenants, 3);
+	assert_string_equal(f->tenants[0].id, "acme");
+	assert_string_equal(f->tenants[1].id, "beta.v2");
+	assert_string_equal(f->tenants[2].id, "zeta");
+	assert_string_equal(f->tenants[0].shard, f->dir);
+	assert_string_equal(f->tenants[2].shard, f->dir);
+	assert_string_equal(strrchr(f->tenants[0].target, '/'), "/acme.db");
+	assert_memory_equal(f->tenants[0].target, f->dir, strlen(f->dir));
+}
+
+static void test_discover_glob_skips_sidecars_and_folders(void **state)
+{
+	fx *f = *state;
+	char path[512];
+	FILE *fp;
+
+	make_db(f, "acme", NULL);
+	path_in(path, sizeof(path), f, "acme-journal");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	path_in(path, sizeof(path), f, "acme-wal");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	make_dir(f, "folder");
+	snprintf(f->glob, sizeof(f->glob), "%s/*", f->dir);
+	start(f);
+	assert_int_equal(f->ntenants, 1);
+	assert_string_equal(f->tenants[0].id, "acme");
+}
+
+static void test_discover_list(void **state)
+{
+	fx *f = *state;
+	char *list[] = { (char *)(uintptr_t) "z.db", (char *)(uintptr_t) "sub/a.db" };
+	char sub[512];
+
+	make_dir(f, "sub");
+	f->cfg.tenancy.glob = NULL;
+	f->cfg.tenancy.list = list;
+	f->cfg.tenancy.nlist = 2;
+	start(f);
+	assert_int_equal(f->ntenants, 2);
+	assert_string_equal(f->tenants[0].id, "a");
+	assert_string_equal(f->tenants[1].id, "z");
+	path_in(sub, sizeof(sub), f, "sub");
+	assert_string_equal(f->tenants[0].shard, sub);
+	assert_string_equal(f->tenants[1].shard, f->dir);
+	path_in(sub, sizeof(sub), f, "sub/a.db");
+	assert_string_equal(f->tenants[0].target, sub);
+}
+
+static void test_discover_duplicate_stem(void **state)
+{
+	fx *f = *state;
+	char a[512], b[512], expected[1200];
+
+	make_dir(f, "eu");
+	make_dir(f, "us");
+	make_db(f, "eu/acme.db", NULL);
+	make_db(f, "us/acme.db", NULL);
+	make_db(f, "us/beta.db", NULL);
+	snprintf(f->glob, sizeof(f->glob), "%s/*/*.db", f->dir);
+	assert_int_equal(E->open(&f->engine, &f->cfg, NULL, &f->err), 0);
+	assert_int_equal(E->discover(f->engine, &f->tenants, &f->ntenants, &f->err), DC_ECONFIG);
+	assert_null(f->tenants);
+	path_in(a, sizeof(a), f, "eu/acme.db");
+	path_in(b, sizeof(b), f, "us/acme.db");
+	snprintf(expected, sizeof(expected),
+	         "duplicate tenant id 'acme': '%s' and '%s' have the same file stem", a, b);
+	assert_string_equal(f->err.message, expected);
+}
+
+static void test_discover_same_file_twice_is_one_tenant(void **state)
+{
+	fx *f = *state;
+	char *list[] = { (char *)(uintptr_t) "acme.db" };
+
+	make_db(f, "acme.db", NULL);
+	f->cfg.tenancy.list = list;
+	f->cfg.tenancy.nlist = 1;
+	start(f);
+	assert_int_equal(f->ntenants, 1);
+}
+
+static void test_open_refuses_other_models(void **state)
+{
+	fx *f = *state;
+
+	f->cfg.tenancy.model = DC_TENANCY_SCHEMA;
+	assert_int_equal(E->open(&f->engine, &f->cfg, NULL, &f->err), DC_ECONFIG);
+	assert_null(f->engine);
+	assert_string_equal(
+	        f->err.message,
+	        "tenancy.model: the sqlite engine supports 'database' only (one file per tenant)");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transactions and history                                                 */
+
+static void fill_row(dc_history_row *r, const char *version, dc_history_status status)
+{
+	memset(r, 0, sizeof(*r));
+	r->version = (char *)(uintptr_t)version;
+	r->name = (char *)(uintptr_t) "add users";
+	r->checksum = (char *)(uintptr_t) "abc123";
+	r->phase = (char *)(uintptr_t) "expand";
+	r->status = status;
+	r->started_at_ms = 1795000000123;
+	r->finished_at_ms = 1795000000456;
+	r->duration_ms = 333;
+	r->run_id = (char *)(uintptr_t) "run-1";
+	r->actor = (char *)(uintptr_t) "ops@host";
+}
+
+static void test_rollback_leaves_no_table_and_no_row(void **state)
+{
+	fx *f = *state;
+	dc_history_row row, *rows = NULL;
+	size_t n = 99;
+
+	start_acme(f, NULL);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)");
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	fill_row(&row, "2024_001", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	assert_text(
+	        f,
+	        "SELECT count(*) FROM sqlite_schema WHERE name IN ('users', 'deployclaw_history')",
+	        "0\n");
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+
+	/* With the history table created beforehand: no row survives either. */
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE TABLE users (id INTEGER PRIMARY KEY)");
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'users'", "0\n");
+}
+
+static void test_commit_keeps_change_and_row(void **state)
+{
+	fx *f = *state;
+	dc_history_row row, *rows = NULL;
+	size_t n = 0;
+
+	start_acme(f, NULL);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)");
+	fill_row(&row, "2024_001", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+
+	/* Seen from a fresh visit of the tenant. */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'users'", "1\n");
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].version, "2024_001");
+	assert_string_equal(rows[0].name, "add users");
+	assert_string_equal(rows[0].checksum, "abc123");
+	assert_string_equal(rows[0].phase, "expand");
+	assert_int_equal(rows[0].status, DC_HISTORY_APPLIED);
+	assert_int_equal(rows[0].started_at_ms, 1795000000123);
+	assert_int_equal(rows[0].finished_at_ms, 1795000000456);
+	assert_int_equal(rows[0].duration_ms, 333);
+	assert_string_equal(rows[0].run_id, "run-1");
+	assert_string_equal(rows[0].actor, "ops@host");
+	dc_history_rows_free(rows, n);
+	/* Timestamps are stored as RFC 3339 text. */
+	assert_text(f, "SELECT started_at FROM deployclaw_history", "2026-11-18T11:06:40.123Z\n");
+}
+
+static void test_history_rolled_back_row_is_kept(void **state)
+{
+	fx *f = *state;
+	dc_history_row row, *rows = NULL;
+	size_t n = 0;
+
+	start_acme(f, NULL);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	fill_row(&row, "1", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0); /* autocommit */
+	fill_row(&row, "2", DC_HISTORY_PARTIAL);
+	row.name = NULL;
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	fill_row(&row, "1", DC_HISTORY_ROLLED_BACK);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 2);
+	/* In the order written: the replaced row moves to the end. */
+	assert_string_equal(rows[0].version, "2");
+	assert_int_equal(rows[0].status, DC_HISTORY_PARTIAL);
+	assert_null(rows[0].name);
+	assert_string_equal(rows[1].version, "1");
+	assert_int_equal(rows[1].status, DC_HISTORY_ROLLED_BACK);
+	dc_history_rows_free(rows, n);
+}
+
+static void test_history_read_without_table(void **state)
+{
+	fx *f = *state;
+	dc_history_row *rows = NULL;
+	size_t n = 7;
+
+	start_acme(f, NULL);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'deployclaw_history'",
+	            "1\n");
+}
+
+static void test_begin_twice_and_commit_without_tx(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, NULL);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), DC_EINVAL);
+	assert_string_equal(f->err.message, "tenant 'acme': a transaction is already open");
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	assert_int_equal(E->rollback(f->conn, &f->err), 0); /* nothing open: a no-op */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statements                                                               */
+
+static void test_tenant_function(void **state)
+{
+	fx *f = *state;
+	bool ok = false;
+
+	start_acme(f, "CREATE TABLE users (id INTEGER PRIMARY KEY, tenant TEXT)");
+	assert_int_equal(ask(f, "SELECT deployclaw_tenant() = 'acme'", &ok), 0);
+	assert_true(ok);
+	run_ok(f, "INSERT INTO users (tenant) VALUES (deployclaw_tenant())");
+	assert_text(f, "SELECT tenant FROM users", "acme\n");
+}
+
+static void test_rows_and_multi_row_statements(void **state)
+{
+	fx *f = *state;
+	dc_statement st = {
+		(char *)(uintptr_t) "INSERT INTO t (a) VALUES (1), (2), (3) RETURNING a",
+		(char *)(uintptr_t) "m.sql", 1, 1
+	};
+	int64_t rows = -1;
+
+	start_acme(f, "CREATE TABLE t (a INTEGER)");
+	assert_int_equal(E->exec(f->conn, &st, &rows, &f->err), 0);
+	assert_int_equal(rows, 3);
+	st.sql = (char *)(uintptr_t) "UPDATE t SET a = a + 1 WHERE a >= 2";
+	assert_int_equal(E->exec(f->conn, &st, &rows, &f->err), 0);
+	assert_int_equal(rows, 2);
+	/* DDL changes no row, although sqlite3_changes64 still says 2. */
+	st.sql = (char *)(uintptr_t) "CREATE INDEX t_a ON t (a)";
+	assert_int_equal(E->exec(f->conn, &st, &rows, &f->err), 0);
+	assert_int_equal(rows, 0);
+	st.sql = (char *)(uintptr_t) "SELECT * FROM t";
+	assert_int_equal(E->exec(f->conn, &st, &rows, &f->err), 0);
+	assert_int_equal(rows, 0);
+	assert_text(f, "SELECT group_concat(a) FROM t", "1,3,4\n");
+}
+
+static void test_attach_refused(void **state)
+{
+	fx *f = *state;
+	char sql[600];
+
+	start_acme(f, NULL);
+	make_db(f, "other.db", "CREATE TABLE secrets (x)");
+	snprintf(sql, sizeof(sql), "ATTACH DATABASE '%s/other.db' AS other", f->dir);
+	assert_int_equal(run(f, sql), DC_EINVAL);
+	assert_string_equal(
+	        f->err.message,
+	        "statement refused: ATTACH would reach outside tenant 'acme' (tenant isolation)");
+	assert_string_equal(f->err.tenant, "acme");
+	assert_int_equal(run(f, "DETACH DATABASE other"), DC_EINVAL);
+	assert_string_equal(
+	        f->err.message,
+	        "statement refused: DETACH would reach outside tenant 'acme' (tenant isolation)");
+	/* temp is the tenant's own. */
+	run_ok(f, "CREATE TEMP TABLE scratch (x)");
+	run_ok(f, "INSERT INTO temp.scratch VALUES (1)");
+}
+
+static void test_transaction_control_refused(void **state)
+{
+	static const char *const stmts[] = { "BEGIN",       "COMMIT",    "ROLLBACK",
+		                             "SAVEPOINT s", "RELEASE s", "BEGIN IMMEDIATE" };
+	fx *f = *state;
+	size_t i;
+
+	start_acme(f, NULL);
+	for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+		assert_int_equal(run(f, stmts[i]), DC_EINVAL);
+		assert_string_equal(
+		        f->err.message,
+		        "tenant 'acme': BEGIN/COMMIT inside a migration: deployclaw manages the transaction");
+	}
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(run(f, "COMMIT"), DC_EINVAL);
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
+static void test_vacuum_only_outside_transaction(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, "CREATE TABLE t (a); INSERT INTO t VALUES (1)");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(run(f, "  vacuum /* tidy */"), DC_EINVAL);
+	assert_string_equal(
+	        f->err.message,
+	        "tenant 'acme': VACUUM cannot run inside a transaction: put it in a phase with `transaction: false`");
+	assert_string_equal(f->err.file, "m/001.sql");
+	assert_int_equal(run(f, "VACUUM main"), DC_EINVAL);
+	/* Statements the authorizer does not see are not all VACUUM. */
+	run_ok(f, "SELECT 1");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	run_ok(f, "VACUUM");
+	run_ok(f, "VACUUM main");
+}
+
+static void test_error_names_position_and_tenant(void **state)
+{
+	fx *f = *state;
+	char buf[2048];
+
+	start_acme(f, "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)");
+	assert_int_equal(run(f, "SELECT emial FROM users"), DC_EDB);
+	assert_string_equal(f->err.message, "tenant 'acme': no such column: emial");
+	assert_string_equal(f->err.tenant, "acme");
+	assert_string_equal(dc_error_format(&f->err, buf, sizeof(buf)),
+	                    "m/001.sql:3:5: tenant 'acme': no such column: emial");
+	/* A runtime error (not at prepare) as well. */
+	run_ok(f, "INSERT INTO users VALUES (1, 'a')");
+	assert_int_equal(run(f, "INSERT INTO users VALUES (1, 'b')"), DC_EDB);
+	assert_string_equal(f->err.message, "tenant 'acme': UNIQUE constraint failed: users.id");
+	assert_int_equal(f->err.line, 3);
+	assert_int_equal(f->err.col, 5);
+}
+
+static void test_foreign_keys_on(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+	              "CREATE TABLE c (p INTEGER REFERENCES p (id))");
+	assert_int_equal(run(f, "INSERT INTO c VALUES (42)"), DC_EDB);
+	assert_string_equal(f->err.message, "tenant 'acme': FOREIGN KEY constraint failed");
+}
+
+static void test_query_bool(void **state)
+{
+	static const struct {
+		const char *sql;
+		bool expected;
+	} cases[] = {
+		{ "SELECT 1", true },
+		{ "SELECT 0", false },
+		{ "SELECT 2.5", true },
+		{ "SELECT 0.0", false },
+		{ "SELECT NULL", false },
+		{ "SELECT 'true'", true },
+		{ "SELECT 't'", true },
+		{ "SELECT '1'", true },
+		{ "SELECT 'false'", false },
+		{ "SELECT count(*) = 0 FROM t WHERE a IS NULL", true },
+		{ "SELECT count(*) FROM t", true },
+	};
+
+	fx *f = *state;
+	bool out;
+	size_t i;
+
+	start_acme(f, "CREATE TABLE t (a); INSERT INTO t VALUES (1), (2)");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = !cases[i].expected;
+		if (ask(f, cases[i].sql, &out) != 0)
+			fail_msg("%s: %s", cases[i].sql, f->err.message);
+		if (out != cases[i].expected)
+			fail_msg("%s: got %d", cases[i].sql, out);
+	}
+	assert_int_equal(ask(f, "SELECT a FROM t WHERE a > 5", &out), DC_EINVAL);
+	assert_string_equal(f->err.message, "tenant 'acme': verify assertion returned no row");
+	assert_string_equal(f->err.file, "m/001.yaml");
+	assert_int_equal(f->err.line, 9);
+	assert_int_equal(ask(f, "SELECT a FROM t", &out), DC_EINVAL);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': verify assertion returned more than one row");
+	assert_int_equal(ask(f, "SELECT 1, 2", &out), DC_EINVAL);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': verify assertion returned 2 columns (expected one)");
+	assert_int_equal(ask(f, "DELETE FROM t", &out), DC_EINVAL);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': a verify assertion must not change the database");
+	assert_text(f, "SELECT count(*) FROM t", "2\n");
+	assert_int_equal(ask(f, "SELECT 1; SELECT 2", &out), DC_EINVAL);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': a verify assertion must be exactly one statement");
+	assert_int_equal(ask(f, "SELECT nope FROM t", &out), DC_EDB);
+	assert_string_equal(f->err.message, "tenant 'acme': no such column: nope");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bad files                                                                */
+
+static void test_not_a_database(void **state)
+{
+	fx *f = *state;
+	char path[512], expected[1200];
+	FILE *fp;
+
+	path_in(path, sizeof(path), f, "junk.db");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not a database file. ", fp);
+	fclose(fp);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "junk"), &f->err), DC_EDB);
+	snprintf(expected, sizeof(expected), "tenant 'junk' ('%s'): file is not a database", path);
+	assert_string_equal(f->err.message, expected);
+	assert_string_equal(f->err.tenant, "junk");
+	/* The connection is usable for the next tenant, and refuses work meanwhile. */
+	assert_int_equal(run(f, "SELECT 1"), DC_EINVAL);
+}
+
+static void test_read_only_file(void **state)
+{
+	fx *f = *state;
+	char path[512], expected[1200];
+
+	make_db(f, "frozen.db", "CREATE TABLE t (a)");
+	path_in(path, sizeof(path), f, "frozen.db");
+	assert_int_equal(chmod(path, 0444), 0);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "frozen"), &f->err), DC_EINVAL);
+	snprintf(expected, sizeof(expected),
+	         "tenant 'frozen' ('%s'): the database file is read-only", path);
+	assert_string_equal(f->err.message, expected);
+}
+
+static void test_missing_file(void **state)
+{
+	fx *f = *state;
+	char *list[] = { (char *)(uintptr_t) "gone.db" };
+	char expected[1200];
+
+	f->cfg.tenancy.glob = NULL;
+	f->cfg.tenancy.list = list;
+	f->cfg.tenancy.nlist = 1;
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "gone"), &f->err), DC_ENOTFOUND);
+	snprintf(expected, sizeof(expected),
+	         "tenant 'gone' ('%s/gone.db'): the database file does not exist", f->dir);
+	assert_string_equal(f->err.message, expected);
+	/* No file was created. */
+	assert_int_equal(access(f->tenants[0].target, F_OK), -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Locks                                                                    */
+
+static void test_lock_across_processes(void **state)
+{
+	fx *f = *state;
+	int to_parent[2], to_child[2];
+	char c = 0, expected[256];
+	pid_t pid;
+	int status;
+
+	make_db(f, "acme.db", NULL);
+	make_db(f, "beta.db", NULL);
+	assert_int_equal(pipe(to_parent), 0);
+	assert_int_equal(pipe(to_child), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* The child: its own engine, holds acme's lock until told to exit. */
+		dc_engine *e = NULL;
+		dc_conn *conn = NULL;
+		dc_tenant *ts = NULL;
+		size_t n = 0;
+		dc_error err;
+		int code = 1;
+
+		dc_error_clear(&err);
+		if (E->open(&e, &f->cfg, NULL, &err) == 0 && E->discover(e, &ts, &n, &err) == 0 &&
+		    E->connect(e, &conn, &err) == 0 && E->enter(conn, &ts[0], &err) == 0 &&
+		    E->lock_tenant(conn, 1000, &err) == 0)
+			code = 0;
+		if (write(to_parent[1], code == 0 ? "L" : "E", 1) != 1)
+			code = 2;
+		if (read(to_child[0], &c, 1) != 1)
+			code = 3;
+		_exit(code);
+	}
+	assert_int_equal(read(to_parent[0], &c, 1), 1);
+	assert_int_equal(c, 'L');
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->lock_tenant(f->conn, 100, &f->err), DC_ELOCKED);
+	snprintf(expected, sizeof(expected),
+	         "tenant 'acme' is locked by another deployclaw process (pid %ld); waited 100ms",
+	         (long)pid);
+	assert_string_equal(f->err.message, expected);
+	assert_string_equal(f->err.tenant, "acme");
+
+	/* Another tenant of the same folder is free. */
+	assert_int_equal(E->enter(f->conn, tenant(f, "beta"), &f->err), 0);
+	assert_int_equal(E->lock_tenant(f->conn, 100, &f->err), 0);
+	assert_int_equal(E->unlock_tenant(f->conn, &f->err), 0);
+
+	assert_int_equal(write(to_child[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	dc_error_clear(&f->err);
+	assert_int_equal(E->lock_tenant(f->conn, 100, &f->err), 0);
+	assert_int_equal(E->unlock_tenant(f->conn, &f->err), 0);
+	close(to_parent[0]);
+	close(to_parent[1]);
+	close(to_child[0]);
+	close(to_child[1]);
+}
+
+typedef struct worker {
+	fx *f;
+	const dc_tenant *tenant;
+	int failures;
+} worker;
+
+/* One worker: its own connection on the shared engine, many lock cycles. */
+static void *work(void *arg)
+{
+	worker *w = arg;
+	dc_conn *conn = NULL;
+	dc_error err;
+	int i;
+
+	dc_error_clear(&err);
+	if (E->connect(w->f->engine, &conn, &err) != 0)
+		return (void *)(uintptr_t)++w->failures;
+	for (i = 0; i < 50; i++) {
+		if (E->enter(conn, w->tenant, &err) != 0 || E->lock_tenant(conn, 1000, &err) != 0 ||
+		    E->history_ensure(conn, &err) != 0 || E->begin(conn, &err) != 0 ||
+		    E->commit(conn, &err) != 0 || E->unlock_tenant(conn, &err) != 0)
+			w->failures++;
+	}
+	E->disconnect(conn);
+	return NULL;
+}
+
+static void test_workers_share_the_engine(void **state)
+{
+	fx *f = *state;
+	pthread_t th[4];
+	worker w[4];
+	size_t i;
+	static const char *const names[] = { "a.db", "b.db", "c.db", "d.db" };
+
+	for (i = 0; i < 4; i++)
+		make_db(f, names[i], NULL);
+	start(f);
+	assert_int_equal(f->ntenants, 4);
+	for (i = 0; i < 4; i++) {
+		w[i].f = f;
+		w[i].tenant = &f->tenants[i];
+		w[i].failures = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].failures, 0);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backup, fingerprint, checks                                              */
+
+static void test_backup(void **state)
+{
+	fx *f = *state;
+	char dest[512];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	start_acme(f, "CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3)");
+	make_dir(f, "backups");
+	path_in(dest, sizeof(dest), f, "backups/acme.db");
+	assert_int_equal(E->backup(f->conn, dest, &f->err), 0);
+	/* Twice: the second replaces the first. */
+	run_ok(f, "INSERT INTO t VALUES (4)");
+	assert_int_equal(E->backup(f->conn, dest, &f->err), 0);
+	assert_int_equal(sqlite3_open_v2(dest, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(a) FROM t", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "1,2,3,4");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_schema_fingerprint(void **state)
+{
+	fx *f = *state;
+	char before[65], after[65], back[65];
+
+	start_acme(f, "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)");
+	assert_int_equal(E->schema_fingerprint(f->conn, before, &f->err), 0);
+	assert_int_equal(strlen(before), 64);
+	/* The history table is deployclaw's, not the schema's. */
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_int_equal(E->schema_fingerprint(f->conn, after, &f->err), 0);
+	assert_string_equal(before, after);
+	run_ok(f, "ALTER TABLE users ADD COLUMN tenant_id TEXT");
+	assert_int_equal(E->schema_fingerprint(f->conn, after, &f->err), 0);
+	assert_string_not_equal(before, after);
+	run_ok(f, "ALTER TABLE users DROP COLUMN tenant_id");
+	assert_int_equal(E->schema_fingerprint(f->conn, back, &f->err), 0);
+	assert_string_equal(before, back);
+	run_ok(f, "CREATE INDEX users_email ON users (email)");
+	assert_int_equal(E->schema_fingerprint(f->conn, after, &f->err), 0);
+	assert_string_not_equal(before, after);
+}
+
+static void test_integrity_check_text(void **state)
+{
+	fx *f = *state;
+	dc_strbuf sb = DC_STRBUF_INIT;
+
+	start_acme(f, "CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3)");
+	assert_text(f, "PRAGMA integrity_check", "ok\n");
+	assert_text(f, "PRAGMA foreign_key_check", "");
+	assert_int_equal(E->query_text(f->conn, "SELECT a FROM t ORDER BY a", &sb, 2, &f->err), 0);
+	assert_string_equal(sb.buf, "1\n2\n");
+	dc_strbuf_release(&sb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_discover_glob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discover_glob_skips_sidecars_and_folders,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discover_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discover_duplicate_stem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discover_same_file_twice_is_one_tenant, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_open_refuses_other_models, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_leaves_no_table_and_no_row, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_commit_keeps_change_and_row, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_rolled_back_row_is_kept, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_history_read_without_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_begin_twice_and_commit_without_tx, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_function, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_and_multi_row_statements, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_attach_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transaction_control_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vacuum_only_outside_transaction, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_error_names_position_and_tenant, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_keys_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query_bool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_across_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_share_the_engine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_fingerprint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_integrity_check_text, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
