@@ -43,7 +43,7 @@ demo: build
 	@scripts/demo.sh $(BUILD)/src/cli/deployclaw
 
 $(FUZZ_BUILD)/build.ninja:
-	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_lundef=false \
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link \
 		-Db_sanitize=address,undefined >/dev/null
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja
