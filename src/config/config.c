@@ -830,10 +830,13 @@ static const char *const root_keys[] = { "engine", "migrations", "tenancy", "sha
 	                                 "gates",  "rollout",    "audit" };
 static const char *const tenancy_keys[] = { "model", "glob", "pattern", "query", "list" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
-static const char *const gates_keys[] = { "lock_timeout", "statement_timeout", "require_down",
-	                                  "replication_lag" };
+static const char *const gates_keys[] = { "lock_timeout",      "statement_timeout",
+	                                  "require_down",      "replication_lag",
+	                                  "integrity_check",   "foreign_key_check",
+	                                  "allow_out_of_order" };
 static const char *const lag_keys[] = { "max", "timeout" };
-static const char *const rollout_keys[] = { "canary", "waves", "max_failures", "parallel" };
+static const char *const rollout_keys[] = { "canary", "waves", "max_failures", "parallel",
+	                                    "backup" };
 static const char *const audit_keys[] = { "ledger", "key" };
 static const char *const engine_names[] = { "sqlite", "postgres" };
 /* in dc_tenancy_model order */
@@ -1019,6 +1022,15 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 	if ((v = get(g, "require_down")) != NULL &&
 	    (rc = get_bool(c, v, "gates.require_down", &cfg->gates.require_down)) != 0)
 		return rc;
+	if ((v = get(g, "integrity_check")) != NULL &&
+	    (rc = get_bool(c, v, "gates.integrity_check", &cfg->gates.integrity_check)) != 0)
+		return rc;
+	if ((v = get(g, "foreign_key_check")) != NULL &&
+	    (rc = get_bool(c, v, "gates.foreign_key_check", &cfg->gates.foreign_key_check)) != 0)
+		return rc;
+	if ((v = get(g, "allow_out_of_order")) != NULL &&
+	    (rc = get_bool(c, v, "gates.allow_out_of_order", &cfg->gates.allow_out_of_order)) != 0)
+		return rc;
 	if ((lag = present(get(g, "replication_lag"))) != NULL) {
 		if ((rc = expect(c, lag, "gates.replication_lag", Y_MAP)) != 0 ||
 		    (rc = check_keys(c, lag, "gates.replication_lag", lag_keys, N(lag_keys))) != 0)
@@ -1076,6 +1088,9 @@ static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
 	if ((v = get(r, "parallel")) != NULL &&
 	    (rc = get_int(c, v, "rollout.parallel", 1, MAX_PARALLEL, &cfg->rollout.parallel)) != 0)
 		return rc;
+	if ((v = get(r, "backup")) != NULL &&
+	    (rc = get_bool(c, v, "rollout.backup", &cfg->rollout.backup)) != 0)
+		return rc;
 	return 0;
 }
 
@@ -1105,6 +1120,8 @@ static int set_defaults(dc_config *cfg)
 	cfg->gates.lock_timeout_ms = 2000;
 	cfg->gates.statement_timeout_ms = 5 * 60 * 1000;
 	cfg->gates.require_down = true;
+	cfg->gates.integrity_check = true;
+	cfg->gates.foreign_key_check = true;
 	cfg->gates.lag_max_ms = 500;
 	cfg->gates.lag_timeout_ms = 10 * 60 * 1000;
 	cfg->rollout.canary.value = 1;

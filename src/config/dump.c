@@ -146,6 +146,11 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 	add_duration(out, "  ", "lock_timeout", cfg->gates.lock_timeout_ms);
 	add_duration(out, "  ", "statement_timeout", cfg->gates.statement_timeout_ms);
 	dc_strbuf_addf(out, "  require_down: %s\n", cfg->gates.require_down ? "true" : "false");
+	dc_strbuf_addf(out, "  integrity_check: %s\n", cfg->gates.integrity_check ? "true" : "false");
+	dc_strbuf_addf(out, "  foreign_key_check: %s\n",
+	               cfg->gates.foreign_key_check ? "true" : "false");
+	dc_strbuf_addf(out, "  allow_out_of_order: %s\n",
+	               cfg->gates.allow_out_of_order ? "true" : "false");
 	dc_strbuf_adds(out, "  replication_lag:\n");
 	add_duration(out, "    ", "max", cfg->gates.lag_max_ms);
 	add_duration(out, "    ", "timeout", cfg->gates.lag_timeout_ms);
@@ -157,8 +162,9 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 			dc_strbuf_adds(out, ", ");
 		add_amount(out, cfg->rollout.waves[i]);
 	}
-	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n", cfg->rollout.max_failures,
-	               cfg->rollout.parallel);
+	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n  backup: %s\n",
+	               cfg->rollout.max_failures, cfg->rollout.parallel,
+	               cfg->rollout.backup ? "true" : "false");
 	dc_strbuf_adds(out, "audit:\n  ledger: ");
 	add_quoted(out, cfg->audit.ledger);
 	dc_strbuf_adds(out, "\n  key: ");
@@ -204,12 +210,16 @@ static const char template_text[] =
         "  statement_timeout: 5m          # SET statement_timeout\n"
         "  require_down: true             # refuse migrations without down steps\n"
         "  replication_lag: { max: 500ms, timeout: 10m }\n"
+        "  integrity_check: true          # PRAGMA integrity_check before each commit (sqlite)\n"
+        "  foreign_key_check: true        # PRAGMA foreign_key_check before each commit (sqlite)\n"
+        "  allow_out_of_order: false      # refuse versions older than ones already applied\n"
         "\n"
         "rollout:\n"
         "  canary: 1                      # a count or a percentage, migrated first\n"
         "  waves: [10%, 50%, 100%]        # then these slices of the tenants\n"
         "  max_failures: 0                # per wave; one more stops the run\n"
         "  # parallel: 4                  # default: the number of CPUs\n"
+        "  backup: false                  # sqlite: copy each tenant before touching it\n"
         "\n"
         "audit:\n"
         "  ledger: audit/ledger.jsonl\n"
