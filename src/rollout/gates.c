@@ -68,7 +68,10 @@ static int gate_ledger(const dc_gate *gate,
 		         ctx->cfg->audit.ledger);
 		return 0;
 	}
-	rc = dc_ledger_verify(ctx->cfg->audit.ledger, &vo, &vr, &verr);
+	/* Every hash and link, and the signatures of the last entry and the head: the chain
+	 * makes that signature vouch for every entry's content. `audit verify` checks all. */
+	rc = dc_ledger_verify_with(ctx->cfg->audit.ledger, &vo, DC_LEDGER_VERIFY_FAST, 0, &vr,
+				   &verr);
 	pf->ledger_entries = vr.entries;
 	res->measured = (double)vr.entries;
 	if (rc) {
