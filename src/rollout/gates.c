@@ -14,9 +14,9 @@
 
 /* Writes "'a', 'b', 'c' and 7 more" of the tenants matching `pick` into `out`. */
 static size_t list_tenants(char *out,
-			   size_t size,
-			   const dc_rollout__preflight *pf,
-			   bool (*pick)(const dc_rollout__preflight *, size_t))
+                           size_t size,
+                           const dc_rollout__preflight *pf,
+                           bool (*pick)(const dc_rollout__preflight *, size_t))
 {
 	dc_strbuf sb = DC_STRBUF_INIT;
 	size_t i, n = 0, len;
@@ -71,7 +71,7 @@ static int gate_ledger(const dc_gate *gate,
 	/* Every hash and link, and the signatures of the last entry and the head: the chain
 	 * makes that signature vouch for every entry's content. `audit verify` checks all. */
 	rc = dc_ledger_verify_with(ctx->cfg->audit.ledger, &vo, DC_LEDGER_VERIFY_FAST, 0, &vr,
-				   &verr);
+	                           &verr);
 	pf->ledger_entries = vr.entries;
 	res->measured = (double)vr.entries;
 	if (rc) {
@@ -83,8 +83,8 @@ static int gate_ledger(const dc_gate *gate,
 		return 0;
 	}
 	res->verdict = DC_GATE_PASS;
-	snprintf(res->detail, sizeof(res->detail), "%lld entries, every link and signature good",
-	         (long long)vr.entries);
+	snprintf(res->detail, sizeof(res->detail),
+	         "%lld entries, hash chain intact, last signature good", (long long)vr.entries);
 	return 0;
 }
 
@@ -182,8 +182,9 @@ static int gate_require_down(const dc_gate *gate,
 		/* a rollback cannot proceed without downs, whatever the config says */
 		res->verdict =
 		        rollback || ctx->cfg->gates.require_down ? DC_GATE_REFUSE : DC_GATE_WARN;
-		snprintf(res->detail, sizeof(res->detail), "%zu migration%s without a down: %.300s%s",
-		         n, n == 1 ? "" : "s", names, rollback ? "" : " (gates.require_down)");
+		snprintf(res->detail, sizeof(res->detail),
+		         "%zu migration%s without a down: %.300s%s", n, n == 1 ? "" : "s", names,
+		         rollback ? "" : " (gates.require_down)");
 	}
 	return 0;
 }
@@ -215,8 +216,8 @@ static int gate_out_of_order(const dc_gate *gate,
 		return 0;
 	}
 	res->verdict = allow ? DC_GATE_WARN : DC_GATE_REFUSE;
-	snprintf(res->detail, sizeof(res->detail), "%zu tenant%s out of order (%.200s): %.150s%s", n,
-	         n == 1 ? "" : "s", names, first_problem(pf, pick_out_of_order),
+	snprintf(res->detail, sizeof(res->detail), "%zu tenant%s out of order (%.200s): %.150s%s",
+	         n, n == 1 ? "" : "s", names, first_problem(pf, pick_out_of_order),
 	         allow ? "" : "; pass --allow-out-of-order to apply anyway");
 	return 0;
 }

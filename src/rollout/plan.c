@@ -75,7 +75,8 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
 		m = dc_migration_set_find(set, rows[i].version);
 		if (!m) {
 			todo->drift = true;
-			note(todo, "version '%s' is applied but not in the migrations folder", rows[i].version);
+			note(todo, "version '%s' is applied but not in the migrations folder",
+			     rows[i].version);
 		} else if (rows[i].checksum && strcmp(rows[i].checksum, m->checksum) != 0) {
 			todo->drift = true;
 			note(todo,

@@ -74,6 +74,8 @@ struct rollout {
 	/* ledger batch (under mu) */
 	json_t *pending[OUTCOME_BATCH];
 	size_t npending;
+	int64_t first_seq; /* ledger entries this run appended: first_seq..last_seq */
+	int64_t last_seq;
 	int ledger_rc;
 	dc_error ledger_err;
 };
@@ -142,13 +144,23 @@ static void add_step(dc_rollout_report *rep,
 /* ------------------------------------------------------------------------ */
 /* Ledger.                                                                  */
 
+static void note_seqs(rollout *r, int64_t first, size_t n)
+{
+	if (!r->first_seq)
+		r->first_seq = first;
+	r->last_seq = first + (int64_t)n - 1;
+}
+
 static int record(rollout *r, const char *event, json_t *data, dc_error *err)
 {
+	int64_t seq = 0;
 	int rc = 0;
 
-	if (r->ledger && data)
-		rc = dc_ledger_append(r->ledger, event, data, NULL, err);
-	else if (!data)
+	if (r->ledger && data) {
+		rc = dc_ledger_append(r->ledger, event, data, &seq, err);
+		if (rc == 0)
+			note_seqs(r, seq, 1);
+	} else if (!data)
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 	json_decref(data);
 	return rc;
@@ -158,6 +170,7 @@ static int record(rollout *r, const char *event, json_t *data, dc_error *err)
 static int flush_outcomes(rollout *r)
 {
 	dc_ledger_event ev[OUTCOME_BATCH];
+	int64_t first = 0;
 	size_t i;
 	int rc = 0;
 
@@ -168,7 +181,9 @@ static int flush_outcomes(rollout *r)
 		ev[i].data = r->pending[i];
 	}
 	if (r->ledger && r->ledger_rc == 0)
-		rc = dc_ledger_append_batch(r->ledger, ev, r->npending, NULL, &r->ledger_err);
+		rc = dc_ledger_append_batch(r->ledger, ev, r->npending, &first, &r->ledger_err);
+	if (rc == 0 && first)
+		note_seqs(r, first, r->npending);
 	for (i = 0; i < r->npending; i++)
 		json_decref(r->pending[i]);
 	r->npending = 0;
@@ -801,7 +816,8 @@ static void *plan_worker(void *arg)
 				         r->todos[ti].problem);
 			}
 		} else {
-			snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%.500s", err.message);
+			snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%.500s",
+			         err.message);
 		}
 		dc_history_rows_free(rows, nrows);
 	}
@@ -1166,8 +1182,9 @@ static int run_waves(rollout *r, size_t *planned_idx, dc_error *err)
 		}
 		add_step(rep, "execute_migration_with_rollback", w->failed ? "failed" : "success",
 		         w->duration_ms, w->name,
-		         "%zu tenants: %zu succeeded, %zu failed, %zu skipped, %zu not run%s",
-		         w->total, w->succeeded, w->failed, w->skipped, w->not_run,
+		         "%zu tenant%s: %zu succeeded, %zu failed, %zu skipped, %zu not run%s",
+		         w->total, w->total == 1 ? "" : "s", w->succeeded, w->failed, w->skipped,
+		         w->not_run,
 		         w->over_budget ? " — over the failure budget, rollout stopped" : "");
 		if ((rc = record(r, "wave_end",
 		                 json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "wave",
@@ -1377,7 +1394,11 @@ int dc_rollout_run(dc_rollout_report **out,
 			ev[i].event = "gate";
 			ev[i].data = gate_json(&rep->gates[i]);
 		}
-		rc = n ? dc_ledger_append_batch(ledger, ev, n, NULL, err) : 0;
+		int64_t first = 0;
+
+		rc = n ? dc_ledger_append_batch(ledger, ev, n, &first, err) : 0;
+		if (rc == 0 && n)
+			note_seqs(&r, first, n);
 		for (i = 0; i < n; i++)
 			json_decref(ev[i].data);
 		if (rc)
@@ -1441,6 +1462,20 @@ out:
 		             &lerr);
 		if (grc && rc == 0)
 			rc = dc_error_set(err, grc, "%s", lerr.message);
+		if (grc)
+			add_step(rep, "immutable_audit_log", "failed", 0,
+			         "append to the signed ledger",
+			         "could not record the run's end: %.400s", lerr.message);
+		else
+			add_step(rep, "immutable_audit_log", "success", 0,
+			         "append to the signed ledger",
+			         "%lld entries appended to '%s' (seq %lld..%lld), hash-chained and "
+			         "Ed25519-signed",
+			         (long long)(r.last_seq - r.first_seq + 1), cfg->audit.ledger,
+			         (long long)r.first_seq, (long long)r.last_seq);
+	} else if (rep && opts->dry_run) {
+		add_step(rep, "immutable_audit_log", "skipped", 0, "append to the signed ledger",
+		         "dry run: nothing changed, nothing recorded");
 	}
 	free(planned_idx);
 	free_rollout(&r);
