@@ -40,7 +40,7 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	meson test -C $(ASAN_BUILD) --print-errorlogs
 
 demo: build
-	@scripts/demo.sh $(BUILD)/src/cli/deployclaw
+	$(BUILD)/src/cli/deployclaw demo
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link \
