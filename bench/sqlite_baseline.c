@@ -4,7 +4,7 @@
  * `deployclaw apply` against.
  *
  *   sqlite_baseline make-fleet DIR N      N tenant files DIR/tenant-NNNNN.db
- *   sqlite_baseline apply DIR [-j N]      migrate every DIR/*.db
+ *   sqlite_baseline apply DIR [-j N]      migrate every DIR/<name>.db
  *
  * apply: per tenant, open the file, BEGIN IMMEDIATE, the migration's three
  * statements, CREATE TABLE IF NOT EXISTS deployclaw_history, INSERT the
@@ -17,6 +17,7 @@
  */
 #include <glob.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,19 +149,20 @@ static void rfc3339(char *out, size_t size)
 {
 	struct timespec ts;
 	struct tm tm;
+	size_t len;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	         ts.tv_nsec / 1000000);
+	len = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+
+	snprintf(out + len, size - len, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
 static int migrate(const char *path)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char started[32], finished[32];
+	char started[64], finished[64];
 	double t0 = now();
 	size_t i;
 	int rc;

@@ -59,7 +59,7 @@ typedef struct dc_config {
 		char *glob;    /**< sqlite: glob of tenant files (resolved path) */
 		char *pattern; /**< postgres: LIKE pattern of schema/database names */
 		char *query;   /**< postgres: SQL returning tenant names */
-		char **list;   /**< explicit tenant ids */
+		char **list;   /**< explicit tenants: sqlite file paths (relative to the config), or postgres names */
 		size_t nlist;
 	} tenancy;
 

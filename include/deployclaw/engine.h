@@ -26,7 +26,7 @@
 /** One tenant of a shard. Owned by the array that holds it. */
 typedef struct dc_tenant {
 	char *id;     /**< tenant id: file stem, schema name or database name */
-	char *shard;  /**< shard name ("" for a single SQLite folder) */
+	char *shard;  /**< shard name (SQLite: the folder holding the file) */
 	char *target; /**< where it lives: SQLite file path, schema, or database name */
 } dc_tenant;
 

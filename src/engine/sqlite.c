@@ -93,10 +93,12 @@ struct dc_engine {
 	size_t afolders;
 };
 
+/* What the connection knows of the tenant's deployclaw_history. */
 typedef enum history_state {
-	HISTORY_UNKNOWN = 0,
-	HISTORY_MISSING = 1,
-	HISTORY_PRESENT = 2
+	HISTORY_UNKNOWN = 0, /* ask the file (after a rollback) */
+	HISTORY_MISSING = 1, /* no table: history_read has no rows, history_write creates it */
+	HISTORY_EMPTY = 2,   /* created during this visit, no row written yet */
+	HISTORY_PRESENT = 3
 } history_state;
 
 struct dc_conn {
@@ -839,11 +841,23 @@ static int sq_unlock_tenant(dc_conn *c, dc_error *err)
 /* ------------------------------------------------------------------------ */
 /* Transactions                                                             */
 
+/* Records whether a transaction is open. When one ended by itself (SQLite
+ * rolls back on some errors, e.g. a failed COMMIT or SQLITE_FULL), the
+ * history table may have vanished with it: ask the file next time. */
+static void sync_tx(dc_conn *c)
+{
+	bool in = !sqlite3_get_autocommit(c->db);
+
+	if (c->in_tx && !in)
+		c->history = HISTORY_UNKNOWN;
+	c->in_tx = in;
+}
+
 static int run_internal(dc_conn *c, const char *sql, dc_error *err)
 {
 	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 
-	c->in_tx = !sqlite3_get_autocommit(c->db);
+	sync_tx(c);
 	if (rc == SQLITE_OK)
 		return 0;
 	if (rc == SQLITE_BUSY) {
@@ -872,17 +886,22 @@ static int sq_begin(dc_conn *c, dc_error *err)
 
 static int sq_commit(dc_conn *c, dc_error *err)
 {
+	history_state state;
 	int ret;
 
 	if ((ret = need_db(c, err)) != 0)
 		return ret;
 	if (sqlite3_get_autocommit(c->db)) {
-		c->in_tx = false;
+		sync_tx(c);
 		return conn_fail(c, err, DC_EDB, NULL, 0, 0,
 		                 "tenant '%s': no transaction to commit (it was rolled back)",
 		                 tenant_id(c));
 	}
-	return run_internal(c, "COMMIT", err);
+	state = c->history;
+	ret = run_internal(c, "COMMIT", err);
+	if (ret == 0)
+		c->history = state; /* committed: what the transaction made is there */
+	return ret;
 }
 
 static int sq_rollback(dc_conn *c, dc_error *err)
@@ -1021,9 +1040,11 @@ static int sq_exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error
 	if (rows)
 		*rows = total;
 out:
+	if (c->history == HISTORY_EMPTY)
+		c->history = HISTORY_PRESENT; /* the user's SQL may have written it: read it */
 	c->user = false;
 	sqlite3_finalize(st);
-	c->in_tx = !sqlite3_get_autocommit(c->db);
+	sync_tx(c);
 	return ret;
 }
 
@@ -1108,20 +1129,6 @@ out:
 /* ------------------------------------------------------------------------ */
 /* History                                                                  */
 
-static int sq_history_ensure(dc_conn *c, dc_error *err)
-{
-	int ret;
-
-	if ((ret = need_db(c, err)) != 0)
-		return ret;
-	if (c->history == HISTORY_PRESENT)
-		return 0; /* enter saw it: no need to parse the CREATE */
-	if ((ret = run_internal(c, HISTORY_CREATE, err)) != 0)
-		return ret;
-	c->history = HISTORY_PRESENT;
-	return 0;
-}
-
 static int history_probe(dc_conn *c, dc_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -1131,6 +1138,35 @@ static int history_probe(dc_conn *c, dc_error *err)
 		c->history = sqlite3_column_int(st, 0) ? HISTORY_PRESENT : HISTORY_MISSING;
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : db_fail(c, err, "deployclaw_history");
+}
+
+static int history_create(dc_conn *c, dc_error *err)
+{
+	int ret = run_internal(c, HISTORY_CREATE, err);
+
+	if (ret == 0)
+		c->history = HISTORY_EMPTY;
+	return ret;
+}
+
+/*
+ * Inside a transaction the table is created at once (it commits with the
+ * transaction). Outside one, creating it would cost a durable commit of its
+ * own on every new tenant, so it is left to the first history_write, which
+ * creates it in the migration's transaction: history_read meanwhile has no
+ * rows, exactly as with an empty table.
+ */
+static int sq_history_ensure(dc_conn *c, dc_error *err)
+{
+	int ret;
+
+	if ((ret = need_db(c, err)) != 0)
+		return ret;
+	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
+		return ret;
+	if (c->history != HISTORY_MISSING || sqlite3_get_autocommit(c->db))
+		return 0;
+	return history_create(c, err);
 }
 
 static int dup_column(char **out, sqlite3_stmt *st, int col)
@@ -1220,7 +1256,7 @@ static int sq_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 		return ret;
 	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
 		return ret;
-	if (c->history == HISTORY_MISSING)
+	if (c->history == HISTORY_MISSING || c->history == HISTORY_EMPTY)
 		return 0; /* a tenant nothing was ever applied to */
 	if (sqlite3_prepare_v2(c->db, HISTORY_SELECT, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(c, err, "deployclaw_history");
@@ -1294,6 +1330,10 @@ static int sq_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	if (!row->version)
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "tenant '%s': a history row needs a version", tenant_id(c));
+	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
+		return ret;
+	if (c->history == HISTORY_MISSING && (ret = history_create(c, err)) != 0)
+		return ret;
 	dc_time_rfc3339(started, row->started_at_ms);
 	dc_time_rfc3339(finished, row->finished_at_ms);
 	rc = sqlite3_prepare_v2(c->db, HISTORY_UPSERT, -1, &st, NULL);
@@ -1317,12 +1357,14 @@ static int sq_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 		rc = bind_text(st, 9, row->run_id);
 	if (rc == SQLITE_OK)
 		rc = bind_text(st, 10, row->actor);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE)
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE) {
+		c->history = HISTORY_PRESENT;
 		goto out;
+	}
 	ret = db_fail(c, err, "deployclaw_history");
 out:
 	sqlite3_finalize(st);
-	c->in_tx = !sqlite3_get_autocommit(c->db);
+	sync_tx(c);
 	return ret;
 }
 

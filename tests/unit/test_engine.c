@@ -402,16 +402,44 @@ static void test_history_rolled_back_row_is_kept(void **state)
 static void test_history_read_without_table(void **state)
 {
 	fx *f = *state;
-	dc_history_row *rows = NULL;
+	dc_history_row row, *rows = NULL;
 	size_t n = 7;
 
 	start_acme(f, NULL);
 	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
 	assert_int_equal(n, 0);
+	/* Outside a transaction the table is created by the first write, in the
+	 * same commit as the write (one durable commit per new tenant, not two). */
 	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
 	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
 	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'deployclaw_history'",
+	            "0\n");
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	fill_row(&row, "1", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'deployclaw_history'",
 	            "1\n");
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 1);
+	dc_history_rows_free(rows, n);
+
+	/* Inside a transaction it is created at once. */
+	make_db(f, "beta.db", NULL);
+	dc_tenants_free(f->tenants, f->ntenants);
+	f->tenants = NULL;
+	f->ntenants = 0;
+	assert_int_equal(E->discover(f->engine, &f->tenants, &f->ntenants, &f->err), 0);
+	assert_int_equal(E->enter(f->conn, tenant(f, "beta"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'deployclaw_history'",
+	            "1\n");
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
 }
 
 static void test_begin_twice_and_commit_without_tx(void **state)

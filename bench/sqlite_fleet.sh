@@ -1,0 +1,180 @@
+#!/bin/sh
+# deployclaw apply against a plain-SQLite baseline on a fleet of SQLite files.
+#
+#   bench/sqlite_fleet.sh [-n TENANTS] [-r REPEATS] [-j "1 2"] [-c "checks nochecks"]
+#
+# Builds (release, build-bench/) deployclaw and bench/sqlite_baseline, creates
+# one fleet of TENANTS files (default 10000) with a 3-statement migration, a
+# signing key and deployclaw.sum, then for every repeat and parallelism runs,
+# each on its own fresh `cp -a` of that fleet (synced before the clock starts):
+#
+#   baseline   sqlite_baseline apply -j J: per tenant BEGIN IMMEDIATE, the 3
+#              statements, CREATE TABLE IF NOT EXISTS deployclaw_history +
+#              INSERT, COMMIT; J threads over interleaved parts of the list
+#   checks     deployclaw apply -j J: canary 1, waves [10%, 100%], ledger on,
+#              the default per-tenant gates (integrity_check, foreign_key_check)
+#   nochecks   the same with gates: {integrity_check: false, foreign_key_check: false}
+#
+# Every run prints wall time, tenants/s and peak RSS (deployclaw: `time -f %M`;
+# the baseline: getrusage); the summary gives medians and the ratio
+# deployclaw/baseline of the median wall times at equal parallelism. TMPDIR
+# picks the disk measured. SQLite's default durability throughout (rollback
+# journal, synchronous=FULL).
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+n=10000
+repeats=3
+pars="1 2"
+configs="checks nochecks"
+while [ $# -gt 0 ]; do
+	case $1 in
+	-n) n=$2; shift 2 ;;
+	-r) repeats=$2; shift 2 ;;
+	-j) pars=$2; shift 2 ;;
+	-c) configs=$2; shift 2 ;;
+	*) echo "usage: $0 [-n TENANTS] [-r REPEATS] [-j \"1 2\"] [-c \"checks nochecks\"]" >&2
+	   exit 2 ;;
+	esac
+done
+
+if [ ! -d build-bench ]; then
+	meson setup build-bench --buildtype=release >/dev/null
+fi
+ninja -C build-bench src/cli/deployclaw bench/sqlite_baseline >/dev/null
+dc=$root/build-bench/src/cli/deployclaw
+base=$root/build-bench/bench/sqlite_baseline
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/dc-sqlite-bench.XXXXXX")
+trap 'rm -rf "$dir"' EXIT INT TERM
+fleet=$dir/fleet
+results=$dir/results
+mkdir -p "$fleet/tenants" "$fleet/migrations" "$fleet/audit"
+: >"$results"
+
+echo "sqlite_fleet on $(uname -m), $(nproc) CPUs, $(df -P "$dir" | awk 'NR==2 {print $1}')," \
+	"SQLite $(pkg-config --modversion sqlite3 2>/dev/null || echo '?'); load average" \
+	"$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- the fleet, created once ---------------------------------------------------
+t0=$(date +%s)
+"$base" make-fleet "$fleet/tenants" "$n"
+config() {
+	cat <<EOF
+engine: sqlite
+migrations: migrations
+tenancy:
+  model: database
+  glob: tenants/*.db
+gates:
+  lock_timeout: 5s
+$1
+rollout:
+  canary: 1
+  waves: [10%, 100%]
+  max_failures: 0
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+}
+config "" >"$fleet/checks.yaml"
+config "  integrity_check: false
+  foreign_key_check: false" >"$fleet/nochecks.yaml"
+# The baseline runs these three statements (bench/sqlite_baseline.c).
+cat >"$fleet/migrations/0001_add_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan to every account
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE accounts ADD COLUMN plan TEXT;
+      UPDATE accounts SET plan = CASE WHEN seats > 10 THEN 'team' ELSE 'solo' END;
+      CREATE INDEX accounts_plan ON accounts (plan);
+    down: |
+      DROP INDEX accounts_plan;
+      ALTER TABLE accounts DROP COLUMN plan;
+EOF
+(cd "$fleet" && "$dc" -q --config checks.yaml audit keygen && "$dc" -q --config checks.yaml hash)
+echo "fleet: $n tenants, $(du -sh "$fleet/tenants" | cut -f1), created in $(($(date +%s) - t0))s"
+
+# --- runs ----------------------------------------------------------------------
+now() { date +%s.%N; }
+
+fresh() {
+	rm -rf "$dir/run"
+	cp -a "$fleet" "$dir/run"
+	sync
+}
+
+run_baseline() { # J REPEAT
+	fresh
+	out=$("$base" apply "$dir/run/tenants" -j "$1")
+	set -- "$1" "$2" $out
+	# tenants N threads J wall_s S tenants_per_s R maxrss_kib K failed F
+	[ "${14}" = 0 ] || { echo "baseline: ${14} tenants failed" >&2; exit 1; }
+	echo "baseline $1 $2 $8 ${12}" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB\n' baseline "$1" "$2" "$8" \
+		"${10}" "${12}"
+}
+
+run_deployclaw() { # CONFIG J REPEAT
+	fresh
+	t=$(now)
+	(cd "$dir/run" && command /usr/bin/time -f %M -o "$dir/rss" \
+		"$dc" -q --config "$1.yaml" apply -j "$2") || {
+		echo "deployclaw ($1, -j $2) failed" >&2
+		exit 1
+	}
+	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
+	rss=$(tail -n 1 "$dir/rss")
+	echo "$1 $2 $3 $t $rss" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB\n' "$1" "$2" "$3" "$t" \
+		"$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss"
+}
+
+r=1
+while [ "$r" -le "$repeats" ]; do
+	for j in $pars; do
+		# alternate the order, so a noisy neighbour does not always hit the same one
+		if [ $((r % 2)) = 1 ]; then
+			run_baseline "$j" "$r"
+			for c in $configs; do run_deployclaw "$c" "$j" "$r"; done
+		else
+			for c in $configs; do run_deployclaw "$c" "$j" "$r"; done
+			run_baseline "$j" "$r"
+		fi
+	done
+	r=$((r + 1))
+done
+
+# --- summary: medians ----------------------------------------------------------
+median() { # KIND J FIELD
+	awk -v k="$1" -v j="$2" -v f="$3" '$1 == k && $2 == j {print $f}' "$results" |
+		sort -g | awk '{v[NR] = $1} END {
+			if (NR == 0) exit
+			if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo
+echo "medians of $repeats runs, $n tenants; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %-26s | %2s | %9s | %10s | %12s | %22s |\n' run -j "wall (s)" tenants/s "peak RSS" \
+	"deployclaw / baseline"
+printf '| %-26s | %2s | %9s | %10s | %12s | %22s |\n' --- -- --- --- --- ---
+for j in $pars; do
+	bw=$(median baseline "$j" 4)
+	for k in baseline $configs; do
+		w=$(median "$k" "$j" 4)
+		m=$(median "$k" "$j" 5)
+		case $k in
+		baseline) label="baseline (plain SQLite)"; ratio="—" ;;
+		checks) label="deployclaw, checks on"
+			ratio=$(echo "$w $bw" | awk '{printf "%.2f", $1 / $2}') ;;
+		nochecks) label="deployclaw, checks off"
+			ratio=$(echo "$w $bw" | awk '{printf "%.2f", $1 / $2}') ;;
+		esac
+		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %22s |\n' "$label" "$j" "$w" \
+			"$(echo "$n $w" | awk '{print $1 / $2}')" "$(echo "$m" | awk '{print $1 / 1024}')" \
+			"$ratio"
+	done
+done
