@@ -77,6 +77,10 @@ typedef struct dc_engine_ops {
 	            dc_error *err);
 	void (*close)(dc_engine *engine);
 
+	/** Optional: the run's id, for application_name=deployclaw/<run_id> on every
+	 * connection made after it (PostgreSQL). Called once, before connect. */
+	void (*set_run)(dc_engine *engine, const char *run_id);
+
 	/** The shard's tenants, sorted by id. */
 	int (*discover)(dc_engine *engine, dc_tenant **tenants, size_t *n, dc_error *err);
 
@@ -95,6 +99,15 @@ typedef struct dc_engine_ops {
 	int (*begin)(dc_conn *conn, dc_error *err);
 	int (*commit)(dc_conn *conn, dc_error *err);
 	int (*rollback)(dc_conn *conn, dc_error *err);
+
+	/**
+	 * Optional (NULL: none is): whether `stmt` cannot run inside a
+	 * transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...), recognised from
+	 * the parse tree. The rollout asks once per statement per run and runs
+	 * such a statement on its own, outside the tenant's transaction,
+	 * recording its progress like a non-transactional phase.
+	 */
+	int (*autocommit_only)(const dc_statement *stmt, bool *out, dc_error *err);
 
 	/** Runs one statement; `rows` (may be NULL) receives the rows it changed. */
 	int (*exec)(dc_conn *conn, const dc_statement *stmt, int64_t *rows, dc_error *err);
@@ -119,6 +132,23 @@ typedef struct dc_engine_ops {
 
 	/** Optional (NULL when the engine has none): copies the tenant, online, to `dest`. */
 	int (*backup)(dc_conn *conn, const char *dest, dc_error *err);
+
+	/**
+	 * Optional (NULL: the rollout reads each tenant's history with enter +
+	 * history_read): the history of `n` tenants of this engine at once — one
+	 * query per shard where the engine keeps a shard-level state table.
+	 * `rows[i]`/`counts[i]` receive tenant i's rows (free each with
+	 * dc_history_rows_free). A tenant whose state cannot be read gets
+	 * counts[i] = 0 and its message in `errors[i]` (caller-provided array of
+	 * n strings of 512 bytes each, "" when fine).
+	 */
+	int (*history_read_all)(dc_engine *engine,
+	                        const dc_tenant *tenants,
+	                        size_t n,
+	                        dc_history_row **rows,
+	                        size_t *counts,
+	                        char (*errors)[512],
+	                        dc_error *err);
 
 	/** SHA-256 hex of the tenant's schema (tables, columns, indexes), for checks
 	 * that a rollback restored the schema. */

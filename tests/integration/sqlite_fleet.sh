@@ -1,0 +1,496 @@
+# sqlite_fleet.sh — integration tests of apply, rollback, status and the
+# ledger on fleets of 100-300 SQLite tenants: the outcome is read back from
+# the tenants themselves (history rows, the schema with the sqlite3 CLI),
+# the ledger and the exit codes.
+#
+# usage: bash sqlite_fleet.sh path/to/deployclaw
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../cli/lib.sh"
+. "$HERE/fleet_lib.sh"
+# background deployclaw and lock holders die with the test
+trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 99
+
+command -v "$SQLITE" >/dev/null || {
+	echo "sqlite3 CLI not found: skipped"
+	exit 77
+}
+
+T0=$SECONDS
+WAVES="[10%, 50%, 100%]"
+F=
+
+# dc ARGS...: deployclaw on fleet $F (stdout, stderr, exit code kept by `run`).
+dc() { run "$DC" --config "$F/deployclaw.yaml" "$@"; }
+
+section() { echo "== $* ($((SECONDS - T0))s)"; }
+
+# ids FILE FROM TO: the state lines of tenants FROM..TO (numbers).
+ids() { awk -v a="$(printf 't-%04d' "$2")" -v b="$(printf 't-%04d' "$3")" '$1 >= a && $1 <= b' "$1"; }
+
+# json_check FILE PYTHON-EXPR...: each expression (over `d`, the parsed
+# JSON) must be true; a false one or unparsable JSON fails the test.
+json_check() {
+	local file=$1 out
+	shift
+	CHECKS=$((CHECKS + 1))
+	out=$(python3 - "$file" "$@" <<'PY' 2>&1
+import json, sys
+try:
+    d = json.load(open(sys.argv[1], encoding="utf-8"))
+except Exception as e:
+    print("not JSON:", e)
+    sys.exit(1)
+bad = [x for x in sys.argv[2:] if not eval(x)]
+print("; ".join("false: " + x for x in bad))
+sys.exit(1 if bad else 0)
+PY
+	) || fail "JSON check: $out"
+}
+
+make_templates
+
+# expected history lines, from the checksums the run recorded in the ledger
+std_history() {
+	local v c h=""
+	while read -r v c; do
+		h="$h${h:+,}$v:$(grep -q "^$v\$" <<<"$ROLLED" && echo rolled_back || echo applied):$c"
+	done < <(ledger_checksums "$F/audit/ledger.jsonl")
+	echo "$h"
+}
+ROLLED=""
+
+# ------------------------------------------------------------------------
+section "1. happy path: 120 tenants, canary 1, waves $WAVES"
+F=$TMP/happy
+new_fleet "$F" 120 small std 1 "$WAVES" 0 2
+dc apply
+expect_rc 0
+expect_out "120 tenants migrated to '0003', 0 failed"
+H3=$(std_history)
+CHECKS=$((CHECKS + 1))
+[ "$(grep -o ':applied:[0-9a-f]\{64\}' <<<"$H3" | wc -l)" -eq 3 ] || fail "run_start lacks 3 checksums: '$H3'"
+fleet_states "$F" std >happy.st
+check_eq "tenants at 0003 with 3 applied history rows and the new schema" \
+	"$(count_state happy.st "p1 x1 i1 t1 $H3")" 120
+RUN=$(python3 -c 'import json,sys; print([json.loads(l)["run_id"] for l in open(sys.argv[1]) if "\"run_start\"" in l][-1])' "$F/audit/ledger.jsonl")
+check_eq "history rows carry the run id and the last phase" \
+	"$(sql "$(tenant_db "$F" 77)" "SELECT group_concat(run_id || ':' || phase, ' ') FROM deployclaw_history")" \
+	"$RUN:contract $RUN:expand $RUN:expand"
+# the data moved as the migrations say (a few tenants, each template)
+for i in 1 2 3 4 60 120; do
+	check_eq "t-$i: plans backfilled, totals computed" \
+		"$(sql "$(tenant_db "$F" $i)" "SELECT (SELECT count(*) FROM accounts WHERE plan IS NULL OR plan != CASE WHEN seats > 10 THEN 'team' ELSE 'solo' END) || ' ' || (SELECT count(*) FROM orders WHERE total_cents IS NOT quantity * unit_price_cents) || ' ' || (SELECT count(*) > 2 FROM accounts)")" "0 0 1"
+done
+check_eq "PRAGMA table_info(accounts) of t-0007" \
+	"$(sql "$(tenant_db "$F" 7)" "SELECT group_concat(name, ',') FROM pragma_table_info('accounts')")" \
+	"id,email,seats,created_at,plan"
+check_eq "integrity of t-0099" "$(sql "$(tenant_db "$F" 99)" "PRAGMA integrity_check")" ok
+
+dc status
+expect_rc 0
+expect_out "every tenant is at '0003'"
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0003 +store order totals +120$' "$OUT" || fail "status does not show 120 tenants at 0003"
+"$DC" --config "$F/deployclaw.yaml" --json status >status.json 2>"$ERR"
+json_check status.json 'd["tenants"] == 120' 'd["pending"] == 0' 'd["failed"] == 0' \
+	'd["drifted"] == 0' '[v["tenants"] for v in d["versions"]] == [0, 0, 0, 120]' \
+	'all(t["version"] == "0003" and t["pending"] == 0 for t in d["tenant_list"])' \
+	'len(d["tenant_list"]) == 120'
+
+dc audit verify
+expect_rc 0
+python3 - "$F/audit/ledger.jsonl" >happy.ledger <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+run = [x for x in e if x["event"] == "run_start"][-1]["run_id"]
+e = [x for x in e if x["run_id"] == run]
+ev = [x["event"] for x in e]
+print("events", ev[0], ev[-1], ev.count("run_start"), ev.count("run_end"))
+print("gates", ev.count("gate"), all(x["data"]["verdict"] == "pass" for x in e if x["event"] == "gate"))
+print("waves", [x["data"]["tenants"] for x in e if x["event"] == "wave_start"], ev.count("wave_end"))
+t = [x["data"] for x in e if x["event"] == "tenant"]
+print("tenants", len(t), len({x["tenant"] for x in t}), all(x["status"] == "succeeded" and x["to"] == "0003" and x["migrations"] == 3 for x in t))
+end = [x["data"] for x in e if x["event"] == "run_end"][0]
+print("end", end["status"], end["succeeded"], end["failed"], end["not_run"])
+# each wave's tenants are decided before any of them is dispatched
+order = [x["event"] for x in e if x["event"] in ("wave_start", "wave_end")]
+print("order", order == ["wave_start", "wave_end"] * 4)
+PY
+check_eq "ledger: run_start first, run_end last" "$(grep ^events happy.ledger)" "events run_start run_end 1 1"
+check_eq "ledger: gate entries" "$(grep ^gates happy.ledger)" "gates 6 True"
+check_eq "ledger: canary 1, then 10%, 50%, 100% of 120" "$(grep ^waves happy.ledger)" "waves [1, 11, 48, 60] 4"
+check_eq "ledger: one tenant entry per tenant" "$(grep ^tenants happy.ledger)" "tenants 120 120 True"
+check_eq "ledger: run_end" "$(grep ^end happy.ledger)" "end succeeded 120 0 0"
+check_eq "ledger: wave_start/wave_end pairs" "$(grep ^order happy.ledger)" "order True"
+
+# apply again: everything skipped, not a byte of any tenant changed
+fleet_sums "$F" >happy.sums
+"$DC" --config "$F/deployclaw.yaml" --json apply >again.json 2>"$ERR"
+RC=$?
+expect_rc 0
+json_check again.json 'd["tenants"] == {"total": 120, "succeeded": 0, "failed": 0, "skipped": 120, "not_run": 0}'
+dc apply
+expect_rc 0
+expect_out "nothing to do: all 120 tenants are at '0003'"
+CHECKS=$((CHECKS + 1))
+fleet_sums "$F" | cmp -s - happy.sums || fail "a second apply changed tenant files"
+check_eq "second apply: no tenant entries in its ledger run" \
+	"$(ledger_events "$F/audit/ledger.jsonl" | grep -c '^tenant ')" 0
+
+# ------------------------------------------------------------------------
+section "6. rollback: latest, then --to the first, then apply again"
+# (on the fleet of case 1, at the target)
+dc rollback
+expect_rc 0
+ROLLED=0003
+fleet_states "$F" std >rb1.st
+check_eq "0003 rolled back everywhere (column gone, history 'rolled_back')" \
+	"$(count_state rb1.st "p1 x1 i1 t0 $(std_history)")" 120
+dc rollback --to 0001
+expect_rc 0
+ROLLED=$'0002\n0003'
+fleet_states "$F" std >rb2.st
+check_eq "rolled back to 0001 everywhere (invoices gone, 0001 still applied)" \
+	"$(count_state rb2.st "p1 x1 i0 t0 $(std_history)")" 120
+check_eq "ledger: the rollback run" \
+	"$(python3 -c 'import json,sys; print([json.loads(l)["data"]["direction"] for l in open(sys.argv[1]) if "\"run_start\"" in l][-1])' "$F/audit/ledger.jsonl")" rollback
+dc status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0001 +add a plan to every account +120$' "$OUT" || fail "status does not show 120 tenants at 0001"
+dc apply
+expect_rc 0
+expect_out "120 tenants migrated to '0003'"
+ROLLED=""
+fleet_states "$F" std >rb3.st
+check_eq "apply after rollback reaches the target again" "$(count_state rb3.st "p1 x1 i1 t1 $H3")" 120
+dc audit verify
+expect_rc 0
+
+# ------------------------------------------------------------------------
+section "2. verify failure: only the 2 inconsistent tenants roll back, whole"
+F=$TMP/verify
+new_fleet "$F" 120 small std 1 "$WAVES" 5 2
+make_bad "$(tenant_db "$F" 30)"
+make_bad "$(tenant_db "$F" 90)"
+dc apply
+expect_rc 1
+expect_err "2 tenants failed"
+for t in t-0030 t-0090; do
+	CHECKS=$((CHECKS + 1))
+	grep -Eq "$t .*migrations/0003_order_totals\.yaml:11:5: verify assertion of '0003' is false" "$OUT" ||
+		fail "the summary does not name $t with file:line:col and 'verify assertion'"
+done
+expect_out "118 tenants migrated to '0003', 2 failed"
+H3=$(std_history)
+fleet_states "$F" std >verify.st
+check_eq "t-0030: no history, no schema change (0001 and 0002 rolled back too)" "$(state_of verify.st t-0030)" "p0 x0 i0 t0 -"
+check_eq "t-0090: no history, no schema change" "$(state_of verify.st t-0090)" "p0 x0 i0 t0 -"
+check_eq "the other 118 at the target" "$(count_state verify.st "p1 x1 i1 t1 $H3")" 118
+check_eq "t-0030 data untouched" "$(sql "$(tenant_db "$F" 30)" "SELECT count(*) FROM orders WHERE quantity = -3")" 1
+python3 - "$F/audit/ledger.jsonl" >verify.ledger <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+for x in e:
+    d = x["data"]
+    if x["event"] == "tenant" and d["status"] == "failed":
+        print(d["tenant"], d["file"].split("/")[-1], d["line"], d["col"], "verify assertion" in d["error"])
+PY
+check_eq "ledger: the failed tenants with file, line, col" "$(cat verify.ledger)" \
+	$'t-0030 0003_order_totals.yaml 11 5 True\nt-0090 0003_order_totals.yaml 11 5 True'
+"$DC" --config "$F/deployclaw.yaml" --json status >vstatus.json 2>"$ERR"
+json_check vstatus.json 'd["failed"] == 2' 'd["pending"] == 2' \
+	'sorted(t["tenant"] for t in d["tenant_list"] if t["failed"]) == ["t-0030", "t-0090"]' \
+	'all("verify assertion" in t["detail"] for t in d["tenant_list"] if t["failed"])'
+
+# ------------------------------------------------------------------------
+section "3. failure budget: max_failures 0, bad tenants in wave 1"
+F=$TMP/budget
+new_fleet "$F" 120 small std 1 "$WAVES" 0 2
+for i in 4 7 10; do make_bad "$(tenant_db "$F" $i)"; done
+"$DC" --config "$F/deployclaw.yaml" --json apply >budget.json 2>"$ERR"
+RC=$?
+expect_rc 1
+expect_err "the failure budget stopped the rollout"
+json_check budget.json \
+	'set(d) == {"task", "timestamp", "run_id", "agent", "execution_log", "safety_gates_status", "tenants", "estimated_completion"}' \
+	'all(isinstance(d[k], str) and d[k] for k in ("task", "timestamp", "run_id", "agent", "estimated_completion"))' \
+	'len(d["execution_log"]) >= 5' \
+	'all(set(s) == {"step", "action", "detail", "status", "duration_ms"} for s in d["execution_log"])' \
+	'all(isinstance(s["duration_ms"], int) and s["status"] in ("success", "failed", "warning", "skipped") for s in d["execution_log"])' \
+	'[s["step"] for s in d["execution_log"]][:4] == ["analyze_service_topology", "generate_migration_plan", "validate_migration_prerequisites", "validate_safety_gates"]' \
+	'any(s["step"] == "execute_migration_with_rollback" and s["status"] == "failed" and "failure budget" in s["detail"] for s in d["execution_log"])' \
+	'all(v["status"] == "passed" for v in d["safety_gates_status"].values())' \
+	'{"total", "succeeded", "failed", "skipped"} <= set(d["tenants"])' \
+	'd["tenants"]["total"] == 120' \
+	'1 <= d["tenants"]["failed"] <= 3' \
+	'd["tenants"]["not_run"] >= 108' \
+	'd["tenants"]["succeeded"] + d["tenants"]["failed"] + d["tenants"]["not_run"] == 120'
+fleet_states "$F" std >budget.st
+check_eq "later waves untouched (no history table, no schema change)" \
+	"$(ids budget.st 13 120 | awk '{ $1 = ""; print }' | sort -u)" " p0 x0 i0 t0 -"
+check_eq "the canary reached the target" "$(state_of budget.st t-0001)" "p1 x1 i1 t1 $(std_history)"
+for i in 4 7 10; do
+	check_eq "bad t-$i left as it was" "$(ids budget.st $i $i | cut -d' ' -f2-)" "p0 x0 i0 t0 -"
+done
+python3 - "$F/audit/ledger.jsonl" >budget.ledger <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+print("waves", sum(x["event"] == "wave_start" for x in e),
+      [x["data"]["over_budget"] for x in e if x["event"] == "wave_end"])
+end = [x["data"] for x in e if x["event"] == "run_end"][-1]
+print("end", end["status"], end["not_run"] >= 108)
+PY
+check_eq "ledger: no wave after the one over budget" "$(grep ^waves budget.ledger)" "waves 2 [False, True]"
+check_eq "ledger: run_end failed with tenants not run" "$(grep ^end budget.ledger)" "end failed True"
+
+# ------------------------------------------------------------------------
+section "4. SIGKILL at random points, then resume"
+F=$TMP/kill
+new_fleet "$F" 300 heavy heavy 1 "$WAVES" 0 2
+kills=0
+finished=0
+for round in $(seq 1 12); do
+	"$DC" --config "$F/deployclaw.yaml" apply -j 2 >"kill$round.out" 2>&1 &
+	pid=$!
+	ms=$((50 + RANDOM % 551))
+	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	if [ "$rc" -eq 137 ]; then
+		kills=$((kills + 1))
+	else
+		finished=$((finished + 1))
+		echo "  round $round: apply ended by itself (exit $rc) before the kill at ${ms}ms"
+	fi
+done
+echo "  $kills runs killed"
+CHECKS=$((CHECKS + 1))
+[ "$kills" -ge 10 ] || fail "only $kills of 12 runs were killed mid-run"
+fleet_states "$F" heavy >kill_mid.st
+echo "  after the kills: $(grep -c ' 0002:applied' kill_mid.st) tenants done, $(grep -c 'partial' kill_mid.st) partial"
+dc apply
+expect_rc 0
+expect_out "0 failed"
+dc apply
+expect_rc 0
+expect_out "nothing to do: all 300 tenants are at '0002'"
+HH=$(std_history)
+fleet_states "$F" heavy >kill.st
+check_eq "every tenant at the target exactly once, weights right, schema complete" \
+	"$(count_state kill.st "w1 x1 r1 b0 $HH")" 300
+CHECKS=$((CHECKS + 1))
+[ "$(count_state kill.st "w1 x1 r1 b0 $HH")" -eq 300 ] || {
+	awk '{ $1 = ""; print }' kill.st | sort | uniq -c | head >&2
+}
+check_eq "history rows per tenant (one per version)" \
+	"$(for db in "$F"/tenants/t-00{01,50,99}.db "$F"/tenants/t-0{150,299,300}.db; do
+		sql "$db" "SELECT count(*) || '/' || count(DISTINCT version) FROM deployclaw_history"
+	done | sort -u)" "2/2"
+check_eq "no hot journal left behind" "$(find "$F/tenants" -name '*-journal' | wc -l)" 0
+dc audit verify
+expect_rc 0
+python3 - "$F/audit/ledger.jsonl" >kill.ledger <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+started = [x["run_id"] for x in e if x["event"] == "run_start"]
+ended = {x["run_id"] for x in e if x["event"] == "run_end"}
+interrupted = [x["data"]["interrupted_run"] for x in e if x["event"] == "run_interrupted"]
+open_runs = [r for r in started if r not in ended]
+print("interrupted", len(interrupted) > 0, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))
+PY
+check_eq "ledger: every killed run recorded as run_interrupted, once" "$(cat kill.ledger)" "interrupted True True True"
+dc status
+expect_rc 0
+expect_out "every tenant is at '0002'"
+
+# ------------------------------------------------------------------------
+section "5. two applies at once on one fleet"
+F=$TMP/conc
+new_fleet "$F" 150 heavy heavy 1 "[100%]" 150 2
+"$DC" --config "$F/deployclaw.yaml" apply >c1.out 2>c1.err &
+p1=$!
+"$DC" --config "$F/deployclaw.yaml" apply >c2.out 2>c2.err &
+p2=$!
+wait "$p1"
+r1=$?
+wait "$p2"
+r2=$?
+echo "  concurrent applies exited $r1 and $r2"
+for r in $r1 $r2; do
+	CHECKS=$((CHECKS + 1))
+	[ "$r" -eq 0 ] || [ "$r" -eq 1 ] || fail "a concurrent apply exited $r"
+done
+CHECKS=$((CHECKS + 1))
+! grep -qi "duplicate column" c1.out c1.err c2.out c2.err || fail "a tenant was applied twice (duplicate column)"
+for k in 1 2; do
+	CHECKS=$((CHECKS + 1))
+	if grep -q "failed" "c$k.err"; then
+		grep -q "locked by another deployclaw process" "c$k.out" ||
+			fail "apply $k failed, but not on a lock: $(head -c 600 "c$k.out")"
+	fi
+done
+check_eq "the two runs migrated each tenant once between them" \
+	"$(cat c1.out c2.out | sed -n "s/^\([0-9]*\) tenants migrated to '0002'.*/\1/p" | awk '{ n += $1 } END { print n + 0 }')" 150
+dc apply
+expect_rc 0
+HH=$(std_history)
+fleet_states "$F" heavy >conc.st
+check_eq "complete after the concurrent runs" "$(count_state conc.st "w1 x1 r1 b0 $HH")" 150
+dc audit verify
+expect_rc 0
+
+# a tenant another process holds: a clear lock error names the tenant
+F=$TMP/lock
+LOCK_TIMEOUT=300ms new_fleet "$F" 100 small std 1 "$WAVES" 5 2
+python3 - "$F/tenants" t-0005.db "$TMP/lock.ready" <<'PY' &
+import fcntl, os, sys, time
+folder, base, ready = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3]
+def fnv1a(h, s):
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325, folder), "/"), base)
+h ^= h >> 33
+fd = os.open(os.path.join(folder, ".deployclaw.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, h & 0x3FFFFFFFFFFFFFFF, os.SEEK_SET)
+open(ready, "w").close()
+time.sleep(120)
+PY
+holder=$!
+for _ in $(seq 100); do [ -e "$TMP/lock.ready" ] && break; sleep 0.05; done
+dc apply
+expect_rc 1
+expect_out "t-0005"
+expect_out "tenant 't-0005' is locked by another deployclaw process (pid $holder); waited 300ms"
+expect_out "99 tenants migrated to '0003', 1 failed"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+fleet_states "$F" std >lock.st
+check_eq "the locked tenant untouched" "$(state_of lock.st t-0005)" "p0 x0 i0 t0 -"
+dc apply
+expect_rc 0
+expect_out "1 tenants migrated to '0003'"
+
+# ------------------------------------------------------------------------
+section "7. edited migration: exit 4 before any tenant is touched"
+F=$TMP/edit
+new_fleet "$F" 100 small std 1 "$WAVES" 0 2
+dc apply --to 0001
+expect_rc 0
+fleet_states "$F" std >edit_before.st
+fleet_sums "$F" >edit.sums
+sed -i 's/amount_cents >= 0/amount_cents > 0/' "$F/migrations/0002_create_invoices.yaml"
+dc apply
+expect_rc 4
+expect_err "0002_create_invoices.yaml"
+expect_no_out "migrated"
+CHECKS=$((CHECKS + 1))
+fleet_sums "$F" | cmp -s - edit.sums || fail "an apply refused for an edited migration changed tenant files"
+fleet_states "$F" std >edit_after.st
+CHECKS=$((CHECKS + 1))
+cmp -s edit_before.st edit_after.st || fail "history or schema changed after a refused apply"
+
+# ------------------------------------------------------------------------
+section "8. tampered ledger: exit 4, no tenant touched"
+F=$TMP/tamper
+new_fleet "$F" 100 small std 1 "$WAVES" 0 2
+dc apply --to 0002
+expect_rc 0
+fleet_sums "$F" >tamper.sums
+python3 - "$F/audit/ledger.jsonl" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p, encoding="utf-8").read().split("\n")
+for i, l in enumerate(lines):
+    if '"event":"tenant"' in l and '"tenant":"t-0042"' in l:
+        lines[i] = l.replace('"status":"succeeded"', '"status":"skipped"')
+        break
+open(p, "w", encoding="utf-8").write("\n".join(lines))
+PY
+dc apply
+expect_rc 4
+expect_err "ledger"
+expect_no_out "migrated"
+CHECKS=$((CHECKS + 1))
+fleet_sums "$F" | cmp -s - tamper.sums || fail "an apply refused for a tampered ledger changed tenant files"
+dc audit verify
+expect_rc 4
+expect_err "seq"
+
+# ------------------------------------------------------------------------
+section "9. a tenant that is not a database, one that is read-only"
+F=$TMP/bad
+new_fleet "$F" 100 small std 1 "$WAVES" 10 2
+head -c 20000 /dev/urandom >"$(tenant_db "$F" 20)"
+chmod 0444 "$(tenant_db "$F" 50)"
+fleet_sums "$F" >bad.sums
+dc apply
+expect_rc 1
+expect_out "98 tenants migrated to '0003', 2 failed"
+CHECKS=$((CHECKS + 1))
+grep -E "t-0020 .*t-0020\.db.*(file is not a database|not a database)" "$OUT" >/dev/null ||
+	fail "the garbage tenant is not reported as 'not a database'"
+CHECKS=$((CHECKS + 1))
+grep -E "t-0050 .*t-0050\.db.*the database file is read-only" "$OUT" >/dev/null ||
+	fail "the 0444 tenant is not reported as read-only"
+check_eq "the garbage and read-only files are unchanged" \
+	"$(fleet_sums "$F" | grep -E 't-00(20|50)\.db')" "$(grep -E 't-00(20|50)\.db' bad.sums)"
+fleet_states "$F" std >bad.st
+check_eq "the others proceed" "$(count_state bad.st "p1 x1 i1 t1 $(std_history)")" 98
+check_eq "the read-only tenant has no history" "$(state_of bad.st t-0050)" "p0 x0 i0 t0 -"
+check_eq "the garbage tenant is unreadable" "$(state_of bad.st t-0020)" "ERR -"
+
+# ------------------------------------------------------------------------
+section "10. --dry-run, --tenant"
+F=$TMP/dry
+new_fleet "$F" 100 small std 1 "$WAVES" 0 2
+fleet_sums "$F" >dry.sums
+cp "$F/audit/ledger.jsonl" dry.ledger
+dc apply --dry-run
+expect_rc 0
+expect_out "plan (dry run, nothing changed): 100 of 100 tenants need work, target '0003'"
+CHECKS=$((CHECKS + 1))
+fleet_sums "$F" | cmp -s - dry.sums || fail "--dry-run changed tenant files"
+CHECKS=$((CHECKS + 1))
+cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail "--dry-run wrote to the ledger"
+dc apply --tenant t-0042
+expect_rc 0
+expect_out "1 tenants migrated to '0003'"
+fleet_states "$F" std >dry.st
+check_eq "--tenant: the named tenant at the target" "$(state_of dry.st t-0042)" "p1 x1 i1 t1 $(std_history)"
+check_eq "--tenant: the other 99 untouched" "$(count_state dry.st "p0 x0 i0 t0 -")" 99
+check_eq "--tenant: the other files unchanged" "$(fleet_sums "$F" | grep -v t-0042)" "$(grep -v t-0042 dry.sums)"
+cp "$F/audit/ledger.jsonl" dry.ledger
+dc apply --tenant nope
+expect_rc 2
+expect_err "no tenant 'nope' in the fleet"
+dc apply --tenant t-0O42
+expect_rc 2
+expect_err "no tenant 't-0O42' in the fleet (did you mean 't-0042'?)"
+dc apply --tenant t-0O99
+expect_rc 2
+expect_err "no tenant 't-0O99' in the fleet (did you mean 't-0099'?)"
+CHECKS=$((CHECKS + 1))
+cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail "an unknown --tenant wrote to the ledger"
+check_eq "an unknown --tenant changes nothing" "$(fleet_sums "$F" | grep -v t-0042)" "$(grep -v t-0042 dry.sums)"
+
+# ------------------------------------------------------------------------
+section "11. rollout.backup: a copy kept for the failed tenant only"
+F=$TMP/backup
+BACKUP=true new_fleet "$F" 100 small std 1 "$WAVES" 5 2
+make_bad "$(tenant_db "$F" 30)"
+dc apply
+expect_rc 1
+expect_out "99 tenants migrated to '0003', 1 failed"
+check_eq "backups left" "$(cd "$F/tenants" && ls -a | grep deployclaw-backup)" "t-0030.db.deployclaw-backup"
+B=$F/tenants/t-0030.db.deployclaw-backup
+check_eq "the backup is the tenant before the run" \
+	"$(sql "$B" "PRAGMA integrity_check; SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'plan'; SELECT count(*) FROM orders WHERE quantity = -3")" \
+	$'ok\n0\n1'
+check_eq "the backup is not a tenant" "$(grep -c deployclaw-backup <(fleet_states "$F" std))" 0
+
+section "done"
+finish
