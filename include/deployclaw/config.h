@@ -83,6 +83,8 @@ typedef struct dc_config {
 		size_t nwaves;
 		int max_failures; /**< per wave, default 0 */
 		int parallel;     /**< default: number of online CPUs */
+		int retries;	  /**< per tenant, for lock timeouts, deadlocks, serialization
+				       failures, lost connections; default 3 */
 		bool backup;	  /**< online copy of each tenant before touching it, default false */
 	} rollout;
 

@@ -21,6 +21,9 @@
 /** A folder with more migrations than this is refused (DC_ELIMIT). */
 #define DC_MIGRATION_MAX_COUNT 100000
 
+/** A native migration with more phases (or verify entries) is refused (DC_ELIMIT). */
+#define DC_MIGRATION_MAX_PHASES 1000
+
 /** Name of the sum file inside a migrations folder. */
 #define DC_SUM_FILE_NAME "deployclaw.sum"
 

@@ -836,7 +836,7 @@ static const char *const gates_keys[] = { "lock_timeout",      "statement_timeou
 	                                  "allow_out_of_order" };
 static const char *const lag_keys[] = { "max", "timeout" };
 static const char *const rollout_keys[] = { "canary", "waves", "max_failures", "parallel",
-	                                    "backup" };
+	                                    "backup", "retries" };
 static const char *const audit_keys[] = { "ledger", "key" };
 static const char *const engine_names[] = { "sqlite", "postgres" };
 /* in dc_tenancy_model order */
@@ -1088,6 +1088,9 @@ static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
 	if ((v = get(r, "parallel")) != NULL &&
 	    (rc = get_int(c, v, "rollout.parallel", 1, MAX_PARALLEL, &cfg->rollout.parallel)) != 0)
 		return rc;
+	if ((v = get(r, "retries")) != NULL &&
+	    (rc = get_int(c, v, "rollout.retries", 0, 100, &cfg->rollout.retries)) != 0)
+		return rc;
 	if ((v = get(r, "backup")) != NULL &&
 	    (rc = get_bool(c, v, "rollout.backup", &cfg->rollout.backup)) != 0)
 		return rc;
@@ -1133,6 +1136,7 @@ static int set_defaults(dc_config *cfg)
 	cfg->rollout.waves[0].percent = true;
 	cfg->rollout.nwaves = 1;
 	cfg->rollout.max_failures = 0;
+	cfg->rollout.retries = 3;
 	cfg->rollout.parallel = ncpu < 1 ? 1 : ncpu > MAX_PARALLEL ? MAX_PARALLEL : (int)ncpu;
 	cfg->migrations = dc_path_join(cfg->dir, "migrations");
 	cfg->audit.ledger = dc_path_join(cfg->dir, "audit/ledger.jsonl");

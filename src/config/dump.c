@@ -162,8 +162,8 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 			dc_strbuf_adds(out, ", ");
 		add_amount(out, cfg->rollout.waves[i]);
 	}
-	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n  backup: %s\n",
-	               cfg->rollout.max_failures, cfg->rollout.parallel,
+	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n  retries: %d\n  backup: %s\n",
+	               cfg->rollout.max_failures, cfg->rollout.parallel, cfg->rollout.retries,
 	               cfg->rollout.backup ? "true" : "false");
 	dc_strbuf_adds(out, "audit:\n  ledger: ");
 	add_quoted(out, cfg->audit.ledger);
@@ -219,6 +219,7 @@ static const char template_text[] =
         "  waves: [10%, 50%, 100%]        # then these slices of the tenants\n"
         "  max_failures: 0                # per wave; one more stops the run\n"
         "  # parallel: 4                  # default: the number of CPUs\n"
+        "  retries: 3                     # per tenant: lock timeouts, deadlocks, lost connections\n"
         "  backup: false                  # sqlite: copy each tenant before touching it\n"
         "\n"
         "audit:\n"

@@ -1224,6 +1224,10 @@ static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 	if (!val || !fy_node_is_sequence(val) || (count = yseq_count(val)) == 0)
 		return yerr(y, val ? val : key, "'phases' must be a non-empty list in '%s'",
 		            y->name);
+	if (count > DC_MIGRATION_MAX_PHASES)
+		return dc_error_set_at(y->L->err, DC_ELIMIT, y->path, 0, 0,
+		                       "'%s' has more than %d phases", y->name,
+		                       DC_MIGRATION_MAX_PHASES);
 	rc = phases_alloc(m, count, y->L->err);
 	if (rc < 0)
 		return rc;
@@ -1253,6 +1257,10 @@ static int yverify(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 	count = yseq_count(val);
 	if (count == 0)
 		return 0;
+	if (count > DC_MIGRATION_MAX_PHASES)
+		return dc_error_set_at(y->L->err, DC_ELIMIT, y->path, 0, 0,
+		                       "'%s' has more than %d verify entries", y->name,
+		                       DC_MIGRATION_MAX_PHASES);
 	m->verify = calloc(count, sizeof(*m->verify));
 	if (!m->verify)
 		return dc_error_set(y->L->err, DC_ENOMEM, "out of memory");

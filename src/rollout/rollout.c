@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include <deployclaw/rollout.h>
 #include <deployclaw/util.h>
@@ -51,6 +54,12 @@ struct rollout {
 	int *shard_budget;     /* per engine: max concurrent tenants, 0 = no limit */
 	int *shard_inflight;
 
+	const dc_migration_set *orig_set; /* as loaded; r->set may split phases (below) */
+	dc_migration *derived;            /* r->set's migrations when phases were split */
+	dc_migration_set derived_set;
+	const dc_statement **autocommit; /* sorted: statements that cannot run in a transaction */
+	size_t nautocommit;
+
 	dc_rollout__todo *todos; /* the plan, per tenant */
 	bool *readable;
 	char (*read_error)[512];
@@ -72,8 +81,9 @@ struct rollout {
 	/* per-phase planning work (under mu) */
 	size_t plan_next;
 	/* ledger batch (under mu) */
-	json_t *pending[OUTCOME_BATCH];
+	dc_ledger_event pending[OUTCOME_BATCH];
 	size_t npending;
+	size_t retries;    /* tenant attempts retried */
 	int64_t first_seq; /* ledger entries this run appended: first_seq..last_seq */
 	int64_t last_seq;
 	int ledger_rc;
@@ -166,26 +176,35 @@ static int record(rollout *r, const char *event, json_t *data, dc_error *err)
 	return rc;
 }
 
+static int flush_outcomes(rollout *r);
+
+/* Under r->mu: queues an entry for the next batch (`data` is stolen). */
+static void queue_event(rollout *r, const char *event, json_t *data)
+{
+	if (!data)
+		return;
+	r->pending[r->npending].event = event;
+	r->pending[r->npending].data = data;
+	if (++r->npending == OUTCOME_BATCH)
+		flush_outcomes(r);
+}
+
 /* Under r->mu. */
 static int flush_outcomes(rollout *r)
 {
-	dc_ledger_event ev[OUTCOME_BATCH];
 	int64_t first = 0;
 	size_t i;
 	int rc = 0;
 
 	if (r->npending == 0)
 		return r->ledger_rc;
-	for (i = 0; i < r->npending; i++) {
-		ev[i].event = "tenant";
-		ev[i].data = r->pending[i];
-	}
 	if (r->ledger && r->ledger_rc == 0)
-		rc = dc_ledger_append_batch(r->ledger, ev, r->npending, &first, &r->ledger_err);
+		rc = dc_ledger_append_batch(r->ledger, r->pending, r->npending, &first,
+		                            &r->ledger_err);
 	if (rc == 0 && first)
 		note_seqs(r, first, r->npending);
 	for (i = 0; i < r->npending; i++)
-		json_decref(r->pending[i]);
+		json_decref(r->pending[i].data);
 	r->npending = 0;
 	if (rc && r->ledger_rc == 0) {
 		/* an outcome that cannot be recorded stops the rollout */
@@ -205,6 +224,8 @@ static json_t *outcome_json(const rollout *r, const dc_tenant_outcome *o)
 	                  "migrations", o->migrations, "duration_ms", (json_int_t)o->duration_ms);
 
 	(void)r;
+	if (d && o->attempts > 1)
+		json_object_set_new(d, "attempts", json_integer(o->attempts));
 	if (d && o->status == DC_TENANT_FAILED) {
 		json_object_set_new(d, "error", json_string(o->error.message));
 		if (o->error.file[0]) {
@@ -214,6 +235,176 @@ static json_t *outcome_json(const rollout *r, const dc_tenant_outcome *o)
 		}
 	}
 	return d;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (const void *const *)a,
+	          y = (uintptr_t) * (const void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool is_autocommit(const rollout *r, const dc_statement *st)
+{
+	return r->nautocommit &&
+	       bsearch(&st, r->autocommit, r->nautocommit, sizeof(*r->autocommit), cmp_ptr);
+}
+
+static bool stop_requested(const rollout *r)
+{
+	return r->stopping || (r->opts->stop && *r->opts->stop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statements that cannot run inside a transaction.                         */
+
+static bool phase_needs_split(const rollout *r, const dc_phase *p)
+{
+	size_t i;
+
+	if (!p->transactional)
+		return false;
+	for (i = 0; i < p->up.nstmts; i++)
+		if (is_autocommit(r, &p->up.stmts[i]))
+			return true;
+	return false;
+}
+
+/* Splits `p` around its autocommit-only statements into `out` (room for 2n+1 phases). */
+static int split_phase(const rollout *r, const dc_phase *p, dc_phase *out, size_t *n, dc_error *err)
+{
+	size_t i = 0, start, seg = 0;
+
+	while (i < p->up.nstmts) {
+		dc_phase *q = &out[seg];
+		bool alone = is_autocommit(r, &p->up.stmts[i]);
+		dc_strbuf name = DC_STRBUF_INIT;
+
+		start = i++;
+		while (!alone && i < p->up.nstmts && !is_autocommit(r, &p->up.stmts[i]))
+			i++;
+		*q = *p;
+		q->transactional = !alone;
+		q->batch_rows = alone ? 0 : p->batch_rows;
+		q->up.stmts = p->up.stmts + start;
+		q->up.nstmts = i - start;
+		if (seg > 0)
+			memset(&q->down, 0,
+			       sizeof(q->down)); /* the phase's down undoes it whole, once */
+		if (seg == 0)
+			dc_strbuf_adds(&name, p->name);
+		else
+			dc_strbuf_addf(&name, "%s+%zu", p->name, seg);
+		q->name = dc_strbuf_detach(&name, NULL);
+		if (!q->name)
+			return dc_error_set(err, DC_ENOMEM, "out of memory");
+		seg++;
+		*n = seg;
+	}
+	return 0;
+}
+
+/*
+ * Classifies every statement once per run (engines that can tell), then
+ * splits each transactional phase around statements that cannot run in a
+ * transaction (CREATE INDEX CONCURRENTLY): each runs as a non-transactional
+ * phase of its own ("expand+1"), recording its progress, so a crash between
+ * them resumes at the right place.
+ */
+static int derive_set(rollout *r, dc_error *err)
+{
+	const dc_migration_set *set = r->orig_set;
+	dc_ptrvec ac = DC_PTRVEC_INIT;
+	size_t i, k, s, n;
+	bool split = false;
+	int rc = 0;
+
+	r->set = set;
+	if (!r->ops->autocommit_only)
+		return 0;
+	for (i = 0; i < set->count; i++) {
+		const dc_migration *m = &set->migrations[i];
+
+		for (k = 0; k < m->nphases; k++) {
+			const dc_sql *blocks[2] = { &m->phases[k].up, &m->phases[k].down };
+			size_t b;
+
+			for (b = 0; b < 2; b++)
+				for (s = 0; s < blocks[b]->nstmts; s++) {
+					bool only = false;
+
+					if ((rc = r->ops->autocommit_only(&blocks[b]->stmts[s],
+					                                  &only, err)) != 0)
+						goto fail;
+					if (only && dc_ptrvec_push(&ac, &blocks[b]->stmts[s])) {
+						rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+						goto fail;
+					}
+				}
+		}
+	}
+	qsort(ac.items, ac.len, sizeof(*ac.items), cmp_ptr);
+	r->autocommit = (const dc_statement **)ac.items;
+	r->nautocommit = ac.len;
+	for (i = 0; i < set->count && !split; i++)
+		for (k = 0; k < set->migrations[i].nphases && !split; k++)
+			split = phase_needs_split(r, &set->migrations[i].phases[k]);
+	if (!split)
+		return 0;
+	r->derived = calloc(set->count, sizeof(*r->derived));
+	if (!r->derived)
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	for (i = 0; i < set->count; i++) {
+		const dc_migration *m = &set->migrations[i];
+		dc_phase *phases;
+		size_t total = 0;
+
+		r->derived[i] = *m;
+		r->derived[i].phases = NULL;
+		r->derived[i].nphases = 0;
+		for (k = 0; k < m->nphases; k++)
+			total += 2 * m->phases[k].up.nstmts + 1;
+		phases = calloc(total + 1, sizeof(*phases));
+		if (!phases)
+			return dc_error_set(err, DC_ENOMEM, "out of memory");
+		r->derived[i].phases = phases;
+		for (k = 0; k < m->nphases; k++) {
+			if (phase_needs_split(r, &m->phases[k])) {
+				n = 0;
+				if ((rc = split_phase(r, &m->phases[k],
+				                      phases + r->derived[i].nphases, &n, err)) !=
+				    0)
+					return rc;
+				r->derived[i].nphases += n;
+				continue;
+			}
+			phases[r->derived[i].nphases] = m->phases[k];
+			phases[r->derived[i].nphases].name = dc_strdup(m->phases[k].name);
+			if (!phases[r->derived[i].nphases++].name)
+				return dc_error_set(err, DC_ENOMEM, "out of memory");
+		}
+	}
+	r->derived_set = *set;
+	r->derived_set.migrations = r->derived;
+	r->set = &r->derived_set;
+	return 0;
+fail:
+	dc_ptrvec_release(&ac, NULL);
+	return rc;
+}
+
+static void free_derived(rollout *r)
+{
+	size_t i, k;
+
+	for (i = 0; r->derived && i < r->orig_set->count; i++) {
+		for (k = 0; k < r->derived[i].nphases; k++)
+			free(r->derived[i].phases[k].name);
+		free(r->derived[i].phases);
+	}
+	free(r->derived);
+	free(r->autocommit);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,7 +420,18 @@ static int worker_conn(worker *w, size_t e, dc_conn **out, dc_error *err)
 	return rc;
 }
 
-static int run_sql(rollout *r, dc_conn *conn, const dc_sql *sql, int64_t batch, dc_error *err)
+/*
+ * Runs a block of SQL. A statement that cannot run inside a transaction
+ * (only downs can hold one in a transactional phase: ups are split, see
+ * derive_set) commits what came before, runs alone, and a new transaction
+ * begins after it. `in_tx` may be NULL when the caller holds none.
+ */
+static int run_sql(rollout *r,
+                   dc_conn *conn,
+                   bool *in_tx,
+                   const dc_sql *sql,
+                   int64_t batch,
+                   dc_error *err)
 {
 	size_t i, round;
 	int64_t rows, total;
@@ -238,9 +440,19 @@ static int run_sql(rollout *r, dc_conn *conn, const dc_sql *sql, int64_t batch, 
 	for (round = 0; round < MAX_BATCHES; round++) {
 		total = 0;
 		for (i = 0; i < sql->nstmts; i++) {
+			bool alone = in_tx && *in_tx && is_autocommit(r, &sql->stmts[i]);
+
 			rows = 0;
+			if (alone && (rc = r->ops->commit(conn, err)) != 0)
+				return rc;
+			if (alone)
+				*in_tx = false;
 			if ((rc = r->ops->exec(conn, &sql->stmts[i], &rows, err)) != 0)
 				return rc;
+			if (alone && (rc = r->ops->begin(conn, err)) != 0)
+				return rc;
+			if (alone)
+				*in_tx = true;
 			total += rows;
 		}
 		if (batch <= 0 || total == 0)
@@ -321,7 +533,7 @@ static int compensate(rollout *r, dc_conn *conn, const done_step *done, size_t n
 				goto out;
 			in_tx = false;
 		}
-		if ((rc = run_sql(r, conn, &p->down, 0, err)) != 0)
+		if ((rc = run_sql(r, conn, &in_tx, &p->down, 0, err)) != 0)
 			goto out;
 	}
 	for (i = 0; i < n; i++)
@@ -399,7 +611,8 @@ static int apply_todo(tenant_run *t, const dc_rollout__todo *todo, dc_error *err
 					return rc;
 				if ((rc = ensure_tx(t, false, err)) != 0)
 					return rc;
-				if ((rc = run_sql(r, t->conn, &p->up, p->batch_rows, err)) != 0)
+				if ((rc = run_sql(r, t->conn, &t->in_tx, &p->up, p->batch_rows,
+				                  err)) != 0)
 					return rc;
 				if ((rc = push_done(t, m, pi, err)) != 0)
 					return rc;
@@ -412,7 +625,7 @@ static int apply_todo(tenant_run *t, const dc_rollout__todo *todo, dc_error *err
 			}
 			if ((rc = ensure_tx(t, true, err)) != 0)
 				return rc;
-			if ((rc = run_sql(r, t->conn, &p->up, p->batch_rows, err)) != 0)
+			if ((rc = run_sql(r, t->conn, &t->in_tx, &p->up, p->batch_rows, err)) != 0)
 				return rc;
 			if ((rc = push_done(t, m, pi, err)) != 0)
 				return rc;
@@ -466,7 +679,7 @@ static int rollback_todo(tenant_run *t,
 					return rc;
 				if ((rc = ensure_tx(t, false, err)) != 0)
 					return rc;
-				if ((rc = run_sql(r, t->conn, &p->down, 0, err)) != 0)
+				if ((rc = run_sql(r, t->conn, &t->in_tx, &p->down, 0, err)) != 0)
 					return rc;
 				if ((rc = write_history(
 				             r, t->conn, m,
@@ -477,7 +690,7 @@ static int rollback_todo(tenant_run *t,
 			}
 			if ((rc = ensure_tx(t, true, err)) != 0)
 				return rc;
-			if ((rc = run_sql(r, t->conn, &p->down, 0, err)) != 0)
+			if ((rc = run_sql(r, t->conn, &t->in_tx, &p->down, 0, err)) != 0)
 				return rc;
 		}
 		if ((rc = ensure_tx(t, true, err)) != 0)
@@ -504,7 +717,29 @@ static int tenant_gates(rollout *r, dc_conn *conn, const dc_tenant *tenant, dc_e
 	return dc_gate_registry_run(r->gates, DC_GATE_AFTER_TENANT, &ctx, NULL, NULL, NULL, err);
 }
 
-static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
+/* Sleeps `ms`, waking early when a stop is requested. */
+static void nap_ms(int64_t ms, volatile sig_atomic_t *stop)
+{
+	while (ms > 0 && !(stop && *stop)) {
+		int64_t slice = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, (long)slice * 1000000L };
+
+		nanosleep(&ts, NULL);
+		ms -= slice;
+	}
+}
+
+/* Lock timeouts, deadlocks, serialization failures and lost connections are worth
+ * another try; nothing else is. */
+static bool transient(const dc_error *e)
+{
+	return strcmp(e->sqlstate, "55P03") == 0 || strcmp(e->sqlstate, "40P01") == 0 ||
+	       strcmp(e->sqlstate, "40001") == 0 || strncmp(e->sqlstate, "08", 2) == 0;
+}
+
+/* One attempt at a tenant. `*retry` says whether a failure may be retried: transient,
+ * and nothing of it committed. */
+static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *retry)
 {
 	rollout *r = w->r;
 	const dc_tenant *tenant = &r->rep->tenants[ti];
@@ -514,7 +749,6 @@ static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 	dc_strbuf backup = DC_STRBUF_INIT;
 	dc_error *err = &o->error;
 	bool locked = false;
-	int64_t start = dc_time_mono_ms();
 	int rc;
 
 	size_t nrows = 0;
@@ -588,6 +822,7 @@ static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 out:
 	if (rc) {
 		o->status = DC_TENANT_FAILED;
+		*retry = t.ncommitted == 0 && transient(err);
 		if (t.in_tx)
 			r->ops->rollback(t.conn, NULL);
 		t.in_tx = false;
@@ -609,20 +844,49 @@ out:
 	}
 	if (locked)
 		r->ops->unlock_tenant(t.conn, NULL);
-	o->duration_ms = dc_time_mono_ms() - start;
 	free(t.done);
 	dc_rollout__todo_release(&todo);
 	dc_history_rows_free(rows, nrows);
 	dc_strbuf_release(&backup);
 }
 
+/* A tenant, with bounded retries: exponential backoff from 100 ms (at most 5 s) plus up to
+ * half as much jitter, so retrying workers do not collide again. */
+static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
+{
+	rollout *r = w->r;
+	int64_t start = dc_time_mono_ms();
+	int attempt;
+
+	for (attempt = 1;; attempt++) {
+		bool retry = false;
+		int64_t backoff;
+
+		memset(&o->error, 0, sizeof(o->error));
+		o->status = DC_TENANT_SKIPPED;
+		attempt_tenant(w, ti, o, &retry);
+		o->attempts = attempt;
+		if (o->status != DC_TENANT_FAILED || !retry || attempt > r->cfg->rollout.retries ||
+		    stop_requested(r))
+			break;
+		backoff = attempt < 7 ? (int64_t)100 << (attempt - 1) : 5000;
+		if (backoff > 5000)
+			backoff = 5000;
+		backoff += (int64_t)randombytes_uniform((uint32_t)(backoff / 2 + 1));
+		pthread_mutex_lock(&r->mu);
+		r->retries++;
+		queue_event(r, "tenant_retry",
+		            json_pack("{s:s, s:i, s:s, s:s, s:I}", "tenant", r->rep->tenants[ti].id,
+		                      "attempt", attempt, "sqlstate", o->error.sqlstate, "error",
+		                      o->error.message, "backoff_ms", (json_int_t)backoff));
+		pthread_mutex_unlock(&r->mu);
+		nap_ms(backoff, r->opts->stop);
+	}
+	o->duration_ms = dc_time_mono_ms() - start;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Waves.                                                                   */
-
-static bool stop_requested(const rollout *r)
-{
-	return r->stopping || (r->opts->stop && *r->opts->stop);
-}
 
 /* Under r->mu: the next tenant whose shard has room; SIZE_MAX when none now. */
 static size_t take_next(rollout *r, bool *exhausted)
@@ -659,8 +923,6 @@ static void *wave_worker(void *arg)
 		size_t qi, ti;
 		dc_tenant_outcome *o;
 		dc_rollout_progress p;
-		json_t *ev;
-
 		if (stop_requested(r))
 			break;
 		qi = take_next(r, &exhausted);
@@ -689,11 +951,7 @@ static void *wave_worker(void *arg)
 			r->cur->over_budget = true;
 			r->stopping = true;
 		}
-		ev = outcome_json(r, o);
-		if (ev)
-			r->pending[r->npending++] = ev;
-		if (r->npending == OUTCOME_BATCH)
-			flush_outcomes(r);
+		queue_event(r, "tenant", outcome_json(r, o));
 		if (r->opts->progress) {
 			memset(&p, 0, sizeof(p));
 			p.wave = r->cur;
@@ -782,6 +1040,21 @@ static int plan_waves(rollout *r, size_t n, dc_error *err)
 /* ------------------------------------------------------------------------ */
 /* Planning: every tenant's history, read in parallel.                      */
 
+static void plan_one(rollout *r, size_t ti, const dc_history_row *rows, size_t nrows)
+{
+	int rc;
+
+	r->readable[ti] = true;
+	rc = dc_rollout__todo_compute(&r->todos[ti], r->set, rows, nrows, r->opts->direction,
+	                              r->opts->to_version);
+	if (rc == DC_EINVAL) {
+		/* not plannable: fails visibly when dispatched */
+		r->readable[ti] = false;
+		snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%.500s",
+		         r->todos[ti].problem);
+	}
+}
+
 static void *plan_worker(void *arg)
 {
 	worker *w = arg;
@@ -806,15 +1079,7 @@ static void *plan_worker(void *arg)
 		if (rc == 0)
 			rc = r->ops->history_read(conn, &rows, &nrows, &err);
 		if (rc == 0) {
-			r->readable[ti] = true;
-			rc = dc_rollout__todo_compute(&r->todos[ti], r->set, rows, nrows,
-			                              r->opts->direction, r->opts->to_version);
-			if (rc == DC_EINVAL) {
-				/* not plannable: fails visibly when dispatched */
-				r->readable[ti] = false;
-				snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%s",
-				         r->todos[ti].problem);
-			}
+			plan_one(r, ti, rows, nrows);
 		} else {
 			snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%.500s",
 			         err.message);
@@ -822,6 +1087,52 @@ static void *plan_worker(void *arg)
 		dc_history_rows_free(rows, nrows);
 	}
 	return NULL;
+}
+
+/* Every tenant's plan: one query per shard where the engine can, else in parallel per
+ * tenant. */
+static int plan_all(rollout *r, dc_error *err)
+{
+	size_t e, i, n;
+	int rc = 0;
+
+	if (!r->ops->history_read_all)
+		return run_workers(r, plan_worker, err);
+	for (e = 0; e < r->nengines && rc == 0; e++) {
+		dc_history_row **rows = NULL;
+		size_t *counts = NULL, first = SIZE_MAX;
+		char(*errors)[512] = NULL;
+
+		/* discovery keeps each engine's tenants together */
+		for (i = 0, n = 0; i < r->rep->ntenants; i++)
+			if (r->tenant_engine[i] == e) {
+				first = first == SIZE_MAX ? i : first;
+				n++;
+			}
+		if (n == 0)
+			continue;
+		rows = calloc(n, sizeof(*rows));
+		counts = calloc(n, sizeof(*counts));
+		errors = calloc(n, sizeof(*errors));
+		if (!rows || !counts || !errors)
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		if (rc == 0)
+			rc = r->ops->history_read_all(r->engines[e], &r->rep->tenants[first], n,
+			                              rows, counts, errors, err);
+		for (i = 0; rc == 0 && i < n; i++) {
+			if (errors[i][0])
+				snprintf(r->read_error[first + i], sizeof(r->read_error[0]),
+				         "%.500s", errors[i]);
+			else
+				plan_one(r, first + i, rows[i], counts[i]);
+		}
+		for (i = 0; rows && i < n; i++)
+			dc_history_rows_free(rows[i], counts[i]);
+		free(rows);
+		free(counts);
+		free(errors);
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -952,7 +1263,7 @@ static void free_rollout(rollout *r)
 	for (i = 0; r->todos && r->rep && i < r->rep->ntenants; i++)
 		dc_rollout__todo_release(&r->todos[i]);
 	for (i = 0; i < r->npending; i++)
-		json_decref(r->pending[i]);
+		json_decref(r->pending[i].data);
 	free(r->todos);
 	free(r->readable);
 	free(r->read_error);
@@ -962,6 +1273,7 @@ static void free_rollout(rollout *r)
 	free(r->queue);
 	free(r->taken);
 	dc_gate_registry_free(r->gates);
+	free_derived(r);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 }
@@ -1058,6 +1370,8 @@ static int setup(rollout *r, dc_error *err)
 
 		if ((rc = r->ops->open(&r->engines[e], cfg, shard, err)) != 0)
 			return rc;
+		if (r->ops->set_run)
+			r->ops->set_run(r->engines[e], r->rep->run_id);
 		r->shard_budget[e] = shard ? shard->parallel : 0;
 	}
 	parallel = r->opts->parallel > 0 ? r->opts->parallel : cfg->rollout.parallel;
@@ -1254,6 +1568,7 @@ int dc_rollout_run(dc_rollout_report **out,
 	*out = rep;
 	r.cfg = cfg;
 	r.set = set;
+	r.orig_set = set;
 	r.opts = opts;
 	r.ledger = ledger;
 	r.rep = rep;
@@ -1276,7 +1591,8 @@ int dc_rollout_run(dc_rollout_report **out,
 
 	/* topology */
 	t = dc_time_mono_ms();
-	if ((rc = setup(&r, err)) != 0 || (rc = discover(&r, err)) != 0)
+	if ((rc = setup(&r, err)) != 0 || (rc = derive_set(&r, err)) != 0 ||
+	    (rc = discover(&r, err)) != 0)
 		goto out;
 	rep->outcomes = calloc(rep->ntenants + 1, sizeof(*rep->outcomes));
 	r.todos = calloc(rep->ntenants + 1, sizeof(*r.todos));
@@ -1301,7 +1617,7 @@ int dc_rollout_run(dc_rollout_report **out,
 
 	/* plan: every tenant's history */
 	t = dc_time_mono_ms();
-	if ((rc = run_workers(&r, plan_worker, err)) != 0)
+	if ((rc = plan_all(&r, err)) != 0)
 		goto out;
 	for (i = 0; i < rep->ntenants; i++) {
 		dc_tenant_outcome *o = &rep->outcomes[i];
@@ -1565,9 +1881,11 @@ int dc_status_collect(dc_status **out,
 	}
 	r.cfg = cfg;
 	r.set = set;
+	r.orig_set = set;
 	r.opts = &opts;
 	r.rep = rep;
-	if ((rc = setup(&r, err)) != 0 || (rc = discover(&r, err)) != 0)
+	if ((rc = setup(&r, err)) != 0 || (rc = derive_set(&r, err)) != 0 ||
+	    (rc = discover(&r, err)) != 0)
 		goto out;
 	r.todos = calloc(rep->ntenants + 1, sizeof(*r.todos));
 	r.readable = calloc(rep->ntenants + 1, sizeof(*r.readable));
@@ -1578,7 +1896,7 @@ int dc_status_collect(dc_status **out,
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = run_workers(&r, plan_worker, err)) != 0)
+	if ((rc = plan_all(&r, err)) != 0)
 		goto out;
 	/* the tenants move to the status */
 	st->tenants = rep->tenants;

@@ -248,7 +248,7 @@ check_eq "ledger: run_end failed with tenants not run" "$(grep ^end budget.ledge
 # ------------------------------------------------------------------------
 section "4. SIGKILL at random points, then resume"
 F=$TMP/kill
-new_fleet "$F" 300 heavy heavy 1 "$WAVES" 0 2
+HEAVY_BATCH=250 new_fleet "$F" 300 heavy heavy 1 "$WAVES" 0 2
 kills=0
 finished=0
 for round in $(seq 1 12); do
@@ -257,7 +257,7 @@ for round in $(seq 1 12); do
 	ms=$((50 + RANDOM % 551))
 	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 	kill -9 "$pid" 2>/dev/null
-	wait "$pid"
+	{ wait "$pid"; } 2>/dev/null
 	rc=$?
 	if [ "$rc" -eq 137 ]; then
 		kills=$((kills + 1))
@@ -270,7 +270,7 @@ echo "  $kills runs killed"
 CHECKS=$((CHECKS + 1))
 [ "$kills" -ge 10 ] || fail "only $kills of 12 runs were killed mid-run"
 fleet_states "$F" heavy >kill_mid.st
-echo "  after the kills: $(grep -c ' 0002:applied' kill_mid.st) tenants done, $(grep -c 'partial' kill_mid.st) partial"
+echo "  after the kills: $(grep -c '0002:applied' kill_mid.st) tenants done, $(grep -c 'partial' kill_mid.st) partial"
 dc apply
 expect_rc 0
 expect_out "0 failed"
@@ -372,7 +372,7 @@ fleet_states "$F" std >lock.st
 check_eq "the locked tenant untouched" "$(state_of lock.st t-0005)" "p0 x0 i0 t0 -"
 dc apply
 expect_rc 0
-expect_out "1 tenants migrated to '0003'"
+expect_out "1 tenant migrated to '0003'"
 
 # ------------------------------------------------------------------------
 section "7. edited migration: exit 4 before any tenant is touched"
@@ -458,7 +458,7 @@ CHECKS=$((CHECKS + 1))
 cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail "--dry-run wrote to the ledger"
 dc apply --tenant t-0042
 expect_rc 0
-expect_out "1 tenants migrated to '0003'"
+expect_out "1 tenant migrated to '0003'"
 fleet_states "$F" std >dry.st
 check_eq "--tenant: the named tenant at the target" "$(state_of dry.st t-0042)" "p1 x1 i1 t1 $(std_history)"
 check_eq "--tenant: the other 99 untouched" "$(count_state dry.st "p0 x0 i0 t0 -")" 99
