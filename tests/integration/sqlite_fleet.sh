@@ -204,6 +204,43 @@ json_check vstatus.json 'd["failed"] == 2' 'd["pending"] == 2' \
 	'sorted(t["tenant"] for t in d["tenant_list"] if t["failed"]) == ["t-0030", "t-0090"]' \
 	'all("verify assertion" in t["detail"] for t in d["tenant_list"] if t["failed"])'
 
+# a rollback of a mixed fleet undoes 0003 where it is applied, nothing elsewhere
+dc rollback
+expect_rc 0
+expect_out "118 tenants rolled back, 0 failed, 2 already up to date"
+ROLLED=0003
+fleet_states "$F" std >verify_rb.st
+check_eq "mixed fleet rollback: 0003 undone on the 118" "$(count_state verify_rb.st "p1 x1 i1 t0 $(std_history)")" 118
+check_eq "mixed fleet rollback: the 2 untouched" "$(count_state verify_rb.st "p0 x0 i0 t0 -")" 2
+ROLLED=""
+
+section "2b. verify failure after a committed non-transactional phase: compensated"
+F=$TMP/verify2
+new_fleet "$F" 40 heavy heavy 1 "[100%]" 5 2
+# 0002's verify: no event may point at a missing account
+sed -i 's/tier < 0$/tier < 0 OR EXISTS (SELECT 1 FROM events WHERE account_id NOT IN (SELECT id FROM accounts))/' \
+	"$F/migrations/0002_account_tier.yaml"
+"$DC" --config "$F/deployclaw.yaml" hash >/dev/null 2>&1
+sql "$(tenant_db "$F" 17)" "INSERT INTO events (account_id, kind) VALUES (999, 'login')"
+dc apply
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -Eq "t-0017 .*migrations/0002_account_tier\.yaml:[0-9]+:[0-9]+: verify assertion of '0002' is false" "$OUT" ||
+	fail "t-0017 not reported with the verify assertion's file:line:col"
+expect_no_out "undoing its committed phases failed"
+fleet_states "$F" heavy >verify2.st
+C1=$(ledger_checksums "$F/audit/ledger.jsonl" | awk '$1 == "0001" { print $2 }')
+check_eq "t-0017: the committed backfill's migration undone (column gone), recorded rolled back" \
+	"$(state_of verify2.st t-0017)" "w0 x0 r0 b- 0001:rolled_back:$C1"
+check_eq "the other 39 at the target" "$(count_state verify2.st "w1 x1 r1 b0 $(std_history)")" 39
+# fixed, the tenant is applied on the next run
+sql "$(tenant_db "$F" 17)" "DELETE FROM events WHERE account_id = 999"
+dc apply
+expect_rc 0
+expect_out "1 tenant migrated to '0002', 0 failed, 39 already up to date"
+fleet_states "$F" heavy >verify2b.st
+check_eq "after the fix every tenant at the target" "$(count_state verify2b.st "w1 x1 r1 b0 $(std_history)")" 40
+
 # ------------------------------------------------------------------------
 section "3. failure budget: max_failures 0, bad tenants in wave 1"
 F=$TMP/budget
@@ -305,6 +342,29 @@ check_eq "ledger: every killed run recorded as run_interrupted, once" "$(cat kil
 dc status
 expect_rc 0
 expect_out "every tenant is at '0002'"
+
+section "4b. SIGKILL during a rollback, then resume"
+kills=0
+for round in 1 2 3 4; do
+	"$DC" --config "$F/deployclaw.yaml" rollback --to 0001 -j 2 >"rbkill$round.out" 2>&1 &
+	pid=$!
+	ms=$((50 + RANDOM % 351))
+	sleep "0.$(printf '%03d' "$ms")"
+	kill -9 "$pid" 2>/dev/null
+	{ wait "$pid"; } 2>/dev/null
+	[ $? -eq 137 ] && kills=$((kills + 1))
+done
+echo "  $kills rollbacks killed"
+# --to: a re-run of a plain `rollback` would undo one more migration on the
+# tenants the killed runs finished (it undoes each tenant's latest)
+dc rollback --to 0001
+expect_rc 0
+ROLLED=0002
+fleet_states "$F" heavy >rbkill.st
+check_eq "0002 rolled back exactly once everywhere" "$(count_state rbkill.st "w1 x1 r0 b0 $(std_history)")" 300
+ROLLED=""
+dc audit verify
+expect_rc 0
 
 # ------------------------------------------------------------------------
 section "5. two applies at once on one fleet"
