@@ -536,11 +536,20 @@ static int compensate(rollout *r, dc_conn *conn, const done_step *done, size_t n
 		if ((rc = run_sql(r, conn, &in_tx, &p->down, 0, err)) != 0)
 			goto out;
 	}
-	for (i = 0; i < n; i++)
-		if ((i == 0 || done[i].m != done[i - 1].m) &&
-		    (rc = write_history(r, conn, done[i].m, DC_HISTORY_ROLLED_BACK, "", now,
-		                        err)) != 0)
+	/* Steps are in order, so a migration's first step here is the first phase this run
+	 * did: phases before it (a resumed partial migration) stay applied. */
+	for (i = 0; i < n; i++) {
+		const dc_migration *m = done[i].m;
+		size_t first = done[i].phase;
+
+		if (i > 0 && done[i - 1].m == m)
+			continue;
+		rc = first == 0 ? write_history(r, conn, m, DC_HISTORY_ROLLED_BACK, "", now, err)
+		                : write_history(r, conn, m, DC_HISTORY_PARTIAL,
+		                                m->phases[first - 1].name, now, err);
+		if (rc)
 			goto out;
+	}
 	if (in_tx) {
 		rc = r->ops->commit(conn, err);
 		in_tx = false;
