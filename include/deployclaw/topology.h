@@ -59,14 +59,14 @@ typedef struct dc_topology_replica {
 	char *receiver_status;        /**< pg_stat_wal_receiver.status ("streaming"); NULL */
 
 	/* The replica's row of pg_stat_replication on the primary, when matched. */
-	bool streaming;             /**< matched to a row */
-	const char *matched_by;     /**< "slot", "application_name", "only"; NULL (static) */
-	char *application_name;     /**< NULL when unmatched */
-	char *client_addr;          /**< NULL when unmatched or a Unix socket */
-	int client_port;            /**< -1 when unknown */
-	char *state;                /**< "streaming", "catchup", ...; NULL when unmatched */
-	char *sync_state;           /**< "async", "sync", ...; NULL when unmatched */
-	double replay_lag_seconds;  /**< the primary's replay_lag; < 0 unknown or idle */
+	bool streaming;            /**< matched to a row */
+	const char *matched_by;    /**< "slot", "application_name", "only"; NULL (static) */
+	char *application_name;    /**< NULL when unmatched */
+	char *client_addr;         /**< NULL when unmatched or a Unix socket */
+	int client_port;           /**< -1 when unknown */
+	char *state;               /**< "streaming", "catchup", ...; NULL when unmatched */
+	char *sync_state;          /**< "async", "sync", ...; NULL when unmatched */
+	double replay_lag_seconds; /**< the primary's replay_lag; < 0 unknown or idle */
 
 	char error[512];   /**< why `!ok`, "" when ok; names no password */
 	char warning[512]; /**< something worth knowing that is not an error, or "" */
@@ -74,15 +74,15 @@ typedef struct dc_topology_replica {
 
 /** How many tenants of a shard stand at one version. */
 typedef struct dc_topology_version {
-	char *version;  /**< "" for tenants with nothing applied */
+	char *version; /**< "" for tenants with nothing applied */
 	size_t tenants;
 } dc_topology_version;
 
 /** One configured shard. Strings are heap, owned by the topology. */
 typedef struct dc_topology_shard {
 	char *name;
-	char *primary;           /**< the configured DSN, password redacted */
-	bool ok;                 /**< primary fine, tenants read, every replica ok */
+	char *primary; /**< the configured DSN, password redacted */
+	bool ok;       /**< primary fine, tenants read, every replica ok */
 	bool reachable;
 	bool in_recovery;        /**< true is an error: a primary must not be in recovery */
 	char *server_version;    /**< "15.5"; NULL when unreachable */
@@ -91,14 +91,14 @@ typedef struct dc_topology_shard {
 	bool state_table;        /**< deployclaw.tenant_state exists */
 	bool tenants_known;      /**< the discovery query succeeded */
 	size_t ntenants;
-	size_t npartial;         /**< tenants whose latest version is only 'partial' */
+	size_t npartial;               /**< tenants whose latest version is only 'partial' */
 	dc_topology_version *versions; /**< natural version order, "" (nothing) first */
 	size_t nversions;
 	dc_topology_replica *replicas;
 	size_t nreplicas;
-	size_t queries;          /**< round trips to the primary */
+	size_t queries; /**< round trips to the primary */
 	int64_t elapsed_ms;
-	char error[512];         /**< the primary's problem, "" when none */
+	char error[512]; /**< the primary's problem, "" when none */
 } dc_topology_shard;
 
 typedef struct dc_topology {

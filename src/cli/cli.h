@@ -138,5 +138,6 @@ extern const cli_command cmd_apply;
 extern const cli_command cmd_rollback;
 extern const cli_command cmd_status;
 extern const cli_command cmd_demo;
+extern const cli_command cmd_topology;
 
 #endif

@@ -15,8 +15,8 @@
 #include "cli.h"
 
 static const cli_command *const commands[] = {
-	&cmd_init, &cmd_apply, &cmd_rollback, &cmd_status,
-	&cmd_hash, &cmd_audit, &cmd_config,   &cmd_demo,
+	&cmd_init,  &cmd_apply,  &cmd_rollback, &cmd_status,   &cmd_hash,
+	&cmd_audit, &cmd_config, &cmd_demo,     &cmd_topology,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

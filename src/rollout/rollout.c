@@ -1321,7 +1321,7 @@ static int discover(rollout *r, dc_error *err)
 	if (!opts->tenants || opts->ntenants == 0)
 		return 0;
 	for (k = 0; k < opts->ntenants; k++) {
-		const char *names[64];
+		const char **names;
 		const char *hint;
 		bool found = false;
 
@@ -1329,12 +1329,17 @@ static int discover(rollout *r, dc_error *err)
 			found = strcmp(rep->tenants[i].id, opts->tenants[k]) == 0;
 		if (found)
 			continue;
-		for (i = 0; i < rep->ntenants && i < 64; i++)
+		/* every tenant is a candidate: a typo of the 1000th must not be
+		 * answered with the nearest of the first few */
+		names = dc_malloc_array(rep->ntenants + 1, sizeof(*names));
+		for (i = 0; names && i < rep->ntenants; i++)
 			names[i] = rep->tenants[i].id;
-		hint = dc_suggest(opts->tenants[k], names, i);
-		return dc_error_set(err, DC_EINVAL, "no tenant '%s' in the fleet%s%s%s",
-		                    opts->tenants[k], hint ? " (did you mean '" : "",
-		                    hint ? hint : "", hint ? "'?)" : "");
+		hint = names ? dc_suggest(opts->tenants[k], names, rep->ntenants) : NULL;
+		rc = dc_error_set(err, DC_EINVAL, "no tenant '%s' in the fleet%s%s%s",
+		                  opts->tenants[k], hint ? " (did you mean '" : "",
+		                  hint ? hint : "", hint ? "'?)" : "");
+		free(names);
+		return rc;
 	}
 	/* keep only the named tenants, in discovery order */
 	for (i = 0, e = 0; i < rep->ntenants; i++) {

@@ -1,0 +1,820 @@
+/*
+ * topology.c — shards, replicas, tenants and replica lag of a PostgreSQL
+ * fleet (topology.h says what is measured and how replicas are matched).
+ *
+ * One thread per shard; each thread owns its connections and writes only
+ * its own dc_topology_shard, so there is nothing to lock. Round trips per
+ * shard: the primary gets an info query, the system identifier (when the
+ * role may read it), discovery + versions in one query, and the
+ * replication view after the replicas were sampled; each replica gets the
+ * info query, the system identifier and its lag sample.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include <deployclaw/migration.h>
+#include <deployclaw/topology.h>
+#include <deployclaw/util.h>
+
+#define MSG_SIZE 512
+
+/* The session settings every topology connection starts with, read in the
+ * first query: no catalog or lock wait may hang the command. */
+static const char info_sql[] = "SELECT set_config('statement_timeout', '30s', false),"
+                               " set_config('lock_timeout', '5s', false),"
+                               " current_setting('server_version'),"
+                               " current_setting('server_version_num'),"
+                               " pg_is_in_recovery(),"
+                               " to_regclass('deployclaw.tenant_state') IS NOT NULL,"
+                               " has_function_privilege('pg_control_system()', 'EXECUTE')";
+
+static const char sysid_sql[] = "SELECT system_identifier::text FROM pg_control_system()";
+
+/* On a replica. pg_stat_wal_receiver shows details to privileged roles
+ * only; the LEFT JOIN keeps the row when there is no WAL receiver. */
+static const char replica_sql[] =
+        "SELECT pg_last_wal_replay_lsn()::text,"
+        " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,"
+        " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,"
+        " w.pid, w.status, w.slot_name, w.conninfo, current_setting('cluster_name')"
+        " FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true";
+
+/* On the primary, after the replicas: its current LSN and one row per
+ * walsender, with the slot it serves. */
+static const char replication_sql[] =
+        "SELECT c.lsn::text, r.pid, r.application_name, host(r.client_addr), r.client_port,"
+        " r.state, r.sync_state, extract(epoch FROM r.replay_lag)::float8, s.slot_name"
+        " FROM (SELECT pg_current_wal_lsn() AS lsn) AS c"
+        " LEFT JOIN (pg_stat_replication AS r"
+        "  LEFT JOIN pg_replication_slots AS s ON s.active_pid = r.pid) ON true";
+
+static void msgf(char *dst, const char *fmt, ...) DC_PRINTF(2, 3);
+
+/* Writes a message into one of the fixed MSG_SIZE fields; longer text is
+ * cut (these are one-line diagnostics). */
+static void msgf(char *dst, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, MSG_SIZE, fmt, ap);
+	va_end(ap);
+}
+
+/* The first line of a libpq message, without its "ERROR:  " or "FATAL:  ". */
+static void first_line(char *dst, size_t size, const char *msg)
+{
+	size_t n;
+
+	if (!msg || !*msg)
+		msg = "unknown error";
+	if (!strncmp(msg, "ERROR:  ", 8) || !strncmp(msg, "FATAL:  ", 8))
+		msg += 8;
+	n = strcspn(msg, "\n");
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, msg, n);
+	dst[n] = '\0';
+}
+
+/* Connects with a bounded timeout; the DSN's own settings win (libpq keeps
+ * the last value of a repeated keyword, and dbname expands last). */
+static PGconn *connect_dsn(const char *dsn, char *why, size_t why_size)
+{
+	char timeout[16];
+	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
+	const char *vals[] = { timeout, "deployclaw/topology", dsn, NULL };
+	PGconn *conn;
+
+	snprintf(timeout, sizeof(timeout), "%d", DC_TOPOLOGY_CONNECT_TIMEOUT_S);
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn) {
+		first_line(why, why_size, "out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		first_line(why, why_size, PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* Runs one statement; NULL with the reason in `why` when it failed. */
+static PGresult *run(PGconn *conn,
+                     size_t *queries,
+                     const char *sql,
+                     int nparams,
+                     const char *const *params,
+                     char *why,
+                     size_t why_size)
+{
+	PGresult *res;
+	const char *state;
+	char line[400];
+
+	(*queries)++;
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+		return res;
+	first_line(line, sizeof(line), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (state)
+		snprintf(why, why_size, "%.390s (SQLSTATE %.5s)", line, state);
+	else
+		snprintf(why, why_size, "%.390s", line);
+	PQclear(res);
+	return NULL;
+}
+
+static const char *value(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static bool is_true(const PGresult *res, int row, int col)
+{
+	const char *v = value(res, row, col);
+
+	return v && v[0] == 't';
+}
+
+/* "16/B374D848" → bytes; false when NULL or malformed. */
+static bool parse_lsn(const char *s, uint64_t *out)
+{
+	unsigned int hi, lo;
+	int end = 0;
+
+	if (!s || sscanf(s, "%X/%X%n", &hi, &lo, &end) != 2 || s[end] != '\0')
+		return false;
+	*out = ((uint64_t)hi << 32) | lo;
+	return true;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s)
+		return false;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s)
+		return false;
+	v = strtod(s, &end);
+	if (end == s || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tenants and versions: one query per shard.                               */
+
+/* A PostgreSQL text[] literal of `n` names: {"a","b\"c"}. */
+static void array_literal(dc_strbuf *sb, char *const *names, size_t n)
+{
+	size_t i;
+	const char *p;
+
+	dc_strbuf_addch(sb, '{');
+	for (i = 0; i < n; i++) {
+		if (i)
+			dc_strbuf_addch(sb, ',');
+		dc_strbuf_addch(sb, '"');
+		for (p = names[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				dc_strbuf_addch(sb, '\\');
+			dc_strbuf_addch(sb, *p);
+		}
+		dc_strbuf_addch(sb, '"');
+	}
+	dc_strbuf_addch(sb, '}');
+}
+
+/*
+ * The discovery query: a CTE t(tenant) of the shard's tenants, joined with
+ * the applied and partial rows of the state table when it exists. The
+ * config's tenancy.query is SQL the operator wrote to be run on the shard;
+ * it is the only text spliced in, as a subquery whose first column is the
+ * tenant. `param` receives the one bind parameter's text (heap) or NULL.
+ */
+static int discovery_sql(const dc_config *cfg,
+                         const dc_shard_config *sc,
+                         bool state_table,
+                         dc_strbuf *sql,
+                         char **param)
+{
+	dc_tenancy_model model = cfg->tenancy.model;
+	dc_strbuf arr = DC_STRBUF_INIT;
+
+	*param = NULL;
+	dc_strbuf_adds(sql, "WITH t(tenant) AS (");
+	if (model == DC_TENANCY_ROW) {
+		dc_strbuf_adds(sql, "SELECT $1::text");
+		*param = dc_strdup(sc->name);
+	} else if (cfg->tenancy.query) {
+		const char *q = cfg->tenancy.query;
+		size_t len = strlen(q);
+
+		/* A trailing ';' would end the subquery. */
+		while (len && (q[len - 1] == ';' || q[len - 1] == ' ' || q[len - 1] == '\n' ||
+		               q[len - 1] == '\t' || q[len - 1] == '\r'))
+			len--;
+		dc_strbuf_adds(sql, "SELECT DISTINCT q.tenant::text FROM (");
+		dc_strbuf_add(sql, q, len);
+		dc_strbuf_adds(sql, "\n) AS q(tenant) WHERE q.tenant IS NOT NULL");
+	} else if (model == DC_TENANCY_SCHEMA) {
+		dc_strbuf_adds(sql, "SELECT nspname::text FROM pg_namespace WHERE ");
+		if (cfg->tenancy.pattern) {
+			/* System schemas and deployclaw's own never are tenants. */
+			dc_strbuf_adds(sql, "nspname LIKE $1 AND nspname NOT LIKE 'pg\\_%' AND"
+			                    " nspname NOT IN ('information_schema', 'deployclaw')");
+			*param = dc_strdup(cfg->tenancy.pattern);
+		} else {
+			dc_strbuf_adds(sql, "nspname = ANY($1::text[])");
+			array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
+			*param = dc_strbuf_detach(&arr, NULL);
+		}
+	} else {
+		dc_strbuf_adds(sql, "SELECT datname::text FROM pg_database WHERE datallowconn AND"
+		                    " NOT datistemplate AND ");
+		if (cfg->tenancy.pattern) {
+			dc_strbuf_adds(sql, "datname LIKE $1");
+			*param = dc_strdup(cfg->tenancy.pattern);
+		} else {
+			dc_strbuf_adds(sql, "datname = ANY($1::text[])");
+			array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
+			*param = dc_strbuf_detach(&arr, NULL);
+		}
+	}
+	if (state_table)
+		dc_strbuf_adds(sql, ") SELECT t.tenant, s.version, s.status FROM t"
+		                    " LEFT JOIN deployclaw.tenant_state AS s ON s.tenant = t.tenant"
+		                    " AND s.status IN ('applied', 'partial')"
+		                    " ORDER BY t.tenant COLLATE \"C\"");
+	else
+		dc_strbuf_adds(sql, ") SELECT t.tenant, NULL::text, NULL::text FROM t"
+		                    " ORDER BY t.tenant COLLATE \"C\"");
+	dc_strbuf_release(&arr);
+	if (dc_strbuf_error(sql))
+		return DC_ENOMEM;
+	/* Only a tenancy.query has no parameter. */
+	if (!*param && (model == DC_TENANCY_ROW || !cfg->tenancy.query))
+		return DC_ENOMEM;
+	return 0;
+}
+
+/* Natural version order; "" (nothing applied) first; byte order breaks ties
+ * so that distinct spellings stay distinct groups. */
+static int version_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	int c;
+
+	if (!*x || !*y)
+		return (*x != '\0') - (*y != '\0');
+	c = dc_version_compare(x, y);
+	return c ? c : strcmp(x, y);
+}
+
+/* Reduces the (tenant, version, status) rows, ordered by tenant, to the
+ * latest version per tenant and counts tenants per version. */
+static int tally(dc_topology_shard *sh, const PGresult *res)
+{
+	int nrows = PQntuples(res), i = 0;
+	const char **latest = NULL;
+	size_t n = 0, j, k;
+	int rc = 0;
+
+	latest = dc_malloc_array(nrows > 0 ? (size_t)nrows : 1, sizeof(*latest));
+	if (!latest)
+		return DC_ENOMEM;
+	while (i < nrows) {
+		const char *tenant = PQgetvalue(res, i, 0);
+		const char *best = NULL;
+		bool partial = false;
+
+		for (; i < nrows && !strcmp(PQgetvalue(res, i, 0), tenant); i++) {
+			const char *v = value(res, i, 1), *st = value(res, i, 2);
+			int c;
+
+			if (!v)
+				continue;
+			c = best ? dc_version_compare(v, best) : 1;
+			if (c > 0 || (c == 0 && strcmp(v, best) > 0)) {
+				best = v;
+				partial = st && !strcmp(st, "partial");
+			}
+		}
+		latest[n++] = best ? best : "";
+		sh->npartial += partial;
+	}
+	sh->ntenants = n;
+	qsort(latest, n, sizeof(*latest), version_cmp);
+	for (j = 0; j < n; j = k) {
+		dc_topology_version *grown;
+
+		for (k = j + 1; k < n && !strcmp(latest[k], latest[j]); k++)
+			;
+		grown = dc_realloc_array(sh->versions, sh->nversions + 1, sizeof(*grown));
+		if (!grown) {
+			rc = DC_ENOMEM;
+			break;
+		}
+		sh->versions = grown;
+		sh->versions[sh->nversions].tenants = k - j;
+		sh->versions[sh->nversions].version = dc_strdup(latest[j]);
+		if (!sh->versions[sh->nversions++].version) {
+			rc = DC_ENOMEM;
+			break;
+		}
+	}
+	free(latest);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replicas.                                                                */
+
+/* What a replica said about itself, kept until the primary was sampled. */
+typedef struct replica_sample {
+	bool replay_known;
+	uint64_t replay_lsn;
+	bool since_known;
+	double since_replay_s; /* now() - pg_last_xact_replay_timestamp() */
+	char *sysid;
+	char *slot;
+	char *appname; /* the name its walreceiver gives the primary */
+} replica_sample;
+
+/* The application_name a walreceiver presents: its primary_conninfo's,
+ * else cluster_name, else "walreceiver" (PostgreSQL 12 and later). */
+static char *walreceiver_appname(const char *conninfo, const char *cluster_name)
+{
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	PQconninfoOption *o;
+	char *name = NULL;
+
+	for (o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "application_name") && o->val && *o->val)
+			name = dc_strdup(o->val);
+	PQconninfoFree(opts);
+	if (name)
+		return name;
+	return dc_strdup(cluster_name && *cluster_name ? cluster_name : "walreceiver");
+}
+
+static int sample_replica(const char *dsn,
+                          const char *primary_sysid,
+                          dc_topology_replica *r,
+                          replica_sample *s)
+{
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	size_t queries = 0;
+	char why[MSG_SIZE];
+	const char *v;
+	int rc = 0;
+
+	if (!(conn = connect_dsn(dsn, why, sizeof(why)))) {
+		msgf(r->error, "unreachable: %s", why);
+		goto out;
+	}
+	if (!(res = run(conn, &queries, info_sql, 0, NULL, why, sizeof(why)))) {
+		msgf(r->error, "unreachable: %s", why);
+		goto out;
+	}
+	r->reachable = true;
+	r->in_recovery = is_true(res, 0, 4);
+	if (!(r->server_version = dc_strdup(PQgetvalue(res, 0, 2)))) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	if (!r->in_recovery) {
+		msgf(r->error, "not in recovery: a primary, not a replica");
+		goto out;
+	}
+	if (is_true(res, 0, 6)) {
+		PQclear(res);
+		if (!(res = run(conn, &queries, sysid_sql, 0, NULL, why, sizeof(why)))) {
+			msgf(r->error, "reading the system identifier failed: %s", why);
+			goto out;
+		}
+		if (!(s->sysid = dc_strdup(PQgetvalue(res, 0, 0)))) {
+			rc = DC_ENOMEM;
+			goto out;
+		}
+		if (primary_sysid && strcmp(s->sysid, primary_sysid)) {
+			msgf(r->error,
+			     "a replica of another cluster (system identifier %s, the primary's is %s)",
+			     s->sysid, primary_sysid);
+			goto out;
+		}
+	}
+	PQclear(res);
+	if (!(res = run(conn, &queries, replica_sql, 0, NULL, why, sizeof(why)))) {
+		msgf(r->error, "sampling replication lag failed: %s", why);
+		goto out;
+	}
+	s->replay_known = parse_lsn(value(res, 0, 0), &s->replay_lsn);
+	if (!parse_i64(value(res, 0, 1), &r->replay_pending_bytes))
+		r->replay_pending_bytes = -1;
+	s->since_known = parse_double(value(res, 0, 2), &s->since_replay_s);
+	if ((v = value(res, 0, 4)) != NULL && !(r->receiver_status = dc_strdup(v))) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	if ((v = value(res, 0, 5)) != NULL && *v && !(s->slot = dc_strdup(v))) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	if (!(s->appname = walreceiver_appname(value(res, 0, 6), value(res, 0, 7)))) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	if (!value(res, 0, 3))
+		msgf(r->warning, "no WAL receiver runs (archive recovery, or it cannot reach its "
+		                 "upstream)");
+	else if (r->receiver_status && strcmp(r->receiver_status, "streaming"))
+		msgf(r->warning, "WAL receiver is '%s', not streaming", r->receiver_status);
+	r->ok = true;
+out:
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
+typedef struct sender_row {
+	int row;
+	bool claimed;
+} sender_row;
+
+/* Copies the primary's row `row` into the replica it belongs to. */
+static int claim(dc_topology_replica *r, const PGresult *res, int row, const char *how)
+{
+	const char *v;
+	int64_t port;
+
+	r->streaming = true;
+	r->matched_by = how;
+	if ((v = value(res, row, 2)) != NULL && !(r->application_name = dc_strdup(v)))
+		return DC_ENOMEM;
+	if ((v = value(res, row, 3)) != NULL && !(r->client_addr = dc_strdup(v)))
+		return DC_ENOMEM;
+	r->client_port = parse_i64(value(res, row, 4), &port) ? (int)port : -1;
+	if ((v = value(res, row, 5)) != NULL && !(r->state = dc_strdup(v)))
+		return DC_ENOMEM;
+	if ((v = value(res, row, 6)) != NULL && !(r->sync_state = dc_strdup(v)))
+		return DC_ENOMEM;
+	if (!parse_double(value(res, row, 7), &r->replay_lag_seconds))
+		r->replay_lag_seconds = -1;
+	return 0;
+}
+
+/* Matches the sampled replicas to the primary's walsenders (topology.h). */
+static int match_senders(dc_topology_shard *sh, replica_sample *samples, const PGresult *res)
+{
+	int nrows = PQntuples(res), i;
+	sender_row *rows = NULL;
+	size_t nsenders = 0, j, unmatched = 0, last = 0, nfree = 0, free_row = 0;
+	int rc = 0, pass;
+
+	rows = dc_malloc_array(nrows > 0 ? (size_t)nrows : 1, sizeof(*rows));
+	if (!rows)
+		return DC_ENOMEM;
+	for (i = 0; i < nrows; i++)
+		if (value(res, i, 1)) /* a walsender, not the LEFT JOIN's empty side */
+			rows[nsenders++] = (sender_row){ i, false };
+
+	for (pass = 0; pass < 2 && !rc; pass++) {
+		for (j = 0; j < sh->nreplicas && !rc; j++) {
+			dc_topology_replica *r = &sh->replicas[j];
+			const replica_sample *s = &samples[j];
+			size_t k, hits = 0, hit = 0;
+
+			if (!r->ok || r->streaming)
+				continue;
+			for (k = 0; k < nsenders; k++) {
+				const char *v = value(res, rows[k].row, pass == 0 ? 8 : 2);
+				const char *want = pass == 0 ? s->slot : s->appname;
+
+				if (!rows[k].claimed && v && want && !strcmp(v, want)) {
+					hits++;
+					hit = k;
+				}
+			}
+			if (hits == 1 || (pass == 0 && hits > 0)) {
+				rows[hit].claimed = true;
+				rc = claim(r, res, rows[hit].row,
+				           pass == 0 ? "slot" : "application_name");
+			}
+		}
+	}
+	for (j = 0; j < sh->nreplicas; j++)
+		if (sh->replicas[j].ok && !sh->replicas[j].streaming) {
+			unmatched++;
+			last = j;
+		}
+	for (j = 0; j < nsenders; j++)
+		if (!rows[j].claimed) {
+			nfree++;
+			free_row = j;
+		}
+	if (!rc && unmatched == 1 && nfree == 1) {
+		rows[free_row].claimed = true;
+		rc = claim(&sh->replicas[last], res, rows[free_row].row, "only");
+	}
+	free(rows);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One shard.                                                               */
+
+typedef struct shard_job {
+	const dc_config *cfg;
+	const dc_shard_config *sc;
+	dc_topology_shard *sh;
+	pthread_t thread;
+	bool started;
+	int rc; /* 0 or DC_ENOMEM */
+} shard_job;
+
+static int inspect_shard(const dc_config *cfg, const dc_shard_config *sc, dc_topology_shard *sh)
+{
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	replica_sample *samples = NULL;
+	dc_strbuf sql = DC_STRBUF_INIT;
+	char *param = NULL;
+	char why[MSG_SIZE];
+	uint64_t primary_lsn = 0;
+	bool lsn_known = false;
+	size_t j;
+	int rc = 0;
+
+	samples = calloc(sc->nreplicas ? sc->nreplicas : 1, sizeof(*samples));
+	if (!samples)
+		return DC_ENOMEM;
+
+	if (!(conn = connect_dsn(sc->primary, why, sizeof(why)))) {
+		msgf(sh->error, "unreachable: %s", why);
+		goto replicas;
+	}
+	if (!(res = run(conn, &sh->queries, info_sql, 0, NULL, why, sizeof(why)))) {
+		msgf(sh->error, "unreachable: %s", why);
+		goto replicas;
+	}
+	sh->reachable = true;
+	sh->in_recovery = is_true(res, 0, 4);
+	sh->state_table = is_true(res, 0, 5);
+	sh->server_version_num = atoi(PQgetvalue(res, 0, 3));
+	if (!(sh->server_version = dc_strdup(PQgetvalue(res, 0, 2)))) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	if (sh->in_recovery)
+		msgf(sh->error, "in recovery: a replica, not a primary");
+	if (is_true(res, 0, 6)) {
+		PQclear(res);
+		if ((res = run(conn, &sh->queries, sysid_sql, 0, NULL, why, sizeof(why))) &&
+		    !(sh->system_identifier = dc_strdup(PQgetvalue(res, 0, 0)))) {
+			rc = DC_ENOMEM;
+			goto out;
+		}
+	}
+	PQclear(res);
+
+	if ((rc = discovery_sql(cfg, sc, sh->state_table, &sql, &param)) != 0)
+		goto out;
+	res = run(conn, &sh->queries, sql.buf, param ? 1 : 0, (const char *const *)&param, why,
+	          sizeof(why));
+	if (!res) {
+		if (!sh->error[0])
+			msgf(sh->error, "discovering tenants failed: %s", why);
+	} else if (PQntuples(res) > DC_TOPOLOGY_MAX_ROWS) {
+		if (!sh->error[0])
+			msgf(sh->error, "discovering tenants: more than %d rows",
+			     DC_TOPOLOGY_MAX_ROWS);
+	} else {
+		sh->tenants_known = true;
+		if ((rc = tally(sh, res)) != 0)
+			goto out;
+	}
+	PQclear(res);
+	res = NULL;
+
+replicas:
+	/* Replicas before the primary's LSN: lag may err high, never low. */
+	for (j = 0; j < sh->nreplicas; j++)
+		if ((rc = sample_replica(sc->replicas[j], sh->system_identifier, &sh->replicas[j],
+		                         &samples[j])) != 0)
+			goto out;
+
+	if (conn && sh->reachable && !sh->in_recovery) {
+		res = run(conn, &sh->queries, replication_sql, 0, NULL, why, sizeof(why));
+		if (!res) {
+			if (!sh->error[0])
+				msgf(sh->error, "reading pg_stat_replication failed: %s", why);
+		} else {
+			lsn_known = parse_lsn(value(res, 0, 0), &primary_lsn);
+			if ((rc = match_senders(sh, samples, res)) != 0)
+				goto out;
+		}
+	}
+	for (j = 0; j < sh->nreplicas; j++) {
+		dc_topology_replica *r = &sh->replicas[j];
+		const replica_sample *s = &samples[j];
+
+		if (!r->ok)
+			continue;
+		if (lsn_known && s->replay_known)
+			r->lag_bytes = primary_lsn > s->replay_lsn
+			                       ? (int64_t)(primary_lsn - s->replay_lsn)
+			                       : 0;
+		if (r->lag_bytes == 0)
+			r->lag_seconds = 0;
+		else if (r->lag_bytes > 0 && s->since_known)
+			r->lag_seconds = s->since_replay_s > 0 ? s->since_replay_s : 0;
+		if (!r->warning[0] && res && !r->streaming)
+			msgf(r->warning, "not in the primary's pg_stat_replication (cascading from "
+			                 "another replica, or disconnected)");
+	}
+out:
+	for (j = 0; j < sh->nreplicas; j++) {
+		free(samples[j].sysid);
+		free(samples[j].slot);
+		free(samples[j].appname);
+	}
+	free(samples);
+	free(param);
+	dc_strbuf_release(&sql);
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
+static void *shard_thread(void *arg)
+{
+	shard_job *job = arg;
+	int64_t t0 = dc_time_mono_ms();
+	size_t j;
+
+	job->rc = inspect_shard(job->cfg, job->sc, job->sh);
+	job->sh->elapsed_ms = dc_time_mono_ms() - t0;
+	job->sh->ok = !job->sh->error[0] && job->sh->tenants_known;
+	for (j = 0; j < job->sh->nreplicas; j++)
+		if (!job->sh->replicas[j].ok)
+			job->sh->ok = false;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API.                                                              */
+
+static int prepare_shard(dc_topology_shard *sh, const dc_shard_config *sc)
+{
+	size_t j;
+
+	sh->name = dc_strdup(sc->name);
+	sh->primary = dc_dsn_redact(sc->primary);
+	if (!sh->name || !sh->primary)
+		return DC_ENOMEM;
+	if (sc->nreplicas) {
+		sh->replicas = calloc(sc->nreplicas, sizeof(*sh->replicas));
+		if (!sh->replicas)
+			return DC_ENOMEM;
+	}
+	sh->nreplicas = sc->nreplicas;
+	for (j = 0; j < sc->nreplicas; j++) {
+		dc_topology_replica *r = &sh->replicas[j];
+
+		r->index = j;
+		r->lag_bytes = -1;
+		r->lag_seconds = -1;
+		r->replay_pending_bytes = -1;
+		r->client_port = -1;
+		r->replay_lag_seconds = -1;
+		if (!(r->dsn = dc_dsn_redact(sc->replicas[j])))
+			return DC_ENOMEM;
+	}
+	return 0;
+}
+
+int dc_topology_collect(dc_topology **out, const dc_config *cfg, dc_error *err)
+{
+	dc_topology *topo = NULL;
+	shard_job *jobs = NULL;
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	if (cfg->engine != DC_ENGINE_POSTGRES)
+		return dc_error_set(
+		        err, DC_ECONFIG,
+		        "engine: topology needs engine 'postgres' (shards with replicas)");
+	if (cfg->tenancy.model != DC_TENANCY_ROW && !cfg->tenancy.pattern && !cfg->tenancy.query &&
+	    cfg->tenancy.nlist == 0)
+		return dc_error_set(
+		        err, DC_ECONFIG,
+		        "tenancy: model '%s' needs 'pattern', 'query' or 'list' to find "
+		        "tenants",
+		        cfg->tenancy.model == DC_TENANCY_SCHEMA ? "schema" : "database");
+	topo = calloc(1, sizeof(*topo));
+	jobs = calloc(cfg->nshards ? cfg->nshards : 1, sizeof(*jobs));
+	if (!topo || !jobs ||
+	    !(topo->shards = calloc(cfg->nshards ? cfg->nshards : 1, sizeof(*topo->shards)))) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	topo->nshards = cfg->nshards;
+	for (i = 0; i < cfg->nshards; i++)
+		if (prepare_shard(&topo->shards[i], &cfg->shards[i]) != 0) {
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+			goto out;
+		}
+	for (i = 0; i < cfg->nshards; i++) {
+		jobs[i].cfg = cfg;
+		jobs[i].sc = &cfg->shards[i];
+		jobs[i].sh = &topo->shards[i];
+		/* Without a thread, the shard is inspected here: slower, still right. */
+		if (pthread_create(&jobs[i].thread, NULL, shard_thread, &jobs[i]) == 0)
+			jobs[i].started = true;
+		else
+			shard_thread(&jobs[i]);
+	}
+	for (i = 0; i < cfg->nshards; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].rc && !rc)
+			rc = dc_error_set(err, jobs[i].rc, "out of memory inspecting shard '%s'",
+			                  cfg->shards[i].name);
+	}
+	for (i = 0; i < topo->nshards; i++) {
+		const dc_topology_shard *sh = &topo->shards[i];
+		size_t j;
+
+		topo->ntenants += sh->ntenants;
+		topo->problems += sh->error[0] || !sh->tenants_known;
+		for (j = 0; j < sh->nreplicas; j++)
+			topo->problems += !sh->replicas[j].ok;
+	}
+out:
+	free(jobs);
+	if (rc) {
+		dc_topology_free(topo);
+		return rc;
+	}
+	*out = topo;
+	return 0;
+}
+
+void dc_topology_free(dc_topology *topo)
+{
+	size_t i, j;
+
+	if (!topo)
+		return;
+	for (i = 0; i < topo->nshards; i++) {
+		dc_topology_shard *sh = &topo->shards[i];
+
+		free(sh->name);
+		free(sh->primary);
+		free(sh->server_version);
+		free(sh->system_identifier);
+		for (j = 0; j < sh->nversions; j++)
+			free(sh->versions[j].version);
+		free(sh->versions);
+		for (j = 0; j < sh->nreplicas; j++) {
+			dc_topology_replica *r = &sh->replicas[j];
+
+			free(r->dsn);
+			free(r->server_version);
+			free(r->receiver_status);
+			free(r->application_name);
+			free(r->client_addr);
+			free(r->state);
+			free(r->sync_state);
+		}
+		free(sh->replicas);
+	}
+	free(topo->shards);
+	free(topo);
+}
