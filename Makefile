@@ -12,6 +12,18 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 MESON_FLAGS := $(if $(CI),-Dwerror=true,)
+# The integration suite's PostgreSQL (a primary + a streaming replica), one per
+# build tree and port, so that neither touches a sandbox started by hand
+# (scripts/pg-sandbox, default port 54321).
+TEST_PG_PORT ?= 54331
+ASAN_PG_PORT ?= 54341
+
+# with_sandbox DIR PORT CMD: runs CMD with DEPLOYCLAW_PRIMARY/REPLICA exported,
+# and stops the sandbox afterwards, also when CMD fails or is interrupted.
+with_sandbox = trap 'DEPLOYCLAW_SANDBOX_DIR=$(1) DEPLOYCLAW_SANDBOX_PORT=$(2) scripts/pg-sandbox down >/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	export DEPLOYCLAW_SANDBOX_DIR=$(1) DEPLOYCLAW_SANDBOX_PORT=$(2); \
+	scripts/pg-sandbox up >/dev/null && eval "$$(scripts/pg-sandbox env)" && $(3)
 
 .PHONY: all build deps test test-plain asan demo fuzz format bench clean
 
@@ -27,7 +39,7 @@ build: deps $(BUILD)/build.ninja
 	@ninja -C $(BUILD)
 
 test-plain: build
-	meson test -C $(BUILD) --print-errorlogs
+	@$(call with_sandbox,$(abspath $(BUILD))/pg-sandbox,$(TEST_PG_PORT),meson test -C $(BUILD) --print-errorlogs)
 
 test: test-plain asan
 
@@ -37,7 +49,7 @@ $(ASAN_BUILD)/build.ninja:
 
 asan: deps $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD)
-	meson test -C $(ASAN_BUILD) --print-errorlogs
+	@$(call with_sandbox,$(abspath $(ASAN_BUILD))/pg-sandbox,$(ASAN_PG_PORT),meson test -C $(ASAN_BUILD) --print-errorlogs)
 
 demo: build
 	$(BUILD)/src/cli/deployclaw demo

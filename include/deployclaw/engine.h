@@ -158,6 +158,14 @@ typedef struct dc_engine_ops {
 /** The SQLite engine: tenancy `database`, one file per tenant (src/engine/sqlite.c). */
 DC_API extern const dc_engine_ops dc_engine_sqlite;
 
+/**
+ * The PostgreSQL engine (libpq): one engine per shard, tenancy `schema`,
+ * `database` or `row` (src/engine/pg.c; docs in its header comment).
+ * Errors carry the SQLSTATE; a lost connection is DC_EDB with sqlstate
+ * 08006 (the next enter/begin reconnects), a failed connect 08001.
+ */
+DC_API extern const dc_engine_ops dc_engine_pg;
+
 /** The engine for `kind`, or NULL when this build has none. */
 DC_API const dc_engine_ops *dc_engine_for(dc_engine_kind kind);
 

@@ -8,14 +8,16 @@
  * autocommit-only: running it outside a transaction always works, running it
  * inside one may not.
  */
+#include <pg_query/pg_query.pb-c.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <pg_query.h>
-#include <pg_query/pg_query.pb-c.h>
 
 #include <deployclaw/analysis.h>
+
+#include "analysis_internal.h"
 
 /* 1-based line and column (in characters) of the byte `off` of `s`. */
 static void text_pos(const char *s, size_t off, int *line, int *col)
@@ -118,8 +120,8 @@ static const char *autocommit_what(const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_INDEX_STMT:
 		return n->index_stmt->concurrent ? "CREATE INDEX CONCURRENTLY" : NULL;
 	case PG_QUERY__NODE__NODE_DROP_STMT:
-		return n->drop_stmt->concurrent &&
-		                       n->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX
+		return n->drop_stmt->concurrent && n->drop_stmt->remove_type ==
+		                                           PG_QUERY__OBJECT_TYPE__OBJECT_INDEX
 		               ? "DROP INDEX CONCURRENTLY"
 		               : NULL;
 	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
@@ -141,7 +143,8 @@ static const char *autocommit_what(const PgQuery__Node *n)
 			    c->alter_table_cmd->subtype ==
 			            PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition &&
 			    c->alter_table_cmd->def &&
-			    c->alter_table_cmd->def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD &&
+			    c->alter_table_cmd->def->node_case ==
+			            PG_QUERY__NODE__NODE_PARTITION_CMD &&
 			    c->alter_table_cmd->def->partition_cmd->concurrent)
 				return "DETACH PARTITION CONCURRENTLY";
 		}
@@ -173,11 +176,17 @@ static const char *autocommit_what(const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_DROP_SUBSCRIPTION_STMT:
 		return "DROP SUBSCRIPTION";
 	case PG_QUERY__NODE__NODE_DISCARD_STMT:
-		return n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL ? "DISCARD ALL"
-		                                                                     : NULL;
+		return n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL
+		               ? "DISCARD ALL"
+		               : NULL;
 	default:
 		return NULL;
 	}
+}
+
+const char *dc_analysis__autocommit_what(const PgQuery__Node *n)
+{
+	return autocommit_what(n);
 }
 
 static const char *transaction_what(const PgQuery__TransactionStmt *t)
@@ -257,12 +266,13 @@ int dc_pg_classify(const char *sql, dc_pg_stmt_info *out, dc_error *err)
 	res = pg_query_parse_protobuf(sql);
 	if (res.error) {
 		int pos = res.error->cursorpos, line = 0, col = 0;
+		bool fresh = err && err->code == 0; /* the first error survives */
 
 		if (pos > 0)
 			text_pos(sql, char_to_byte(sql, (size_t)pos - 1), &line, &col);
 		ret = dc_error_set(err, DC_EPARSE, "%s",
 		                   res.error->message ? res.error->message : "syntax error");
-		if (err && err->code == ret) {
+		if (fresh) {
 			err->line = line;
 			err->col = col;
 		}

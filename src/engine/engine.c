@@ -56,7 +56,7 @@ const dc_engine_ops *dc_engine_for(dc_engine_kind kind)
 	case DC_ENGINE_SQLITE:
 		return &dc_engine_sqlite;
 	case DC_ENGINE_POSTGRES:
-		return NULL;
+		return &dc_engine_pg;
 	}
 	return NULL;
 }

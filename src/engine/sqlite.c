@@ -881,6 +881,11 @@ static int sq_begin(dc_conn *c, dc_error *err)
 	if (!sqlite3_get_autocommit(c->db))
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "tenant '%s': a transaction is already open", tenant_id(c));
+	/* What enter saw of the history table predates the tenant lock: another
+	 * process may have migrated the tenant since. Ask the file again inside
+	 * the transaction, where nobody else can change it (else a stale
+	 * "missing" becomes "empty" and the tenant is applied a second time). */
+	c->history = HISTORY_UNKNOWN;
 	return run_internal(c, "BEGIN IMMEDIATE", err);
 }
 

@@ -208,81 +208,101 @@ static void array_literal(dc_strbuf *sb, char *const *names, size_t n)
 	dc_strbuf_addch(sb, '}');
 }
 
+/* The discovery query's bind parameters (at most: pattern and list). */
+typedef struct query_params {
+	char *values[2];
+	int n;
+} query_params;
+
+/* Appends "$N" for a new parameter `v` (heap, taken over; NULL is OOM). */
+static void add_param(dc_strbuf *sql, query_params *qp, char *v, const char *cast)
+{
+	if (!v) {
+		sql->failed = DC_ENOMEM;
+		return;
+	}
+	qp->values[qp->n++] = v;
+	dc_strbuf_addf(sql, "$%d%s", qp->n, cast);
+}
+
 /*
- * The discovery query: a CTE t(tenant) of the shard's tenants, joined with
- * the applied and partial rows of the state table when it exists. The
- * config's tenancy.query is SQL the operator wrote to be run on the shard;
- * it is the only text spliced in, as a subquery whose first column is the
- * tenant. `param` receives the one bind parameter's text (heap) or NULL.
+ * The discovery query: a CTE t(tenant) of the shard's tenants — the union of
+ * what tenancy.pattern, tenancy.query and tenancy.list find, as the engine
+ * does (src/engine/pg.c) — joined with the applied and partial rows of the
+ * state table when `state_join`. The config's tenancy.query is SQL the
+ * operator wrote to be run on the shard; it is the only text spliced in, as
+ * a subquery whose first column is the tenant.
  */
 static int discovery_sql(const dc_config *cfg,
                          const dc_shard_config *sc,
-                         bool state_table,
+                         bool state_join,
                          dc_strbuf *sql,
-                         char **param)
+                         query_params *qp)
 {
-	dc_tenancy_model model = cfg->tenancy.model;
+	bool schema = cfg->tenancy.model == DC_TENANCY_SCHEMA;
 	dc_strbuf arr = DC_STRBUF_INIT;
+	const char *sep = "";
 
-	*param = NULL;
-	dc_strbuf_adds(sql, "WITH t(tenant) AS (");
-	if (model == DC_TENANCY_ROW) {
-		dc_strbuf_adds(sql, "SELECT $1::text");
-		*param = dc_strdup(sc->name);
-	} else if (cfg->tenancy.query) {
+	dc_strbuf_adds(sql, "WITH found(tenant) AS (");
+	if (cfg->tenancy.model == DC_TENANCY_ROW) {
+		/* The row model's one tenant is the shard, named as in the config. */
+		dc_strbuf_adds(sql, "SELECT ");
+		add_param(sql, qp, dc_strdup(sc->name), "::text");
+		goto select;
+	}
+	if (cfg->tenancy.pattern) {
+		/* System schemas and deployclaw's own never are tenants. */
+		dc_strbuf_adds(sql,
+		               schema ? "SELECT nspname::text FROM pg_namespace WHERE nspname "
+		                        "NOT LIKE 'pg\\_%' AND nspname NOT IN "
+		                        "('information_schema', 'deployclaw') AND nspname LIKE "
+		                      : "SELECT datname::text FROM pg_database WHERE datallowconn "
+		                        "AND NOT datistemplate AND datname LIKE ");
+		add_param(sql, qp, dc_strdup(cfg->tenancy.pattern), "");
+		sep = " UNION ";
+	}
+	if (cfg->tenancy.query) {
 		const char *q = cfg->tenancy.query;
 		size_t len = strlen(q);
 
 		/* A trailing ';' would end the subquery. */
-		while (len && (q[len - 1] == ';' || q[len - 1] == ' ' || q[len - 1] == '\n' ||
-		               q[len - 1] == '\t' || q[len - 1] == '\r'))
+		while (len && strchr("; \t\r\n", q[len - 1]))
 			len--;
-		dc_strbuf_adds(sql, "SELECT DISTINCT q.tenant::text FROM (");
+		dc_strbuf_adds(sql, sep);
+		dc_strbuf_adds(sql, "SELECT q.tenant::text FROM (\n");
 		dc_strbuf_add(sql, q, len);
 		dc_strbuf_adds(sql, "\n) AS q(tenant) WHERE q.tenant IS NOT NULL");
-	} else if (model == DC_TENANCY_SCHEMA) {
-		dc_strbuf_adds(sql, "SELECT nspname::text FROM pg_namespace WHERE ");
-		if (cfg->tenancy.pattern) {
-			/* System schemas and deployclaw's own never are tenants. */
-			dc_strbuf_adds(sql, "nspname LIKE $1 AND nspname NOT LIKE 'pg\\_%' AND"
-			                    " nspname NOT IN ('information_schema', 'deployclaw')");
-			*param = dc_strdup(cfg->tenancy.pattern);
-		} else {
-			dc_strbuf_adds(sql, "nspname = ANY($1::text[])");
-			array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
-			*param = dc_strbuf_detach(&arr, NULL);
-		}
-	} else {
-		dc_strbuf_adds(sql, "SELECT datname::text FROM pg_database WHERE datallowconn AND"
-		                    " NOT datistemplate AND ");
-		if (cfg->tenancy.pattern) {
-			dc_strbuf_adds(sql, "datname LIKE $1");
-			*param = dc_strdup(cfg->tenancy.pattern);
-		} else {
-			dc_strbuf_adds(sql, "datname = ANY($1::text[])");
-			array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
-			*param = dc_strbuf_detach(&arr, NULL);
-		}
+		sep = " UNION ";
 	}
-	if (state_table)
-		dc_strbuf_adds(sql, ") SELECT t.tenant, s.version, s.status FROM t"
+	if (cfg->tenancy.nlist) {
+		/* A listed tenant lives on one shard: keep those that exist here. */
+		dc_strbuf_adds(sql, sep);
+		dc_strbuf_adds(sql,
+		               schema ? "SELECT nspname::text FROM pg_namespace WHERE nspname = "
+		                        "ANY("
+		                      : "SELECT datname::text FROM pg_database WHERE datallowconn "
+		                        "AND NOT datistemplate AND datname = ANY(");
+		array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
+		add_param(sql, qp, dc_strbuf_detach(&arr, NULL), "::text[])");
+	}
+select:
+	/* A tenant found twice (by the pattern and the list, or twice by the
+	 * query) counts once. */
+	dc_strbuf_adds(sql, "), t AS (SELECT DISTINCT tenant FROM found)");
+	if (state_join)
+		dc_strbuf_adds(sql, " SELECT t.tenant, s.version, s.status FROM t"
 		                    " LEFT JOIN deployclaw.tenant_state AS s ON s.tenant = t.tenant"
 		                    " AND s.status IN ('applied', 'partial')"
 		                    " ORDER BY t.tenant COLLATE \"C\"");
 	else
-		dc_strbuf_adds(sql, ") SELECT t.tenant, NULL::text, NULL::text FROM t"
+		dc_strbuf_adds(sql, " SELECT t.tenant, NULL::text, NULL::text FROM t"
 		                    " ORDER BY t.tenant COLLATE \"C\"");
 	dc_strbuf_release(&arr);
-	if (dc_strbuf_error(sql))
-		return DC_ENOMEM;
-	/* Only a tenancy.query has no parameter. */
-	if (!*param && (model == DC_TENANCY_ROW || !cfg->tenancy.query))
-		return DC_ENOMEM;
-	return 0;
+	return dc_strbuf_error(sql) ? DC_ENOMEM : 0;
 }
 
 /* Natural version order; "" (nothing applied) first; byte order breaks ties
- * so that distinct spellings stay distinct groups. */
+ * so that the sort is total. */
 static int version_cmp(const void *a, const void *b)
 {
 	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
@@ -294,25 +314,39 @@ static int version_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x, y);
 }
 
-/* Reduces the (tenant, version, status) rows, ordered by tenant, to the
- * latest version per tenant and counts tenants per version. */
-static int tally(dc_topology_shard *sh, const PGresult *res)
+static bool same_version(const char *a, const char *b)
 {
-	int nrows = PQntuples(res), i = 0;
+	if (!*a || !*b)
+		return !*a && !*b;
+	return dc_version_compare(a, b) == 0;
+}
+
+/* One (tenant, version, status) row; version and status NULL when the
+ * tenant has nothing applied. Borrowed from PGresults. */
+typedef struct state_row {
+	const char *tenant;
+	const char *version;
+	const char *status;
+} state_row;
+
+/* Reduces the rows, grouped by tenant, to the latest version per tenant (by
+ * dc_version_compare, not SQL's text order) and counts tenants per version. */
+static int tally(dc_topology_shard *sh, const state_row *rows, size_t nrows)
+{
 	const char **latest = NULL;
-	size_t n = 0, j, k;
+	size_t i = 0, n = 0, j, k;
 	int rc = 0;
 
-	latest = dc_malloc_array(nrows > 0 ? (size_t)nrows : 1, sizeof(*latest));
+	latest = dc_malloc_array(nrows ? nrows : 1, sizeof(*latest));
 	if (!latest)
 		return DC_ENOMEM;
 	while (i < nrows) {
-		const char *tenant = PQgetvalue(res, i, 0);
+		const char *tenant = rows[i].tenant;
 		const char *best = NULL;
 		bool partial = false;
 
-		for (; i < nrows && !strcmp(PQgetvalue(res, i, 0), tenant); i++) {
-			const char *v = value(res, i, 1), *st = value(res, i, 2);
+		for (; i < nrows && !strcmp(rows[i].tenant, tenant); i++) {
+			const char *v = rows[i].version, *st = rows[i].status;
 			int c;
 
 			if (!v)
@@ -331,7 +365,8 @@ static int tally(dc_topology_shard *sh, const PGresult *res)
 	for (j = 0; j < n; j = k) {
 		dc_topology_version *grown;
 
-		for (k = j + 1; k < n && !strcmp(latest[k], latest[j]); k++)
+		/* "007" and "7" are one version (migration.h): one group. */
+		for (k = j + 1; k < n && same_version(latest[k], latest[j]); k++)
 			;
 		grown = dc_realloc_array(sh->versions, sh->nversions + 1, sizeof(*grown));
 		if (!grown) {
@@ -545,6 +580,152 @@ static int match_senders(dc_topology_shard *sh, replica_sample *samples, const P
 	return rc;
 }
 
+/* Connects to the tenant database `db` of the shard (the primary's DSN with
+ * another dbname) and reads its applied and partial versions. A database
+ * without the state table has nothing applied: *out is then NULL. */
+static int read_database_state(const char *dsn, const char *db, PGresult **out, char *why)
+{
+	static const char state_sql[] = "SELECT version, status FROM deployclaw.tenant_state"
+	                                " WHERE tenant = $1 AND status IN ('applied', 'partial')";
+	char timeout[16];
+	/* Only the first dbname is expanded as a conninfo; the second, a plain
+	 * name, overrides the database it names. */
+	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", "dbname",
+		               NULL };
+	const char *vals[] = { timeout, "deployclaw/topology", dsn, db, NULL };
+	const char *params[1] = { db };
+	PGconn *conn;
+	PGresult *res;
+	const char *state;
+	char line[400];
+
+	*out = NULL;
+	snprintf(timeout, sizeof(timeout), "%d", DC_TOPOLOGY_CONNECT_TIMEOUT_S);
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn || PQstatus(conn) != CONNECTION_OK) {
+		first_line(line, sizeof(line), conn ? PQerrorMessage(conn) : "out of memory");
+		msgf(why, "%s", line);
+		PQfinish(conn);
+		return -1;
+	}
+	res = PQexecParams(conn, state_sql, 1, NULL, params, NULL, NULL, 0);
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		*out = res;
+		PQfinish(conn);
+		return 0;
+	}
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	/* undefined_table, invalid_schema_name: deployclaw never ran here */
+	if (state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"))) {
+		PQclear(res);
+		PQfinish(conn);
+		return 0;
+	}
+	first_line(line, sizeof(line), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	msgf(why, "%s", line);
+	PQclear(res);
+	PQfinish(conn);
+	return -1;
+}
+
+/*
+ * The shard's tenants and their versions. Schema and row models: one query
+ * (state table joined). Database model: the engine keeps each tenant's state
+ * in the tenant's own database, so after the one discovery query each tenant
+ * database is visited once — the one case where versions cost a connection
+ * per tenant.
+ */
+static int discover(PGconn *conn,
+                    const dc_config *cfg,
+                    const dc_shard_config *sc,
+                    dc_topology_shard *sh)
+{
+	bool per_db = cfg->tenancy.model == DC_TENANCY_DATABASE;
+	dc_strbuf sql = DC_STRBUF_INIT;
+	query_params qp = { { NULL, NULL }, 0 };
+	PGresult *res = NULL, **dbres = NULL;
+	state_row *rows = NULL;
+	size_t nrows = 0, alloc = 0, ntenants = 0, i;
+	char why[MSG_SIZE];
+	int rc = 0, r, k;
+
+	if ((rc = discovery_sql(cfg, sc, sh->state_table && !per_db, &sql, &qp)) != 0)
+		goto out;
+	res = run(conn, &sh->queries, sql.buf, qp.n, (const char *const *)qp.values, why,
+	          sizeof(why));
+	if (!res) {
+		if (!sh->error[0])
+			msgf(sh->error, "discovering tenants failed: %s", why);
+		goto out;
+	}
+	if (PQntuples(res) > DC_TOPOLOGY_MAX_ROWS) {
+		if (!sh->error[0])
+			msgf(sh->error, "discovering tenants: more than %d rows",
+			     DC_TOPOLOGY_MAX_ROWS);
+		goto out;
+	}
+	ntenants = (size_t)PQntuples(res);
+	if (per_db) {
+		sh->state_table = false;
+		dbres = calloc(ntenants ? ntenants : 1, sizeof(*dbres));
+		if (!dbres)
+			goto oom;
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		const char *tenant = PQgetvalue(res, r, 0);
+		int nver = 1;
+
+		if (per_db) {
+			if (read_database_state(sc->primary, tenant, &dbres[r], why) != 0) {
+				if (!sh->error[0])
+					msgf(sh->error, "tenant database '%s': %s", tenant, why);
+			} else if (dbres[r]) {
+				sh->state_table = true;
+				nver = PQntuples(dbres[r]) ? PQntuples(dbres[r]) : 1;
+			}
+		}
+		if (nrows + (size_t)nver > alloc) {
+			state_row *grown;
+
+			alloc = (alloc + (size_t)nver) * 2;
+			grown = dc_realloc_array(rows, alloc, sizeof(*rows));
+			if (!grown)
+				goto oom;
+			rows = grown;
+		}
+		for (k = 0; k < nver; k++) {
+			state_row *row = &rows[nrows++];
+
+			row->tenant = tenant;
+			if (!per_db) {
+				row->version = value(res, r, 1);
+				row->status = value(res, r, 2);
+			} else if (dbres[r] && PQntuples(dbres[r])) {
+				row->version = value(dbres[r], k, 0);
+				row->status = value(dbres[r], k, 1);
+			} else {
+				row->version = row->status = NULL;
+			}
+		}
+	}
+	sh->tenants_known = true;
+	rc = tally(sh, rows, nrows);
+	goto out;
+oom:
+	rc = DC_ENOMEM;
+out:
+	if (dbres)
+		for (i = 0; i < ntenants; i++)
+			PQclear(dbres[i]);
+	free(dbres);
+	free(rows);
+	PQclear(res);
+	free(qp.values[0]);
+	free(qp.values[1]);
+	dc_strbuf_release(&sql);
+	return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* One shard.                                                               */
 
@@ -562,8 +743,6 @@ static int inspect_shard(const dc_config *cfg, const dc_shard_config *sc, dc_top
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	replica_sample *samples = NULL;
-	dc_strbuf sql = DC_STRBUF_INIT;
-	char *param = NULL;
 	char why[MSG_SIZE];
 	uint64_t primary_lsn = 0;
 	bool lsn_known = false;
@@ -601,25 +780,10 @@ static int inspect_shard(const dc_config *cfg, const dc_shard_config *sc, dc_top
 		}
 	}
 	PQclear(res);
-
-	if ((rc = discovery_sql(cfg, sc, sh->state_table, &sql, &param)) != 0)
-		goto out;
-	res = run(conn, &sh->queries, sql.buf, param ? 1 : 0, (const char *const *)&param, why,
-	          sizeof(why));
-	if (!res) {
-		if (!sh->error[0])
-			msgf(sh->error, "discovering tenants failed: %s", why);
-	} else if (PQntuples(res) > DC_TOPOLOGY_MAX_ROWS) {
-		if (!sh->error[0])
-			msgf(sh->error, "discovering tenants: more than %d rows",
-			     DC_TOPOLOGY_MAX_ROWS);
-	} else {
-		sh->tenants_known = true;
-		if ((rc = tally(sh, res)) != 0)
-			goto out;
-	}
-	PQclear(res);
 	res = NULL;
+
+	if ((rc = discover(conn, cfg, sc, sh)) != 0)
+		goto out;
 
 replicas:
 	/* Replicas before the primary's LSN: lag may err high, never low. */
@@ -664,8 +828,6 @@ out:
 		free(samples[j].appname);
 	}
 	free(samples);
-	free(param);
-	dc_strbuf_release(&sql);
 	PQclear(res);
 	PQfinish(conn);
 	return rc;

@@ -258,6 +258,37 @@ fleet_sums() {
 	(cd "$1/tenants" && stat -c '%n %y %s' -- * && sha256sum -- *) | sort
 }
 
+# hold_lock FLEET TENANT READY: holds TENANT's deployclaw lock (the byte of
+# the folder's lock file deployclaw locks, see src/engine/sqlite.c) until
+# killed, as another deployclaw process would; touches READY once it holds it.
+hold_lock() {
+	exec python3 - "$1/tenants" "$2.db" "$3" <<'PY'
+import fcntl, os, sys, time
+folder, base, ready = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3]
+def fnv1a(h, s):
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325, folder), "/"), base)
+h ^= h >> 33
+fd = os.open(os.path.join(folder, ".deployclaw.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, h & 0x3FFFFFFFFFFFFFFF, os.SEEK_SET)
+open(ready, "w").close()
+time.sleep(300)
+PY
+}
+
+# wait_file FILE: up to 10 s for FILE to appear.
+wait_file() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for '$1'" >&2
+	return 1
+}
+
 # checksums LEDGER: "version checksum" per migration, from the last run_start.
 ledger_checksums() {
 	python3 - "$1" <<'PY'

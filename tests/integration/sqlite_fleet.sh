@@ -1,5 +1,5 @@
 # sqlite_fleet.sh — integration tests of apply, rollback, status and the
-# ledger on fleets of 100-300 SQLite tenants: the outcome is read back from
+# ledger on fleets of 100-200 SQLite tenants: the outcome is read back from
 # the tenants themselves (history rows, the schema with the sqlite3 CLI),
 # the ledger and the exit codes.
 #
@@ -22,6 +22,10 @@ F=
 
 # dc ARGS...: deployclaw on fleet $F (stdout, stderr, exit code kept by `run`).
 dc() { run "$DC" --config "$F/deployclaw.yaml" "$@"; }
+
+# fail_here MESSAGE: fail from the script's own line (lib.sh's fail reports
+# its caller's caller)
+fail_here() { fail "$@"; }
 
 section() { echo "== $* ($((SECONDS - T0))s)"; }
 
@@ -69,7 +73,7 @@ expect_rc 0
 expect_out "120 tenants migrated to '0003', 0 failed"
 H3=$(std_history)
 CHECKS=$((CHECKS + 1))
-[ "$(grep -o ':applied:[0-9a-f]\{64\}' <<<"$H3" | wc -l)" -eq 3 ] || fail "run_start lacks 3 checksums: '$H3'"
+[ "$(grep -o ':applied:[0-9a-f]\{64\}' <<<"$H3" | wc -l)" -eq 3 ] || fail_here "run_start lacks 3 checksums: '$H3'"
 fleet_states "$F" std >happy.st
 check_eq "tenants at 0003 with 3 applied history rows and the new schema" \
 	"$(count_state happy.st "p1 x1 i1 t1 $H3")" 120
@@ -91,7 +95,7 @@ dc status
 expect_rc 0
 expect_out "every tenant is at '0003'"
 CHECKS=$((CHECKS + 1))
-grep -Eq '^ +0003 +store order totals +120$' "$OUT" || fail "status does not show 120 tenants at 0003"
+grep -Eq '^ +0003 +store order totals +120$' "$OUT" || fail_here "status does not show 120 tenants at 0003"
 "$DC" --config "$F/deployclaw.yaml" --json status >status.json 2>"$ERR"
 json_check status.json 'd["tenants"] == 120' 'd["pending"] == 0' 'd["failed"] == 0' \
 	'd["drifted"] == 0' '[v["tenants"] for v in d["versions"]] == [0, 0, 0, 120]' \
@@ -134,7 +138,7 @@ dc apply
 expect_rc 0
 expect_out "nothing to do: all 120 tenants are at '0003'"
 CHECKS=$((CHECKS + 1))
-fleet_sums "$F" | cmp -s - happy.sums || fail "a second apply changed tenant files"
+fleet_sums "$F" | cmp -s - happy.sums || fail_here "a second apply changed tenant files"
 check_eq "second apply: no tenant entries in its ledger run" \
 	"$(ledger_events "$F/audit/ledger.jsonl" | grep -c '^tenant ')" 0
 
@@ -158,7 +162,7 @@ check_eq "ledger: the rollback run" \
 dc status
 expect_rc 0
 CHECKS=$((CHECKS + 1))
-grep -Eq '^ +0001 +add a plan to every account +120$' "$OUT" || fail "status does not show 120 tenants at 0001"
+grep -Eq '^ +0001 +add a plan to every account +120$' "$OUT" || fail_here "status does not show 120 tenants at 0001"
 dc apply
 expect_rc 0
 expect_out "120 tenants migrated to '0003'"
@@ -180,7 +184,7 @@ expect_err "2 tenants failed"
 for t in t-0030 t-0090; do
 	CHECKS=$((CHECKS + 1))
 	grep -Eq "$t .*migrations/0003_order_totals\.yaml:11:5: verify assertion of '0003' is false" "$OUT" ||
-		fail "the summary does not name $t with file:line:col and 'verify assertion'"
+		fail_here "the summary does not name $t with file:line:col and 'verify assertion'"
 done
 expect_out "118 tenants migrated to '0003', 2 failed"
 H3=$(std_history)
@@ -226,7 +230,7 @@ dc apply
 expect_rc 1
 CHECKS=$((CHECKS + 1))
 grep -Eq "t-0017 .*migrations/0002_account_tier\.yaml:[0-9]+:[0-9]+: verify assertion of '0002' is false" "$OUT" ||
-	fail "t-0017 not reported with the verify assertion's file:line:col"
+	fail_here "t-0017 not reported with the verify assertion's file:line:col"
 expect_no_out "undoing its committed phases failed"
 fleet_states "$F" heavy >verify2.st
 C1=$(ledger_checksums "$F/audit/ledger.jsonl" | awk '$1 == "0001" { print $2 }')
@@ -285,7 +289,8 @@ check_eq "ledger: run_end failed with tenants not run" "$(grep ^end budget.ledge
 # ------------------------------------------------------------------------
 section "4. SIGKILL at random points, then resume"
 F=$TMP/kill
-HEAVY_BATCH=250 new_fleet "$F" 300 heavy heavy 1 "$WAVES" 0 2
+NKILL=200
+HEAVY_BATCH=250 new_fleet "$F" $NKILL heavy heavy 1 "$WAVES" 0 2
 kills=0
 finished=0
 for round in $(seq 1 12); do
@@ -305,7 +310,7 @@ for round in $(seq 1 12); do
 done
 echo "  $kills runs killed"
 CHECKS=$((CHECKS + 1))
-[ "$kills" -ge 10 ] || fail "only $kills of 12 runs were killed mid-run"
+[ "$kills" -ge 10 ] || fail_here "only $kills of 12 runs were killed mid-run"
 fleet_states "$F" heavy >kill_mid.st
 echo "  after the kills: $(grep -c '0002:applied' kill_mid.st) tenants done, $(grep -c 'partial' kill_mid.st) partial"
 dc apply
@@ -313,17 +318,15 @@ expect_rc 0
 expect_out "0 failed"
 dc apply
 expect_rc 0
-expect_out "nothing to do: all 300 tenants are at '0002'"
+expect_out "nothing to do: all $NKILL tenants are at '0002'"
 HH=$(std_history)
 fleet_states "$F" heavy >kill.st
 check_eq "every tenant at the target exactly once, weights right, schema complete" \
-	"$(count_state kill.st "w1 x1 r1 b0 $HH")" 300
-CHECKS=$((CHECKS + 1))
-[ "$(count_state kill.st "w1 x1 r1 b0 $HH")" -eq 300 ] || {
-	awk '{ $1 = ""; print }' kill.st | sort | uniq -c | head >&2
-}
+	"$(count_state kill.st "w1 x1 r1 b0 $HH")" $NKILL
+[ "$(count_state kill.st "w1 x1 r1 b0 $HH")" -eq $NKILL ] ||
+	awk '{ $1 = ""; print }' kill.st | sort | uniq -c | head >&2 # what the others are
 check_eq "history rows per tenant (one per version)" \
-	"$(for db in "$F"/tenants/t-00{01,50,99}.db "$F"/tenants/t-0{150,299,300}.db; do
+	"$(for db in "$F"/tenants/t-00{01,50,99}.db "$F"/tenants/t-0{150,199,200}.db; do
 		sql "$db" "SELECT count(*) || '/' || count(DISTINCT version) FROM deployclaw_history"
 	done | sort -u)" "2/2"
 check_eq "no hot journal left behind" "$(find "$F/tenants" -name '*-journal' | wc -l)" 0
@@ -361,15 +364,42 @@ dc rollback --to 0001
 expect_rc 0
 ROLLED=0002
 fleet_states "$F" heavy >rbkill.st
-check_eq "0002 rolled back exactly once everywhere" "$(count_state rbkill.st "w1 x1 r0 b0 $(std_history)")" 300
+check_eq "0002 rolled back exactly once everywhere" "$(count_state rbkill.st "w1 x1 r0 b0 $(std_history)")" $NKILL
 ROLLED=""
 dc audit verify
 expect_rc 0
 
+section "4c. SIGTERM: a graceful stop, nothing half-applied, then resume"
+F=$TMP/term
+HEAVY_BATCH=250 new_fleet "$F" 100 heavy heavy 1 "[100%]" 0 2
+"$DC" --config "$F/deployclaw.yaml" apply >term.out 2>term.err &
+pid=$!
+# the signal handler is in place once the rollout started: its first wave is in the ledger
+for _ in $(seq 200); do
+	grep -q '"event":"wave_start"' "$F/audit/ledger.jsonl" && break
+	sleep 0.05
+done
+sleep 0.3
+kill -TERM "$pid"
+wait "$pid"
+RC=$?
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -q "not run (interrupted)" term.out || fail_here "the summary does not say the run was interrupted: $(tail -3 term.out)"
+check_eq "ledger: the run ended as interrupted" \
+	"$(python3 -c 'import json,sys; print([json.loads(l)["data"]["status"] for l in open(sys.argv[1]) if "\"run_end\"" in l][-1])' "$F/audit/ledger.jsonl")" interrupted
+fleet_states "$F" heavy >term.st
+check_eq "no tenant left partial or half-applied" \
+	"$(awk '{ $1 = ""; print }' term.st | sed 's/:[0-9a-f]\{64\}//g' | grep -Ev '^ (w0 x0 r0 b- (-|0001:rolled_back)|w1 x1 r1 b0 0001:applied,0002:applied)$' | sort | uniq -c)" ""
+dc apply
+expect_rc 0
+fleet_states "$F" heavy >term2.st
+check_eq "resumed to the target" "$(count_state term2.st "w1 x1 r1 b0 $(std_history)")" 100
+
 # ------------------------------------------------------------------------
 section "5. two applies at once on one fleet"
 F=$TMP/conc
-new_fleet "$F" 150 heavy heavy 1 "[100%]" 150 2
+new_fleet "$F" 120 heavy heavy 1 "[100%]" 120 2
 "$DC" --config "$F/deployclaw.yaml" apply >c1.out 2>c1.err &
 p1=$!
 "$DC" --config "$F/deployclaw.yaml" apply >c2.out 2>c2.err &
@@ -381,46 +411,33 @@ r2=$?
 echo "  concurrent applies exited $r1 and $r2"
 for r in $r1 $r2; do
 	CHECKS=$((CHECKS + 1))
-	[ "$r" -eq 0 ] || [ "$r" -eq 1 ] || fail "a concurrent apply exited $r"
+	[ "$r" -eq 0 ] || [ "$r" -eq 1 ] || fail_here "a concurrent apply exited $r"
 done
 CHECKS=$((CHECKS + 1))
-! grep -qi "duplicate column" c1.out c1.err c2.out c2.err || fail "a tenant was applied twice (duplicate column)"
+! grep -qi "duplicate column" c1.out c1.err c2.out c2.err || fail_here "a tenant was applied twice (duplicate column)"
 for k in 1 2; do
 	CHECKS=$((CHECKS + 1))
 	if grep -q "failed" "c$k.err"; then
 		grep -q "locked by another deployclaw process" "c$k.out" ||
-			fail "apply $k failed, but not on a lock: $(head -c 600 "c$k.out")"
+			fail_here "apply $k failed, but not on a lock: $(head -c 600 "c$k.out")"
 	fi
 done
 check_eq "the two runs migrated each tenant once between them" \
-	"$(cat c1.out c2.out | sed -n "s/^\([0-9]*\) tenants migrated to '0002'.*/\1/p" | awk '{ n += $1 } END { print n + 0 }')" 150
+	"$(cat c1.out c2.out | sed -n "s/^\([0-9]*\) tenants\? migrated to '0002'.*/\1/p" | awk '{ n += $1 } END { print n + 0 }')" 120
 dc apply
 expect_rc 0
 HH=$(std_history)
 fleet_states "$F" heavy >conc.st
-check_eq "complete after the concurrent runs" "$(count_state conc.st "w1 x1 r1 b0 $HH")" 150
+check_eq "complete after the concurrent runs" "$(count_state conc.st "w1 x1 r1 b0 $HH")" 120
 dc audit verify
 expect_rc 0
 
 # a tenant another process holds: a clear lock error names the tenant
 F=$TMP/lock
 LOCK_TIMEOUT=300ms new_fleet "$F" 100 small std 1 "$WAVES" 5 2
-python3 - "$F/tenants" t-0005.db "$TMP/lock.ready" <<'PY' &
-import fcntl, os, sys, time
-folder, base, ready = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3]
-def fnv1a(h, s):
-    for b in s.encode():
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
-h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325, folder), "/"), base)
-h ^= h >> 33
-fd = os.open(os.path.join(folder, ".deployclaw.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, h & 0x3FFFFFFFFFFFFFFF, os.SEEK_SET)
-open(ready, "w").close()
-time.sleep(120)
-PY
+hold_lock "$F" t-0005 "$TMP/lock.ready" &
 holder=$!
-for _ in $(seq 100); do [ -e "$TMP/lock.ready" ] && break; sleep 0.05; done
+wait_file "$TMP/lock.ready"
 dc apply
 expect_rc 1
 expect_out "t-0005"
@@ -433,6 +450,33 @@ check_eq "the locked tenant untouched" "$(state_of lock.st t-0005)" "p0 x0 i0 t0
 dc apply
 expect_rc 0
 expect_out "1 tenant migrated to '0003'"
+
+# two processes wait for the same tenant; the one served second must see
+# what the first did (its view from before the lock is stale)
+F=$TMP/lock2
+LOCK_TIMEOUT=10s new_fleet "$F" 100 small std 1 "$WAVES" 0 1
+hold_lock "$F" t-0005 "$TMP/lock2.ready" &
+holder=$!
+wait_file "$TMP/lock2.ready"
+"$DC" --config "$F/deployclaw.yaml" apply --tenant t-0005 >w1.out 2>&1 &
+w1=$!
+"$DC" --config "$F/deployclaw.yaml" apply --tenant t-0005 >w2.out 2>&1 &
+w2=$!
+sleep 1 # both have read the tenant and wait for its lock
+kill "$holder"
+wait "$holder" 2>/dev/null
+wait "$w1"
+r1=$?
+wait "$w2"
+r2=$?
+check_eq "two applies served one after the other on one tenant: exit codes" "$r1 $r2" "0 0"
+CHECKS=$((CHECKS + 1))
+! grep -q "duplicate column" w1.out w2.out || fail_here "the tenant was applied twice: $(grep -h 'duplicate' w1.out w2.out)"
+check_eq "one migrated it, the other found it done" \
+	"$(cat w1.out w2.out | grep -Eo '^[01] tenants? migrated to .0003., 0 failed, [01] already up to date' | sort | tr '\n' '|')" \
+	"0 tenants migrated to '0003', 0 failed, 1 already up to date|1 tenant migrated to '0003', 0 failed, 0 already up to date|"
+fleet_states "$F" std >lock2.st
+check_eq "the tenant at the target once" "$(state_of lock2.st t-0005)" "p1 x1 i1 t1 $(std_history)"
 
 # ------------------------------------------------------------------------
 section "7. edited migration: exit 4 before any tenant is touched"
@@ -448,10 +492,10 @@ expect_rc 4
 expect_err "0002_create_invoices.yaml"
 expect_no_out "migrated"
 CHECKS=$((CHECKS + 1))
-fleet_sums "$F" | cmp -s - edit.sums || fail "an apply refused for an edited migration changed tenant files"
+fleet_sums "$F" | cmp -s - edit.sums || fail_here "an apply refused for an edited migration changed tenant files"
 fleet_states "$F" std >edit_after.st
 CHECKS=$((CHECKS + 1))
-cmp -s edit_before.st edit_after.st || fail "history or schema changed after a refused apply"
+cmp -s edit_before.st edit_after.st || fail_here "history or schema changed after a refused apply"
 
 # ------------------------------------------------------------------------
 section "8. tampered ledger: exit 4, no tenant touched"
@@ -475,7 +519,7 @@ expect_rc 4
 expect_err "ledger"
 expect_no_out "migrated"
 CHECKS=$((CHECKS + 1))
-fleet_sums "$F" | cmp -s - tamper.sums || fail "an apply refused for a tampered ledger changed tenant files"
+fleet_sums "$F" | cmp -s - tamper.sums || fail_here "an apply refused for a tampered ledger changed tenant files"
 dc audit verify
 expect_rc 4
 expect_err "seq"
@@ -492,10 +536,10 @@ expect_rc 1
 expect_out "98 tenants migrated to '0003', 2 failed"
 CHECKS=$((CHECKS + 1))
 grep -E "t-0020 .*t-0020\.db.*(file is not a database|not a database)" "$OUT" >/dev/null ||
-	fail "the garbage tenant is not reported as 'not a database'"
+	fail_here "the garbage tenant is not reported as 'not a database'"
 CHECKS=$((CHECKS + 1))
 grep -E "t-0050 .*t-0050\.db.*the database file is read-only" "$OUT" >/dev/null ||
-	fail "the 0444 tenant is not reported as read-only"
+	fail_here "the 0444 tenant is not reported as read-only"
 check_eq "the garbage and read-only files are unchanged" \
 	"$(fleet_sums "$F" | grep -E 't-00(20|50)\.db')" "$(grep -E 't-00(20|50)\.db' bad.sums)"
 fleet_states "$F" std >bad.st
@@ -513,9 +557,9 @@ dc apply --dry-run
 expect_rc 0
 expect_out "plan (dry run, nothing changed): 100 of 100 tenants need work, target '0003'"
 CHECKS=$((CHECKS + 1))
-fleet_sums "$F" | cmp -s - dry.sums || fail "--dry-run changed tenant files"
+fleet_sums "$F" | cmp -s - dry.sums || fail_here "--dry-run changed tenant files"
 CHECKS=$((CHECKS + 1))
-cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail "--dry-run wrote to the ledger"
+cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail_here "--dry-run wrote to the ledger"
 dc apply --tenant t-0042
 expect_rc 0
 expect_out "1 tenant migrated to '0003'"
@@ -534,7 +578,7 @@ dc apply --tenant t-0O99
 expect_rc 2
 expect_err "no tenant 't-0O99' in the fleet (did you mean 't-0099'?)"
 CHECKS=$((CHECKS + 1))
-cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail "an unknown --tenant wrote to the ledger"
+cmp -s dry.ledger "$F/audit/ledger.jsonl" || fail_here "an unknown --tenant wrote to the ledger"
 check_eq "an unknown --tenant changes nothing" "$(fleet_sums "$F" | grep -v t-0042)" "$(grep -v t-0042 dry.sums)"
 
 # ------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+/*
+ * analysis_internal.h — what model.c, lint.c and classify.c share. Not part
+ * of the public API: it exposes libpg_query's protobuf-c types.
+ */
+#ifndef DC_ANALYSIS_INTERNAL_H
+#define DC_ANALYSIS_INTERNAL_H
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+
+#include <deployclaw/analysis.h>
+
+/* The lock-table rows; the model classifies a tree into these. */
+enum dc_op {
+	OP_ADD_COLUMN,
+	OP_ADD_COLUMN_DEFAULT,
+	OP_ADD_COLUMN_VOLATILE,
+	OP_ADD_COLUMN_SERIAL,
+	OP_ADD_COLUMN_IDENTITY,
+	OP_ADD_COLUMN_GENERATED,
+	OP_ADD_COLUMN_DOMAIN,
+	OP_ADD_COLUMN_NOT_NULL,
+	OP_ADD_COLUMN_REFERENCES,
+	OP_ADD_COLUMN_UNIQUE,
+	OP_DROP_COLUMN,
+	OP_TYPE_REWRITE,
+	OP_TYPE_NO_REWRITE,
+	OP_TYPE_MAY_REWRITE,
+	OP_SET_DEFAULT,
+	OP_DROP_DEFAULT,
+	OP_SET_NOT_NULL,
+	OP_DROP_NOT_NULL,
+	OP_SET_STATISTICS,
+	OP_SET_STORAGE,
+	OP_ADD_IDENTITY,
+	OP_ADD_CHECK,
+	OP_ADD_CHECK_NOT_VALID,
+	OP_ADD_FK,
+	OP_ADD_FK_NOT_VALID,
+	OP_VALIDATE,
+	OP_ADD_UNIQUE,
+	OP_ADD_PK,
+	OP_ADD_EXCLUDE,
+	OP_ADD_USING_INDEX,
+	OP_DROP_CONSTRAINT,
+	OP_ALTER_CONSTRAINT,
+	OP_RENAME,
+	OP_TRIGGER_TOGGLE,
+	OP_RULE_RLS,
+	OP_CLUSTER_ON,
+	OP_SET_RELOPTIONS_LIGHT,
+	OP_SET_RELOPTIONS,
+	OP_SET_LOGGED,
+	OP_SET_ACCESS_METHOD,
+	OP_SET_TABLESPACE,
+	OP_INHERIT,
+	OP_ALTER_TABLE_OTHER,
+	OP_REPLICA_IDENTITY,
+	OP_ATTACH_PARTITION,
+	OP_DETACH_PARTITION,
+	OP_DETACH_CONCURRENTLY,
+	OP_CREATE_INDEX,
+	OP_CREATE_INDEX_CONCURRENTLY,
+	OP_CREATE_INDEX_ONLY,
+	OP_DROP_INDEX,
+	OP_DROP_INDEX_CONCURRENTLY,
+	OP_REINDEX,
+	OP_REINDEX_CONCURRENTLY,
+	OP_ALTER_INDEX,
+	OP_ALTER_INDEX_TABLESPACE,
+	OP_CREATE_TRIGGER,
+	OP_DROP_TRIGGER,
+	OP_CREATE_POLICY,
+	OP_CREATE_TABLE,
+	OP_CREATE_TABLE_AS,
+	OP_CREATE_VIEW,
+	OP_CREATE_STATISTICS,
+	OP_COMMENT,
+	OP_GRANT,
+	OP_TRUNCATE,
+	OP_DROP_TABLE,
+	OP_DROP_OTHER,
+	OP_CLUSTER,
+	OP_VACUUM_FULL,
+	OP_VACUUM,
+	OP_ANALYZE,
+	OP_REFRESH_MV,
+	OP_REFRESH_MV_CONCURRENTLY,
+	OP_LOCK_TABLE,
+	OP_ENUM_ADD_VALUE,
+	OP_DOMAIN_ADD_CONSTRAINT,
+	OP_DOMAIN_ADD_CONSTRAINT_NOT_VALID,
+	OP_ALTER_SEQUENCE,
+	OP_DML,
+	OP_SELECT,
+	OP_CREATE_OTHER,
+	OP_SET,
+	OP_TRANSACTION,
+	OP_NON_TRANSACTIONAL,
+	OP_OTHER,
+	OP_COUNT
+};
+
+/* The first autocommit-only statement name of classify.c, or NULL. */
+const char *dc_analysis__autocommit_what(const PgQuery__Node *n);
+
+/* A String node's text, or NULL. */
+const char *dc_analysis__str(const PgQuery__Node *n);
+
+/* The last element of a name list (["pg_catalog","int4"] -> "int4"). */
+const char *dc_analysis__last_name(PgQuery__Node *const *names, size_t n);
+
+/*
+ * Builds the model of one statement `n` whose text is sql[off, off+len).
+ * Fills everything but file/line/col. 0 or DC_ENOMEM.
+ */
+int dc_analysis__model(const PgQuery__Node *n,
+                       const char *sql,
+                       size_t off,
+                       size_t len,
+                       dc_stmt_model *out);
+
+/* Frees what a model owns; the struct itself is caller storage. */
+void dc_analysis__model_release(dc_stmt_model *m);
+
+/* The lock-table row of `op`. */
+const dc_lock_rule *dc_analysis__rule(int op);
+
+/* Appends `name` quoted as an SQL identifier when it needs quotes. */
+void dc_analysis__quote_ident(dc_strbuf *sb, const char *name);
+
+/* Appends "schema.name" (schema only when given), quoted as needed. */
+void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv);
+
+/* True when the column type `tn` is a serial pseudo-type. */
+bool dc_analysis__is_serial(const PgQuery__TypeName *tn);
+
+/*
+ * The column's default is one PostgreSQL 11+ stores as a "fast default"
+ * (non-volatile): literals, casts of them, CURRENT_TIMESTAMP & co, known
+ * stable/immutable built-ins. Unknown functions count as volatile.
+ */
+bool dc_analysis__default_is_fast(const PgQuery__Node *e);
+
+/* Classifies a type change from `from` (may be NULL: unknown) to `to`. */
+int dc_analysis__type_change_op(const PgQuery__TypeName *from, const PgQuery__TypeName *to,
+                                bool has_using);
+
+/* Canonical built-in name of a type ("int4", "varchar", "timestamptz"), or
+ * the last name as written for user types; `builtin` tells which. */
+const char *dc_analysis__type_base(const PgQuery__TypeName *tn, bool *builtin);
+
+#endif
