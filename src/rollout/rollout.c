@@ -60,6 +60,9 @@ struct rollout {
 	const dc_statement **autocommit; /* sorted: statements that cannot run in a transaction */
 	size_t nautocommit;
 
+	const char *to; /* the target version: opts->to_version, or derived (rollback) */
+	char to_buf[64];
+
 	dc_rollout__todo *todos; /* the plan, per tenant */
 	bool *readable;
 	char (*read_error)[512];
@@ -873,8 +876,7 @@ static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *ret
 	if ((rc = r->ops->history_ensure(t.conn, err)) != 0 ||
 	    (rc = r->ops->history_read(t.conn, &rows, &nrows, err)) != 0)
 		goto out;
-	rc = dc_rollout__todo_compute(&todo, r->set, rows, nrows, r->opts->direction,
-	                              r->opts->to_version);
+	rc = dc_rollout__todo_compute(&todo, r->set, rows, nrows, r->opts->direction, r->to);
 	if (rc) {
 		rc = dc_error_set(err, rc == DC_ENOMEM ? rc : DC_ETENANT, "%s",
 		                  todo.problem[0] ? todo.problem : "cannot plan this tenant");
@@ -1159,13 +1161,48 @@ static void plan_one(rollout *r, size_t ti, const dc_history_row *rows, size_t n
 
 	r->readable[ti] = true;
 	rc = dc_rollout__todo_compute(&r->todos[ti], r->set, rows, nrows, r->opts->direction,
-	                              r->opts->to_version);
+	                              r->to);
 	if (rc == DC_EINVAL) {
 		/* not plannable: fails visibly when dispatched */
 		r->readable[ti] = false;
 		snprintf(r->read_error[ti], sizeof(r->read_error[0]), "%.500s",
 		         r->todos[ti].problem);
 	}
+}
+
+static int plan_all(rollout *r, dc_error *err);
+
+/*
+ * A rollback without --to undoes the newest migration applied anywhere in
+ * the fleet: every tenant goes back to the version before it. A fleet-wide
+ * target (rather than "each tenant's latest") makes a crashed rollback
+ * resumable — running it again finishes the same step instead of undoing
+ * one more migration on the tenants that were already done.
+ */
+static int fleet_rollback_target(rollout *r, dc_error *err)
+{
+	const char *latest = NULL;
+	size_t i, k;
+
+	for (i = 0; i < r->rep->ntenants; i++)
+		if (r->todos[i].n > 0 &&
+		    (!latest || dc_version_compare(r->todos[i].migs[0]->version, latest) > 0))
+			latest = r->todos[i].migs[0]->version;
+	if (!latest)
+		return 0;
+	for (k = 0; k < r->set->count; k++)
+		if (strcmp(r->set->migrations[k].version, latest) == 0)
+			break;
+	/* "" as the target: below the first migration, everything is undone */
+	snprintf(r->to_buf, sizeof(r->to_buf), "%s",
+	         k > 0 && k < r->set->count ? r->set->migrations[k - 1].version : "");
+	r->to = r->to_buf;
+	for (i = 0; i < r->rep->ntenants; i++) {
+		dc_rollout__todo_release(&r->todos[i]);
+		r->readable[i] = false;
+		r->read_error[i][0] = '\0';
+	}
+	return plan_all(r, err);
 }
 
 static void *plan_worker(void *arg)
@@ -1521,9 +1558,9 @@ static json_t *run_start_json(rollout *r, const char *phash)
 	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:s}", "direction",
 	              r->opts->direction == DC_ROLLOUT_APPLY ? "apply" : "rollback", "config_hash",
 	              r->opts->config_hash ? r->opts->config_hash : "", "plan_hash", phash,
-	              "target", rep->target, "to", r->opts->to_version ? r->opts->to_version : "",
-	              "tenants", (json_int_t)rep->ntenants, "planned", (json_int_t)rep->planned,
-	              "parallel", r->nworkers, "pid", (int)getpid(), "host", host);
+	              "target", rep->target, "to", r->to ? r->to : "", "tenants",
+	              (json_int_t)rep->ntenants, "planned", (json_int_t)rep->planned, "parallel",
+	              r->nworkers, "pid", (int)getpid(), "host", host);
 	migs = json_array();
 	if (!d || !migs) {
 		json_decref(d);
@@ -1737,7 +1774,11 @@ int dc_rollout_run(dc_rollout_report **out,
 
 	/* plan: every tenant's history */
 	t = dc_time_mono_ms();
+	r.to = opts->to_version;
 	if ((rc = plan_all(&r, err)) != 0)
+		goto out;
+	if (opts->direction == DC_ROLLOUT_ROLLBACK && !opts->to_version &&
+	    (rc = fleet_rollback_target(&r, err)) != 0)
 		goto out;
 	for (i = 0; i < rep->ntenants; i++) {
 		dc_tenant_outcome *o = &rep->outcomes[i];
@@ -1750,6 +1791,8 @@ int dc_rollout_run(dc_rollout_report **out,
 				snprintf(rep->target, sizeof(rep->target), "%s", r.todos[i].to);
 		}
 	}
+	if (opts->direction == DC_ROLLOUT_ROLLBACK && r.to)
+		snprintf(rep->target, sizeof(rep->target), "%s", r.to[0] ? r.to : "(none)");
 	if (opts->direction == DC_ROLLOUT_APPLY && !rep->target[0] && set->count)
 		snprintf(rep->target, sizeof(rep->target), "%s",
 		         opts->to_version ? opts->to_version
