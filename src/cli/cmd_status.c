@@ -113,6 +113,8 @@ int cli_status(cli *c, int parallel)
 		json_decref(o);
 		goto out;
 	}
+	if (c->quiet)
+		goto out;
 	cli_out("%zu tenants, %zu migrations\n\n  %-16s %-36s %8s\n", st->ntenants, set->count,
 	        "version", "name", "tenants");
 	for (i = 0; i < st->nversions; i++) {

@@ -1309,6 +1309,7 @@ static json_t *gate_json(const dc_gate_result *g)
 typedef struct open_runs {
 	char run_ids[64][33];
 	int pids[64];
+	long long starts[64];
 	char hosts[64][128];
 	size_t n;
 } open_runs;
@@ -1326,6 +1327,7 @@ static int scan_run(json_t *e, void *ctx)
 	if (strcmp(ev, "run_start") == 0 && o->n < 64) {
 		snprintf(o->run_ids[o->n], sizeof(o->run_ids[0]), "%s", run);
 		o->pids[o->n] = (int)json_integer_value(json_object_get(data, "pid"));
+		o->starts[o->n] = (long long)json_integer_value(json_object_get(data, "pid_start"));
 		snprintf(o->hosts[o->n], sizeof(o->hosts[0]), "%s",
 		         json_string_value(json_object_get(data, "host"))
 		                 ? json_string_value(json_object_get(data, "host"))
@@ -1343,11 +1345,60 @@ static int scan_run(json_t *e, void *ctx)
 			memmove(&o->run_ids[i], &o->run_ids[i + 1],
 			        (o->n - i) * sizeof(o->run_ids[0]));
 			memmove(&o->pids[i], &o->pids[i + 1], (o->n - i) * sizeof(o->pids[0]));
+			memmove(&o->starts[i], &o->starts[i + 1],
+			        (o->n - i) * sizeof(o->starts[0]));
 			memmove(&o->hosts[i], &o->hosts[i + 1], (o->n - i) * sizeof(o->hosts[0]));
 			break;
 		}
 	}
 	return 0;
+}
+
+/*
+ * When process `pid` started, in clock ticks since boot (field 22 of
+ * /proc/PID/stat), or -1 when it does not exist or is a zombie: a killed
+ * run whose parent has not reaped it yet must count as gone.
+ */
+static long long process_start(int pid)
+{
+	char path[64], buf[1024], state = '?';
+	long long start = -1;
+	const char *p;
+	FILE *f;
+	size_t n;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c", &state) != 1 || state == 'Z' || state == 'X')
+		return -1;
+	for (field = 3, p += 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 22)
+		start = strtoll(p, NULL, 10);
+	return start;
+}
+
+/* Whether the run of `pid` (started at `start`, 0 = unknown) is still running here. A
+ * reused pid has another start time. */
+static bool process_alive(int pid, long long start)
+{
+	long long now;
+
+	if (pid <= 0)
+		return false;
+	if (access("/proc/self/stat", R_OK) != 0)
+		return kill(pid, 0) == 0; /* no /proc: the best there is */
+	now = process_start(pid);
+	return now >= 0 && (start <= 0 || now == start);
 }
 
 /* Runs that started and never ended, and whose process is gone: record them as interrupted. */
@@ -1366,7 +1417,7 @@ static int record_interrupted(rollout *r, dc_error *err)
 		goto out;
 	for (i = 0; i < o->n; i++) {
 		/* a run of a live process on this host is not interrupted, just concurrent */
-		if (strcmp(o->hosts[i], host) == 0 && o->pids[i] > 0 && (kill(o->pids[i], 0) == 0))
+		if (strcmp(o->hosts[i], host) == 0 && process_alive(o->pids[i], o->starts[i]))
 			continue;
 		if ((rc = record(r, "run_interrupted",
 		                 json_pack("{s:s}", "interrupted_run", o->run_ids[i]), err)) != 0)
@@ -1555,12 +1606,13 @@ static json_t *run_start_json(rollout *r, const char *phash)
 	size_t i;
 
 	gethostname(host, sizeof(host) - 1);
-	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:s}", "direction",
+	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:I, s:s}", "direction",
 	              r->opts->direction == DC_ROLLOUT_APPLY ? "apply" : "rollback", "config_hash",
 	              r->opts->config_hash ? r->opts->config_hash : "", "plan_hash", phash,
 	              "target", rep->target, "to", r->to ? r->to : "", "tenants",
 	              (json_int_t)rep->ntenants, "planned", (json_int_t)rep->planned, "parallel",
-	              r->nworkers, "pid", (int)getpid(), "host", host);
+	              r->nworkers, "pid", (int)getpid(), "pid_start",
+	              (json_int_t)process_start((int)getpid()), "host", host);
 	migs = json_array();
 	if (!d || !migs) {
 		json_decref(d);
