@@ -3,6 +3,9 @@
 #
 #   bench/sqlite_fleet.sh [-n TENANTS] [-r REPEATS] [-j "1 2"] [-c "checks nochecks"]
 #
+# (~10 minutes for the defaults, 10,000 tenants and 3 repeats, on a 2-core VM;
+# `-j 1` and `-j 2` may be run separately.)
+#
 # Builds (release, build-bench/) deployclaw and bench/sqlite_baseline, creates
 # one fleet of TENANTS files (default 10000) with a 3-statement migration, a
 # signing key and deployclaw.sum, then for every repeat and parallelism runs,
@@ -14,12 +17,19 @@
 #   checks     deployclaw apply -j J: canary 1, waves [10%, 100%], ledger on,
 #              the default per-tenant gates (integrity_check, foreign_key_check)
 #   nochecks   the same with gates: {integrity_check: false, foreign_key_check: false}
+#   plan       deployclaw apply --dry-run -j J on the fleet itself (it changes
+#              nothing): discovery, the planning pass that reads every tenant's
+#              history, the preflight gates -- the part of a run the baseline
+#              has no counterpart for, shown as a fraction of the baseline
 #
 # Every run prints wall time, tenants/s and peak RSS (deployclaw: `time -f %M`;
-# the baseline: getrusage); the summary gives medians and the ratio
-# deployclaw/baseline of the median wall times at equal parallelism. TMPDIR
-# picks the disk measured. SQLite's default durability throughout (rollback
-# journal, synchronous=FULL).
+# the baseline: getrusage); the summary gives medians, the ratio
+# deployclaw/baseline of the median wall times at equal parallelism, and the
+# median of the per-repeat ratios (each deployclaw run against the baseline run
+# next to it: steadier when the machine's load drifts). TMPDIR picks the disk
+# measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other builds, with no
+# build step when both are given. SQLite's default durability throughout
+# (rollback journal, synchronous=FULL).
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -39,12 +49,14 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if [ ! -d build-bench ]; then
-	meson setup build-bench --buildtype=release >/dev/null
+dc=${DEPLOYCLAW:-$root/build-bench/src/cli/deployclaw}
+base=${BASELINE:-$root/build-bench/bench/sqlite_baseline}
+if [ -z "${DEPLOYCLAW:-}" ] || [ -z "${BASELINE:-}" ]; then
+	if [ ! -d build-bench ]; then
+		meson setup build-bench --buildtype=release >/dev/null
+	fi
+	ninja -C build-bench src/cli/deployclaw bench/sqlite_baseline >/dev/null
 fi
-ninja -C build-bench src/cli/deployclaw bench/sqlite_baseline >/dev/null
-dc=$root/build-bench/src/cli/deployclaw
-base=$root/build-bench/bench/sqlite_baseline
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dc-sqlite-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT INT TERM
@@ -134,6 +146,14 @@ run_deployclaw() { # CONFIG J REPEAT
 		"$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss"
 }
 
+run_plan() { # J REPEAT: `apply --dry-run` (discover, read every history, gates): the planning pass alone
+	t=$(now)
+	(cd "$fleet" && "$dc" -q --config checks.yaml apply --dry-run -j "$1") >/dev/null
+	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
+	echo "plan $1 $2 $t 0" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  (apply --dry-run: the planning pass)\n' plan "$1" "$2" "$t"
+}
+
 r=1
 while [ "$r" -le "$repeats" ]; do
 	for j in $pars; do
@@ -145,6 +165,7 @@ while [ "$r" -le "$repeats" ]; do
 			for c in $configs; do run_deployclaw "$c" "$j" "$r"; done
 			run_baseline "$j" "$r"
 		fi
+		run_plan "$j" "$r"
 	done
 	r=$((r + 1))
 done
@@ -156,25 +177,42 @@ median() { # KIND J FIELD
 			if (NR == 0) exit
 			if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+paired_ratio() { # KIND J: median over repeats of deployclaw / the baseline of the same repeat
+	awk -v k="$1" -v j="$2" '$2 == j && $1 == "baseline" {b[$3] = $4}
+		$2 == j && $1 == k {d[$3] = $4}
+		END {for (r in d) if (r in b) print d[r] / b[r]}' "$results" |
+		sort -g | awk '{v[NR] = $1} END {
+			if (NR == 0) exit
+			if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 echo
 echo "medians of $repeats runs, $n tenants; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-26s | %2s | %9s | %10s | %12s | %22s |\n' run -j "wall (s)" tenants/s "peak RSS" \
-	"deployclaw / baseline"
-printf '| %-26s | %2s | %9s | %10s | %12s | %22s |\n' --- -- --- --- --- ---
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s |\n' run -j "wall (s)" tenants/s "peak RSS" \
+	ratio "paired"
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s |\n' --- -- --- --- --- --- ---
 for j in $pars; do
 	bw=$(median baseline "$j" 4)
-	for k in baseline $configs; do
+	for k in baseline $configs plan; do
 		w=$(median "$k" "$j" 4)
 		m=$(median "$k" "$j" 5)
 		case $k in
-		baseline) label="baseline (plain SQLite)"; ratio="—" ;;
-		checks) label="deployclaw, checks on"
-			ratio=$(echo "$w $bw" | awk '{printf "%.2f", $1 / $2}') ;;
-		nochecks) label="deployclaw, checks off"
-			ratio=$(echo "$w $bw" | awk '{printf "%.2f", $1 / $2}') ;;
+		baseline) label="baseline (plain SQLite)"; ratio="-"; paired="-" ;;
+		plan) label="deployclaw apply --dry-run" ;;
+		checks) label="deployclaw, checks on" ;;
+		nochecks) label="deployclaw, checks off" ;;
 		esac
-		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %22s |\n' "$label" "$j" "$w" \
+		if [ "$k" != baseline ]; then
+			ratio=$(echo "$w $bw" | awk '{printf "%.2f", $1 / $2}')
+			paired=$(paired_ratio "$k" "$j")
+		fi
+		if [ "$k" = plan ]; then
+			# what the planning pass adds: its time over the baseline's whole run
+			printf '| %-26s | %2s | %9.2f | %10s | %12s | %8s | %8s |\n' "$label" "$j" "$w" \
+				- - "+$ratio" "+$paired"
+			continue
+		fi
+		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %8s | %8s |\n' "$label" "$j" "$w" \
 			"$(echo "$n $w" | awk '{print $1 / $2}')" "$(echo "$m" | awk '{print $1 / 1024}')" \
-			"$ratio"
+			"$ratio" "$paired"
 	done
 done

@@ -231,6 +231,15 @@ DC_API void dc_lint_config_init(dc_lint_config *cfg);
 /** Sets the severity of the rule with this id or name; DC_ENOTFOUND when unknown. */
 DC_API int dc_lint_config_set(dc_lint_config *cfg, const char *rule, dc_severity sev, dc_error *err);
 
+struct dc_config;
+
+/**
+ * Fills `lc` from a fleet config: defaults, then tenancy (schema), gates
+ * (lock/statement timeouts, require_down) and the `lint.rules` severities.
+ * An unknown rule id is DC_ECONFIG at its position in the config file.
+ */
+DC_API int dc_lint_config_from(dc_lint_config *lc, const struct dc_config *cfg, dc_error *err);
+
 /** One finding. Strings are heap-owned by the finding list unless noted. */
 typedef struct dc_finding {
 	const dc_lint_rule *rule; /**< static */

@@ -88,6 +88,20 @@ typedef struct dc_config {
 		bool backup;	  /**< online copy of each tenant before touching it, default false */
 	} rollout;
 
+	/**
+	 * lint: { rules: { <rule id or name>: off|info|warning|error } }. Rule
+	 * names are checked by the linter (the config module does not know the
+	 * rule list); each entry keeps its position for that message.
+	 */
+	struct {
+		struct dc_lint_rule_setting {
+			char *rule;
+			int severity; /**< 0 off, 1 info, 2 warning, 3 error (dc_severity) */
+			int line, col;
+		} *rules;
+		size_t nrules;
+	} lint;
+
 	struct {
 		char *ledger; /**< resolved path, default audit/ledger.jsonl */
 		char *key;    /**< resolved path of the private key, default audit/signing.key */

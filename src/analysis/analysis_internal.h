@@ -5,8 +5,9 @@
 #ifndef DC_ANALYSIS_INTERNAL_H
 #define DC_ANALYSIS_INTERNAL_H
 
-#include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
+
+#include <pg_query.h>
 
 #include <deployclaw/analysis.h>
 
@@ -143,7 +144,8 @@ bool dc_analysis__is_serial(const PgQuery__TypeName *tn);
 bool dc_analysis__default_is_fast(const PgQuery__Node *e);
 
 /* Classifies a type change from `from` (may be NULL: unknown) to `to`. */
-int dc_analysis__type_change_op(const PgQuery__TypeName *from, const PgQuery__TypeName *to,
+int dc_analysis__type_change_op(const PgQuery__TypeName *from,
+                                const PgQuery__TypeName *to,
                                 bool has_using);
 
 /* Canonical built-in name of a type ("int4", "varchar", "timestamptz"), or

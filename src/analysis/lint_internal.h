@@ -69,6 +69,8 @@ enum dc_rule_index {
 	R_COUNT
 };
 
+_Static_assert(R_COUNT <= DC_LINT_MAX_RULES, "dc_lint_config.severity is too small");
+
 const dc_lint_rule *dc_lint__rule(int idx);
 int dc_lint__rule_index(const char *id_or_name);
 

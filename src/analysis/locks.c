@@ -141,6 +141,7 @@ static const dc_lock_rule lock_table[OP_COUNT] = {
 	[OP_NON_TRANSACTIONAL] = { OP_NON_TRANSACTIONAL, "statement refused inside a transaction block", NO, NO, NULL, NONE, false, NULL },
 	[OP_OTHER] = { OP_OTHER, "other statement", NO, NO, NULL, NONE, true, "not in the lock table: check the manual" },
 };
+
 /* clang-format on */
 
 const dc_lock_rule *dc_pg_lock_table(size_t *n)
@@ -158,15 +159,8 @@ const dc_lock_rule *dc_analysis__rule(int op)
 }
 
 static const char *const lock_names[] = {
-	"none",
-	"ACCESS SHARE",
-	"ROW SHARE",
-	"ROW EXCLUSIVE",
-	"SHARE UPDATE EXCLUSIVE",
-	"SHARE",
-	"SHARE ROW EXCLUSIVE",
-	"EXCLUSIVE",
-	"ACCESS EXCLUSIVE",
+	"none",  "ACCESS SHARE",        "ROW SHARE", "ROW EXCLUSIVE",    "SHARE UPDATE EXCLUSIVE",
+	"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE",
 };
 
 const char *dc_lock_mode_name(dc_lock_mode mode)

@@ -33,21 +33,21 @@ const char *dc_analysis__last_name(PgQuery__Node *const *names, size_t n)
 
 /* Reserved words that must be quoted as identifiers (a practical subset). */
 static const char *const reserved[] = {
-	"all",        "analyse",      "analyze",      "and",         "any",
-	"array",      "as",           "asc",          "both",        "case",
-	"cast",       "check",        "collate",      "column",      "constraint",
-	"create",     "current_date", "current_role", "current_time", "current_user",
-	"default",    "deferrable",   "desc",         "distinct",    "do",
-	"else",       "end",          "except",       "false",       "fetch",
-	"for",        "foreign",      "from",         "grant",       "group",
-	"having",     "in",           "initially",    "intersect",   "into",
-	"lateral",    "leading",      "limit",        "localtime",   "not",
-	"null",       "offset",       "on",           "only",        "or",
-	"order",      "placing",      "primary",      "references",  "returning",
-	"select",     "session_user", "some",         "symmetric",   "table",
-	"then",       "to",           "trailing",     "true",        "union",
-	"unique",     "user",         "using",        "variadic",    "when",
-	"where",      "window",       "with",
+	"all",     "analyse",      "analyze",      "and",          "any",
+	"array",   "as",           "asc",          "both",         "case",
+	"cast",    "check",        "collate",      "column",       "constraint",
+	"create",  "current_date", "current_role", "current_time", "current_user",
+	"default", "deferrable",   "desc",         "distinct",     "do",
+	"else",    "end",          "except",       "false",        "fetch",
+	"for",     "foreign",      "from",         "grant",        "group",
+	"having",  "in",           "initially",    "intersect",    "into",
+	"lateral", "leading",      "limit",        "localtime",    "not",
+	"null",    "offset",       "on",           "only",         "or",
+	"order",   "placing",      "primary",      "references",   "returning",
+	"select",  "session_user", "some",         "symmetric",    "table",
+	"then",    "to",           "trailing",     "true",         "union",
+	"unique",  "user",         "using",        "variadic",     "when",
+	"where",   "window",       "with",
 };
 
 void dc_analysis__quote_ident(dc_strbuf *sb, const char *name)
@@ -91,17 +91,17 @@ void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv)
 
 /* Built-in type names as a user may write them unqualified. */
 static const char *const builtin_types[] = {
-	"text",      "int2",     "int4",        "int8",      "int",        "integer",
-	"smallint",  "bigint",   "serial",      "serial2",   "serial4",    "serial8",
-	"bigserial", "smallserial", "varchar",  "bpchar",    "char",       "json",
-	"jsonb",     "uuid",     "timestamptz", "timestamp", "date",       "time",
-	"timetz",    "interval", "bool",        "boolean",   "numeric",    "decimal",
-	"float4",    "float8",   "real",        "money",     "bytea",      "inet",
-	"cidr",      "macaddr",  "xml",         "tsvector",  "tsquery",    "bit",
-	"varbit",    "oid",      "citext",      "point",     "line",       "box",
-	"polygon",   "circle",   "path",        "lseg",      "int4range",  "int8range",
-	"numrange",  "tsrange",  "tstzrange",   "daterange", "hstore",     "name",
-	"regclass",  "macaddr8", "pg_lsn",      "txid_snapshot",
+	"text",      "int2",        "int4",        "int8",          "int",       "integer",
+	"smallint",  "bigint",      "serial",      "serial2",       "serial4",   "serial8",
+	"bigserial", "smallserial", "varchar",     "bpchar",        "char",      "json",
+	"jsonb",     "uuid",        "timestamptz", "timestamp",     "date",      "time",
+	"timetz",    "interval",    "bool",        "boolean",       "numeric",   "decimal",
+	"float4",    "float8",      "real",        "money",         "bytea",     "inet",
+	"cidr",      "macaddr",     "xml",         "tsvector",      "tsquery",   "bit",
+	"varbit",    "oid",         "citext",      "point",         "line",      "box",
+	"polygon",   "circle",      "path",        "lseg",          "int4range", "int8range",
+	"numrange",  "tsrange",     "tstzrange",   "daterange",     "hstore",    "name",
+	"regclass",  "macaddr8",    "pg_lsn",      "txid_snapshot",
 };
 
 const char *dc_analysis__type_base(const PgQuery__TypeName *tn, bool *builtin)
@@ -148,8 +148,8 @@ static long typmod(const PgQuery__TypeName *tn, size_t i)
 	if (!tn || i >= tn->n_typmods)
 		return -1;
 	n = tn->typmods[i];
-	if (n->node_case == PG_QUERY__NODE__NODE_A_CONST && n->a_const->val_case ==
-	                                                            PG_QUERY__A__CONST__VAL_IVAL)
+	if (n->node_case == PG_QUERY__NODE__NODE_A_CONST &&
+	    n->a_const->val_case == PG_QUERY__A__CONST__VAL_IVAL)
 		return n->a_const->ival->ival;
 	return -1;
 }
@@ -169,7 +169,8 @@ static const char *canon(const char *t)
 	return t;
 }
 
-int dc_analysis__type_change_op(const PgQuery__TypeName *from, const PgQuery__TypeName *to,
+int dc_analysis__type_change_op(const PgQuery__TypeName *from,
+                                const PgQuery__TypeName *to,
                                 bool has_using)
 {
 	const char *f, *t;
@@ -202,7 +203,8 @@ int dc_analysis__type_change_op(const PgQuery__TypeName *from, const PgQuery__Ty
 		return OP_TYPE_REWRITE;
 	}
 	if (!strcmp(f, "numeric") && !strcmp(t, "numeric")) {
-		long p = typmod(from, 0), s = typmod(from, 1), p2 = typmod(to, 0), s2 = typmod(to, 1);
+		long p = typmod(from, 0), s = typmod(from, 1), p2 = typmod(to, 0),
+		     s2 = typmod(to, 1);
 
 		if (s < 0 && p >= 0)
 			s = 0;
@@ -236,23 +238,53 @@ int dc_analysis__type_change_op(const PgQuery__TypeName *from, const PgQuery__Ty
 /* Volatility of a column default.                                          */
 
 static const char *const volatile_funcs[] = {
-	"random",          "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
-	"uuid_generate_v4", "clock_timestamp", "timeofday",        "nextval",
-	"setseed",         "txid_current",    "pg_current_xact_id", "random_normal",
+	"random",           "gen_random_uuid", "uuid_generate_v1",   "uuid_generate_v1mc",
+	"uuid_generate_v4", "clock_timestamp", "timeofday",          "nextval",
+	"setseed",          "txid_current",    "pg_current_xact_id", "random_normal",
 };
 
 /* Stable or immutable built-ins (pg_proc provolatile <> 'v'). */
 static const char *const fast_funcs[] = {
-	"now",          "transaction_timestamp", "statement_timestamp", "current_setting",
-	"lower",        "upper",                 "coalesce",            "length",
-	"concat",       "md5",                   "timezone",            "date_trunc",
-	"make_date",    "make_interval",         "abs",                 "round",
-	"jsonb_build_object", "json_build_object", "jsonb_build_array", "json_build_array",
-	"to_jsonb",     "to_json",               "array_fill",          "replace",
-	"btrim",        "trim",                  "nullif",              "greatest",
-	"least",        "to_char",               "to_timestamp",        "to_date",
-	"current_database", "current_schema",    "inet_client_addr",    "date_part",
-	"extract",      "substring",             "left",                "right",
+	"now",
+	"transaction_timestamp",
+	"statement_timestamp",
+	"current_setting",
+	"lower",
+	"upper",
+	"coalesce",
+	"length",
+	"concat",
+	"md5",
+	"timezone",
+	"date_trunc",
+	"make_date",
+	"make_interval",
+	"abs",
+	"round",
+	"jsonb_build_object",
+	"json_build_object",
+	"jsonb_build_array",
+	"json_build_array",
+	"to_jsonb",
+	"to_json",
+	"array_fill",
+	"replace",
+	"btrim",
+	"trim",
+	"nullif",
+	"greatest",
+	"least",
+	"to_char",
+	"to_timestamp",
+	"to_date",
+	"current_database",
+	"current_schema",
+	"inet_client_addr",
+	"date_part",
+	"extract",
+	"substring",
+	"left",
+	"right",
 	"format",
 };
 
@@ -320,9 +352,9 @@ bool dc_analysis__default_is_fast(const PgQuery__Node *e)
 
 typedef struct builder {
 	dc_stmt_model *m;
-	dc_strbuf inv;   /* inverse statements, "; "-separated */
-	bool inv_ok;     /* every part so far had a mechanical inverse */
-	bool inv_any;    /* at least one part produced text */
+	dc_strbuf inv; /* inverse statements, "; "-separated */
+	bool inv_ok;   /* every part so far had a mechanical inverse */
+	bool inv_any;  /* at least one part produced text */
 	int failed;
 } builder;
 
@@ -347,7 +379,10 @@ static void add_rule(builder *b, int op)
 		b->m->transactional = false;
 }
 
-static void add_rel(builder *b, const char *schema, const char *name, dc_lock_mode lock,
+static void add_rel(builder *b,
+                    const char *schema,
+                    const char *name,
+                    dc_lock_mode lock,
                     const char *role)
 {
 	dc_rel_lock *nr, *r;
@@ -360,7 +395,8 @@ static void add_rel(builder *b, const char *schema, const char *name, dc_lock_mo
 	for (i = 0; i < b->m->nrels; i++) {
 		r = &b->m->rels[i];
 		if (strcmp(r->name, name) == 0 &&
-		    ((!r->schema && !schema) || (r->schema && schema && !strcmp(r->schema, schema)))) {
+		    ((!r->schema && !schema) ||
+		     (r->schema && schema && !strcmp(r->schema, schema)))) {
 			if (lock > r->lock)
 				r->lock = lock;
 			return;
@@ -475,13 +511,13 @@ static void add_column(builder *b, const PgQuery__RangeVar *rv, const PgQuery__C
 	if (op == OP_ADD_COLUMN_DOMAIN && !b->m->note) {
 		dc_strbuf n = DC_STRBUF_INIT;
 
-		dc_strbuf_addf(&n,
-		               "column '%s' has the user-defined type '%s': if it is a domain "
-		               "with CHECK constraints the table is rewritten (plan --live resolves "
-		               "it)",
-		               cd->colname ? cd->colname : "",
-		               dc_analysis__last_name(cd->type_name->names,
-		                                      cd->type_name->n_names));
+		dc_strbuf_addf(
+		        &n,
+		        "column '%s' has the user-defined type '%s': if it is a domain "
+		        "with CHECK constraints the table is rewritten (plan --live resolves "
+		        "it)",
+		        cd->colname ? cd->colname : "",
+		        dc_analysis__last_name(cd->type_name->names, cd->type_name->n_names));
 		b->m->note = dc_strbuf_detach(&n, NULL);
 	}
 	if (fk) {
@@ -520,9 +556,12 @@ static int constraint_op(const PgQuery__Constraint *c)
 /* Storage parameters ALTER TABLE SET changes under SHARE UPDATE EXCLUSIVE. */
 static bool light_reloptions(const PgQuery__Node *def)
 {
-	static const char *const light[] = { "fillfactor", "parallel_workers",
-		                             "vacuum_index_cleanup", "vacuum_truncate",
-		                             "log_autovacuum_min_duration", "toast_tuple_target",
+	static const char *const light[] = { "fillfactor",
+		                             "parallel_workers",
+		                             "vacuum_index_cleanup",
+		                             "vacuum_truncate",
+		                             "log_autovacuum_min_duration",
+		                             "toast_tuple_target",
 		                             "user_catalog_table" };
 	size_t i;
 
@@ -562,7 +601,7 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType: {
 		const PgQuery__ColumnDef *cd =
 		        def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF ? def->column_def
-		                                                                  : NULL;
+		                                                                 : NULL;
 
 		apply(b,
 		      cd ? dc_analysis__type_change_op(NULL, cd->type_name, cd->raw_default != NULL)
@@ -613,7 +652,7 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIndexConstraint: {
 		const PgQuery__Constraint *k =
 		        def && def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT ? def->constraint
-		                                                                  : NULL;
+		                                                                 : NULL;
 
 		if (!k) {
 			apply(b, OP_ALTER_TABLE_OTHER, rv, NULL);
@@ -624,8 +663,8 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		if (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY ||
 		    k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE) {
 			if (k->indexname && k->indexname[0])
-				add_rel(b, rv->schemaname, k->indexname, DC_LOCK_SHARE_UPDATE_EXCLUSIVE,
-				        "index");
+				add_rel(b, rv->schemaname, k->indexname,
+				        DC_LOCK_SHARE_UPDATE_EXCLUSIVE, "index");
 		}
 		if (k->conname && k->conname[0]) {
 			inv_alter(b, rv);
@@ -735,7 +774,7 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropInherit: {
 		const PgQuery__RangeVar *parent =
 		        def && def->node_case == PG_QUERY__NODE__NODE_RANGE_VAR ? def->range_var
-		                                                                 : NULL;
+		                                                                : NULL;
 
 		apply(b, OP_INHERIT, rv, parent);
 		b->inv_ok = false;
@@ -821,7 +860,8 @@ static void drop_stmt(builder *b, const PgQuery__DropStmt *d)
 		           d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ||
 		           d->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE) {
 			name = dc_analysis__str(l->items[l->n_items - 1]);
-			schema = l->n_items >= 2 ? dc_analysis__str(l->items[l->n_items - 2]) : NULL;
+			schema =
+			        l->n_items >= 2 ? dc_analysis__str(l->items[l->n_items - 2]) : NULL;
 		}
 		if (name)
 			add_rel(b, schema, name, dc_analysis__rule(op)->lock,
@@ -855,8 +895,9 @@ static void model_node(builder *b, const PgQuery__Node *n)
 				            PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace)
 					ts = true;
 			add_rule(b, ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX);
-			add_rv(b, a->relation, dc_analysis__rule(ts ? OP_ALTER_INDEX_TABLESPACE
-			                                            : OP_ALTER_INDEX)->lock,
+			add_rv(b, a->relation,
+			       dc_analysis__rule(ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX)
+			               ->lock,
 			       "index");
 			b->inv_ok = false;
 			break;
@@ -864,9 +905,9 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		m->kind = a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ? "ALTER TABLE"
 		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW
 		                  ? "ALTER MATERIALIZED VIEW"
-		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ? "ALTER VIEW"
+		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW     ? "ALTER VIEW"
 		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ? "ALTER SEQUENCE"
-		                                                                  : "ALTER TABLE";
+		                                                                 : "ALTER TABLE";
 		/* undo in reverse order: collect forward, the inverse of one ALTER TABLE
 		 * with several actions is itself one statement per action */
 		for (i = 0; i < a->n_cmds; i++)
@@ -876,17 +917,19 @@ static void model_node(builder *b, const PgQuery__Node *n)
 	}
 	case PG_QUERY__NODE__NODE_INDEX_STMT: {
 		const PgQuery__IndexStmt *ix = n->index_stmt;
-		int op = ix->concurrent                   ? OP_CREATE_INDEX_CONCURRENTLY
+		int op = ix->concurrent                         ? OP_CREATE_INDEX_CONCURRENTLY
 		         : (ix->relation && !ix->relation->inh) ? OP_CREATE_INDEX_ONLY
-		                                             : OP_CREATE_INDEX;
+		                                                : OP_CREATE_INDEX;
 
 		m->kind = ix->unique ? "CREATE UNIQUE INDEX" : "CREATE INDEX";
 		apply(b, op, ix->relation, NULL);
 		if (ix->idxname && ix->idxname[0]) {
 			inv_begin(b);
-			dc_strbuf_adds(&b->inv, ix->concurrent ? "DROP INDEX CONCURRENTLY IF EXISTS "
-			                                       : "DROP INDEX IF EXISTS ");
-			if (ix->relation && ix->relation->schemaname && ix->relation->schemaname[0]) {
+			dc_strbuf_adds(&b->inv, ix->concurrent
+			                                ? "DROP INDEX CONCURRENTLY IF EXISTS "
+			                                : "DROP INDEX IF EXISTS ");
+			if (ix->relation && ix->relation->schemaname &&
+			    ix->relation->schemaname[0]) {
 				dc_analysis__quote_ident(&b->inv, ix->relation->schemaname);
 				dc_strbuf_addch(&b->inv, '.');
 			}
@@ -907,17 +950,20 @@ static void model_node(builder *b, const PgQuery__Node *n)
 			const PgQuery__Constraint *fk = NULL;
 
 			if (e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-				fk = find_constraint(e->column_def, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
+				fk = find_constraint(e->column_def,
+				                     PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
 			else if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
 			         e->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
 				fk = e->constraint;
 			if (fk && fk->pktable)
-				add_rv(b, fk->pktable, DC_LOCK_SHARE_ROW_EXCLUSIVE, "referenced table");
+				add_rv(b, fk->pktable, DC_LOCK_SHARE_ROW_EXCLUSIVE,
+				       "referenced table");
 		}
 		if (cs->partbound) {
 			/* CREATE TABLE ... PARTITION OF parent: like ATTACH PARTITION */
 			for (i = 0; i < cs->n_inh_relations; i++)
-				if (cs->inh_relations[i]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR)
+				if (cs->inh_relations[i]->node_case ==
+				    PG_QUERY__NODE__NODE_RANGE_VAR)
 					add_rv(b, cs->inh_relations[i]->range_var,
 					       DC_LOCK_ACCESS_EXCLUSIVE, "parent");
 		}
@@ -964,12 +1010,14 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		} else {
 			apply(b, OP_RENAME, r->relation, NULL);
 		}
-		if (r->relation && (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
-		                    r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)) {
+		if (r->relation &&
+		    (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
+		     r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)) {
 			inv_alter(b, r->relation);
-			dc_strbuf_adds(&b->inv, r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN
-			                                ? "RENAME COLUMN "
-			                                : "RENAME CONSTRAINT ");
+			dc_strbuf_adds(&b->inv,
+			               r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN
+			                       ? "RENAME COLUMN "
+			                       : "RENAME CONSTRAINT ");
 			dc_analysis__quote_ident(&b->inv, r->newname);
 			dc_strbuf_adds(&b->inv, " TO ");
 			dc_analysis__quote_ident(&b->inv, r->subname);
@@ -981,7 +1029,8 @@ static void model_node(builder *b, const PgQuery__Node *n)
 			nv.relname = r->newname;
 			inv_begin(b);
 			dc_strbuf_adds(&b->inv,
-			               r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ? "ALTER INDEX "
+			               r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX
+			                       ? "ALTER INDEX "
 			               : r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW
 			                       ? "ALTER VIEW "
 			                       : "ALTER TABLE ");
@@ -1015,11 +1064,13 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		if (r->relation) {
 			if (r->kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX)
 				add_rv(b, r->relation,
-				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE : DC_LOCK_ACCESS_EXCLUSIVE,
+				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE
+				            : DC_LOCK_ACCESS_EXCLUSIVE,
 				       "index");
 			else
 				add_rv(b, r->relation,
-				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE : DC_LOCK_SHARE, "table");
+				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE : DC_LOCK_SHARE,
+				       "table");
 		}
 		b->inv_ok = false;
 		break;
@@ -1077,7 +1128,8 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		m->kind = "TRUNCATE";
 		add_rule(b, OP_TRUNCATE);
 		for (i = 0; i < n->truncate_stmt->n_relations; i++)
-			if (n->truncate_stmt->relations[i]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR)
+			if (n->truncate_stmt->relations[i]->node_case ==
+			    PG_QUERY__NODE__NODE_RANGE_VAR)
 				add_rv(b, n->truncate_stmt->relations[i]->range_var,
 				       DC_LOCK_ACCESS_EXCLUSIVE, "table");
 		b->inv_ok = false;
@@ -1110,8 +1162,9 @@ static void model_node(builder *b, const PgQuery__Node *n)
 	}
 	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
 		m->kind = "REFRESH MATERIALIZED VIEW";
-		apply(b, n->refresh_mat_view_stmt->concurrent ? OP_REFRESH_MV_CONCURRENTLY
-		                                              : OP_REFRESH_MV,
+		apply(b,
+		      n->refresh_mat_view_stmt->concurrent ? OP_REFRESH_MV_CONCURRENTLY
+		                                           : OP_REFRESH_MV,
 		      n->refresh_mat_view_stmt->relation, NULL);
 		break; /* refreshing is idempotent: nothing to undo */
 	case PG_QUERY__NODE__NODE_LOCK_STMT:
@@ -1131,10 +1184,10 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		break;
 	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT: {
 		const PgQuery__AlterDomainStmt *d = n->alter_domain_stmt;
-		const PgQuery__Constraint *k = d->def && d->def->node_case ==
-		                                                 PG_QUERY__NODE__NODE_CONSTRAINT
-		                                       ? d->def->constraint
-		                                       : NULL;
+		const PgQuery__Constraint *k =
+		        d->def && d->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT
+		                ? d->def->constraint
+		                : NULL;
 
 		m->kind = "ALTER DOMAIN";
 		if (d->subtype && d->subtype[0] == 'C')
@@ -1232,9 +1285,10 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		}
 		if (nn) {
 			inv_begin(b);
-			dc_strbuf_adds(&b->inv, n->node_case == PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT
-			                                ? "DROP DOMAIN "
-			                                : "DROP TYPE ");
+			dc_strbuf_adds(&b->inv,
+			               n->node_case == PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT
+			                       ? "DROP DOMAIN "
+			                       : "DROP TYPE ");
 			for (k = 0; k < nn; k++) {
 				if (k)
 					dc_strbuf_addch(&b->inv, '.');

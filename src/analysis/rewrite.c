@@ -69,7 +69,8 @@ typedef struct rw {
 	const dc_statement *st; /* the statement being rewritten */
 	int32_t pgversion;
 	unsigned nplaceholders;
-	bool fresh; /* the next statement starts a new phase */
+	bool fresh;         /* the next statement starts a new phase */
+	const char *ignore; /* lint rule silenced for the next statement */
 } rw;
 
 /* ------------------------------------------------------------------------ */
@@ -677,6 +678,9 @@ static int emit_sql(rw *r,
 		dc_strbuf_add(&p->comment, r->pending.buf, r->pending.len);
 		dc_strbuf_reset(&r->pending);
 	}
+	if (r->ignore)
+		dc_strbuf_addf(&p->up, "-- deployclaw:ignore %s\n", r->ignore);
+	r->ignore = NULL;
 	dc_strbuf_adds(&p->up, up);
 	dc_strbuf_adds(&p->up, ";\n");
 	if (down && (!(d = dc_strdup(down)) || dc_ptrvec_push(&p->downs, d) != 0)) {
@@ -695,17 +699,12 @@ static int emit(rw *r, int kind, const char *hint, const dc_strbuf *up, const dc
 	return emit_sql(r, kind, hint, up->buf, down && down->len ? down->buf : NULL, true);
 }
 
-/* Silences lint rule `rule` for the next statement of the current phase
- * ("-- deployclaw:ignore <rule>"), where the rewrite does on purpose what the
- * rule warns about. */
-static int lint_ignore(rw *r, const char *rule)
+/* Silences lint rule `rule` (static string) for the next emitted statement
+ * ("-- deployclaw:ignore <rule>" before it), where the rewrite does on
+ * purpose what the rule warns about. */
+static void lint_ignore(rw *r, const char *rule)
 {
-	out_phase *p = r->phases.len ? r->phases.items[r->phases.len - 1] : NULL;
-
-	if (!p)
-		return 0;
-	dc_strbuf_addf(&p->up, "-- deployclaw:ignore %s\n", rule);
-	return dc_strbuf_error(&p->up) ? oom(r) : 0;
+	r->ignore = rule;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1005,36 +1004,48 @@ static bool stmt_needs_rewrite(const rw *r, const PgQuery__Node *n)
 static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, bool drop_on_down)
 {
 	dc_strbuf ck = DC_STRBUF_INIT, up = DC_STRBUF_INIT, down = DC_STRBUF_INIT;
+	dc_strbuf addck = DC_STRBUF_INIT;
 	int rc;
 
 	object_name(&ck, rel->relname, col, "not_null");
-	add_alter(&up, rel);
-	dc_strbuf_adds(&up, "ADD CONSTRAINT ");
-	add_ident(&up, ck.buf);
-	dc_strbuf_adds(&up, " CHECK (");
-	add_ident(&up, col);
-	dc_strbuf_adds(&up, " IS NOT NULL) NOT VALID");
+	add_alter(&addck, rel);
+	dc_strbuf_adds(&addck, "ADD CONSTRAINT ");
+	add_ident(&addck, ck.buf);
+	dc_strbuf_adds(&addck, " CHECK (");
+	add_ident(&addck, col);
+	dc_strbuf_adds(&addck, " IS NOT NULL) NOT VALID");
+	dc_strbuf_add(&up, addck.buf, addck.len);
 	add_alter(&down, rel);
 	dc_strbuf_adds(&down, "DROP CONSTRAINT IF EXISTS ");
 	add_ident(&down, ck.buf);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 
+	/* undoing a validation: the same constraint again, NOT VALID */
+	dc_strbuf_adds(&down, ";\n");
+	dc_strbuf_add(&down, up.buf, up.len);
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
 	add_ident(&up, ck.buf);
-	if ((rc = emit(r, K_VALIDATE, "validate", &up, NULL)) != 0)
+	if ((rc = emit(r, K_VALIDATE, "validate", &up, &down)) != 0)
 		goto out;
 
 	/* PG12+: SET NOT NULL skips its scan when a valid CHECK proves it */
 	dc_strbuf_reset(&up);
 	dc_strbuf_reset(&down);
+	if (!drop_on_down) {
+		/* for a primary key: its down leaves NOT NULL, as DROP CONSTRAINT
+		 * does, since the column may have been NOT NULL before */
+		lint_ignore(r, "down-not-inverse");
+	}
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "ALTER COLUMN ");
 	add_ident(&up, col);
 	dc_strbuf_adds(&up, " SET NOT NULL");
 	if (drop_on_down) {
+		/* the inverse of SET NOT NULL, back to what the table was */
+		dc_strbuf_adds(&down, "-- deployclaw:ignore drop-not-null\n");
 		add_alter(&down, rel);
 		dc_strbuf_adds(&down, "ALTER COLUMN ");
 		add_ident(&down, col);
@@ -1046,8 +1057,9 @@ static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, boo
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "DROP CONSTRAINT ");
 	add_ident(&up, ck.buf);
-	rc = emit(r, K_DDL, "contract", &up, NULL);
+	rc = emit(r, K_DDL, "contract", &up, &addck);
 out:
+	dc_strbuf_release(&addck);
 	dc_strbuf_release(&ck);
 	dc_strbuf_release(&up);
 	dc_strbuf_release(&down);
@@ -1298,11 +1310,14 @@ static int do_constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 		    (rc = replace_placeholder(r, &up, ph, name.buf)) != 0 ||
 		    (rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 			goto out;
+		/* undoing a validation: the same constraint again, NOT VALID */
+		dc_strbuf_adds(&down, ";\n");
+		dc_strbuf_add(&down, up.buf, up.len);
 		dc_strbuf_reset(&up);
 		add_alter(&up, rel);
 		dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
 		add_ident(&up, name.buf);
-		rc = emit(r, K_VALIDATE, "validate", &up, NULL);
+		rc = emit(r, K_VALIDATE, "validate", &up, &down);
 		goto out;
 	}
 
@@ -1754,16 +1769,14 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	if ((rc = emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	/* dropping and renaming is the point of the swap, done after the deploy */
-	if ((rc = lint_ignore(r, "drop-column")) != 0)
-		goto out;
+	lint_ignore(r, "drop-column");
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "DROP COLUMN ");
 	add_ident(&up, col);
 	if ((rc = emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
-	if ((rc = lint_ignore(r, "rename-column")) != 0)
-		goto out;
+	lint_ignore(r, "rename-column");
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "RENAME COLUMN ");

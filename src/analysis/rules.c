@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include <deployclaw/analysis.h>
+#include <deployclaw/config.h>
+#include <deployclaw/util.h>
 
 #include "lint_internal.h"
 
@@ -318,6 +320,7 @@ static const dc_lint_rule rules[R_COUNT] = {
 		"add the suggested inverse statement to the phase's down",
 		"none (deployclaw-specific)" },
 };
+
 /* clang-format on */
 
 const dc_lint_rule *dc_lint_rules(size_t *n)
@@ -388,5 +391,44 @@ int dc_lint_config_set(dc_lint_config *cfg, const char *rule, dc_severity sev, d
 	if (i < 0)
 		return dc_error_set(err, DC_ENOTFOUND, "unknown lint rule '%s'", rule ? rule : "");
 	cfg->severity[i] = sev;
+	return 0;
+}
+
+int dc_lint_config_from(dc_lint_config *lc, const dc_config *cfg, dc_error *err)
+{
+	const char *names[2 * R_COUNT];
+	size_t i;
+	int k;
+
+	dc_lint_config_init(lc);
+	if (!cfg)
+		return 0;
+	lc->schema_tenancy =
+	        cfg->engine == DC_ENGINE_POSTGRES && cfg->tenancy.model == DC_TENANCY_SCHEMA;
+	lc->lock_timeout_ms = cfg->gates.lock_timeout_ms;
+	lc->statement_timeout_ms = cfg->gates.statement_timeout_ms;
+	lc->require_down = cfg->gates.require_down;
+	for (k = 0; k < R_COUNT; k++) {
+		names[2 * k] = rules[k].id;
+		names[2 * k + 1] = rules[k].name;
+	}
+	for (i = 0; i < cfg->lint.nrules; i++) {
+		const struct dc_lint_rule_setting *r = &cfg->lint.rules[i];
+
+		k = dc_lint__rule_index(r->rule);
+		if (k < 0) {
+			const char *hint = dc_suggest(r->rule, names, 2 * R_COUNT);
+
+			if (hint)
+				return dc_error_set_at(
+				        err, DC_ECONFIG, cfg->path, r->line, r->col,
+				        "lint.rules.%s: unknown rule (did you mean '%s'?)", r->rule,
+				        hint);
+			return dc_error_set_at(
+			        err, DC_ECONFIG, cfg->path, r->line, r->col,
+			        "lint.rules.%s: unknown rule (see docs/lint-rules.md)", r->rule);
+		}
+		lc->severity[k] = (dc_severity)r->severity;
+	}
 	return 0;
 }

@@ -139,5 +139,7 @@ extern const cli_command cmd_rollback;
 extern const cli_command cmd_status;
 extern const cli_command cmd_demo;
 extern const cli_command cmd_topology;
+extern const cli_command cmd_lint;
+extern const cli_command cmd_plan;
 
 #endif

@@ -827,7 +827,10 @@ static int get_str_list(ctx *c,
 /* The schema.                                                              */
 
 static const char *const root_keys[] = { "engine", "migrations", "tenancy", "shards",
-	                                 "gates",  "rollout",    "audit" };
+	                                 "gates",  "rollout",    "audit",   "lint" };
+static const char *const lint_keys[] = { "rules" };
+/* in dc_severity order */
+static const char *const severity_names[] = { "off", "info", "warning", "error" };
 static const char *const tenancy_keys[] = { "model", "glob", "pattern", "query", "list" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
 static const char *const gates_keys[] = { "lock_timeout",      "statement_timeout",
@@ -1047,6 +1050,57 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 	return 0;
 }
 
+/* lint: { rules: { id: severity } }; rule ids are checked by the linter. */
+static int load_lint(ctx *c, dc_config *cfg, const ynode *l)
+{
+	const ynode *rules;
+	char kp[160], buf[80];
+	size_t i;
+	int rc;
+
+	if ((rc = expect(c, l, "lint", Y_MAP)) != 0 ||
+	    (rc = check_keys(c, l, "lint", lint_keys, N(lint_keys))) != 0)
+		return rc;
+	if (!(rules = present(get(l, "rules"))))
+		return 0;
+	/* keys are rule ids, checked below (duplicates) and by the linter (names) */
+	if ((rc = expect(c, rules, "lint.rules", Y_MAP)) != 0)
+		return rc;
+	if (rules->nkids / 2 > 1000)
+		return fail(c, rules, "lint.rules: more than 1000 entries");
+	cfg->lint.rules = calloc(rules->nkids / 2 + 1, sizeof(*cfg->lint.rules));
+	if (!cfg->lint.rules)
+		return dc_error_set(c->err, DC_ENOMEM, "out of memory");
+	for (i = 0; i + 1 < rules->nkids; i += 2) {
+		const ynode *key = rules->kids[i], *val = rules->kids[i + 1];
+		struct dc_lint_rule_setting *r = &cfg->lint.rules[cfg->lint.nrules];
+		size_t j;
+		int sev = 0;
+
+		if (key->kind != Y_SCALAR || key->null || !key->len)
+			return fail(c, key, "lint.rules: keys must be rule ids, got %s",
+			            kind_name(key));
+		shown(buf, sizeof(buf), key->text, key->len);
+		snprintf(kp, sizeof(kp), "lint.rules.%.64s", buf);
+		for (j = 0; j < i; j += 2)
+			if (rules->kids[j]->len == key->len &&
+			    !memcmp(rules->kids[j]->text, key->text, key->len))
+				return fail(c, key, "%s: duplicate key (first at line %d, column %d)",
+				            kp, rules->kids[j]->line, rules->kids[j]->col);
+		if ((rc = get_enum(c, val, kp, severity_names, N(severity_names),
+		                   "'off', 'info', 'warning' or 'error'", &sev)) != 0)
+			return rc;
+		r->rule = dc_strndup(key->text, key->len);
+		if (!r->rule)
+			return dc_error_set(c->err, DC_ENOMEM, "out of memory");
+		r->severity = sev;
+		r->line = key->line;
+		r->col = key->col;
+		cfg->lint.nrules++;
+	}
+	return 0;
+}
+
 static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
 {
 	const ynode *v;
@@ -1179,6 +1233,8 @@ static int load_root(ctx *c, dc_config *cfg, const ynode *root)
 		return rc;
 	if ((v = present(get(root, "rollout"))) != NULL && (rc = load_rollout(c, cfg, v)) != 0)
 		return rc;
+	if ((v = present(get(root, "lint"))) != NULL && (rc = load_lint(c, cfg, v)) != 0)
+		return rc;
 	if ((v = present(get(root, "audit"))) != NULL) {
 		if ((rc = expect(c, v, "audit", Y_MAP)) != 0 ||
 		    (rc = check_keys(c, v, "audit", audit_keys, N(audit_keys))) != 0)
@@ -1259,6 +1315,9 @@ void dc_config_free(dc_config *cfg)
 	}
 	free(cfg->shards);
 	free(cfg->rollout.waves);
+	for (i = 0; i < cfg->lint.nrules; i++)
+		free(cfg->lint.rules[i].rule);
+	free(cfg->lint.rules);
 	free(cfg->audit.ledger);
 	free(cfg->audit.key);
 	free(cfg);

@@ -165,6 +165,17 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 	dc_strbuf_addf(out, "]\n  max_failures: %d\n  parallel: %d\n  retries: %d\n  backup: %s\n",
 	               cfg->rollout.max_failures, cfg->rollout.parallel, cfg->rollout.retries,
 	               cfg->rollout.backup ? "true" : "false");
+	if (cfg->lint.nrules) {
+		static const char *const sev[] = { "off", "info", "warning", "error" };
+
+		dc_strbuf_adds(out, "lint:\n  rules:\n");
+		for (i = 0; i < cfg->lint.nrules; i++) {
+			dc_strbuf_adds(out, "    ");
+			add_quoted(out, cfg->lint.rules[i].rule);
+			dc_strbuf_addf(out, ": %s\n",
+			               sev[cfg->lint.rules[i].severity & 3]);
+		}
+	}
 	dc_strbuf_adds(out, "audit:\n  ledger: ");
 	add_quoted(out, cfg->audit.ledger);
 	dc_strbuf_adds(out, "\n  key: ");

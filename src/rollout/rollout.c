@@ -895,6 +895,10 @@ static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *ret
 	if (todo.n == 0) {
 		o->status = DC_TENANT_SKIPPED;
 		snprintf(o->to, sizeof(o->to), "%s", todo.from);
+		/* end the transaction of the history read: the connection moves on
+		 * to the next tenant (pg refuses to enter one with a transaction open) */
+		r->ops->rollback(t.conn, NULL);
+		t.in_tx = false;
 		goto out;
 	}
 	if (r->opts->direction == DC_ROLLOUT_APPLY)

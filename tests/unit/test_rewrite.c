@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <deployclaw/analysis.h>
 #include <deployclaw/migration.h>
 #include <deployclaw/rewrite.h>
 
@@ -230,7 +231,11 @@ static void add_column_not_null_volatile_default(void **state)
 	p = phase(&rw, 4, "contract", true, 0, 2);
 	expect_up(&rw, p, 0, "ALTER TABLE users ALTER COLUMN token SET NOT NULL");
 	expect_up(&rw, p, 1, "ALTER TABLE users DROP CONSTRAINT users_token_not_null");
-	expect_down(&rw, p, 0, "ALTER TABLE users ALTER COLUMN token DROP NOT NULL");
+	expect_down(
+	        &rw, p, 0,
+	        "ALTER TABLE users ADD CONSTRAINT users_token_not_null CHECK (token IS NOT NULL) "
+	        "NOT VALID");
+	expect_down(&rw, p, 1, "ALTER TABLE users ALTER COLUMN token DROP NOT NULL");
 	/* the original verify is kept */
 	assert_int_equal(mig(&rw)->nverify, 1);
 	release(&rw);
@@ -516,7 +521,11 @@ static void add_primary_key(void **state)
 	p = phase(&rw, 2, "contract", true, 0, 2);
 	expect_up(&rw, p, 0, "ALTER TABLE s.accounts ALTER COLUMN id SET NOT NULL");
 	/* dropping a primary key leaves NOT NULL: so does this down */
-	expect_no_down(&rw, p);
+	expect_down(
+	        &rw, p, 0,
+	        "ALTER TABLE s.accounts ADD CONSTRAINT accounts_id_not_null CHECK (id IS NOT NULL) "
+	        "NOT VALID");
+	assert_int_equal(p->down.nstmts, 1);
 	p = phase(&rw, 3, "index", false, 0, 1);
 	expect_up(
 	        &rw, p, 0,
@@ -548,10 +557,16 @@ static void set_not_null(void **state)
 	        "NULL) NOT VALID");
 	p = phase(&rw, 1, "validate", true, 0, 1);
 	expect_up(&rw, p, 0, "ALTER TABLE ONLY users VALIDATE CONSTRAINT users_user_not_null");
-	expect_no_down(&rw, p);
+	/* a validation is undone by the same constraint again, NOT VALID */
+	expect_down(&rw, p, 0,
+	            "ALTER TABLE ONLY users DROP CONSTRAINT IF EXISTS users_user_not_null");
+	expect_down(
+	        &rw, p, 1,
+	        "ALTER TABLE ONLY users ADD CONSTRAINT users_user_not_null CHECK (\"user\" IS NOT "
+	        "NULL) NOT VALID");
 	p = phase(&rw, 2, "contract", true, 0, 2);
 	expect_up(&rw, p, 0, "ALTER TABLE ONLY users ALTER COLUMN \"user\" SET NOT NULL");
-	expect_down(&rw, p, 0, "ALTER TABLE ONLY users ALTER COLUMN \"user\" DROP NOT NULL");
+	expect_down(&rw, p, 1, "ALTER TABLE ONLY users ALTER COLUMN \"user\" DROP NOT NULL");
 	release(&rw);
 }
 
@@ -692,12 +707,99 @@ static void every_schema_phase_has_a_down(void **state)
 	m = mig(&rw);
 	for (i = 0; i < m->nphases; i++) {
 		const dc_phase *p = &m->phases[i];
-		bool changes_schema = p->batch_rows == 0 && strncmp(p->name, "validate", 8) != 0;
-
-		if (changes_schema && !p->down.text)
+		if (p->batch_rows == 0 && !p->down.text)
 			fail_msg("phase '%s' has no down\n%s", p->name, rw.yaml);
 	}
 	release(&rw);
+}
+
+/* ---- the rewrite lints clean ---- */
+
+/*
+ * dc_lint_migration (the analysis module's lint) must find nothing at
+ * warning or above in a rewrite. The inputs use bigint/text so that rules
+ * about the user's own type choices stay quiet. Built once src/analysis/
+ * lint.c exists (it implements dc_lint_migration); skipped until then.
+ */
+#if defined(__has_include)
+#if __has_include("analysis/lint.c")
+#define HAVE_LINT 1
+#endif
+#endif
+
+#ifdef HAVE_LINT
+/*
+ * Known gap, reported to the lint's owner: the primary key's NOT NULL step
+ * keeps NOT NULL on rollback on purpose (as DROP CONSTRAINT does; the column
+ * may have been NOT NULL before) and says so with "-- deployclaw:ignore
+ * down-not-inverse", but that rule is checked per phase and the ignore does
+ * not reach it yet. Tolerated for that input only; remove once it does.
+ */
+static bool known_lint_gap(const char *input, const dc_finding *f)
+{
+	/* The type swap's contract is undone by the original's down (the old
+	 * type is in no other statement): a full rollback is right, but that
+	 * down is not the statement-by-statement inverse the rule looks for. */
+	if (strstr(input, " TYPE ") && strcmp(f->rule->name, "down-not-inverse") == 0)
+		return true;
+	return strstr(input, "PRIMARY KEY") && (strcmp(f->rule->name, "down-not-inverse") == 0 ||
+	                                        strcmp(f->rule->name, "unused-ignore") == 0);
+}
+#endif
+
+static void rewrites_lint_clean(void **state)
+{
+#ifdef HAVE_LINT
+	static const char *const inputs[] = {
+		"ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();",
+		"ALTER TABLE users ADD COLUMN r float8 DEFAULT random();",
+		"ALTER TABLE users ADD COLUMN nick text NOT NULL;",
+		"ALTER TABLE users ADD COLUMN org_id bigint REFERENCES orgs (id) CHECK (org_id > 0);",
+		"CREATE INDEX ON users (lower(email), created_at);",
+		"CREATE UNIQUE INDEX users_email ON users (email);",
+		"ALTER TABLE users ADD CONSTRAINT users_org_fk FOREIGN KEY (org_id) REFERENCES orgs (id);",
+		"ALTER TABLE users ADD CHECK (score >= 0);",
+		"ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);",
+		"ALTER TABLE accounts ADD PRIMARY KEY (id);",
+		"ALTER TABLE users ALTER COLUMN name SET NOT NULL;",
+		"ALTER TABLE users ALTER COLUMN qty TYPE numeric(20, 0);",
+		"BEGIN;\nCREATE INDEX users_a ON users (a);\nCOMMIT;",
+	};
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		rewritten rw;
+		dc_finding_list l = { NULL, 0, 0 };
+		dc_strbuf shown = DC_STRBUF_INIT;
+		dc_error err;
+
+		memset(&err, 0, sizeof(err));
+		/* the swap's down is the original's: only it knows the old type */
+		rewrite(inputs[i],
+		        strstr(inputs[i], " TYPE ")
+		                ? "ALTER TABLE users ALTER COLUMN qty TYPE bigint;"
+		                : NULL,
+		        &rw);
+		assert_int_equal(dc_lint_migration(mig(&rw), NULL, &l, &err), 0);
+		for (k = 0; k < l.len; k++)
+			if (l.items[k].severity >= DC_SEV_WARNING &&
+			    !known_lint_gap(inputs[i], &l.items[k]))
+				dc_strbuf_addf(&shown, "  %d:%d %s %s\n", l.items[k].line,
+				               l.items[k].col, l.items[k].rule->name,
+				               l.items[k].message);
+		if (shown.len)
+			fail_msg("the rewrite of '%s' does not lint clean:\n%s%s", inputs[i],
+			         shown.buf, rw.yaml);
+		dc_strbuf_release(&shown);
+		dc_finding_list_release(&l);
+		release(&rw);
+	}
+#else
+	(void)state;
+	print_message("dc_lint_migration is not built yet (src/analysis/lint.c): not checked\n");
+	skip();
+#endif
 }
 
 static void bad_input(void **state)
@@ -741,6 +843,7 @@ int main(void)
 		cmocka_unit_test(passthrough_and_split),
 		cmocka_unit_test(unsupported_is_kept_with_a_note),
 		cmocka_unit_test(every_schema_phase_has_a_down),
+		cmocka_unit_test(rewrites_lint_clean),
 		cmocka_unit_test(bad_input),
 	};
 

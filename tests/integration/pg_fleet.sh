@@ -1,0 +1,1157 @@
+# pg_fleet.sh — integration tests of apply, rollback, status, resume and the
+# PostgreSQL engine's locking on fleets in the sandbox cluster
+# (scripts/pg-sandbox: a primary and one streaming replica, which `make test`
+# starts and exports as DEPLOYCLAW_PRIMARY / DEPLOYCLAW_REPLICA).
+#
+# Every fleet lives in databases of its own, named dcpg<pid>_*, dropped at
+# the end. The outcome is read back from the databases with psql: history
+# rows, deployclaw.tenant_state, the schema (information_schema, pg_indexes,
+# pg_index), plus the ledger and the exit codes.
+#
+#   1. the three tenancy models (schema over two shards, database, row):
+#      apply, status, rollback, resume after kill -9, verify-failure rollback
+#   2. a table lock held by another session: retried on 55P03, then succeeds;
+#      or fails cleanly once the retries are spent
+#   3. CREATE INDEX CONCURRENTLY (own phase, and inline: split out); a failing
+#      CREATE UNIQUE INDEX CONCURRENTLY leaves no INVALID index behind
+#   4. the per-tenant advisory lock between two concurrent runs
+#   5. tenant schemas named with quotes, spaces and non-ASCII letters
+#   6. topology (smoke; tests/integration/topology.sh goes in depth)
+#
+# usage: bash pg_fleet.sh path/to/deployclaw
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../cli/lib.sh"
+. "$HERE/fleet_lib.sh" # check_eq, count_state, state_of, ledger helpers
+
+# Never skip: CI runs this against the sandbox; without it, that is a bug.
+if [ -z "${DEPLOYCLAW_PRIMARY:-}" ] || [ -z "${DEPLOYCLAW_REPLICA:-}" ]; then
+	echo "FAIL: DEPLOYCLAW_PRIMARY and DEPLOYCLAW_REPLICA are not set: start the sandbox" >&2
+	echo '  (scripts/pg-sandbox up && eval "$(scripts/pg-sandbox env)"; make test does it)' >&2
+	exit 1
+fi
+case "$DEPLOYCLAW_PRIMARY$DEPLOYCLAW_REPLICA" in
+*://*)
+	echo "FAIL: this test needs key=value conninfo strings, not URIs" >&2
+	exit 1
+	;;
+esac
+PSQL=$(command -v psql || echo /usr/lib/postgresql/15/bin/psql)
+[ -x "$PSQL" ] || {
+	echo "FAIL: psql not found" >&2
+	exit 1
+}
+export PGOPTIONS="-c client_min_messages=warning"
+P=dcpg$$ # every database of this run starts with it
+
+cleanup() {
+	local pids
+	pids=$(jobs -p)
+	[ -n "$pids" ] && kill -9 $pids 2>/dev/null
+	"$PSQL" -X -q -At "$DEPLOYCLAW_PRIMARY" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname LIKE '${P}\\_%' AND pid <> pg_backend_pid()" >/dev/null 2>&1
+	for db in $("$PSQL" -X -At "$DEPLOYCLAW_PRIMARY" -c "SELECT datname FROM pg_database WHERE datname LIKE '${P}\\_%'" 2>/dev/null); do
+		"$PSQL" -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+cd "$TMP" || exit 1
+
+T0=$SECONDS
+section() { echo "== $* ($((SECONDS - T0))s)"; }
+fail_here() { fail "$@"; }
+
+# dsn DB / rdsn DB: the sandbox primary / replica, on database DB (the last
+# dbname of a conninfo string wins).
+dsn() { echo "$DEPLOYCLAW_PRIMARY dbname=$1"; }
+rdsn() { echo "$DEPLOYCLAW_REPLICA dbname=$1"; }
+
+# setup DB SQL...: runs SQL on DB; a failure stops the test.
+setup() {
+	local db=$1
+	shift
+	"$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$(dsn "$db")" "$@" >/dev/null || {
+		echo "FAIL: setup SQL failed on '$db': $*" >&2
+		exit 1
+	}
+}
+
+# q DB SQL: the rows of a query (fields '|'), "ERR: ..." when it fails.
+q() {
+	local out
+	out=$("$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$(dsn "$1")" -c "$2" 2>&1) || out="ERR: $out"
+	printf '%s\n' "$out"
+}
+
+mkdb() { setup deployclaw -c "CREATE DATABASE \"$1\""; }
+
+# A helper in each fleet database: pgit.state(pattern, markers) gives one line
+# per schema matching pattern: "<schema> <markers> <history>", where markers
+# is a query over the schema name $1 and history is version:status,... or "-".
+STATE_FN='CREATE SCHEMA pgit;
+CREATE FUNCTION pgit.state(pat text, markers text) RETURNS SETOF text LANGUAGE plpgsql AS $f$
+DECLARE s text; m text; h text;
+BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE pat ORDER BY nspname COLLATE "C" LOOP
+    EXECUTE markers INTO m USING s;
+    IF to_regclass(format($q$%I.deployclaw_history$q$, s)) IS NULL THEN h := $q$-$q$;
+    ELSE EXECUTE format($q$SELECT coalesce(string_agg(version || $s$:$s$ || status, $s$,$s$ ORDER BY version), $s$-$s$) FROM %I.deployclaw_history$q$, s) INTO h;
+    END IF;
+    RETURN NEXT s || $q$ $q$ || m || $q$ $q$ || h;
+  END LOOP;
+END $f$;
+CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL);'
+
+# col SCHEMA-EXPR TABLE COLUMN / idx SCHEMA-EXPR INDEX: SQL counting them.
+col() { echo "(SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = '$2' AND column_name = '$3')"; }
+idx() { echo "(SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = '$2')"; }
+tbl() { echo "(SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = '$2')"; }
+
+# states DB PATTERN MARKERS > FILE
+states() { q "$1" "SELECT pgit.state('$2', \$m\$SELECT $3\$m\$)"; }
+
+# pub_states TABLE DB...: one line per database, read by ONE psql (process
+# starts are slow on a loaded machine):
+#   <db> p<TABLE.plan> k<TABLE.kind> <history or -> <apply_count rows>/<versions> <tenant_state>
+# where tenant_state is tenant:version:status,... ("self" for a tenant named
+# as its database) or "-".
+pub_states() {
+	local t=$1 db
+	shift
+	for db in "$@"; do
+		cat <<SQL
+\c '$(dsn "$db")'
+\echo @@ $db
+SELECT 'p' || $(col "'public'" "$t" plan);
+SELECT 'k' || $(col "'public'" "$t" kind);
+SELECT to_regclass('public.deployclaw_history') IS NOT NULL AS has_h, to_regclass('deployclaw.tenant_state') IS NOT NULL AS has_s \gset
+\if :has_h
+SELECT 'h' || coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '-') FROM public.deployclaw_history;
+\endif
+SELECT 'c' || count(*) || '/' || count(DISTINCT version) FROM public.apply_count;
+\if :has_s
+SELECT 's' || coalesce(string_agg(CASE WHEN tenant = current_database() THEN 'self' ELSE tenant END || ':' || version || ':' || status, ',' ORDER BY tenant, version), '-') FROM deployclaw.tenant_state;
+\endif
+SQL
+	done | "$PSQL" -X -q -At "$DEPLOYCLAW_PRIMARY" 2>/dev/null | awk '
+		function emit() { if (id != "") print id, p, k, h, c, st }
+		/^@@ / { emit(); id = $2; p = "p?"; k = "k?"; h = "-"; c = "?"; st = "-"; next }
+		/^p/ { p = $0; next }
+		/^k/ { k = $0; next }
+		/^h/ { h = substr($0, 2); next }
+		/^c/ { c = substr($0, 2); next }
+		/^s/ { st = substr($0, 2); next }
+		END { emit() }'
+}
+
+# dc CONFIG ARGS...: deployclaw (stdout, stderr, exit code kept by `run`).
+dc() {
+	local c=$1
+	shift
+	run "$DC" --config "$c" "$@"
+}
+
+# project DIR: keygen and sum for the config and migrations already in DIR.
+project() {
+	"$DC" --config "$1/deployclaw.yaml" audit keygen >/dev/null 2>&1 &&
+		"$DC" --config "$1/deployclaw.yaml" hash >/dev/null 2>&1 || {
+		echo "FAIL: cannot set up project '$1'" >&2
+		exit 1
+	}
+}
+rehash() { "$DC" --config "$1/deployclaw.yaml" hash >/dev/null 2>&1 || fail_here "hash failed in $1"; }
+
+# json_check FILE PYTHON-EXPR...: each expression over `d` must be true.
+json_check() {
+	local file=$1 out
+	shift
+	CHECKS=$((CHECKS + 1))
+	out=$(python3 - "$file" "$@" <<'PY' 2>&1
+import json, sys
+try:
+    d = json.load(open(sys.argv[1], encoding="utf-8"))
+except Exception as e:
+    print("not JSON:", e)
+    sys.exit(1)
+bad = [x for x in sys.argv[2:] if not eval(x)]
+print("; ".join("false: " + x for x in bad))
+sys.exit(1 if bad else 0)
+PY
+	) || fail "JSON check: $out"
+}
+
+# ledger_py LEDGER PYTHON: runs PYTHON with `e` = every ledger entry, `last`
+# = the entries of the last run.
+ledger_py() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+runs = [x["run_id"] for x in e if x["event"] == "run_start"]
+last = [x for x in e if runs and x["run_id"] == runs[-1]]
+exec(sys.argv[2])
+PY
+}
+INTERRUPTED_PY='
+started = [x["run_id"] for x in e if x["event"] == "run_start"]
+ended = {x["run_id"] for x in e if x["event"] == "run_end"}
+interrupted = [x["data"]["interrupted_run"] for x in e if x["event"] == "run_interrupted"]
+open_runs = [r for r in started if r not in ended]
+print(len(interrupted) > 0, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))'
+
+# kill_rounds CONFIG N MIN_MS MAX_MS ARGS...: starts `apply ARGS` N times and
+# kill -9s it after a random MIN..MAX ms; sets KILLS to how many were killed
+# mid-run.
+kill_rounds() {
+	local c=$1 n=$2 lo=$3 hi=$4 round pid ms rc
+	shift 4
+	KILLS=0
+	for round in $(seq 1 "$n"); do
+		"$DC" --config "$c" apply "$@" >"kill.$round.out" 2>&1 &
+		pid=$!
+		ms=$((lo + RANDOM % (hi - lo + 1)))
+		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+		kill -9 "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null
+		rc=$?
+		if [ "$rc" -eq 137 ]; then
+			KILLS=$((KILLS + 1))
+		else
+			echo "  round $round: apply ended by itself (exit $rc) before the kill at ${ms}ms"
+		fi
+	done
+	echo "  $KILLS of $n runs killed"
+}
+
+# ========================================================================
+case_schema() {
+section "setup"
+S1=${P}_s1
+S2=${P}_s2
+for db in "$S1" "$S2"; do
+	mkdb "$db"
+	setup "$db" -c "$STATE_FN"
+done
+# 150 tenants: tenant_001 .. tenant_150, odd ones on s1, even ones on s2;
+# users and orders (a foreign key), 5 rows each.
+for k in 1 2; do
+	db=$S1
+	[ $k = 2 ] && db=$S2
+	setup "$db" -c "
+DO \$\$ DECLARE s text; BEGIN
+  FOR i IN 1..150 LOOP
+    CONTINUE WHEN 1 + (i - 1) % 2 <> $k;
+    s := 'tenant_' || lpad(i::text, 3, '0');
+    EXECUTE format('CREATE SCHEMA %I', s);
+    EXECUTE format('CREATE TABLE %1\$I.users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
+      CREATE TABLE %1\$I.orders (id int PRIMARY KEY, user_id int NOT NULL REFERENCES %1\$I.users (id), total int NOT NULL);
+      INSERT INTO %1\$I.users SELECT g, ''u'' || g || ''@example.com'', g FROM generate_series(1, 5) g;
+      INSERT INTO %1\$I.orders SELECT g, g, 10 * g FROM generate_series(1, 5) g;', s);
+  END LOOP;
+END \$\$"
+done
+
+SF=$TMP/schema
+mkdir -p "$SF/migrations" "$SF/audit"
+cat >"$SF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "tenant_%"
+shards:
+  - name: s1
+    primary: "$(dsn "$S1")"
+    replicas: ["$(rdsn "$S1")"]
+    parallel: 1
+  - name: s2
+    primary: "$(dsn "$S2")"
+    replicas: ["$(rdsn "$S2")"]
+    parallel: 1
+gates:
+  lock_timeout: 5s
+  statement_timeout: 1m
+  require_down: true
+rollout:
+  canary: 1
+  waves: [10%, 50%, 100%]
+  max_failures: 5
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+# Each migration counts itself in public.apply_count (with the tenant from
+# current_setting('deployclaw.tenant')): a tenant applied twice counts 2.
+cat >"$SF/migrations/0001_add_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan to users
+phases:
+  - name: expand
+    up: |
+      SELECT pg_sleep(0.03);
+      ALTER TABLE users ADD COLUMN plan text;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+    down: |
+      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0001';
+      ALTER TABLE users DROP COLUMN plan;
+  - name: backfill
+    up: UPDATE users SET plan = CASE WHEN n > 2 THEN 'team' ELSE 'solo' END;
+verify:
+  - SELECT count(*) = 0 FROM users WHERE plan IS NULL
+EOF
+cat >"$SF/migrations/0002_invoices.yaml" <<'EOF'
+version: "0002"
+name: create invoices
+phases:
+  - name: expand
+    up: |
+      SELECT pg_sleep(0.03);
+      CREATE TABLE invoices (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users (id),
+        amount_cents int NOT NULL CHECK (amount_cents >= 0));
+      CREATE INDEX invoices_user ON invoices (user_id);
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0002');
+    down: |
+      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0002';
+      DROP TABLE invoices;
+EOF
+project "$SF"
+SC=$SF/deployclaw.yaml
+S_MARK="'p' || $(col '$1' users plan) || ' i' || $(tbl '$1' invoices) || ' x' || $(idx '$1' invoices_user) || ' t' || $(col '$1' orders total_cents)"
+# s_states > FILE: both shards
+s_states() { { states "$S1" 'tenant\_%' "$S_MARK"; states "$S2" 'tenant\_%' "$S_MARK"; } | sort; }
+# counts DB: "version count-of-rows distinct-tenants max-per-tenant" per version
+counts() { q "$1" "SELECT version, count(*), count(DISTINCT tenant), max(c) FROM (SELECT version, tenant, count(*) OVER (PARTITION BY version, tenant) c FROM public.apply_count) x GROUP BY version ORDER BY version"; }
+# tstate DB: "status count" of deployclaw.tenant_state per version
+tstate() { q "$1" "SELECT version || ' ' || status || ' ' || count(*) FROM deployclaw.tenant_state GROUP BY version, status ORDER BY version, status"; }
+
+# ========================================================================
+section "1a. schema model, two shards, 150 tenants: apply --to 0002 killed 5 times, then resumed"
+kill_rounds "$SC" 5 400 1500 --to 0002
+CHECKS=$((CHECKS + 1))
+[ "$KILLS" -ge 4 ] || fail_here "only $KILLS of 5 runs were killed mid-run"
+s_states >mid.st
+echo "  after the kills: $(grep -c '0002:applied' mid.st) tenants at 0002, $(grep -c ' -$' mid.st) untouched"
+check_eq "no tenant half-applied after the kills" \
+	"$(awk '{ $1 = ""; print }' mid.st | sort -u | grep -Ev '^ (p0 i0 x0 t0 -|p1 i0 x0 t0 0001:applied|p1 i1 x1 t0 0001:applied,0002:applied)$')" ""
+dc "$SC" apply --to 0002
+expect_rc 0
+expect_out "0 failed"
+dc "$SC" apply --to 0002
+expect_rc 0
+expect_out "nothing to do: all 150 tenants are at '0002'"
+s_states >resume.st
+check_eq "every tenant at 0002: plan, invoices + index, history 0001 and 0002" \
+	"$(count_state resume.st "p1 i1 x1 t0 0001:applied,0002:applied")" 150
+check_eq "s1: each migration applied exactly once per tenant (apply_count)" \
+	"$(counts "$S1")" $'0001|75|75|1\n0002|75|75|1'
+check_eq "s2: each migration applied exactly once per tenant (apply_count)" \
+	"$(counts "$S2")" $'0001|75|75|1\n0002|75|75|1'
+check_eq "s1: deployclaw.tenant_state, one row per tenant and version" \
+	"$(tstate "$S1")" $'0001 applied 75\n0002 applied 75'
+check_eq "s2: deployclaw.tenant_state" "$(tstate "$S2")" $'0001 applied 75\n0002 applied 75'
+check_eq "the backfill ran in the tenant's schema" \
+	"$(q "$S2" "SELECT string_agg(plan, ',' ORDER BY id) FROM tenant_150.users")" "solo,solo,team,team,team"
+check_eq "history rows carry a run id and checksum" \
+	"$(q "$S1" "SELECT count(*) FROM tenant_001.deployclaw_history WHERE run_id ~ '^[0-9a-f]{16}\$' AND checksum ~ '^[0-9a-f]{64}\$'")" 2
+dc "$SC" audit verify
+expect_rc 0
+check_eq "ledger: every killed run recorded as run_interrupted, once" \
+	"$(ledger_py "$SF/audit/ledger.jsonl" "$INTERRUPTED_PY")" "True True True"
+
+section "1b. schema model: verify failure on one inconsistent tenant, the others proceed"
+cat >"$SF/migrations/0003_order_totals.yaml" <<'EOF'
+version: "0003"
+name: store order totals
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE orders ADD COLUMN total_cents int;
+      UPDATE orders SET total_cents = total * 100;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0003');
+    down: |
+      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0003';
+      ALTER TABLE orders DROP COLUMN total_cents;
+verify:
+  # a negative total: the tenant holds inconsistent orders
+  - SELECT count(*) = 0 FROM orders WHERE total_cents IS NULL OR total_cents < 0
+EOF
+rehash "$SF"
+setup "$S1" -c "UPDATE tenant_077.orders SET total = -5 WHERE id = 2"
+dc "$SC" apply
+expect_rc 1
+expect_err "1 tenant failed"
+expect_out "149 tenants migrated to '0003', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -Eq "tenant_077 .*migrations/0003_order_totals\.yaml:[0-9]+:[0-9]+: verify assertion of '0003' is false" "$OUT" ||
+	fail_here "the summary does not name tenant_077 with file:line:col and the verify assertion"
+s_states >verify.st
+check_eq "tenant_077: no total_cents, no 0003 history row" \
+	"$(state_of verify.st tenant_077)" "p1 i1 x1 t0 0001:applied,0002:applied"
+check_eq "the other 149 at 0003" \
+	"$(count_state verify.st "p1 i1 x1 t1 0001:applied,0002:applied,0003:applied")" 149
+check_eq "tenant_077: no 0003 in tenant_state, nor in apply_count" \
+	"$(q "$S1" "SELECT count(*) FROM deployclaw.tenant_state WHERE tenant = 'tenant_077' AND version = '0003'") $(q "$S1" "SELECT count(*) FROM apply_count WHERE tenant = 'tenant_077' AND version = '0003'")" "0 0"
+
+section "1c. schema model: status (text and --json)"
+dc "$SC" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0003 +store order totals +149$' "$OUT" || fail_here "status does not show 149 tenants at 0003"
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0002 +create invoices +1$' "$OUT" || fail_here "status does not show 1 tenant at 0002"
+CHECKS=$((CHECKS + 1))
+grep -Eq "^ +tenant_077 .*verify assertion" "$OUT" || fail_here "status does not list tenant_077 as failed"
+"$DC" --config "$SC" --json status >status.json 2>"$ERR"
+json_check status.json 'd["tenants"] == 150' 'd["pending"] == 1' 'd["failed"] == 1' 'd["drifted"] == 0' \
+	'[v["tenants"] for v in d["versions"]] == [0, 0, 1, 149]' \
+	'len(d["tenant_list"]) == 150' \
+	'[t["tenant"] for t in d["tenant_list"] if t["version"] != "0003"] == ["tenant_077"]' \
+	'sorted({t["shard"] for t in d["tenant_list"]}) == ["s1", "s2"]' \
+	'sum(t["shard"] == "s1" for t in d["tenant_list"]) == 75'
+
+section "1d. schema model: rollback of the latest migration"
+setup "$S1" -c "UPDATE tenant_077.orders SET total = 20 WHERE id = 2"
+dc "$SC" apply
+expect_rc 0
+expect_out "1 tenant migrated to '0003', 0 failed, 149 already up to date"
+dc "$SC" rollback
+expect_rc 0
+expect_out "150 tenants rolled back, 0 failed"
+s_states >rb.st
+check_eq "0003 rolled back everywhere: column gone, history rolled_back" \
+	"$(count_state rb.st "p1 i1 x1 t0 0001:applied,0002:applied,0003:rolled_back")" 150
+check_eq "tenant_state says rolled_back" \
+	"$(q "$S2" "SELECT status || ' ' || count(*) FROM deployclaw.tenant_state WHERE version = '0003' GROUP BY status")" "rolled_back 75"
+check_eq "the down ran in each tenant (apply_count 0003 gone)" \
+	"$(q "$S1" "SELECT count(*) FROM apply_count WHERE version = '0003'")" 0
+dc "$SC" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0002 +create invoices +150$' "$OUT" || fail_here "status after rollback does not show 150 tenants at 0002"
+dc "$SC" audit verify
+expect_rc 0
+
+section "6. topology on the two-shard config (smoke)"
+dc "$SC" topology
+expect_rc 0
+expect_out "shard 's1'"
+expect_out "shard 's2'"
+expect_out "primary"
+expect_out "streaming"
+expect_out "2 shards, 2 replicas, 150 tenants: all good"
+"$DC" --config "$SC" --json topology >topo.json 2>"$ERR"
+json_check topo.json 'd["ok"] is True' '[s["name"] for s in d["shards"]] == ["s1", "s2"]' \
+	'all(s["in_recovery"] is False and s["tenants"] == 75 for s in d["shards"])' \
+	'all(len(s["replicas"]) == 1 for s in d["shards"])' \
+	'all(isinstance(s["replicas"][0]["lag_bytes"], int) and s["replicas"][0]["lag_bytes"] >= 0 for s in d["shards"])' \
+	'all(s["replicas"][0]["state"] == "streaming" for s in d["shards"])'
+
+}
+
+# ========================================================================
+case_database() {
+section "1e. database model: 8 tenant databases on one shard"
+DA=${P}_dadmin
+mkdb "$DA"
+# the tenant databases are copies of one template, made by one psql
+mkdb "${P}_tpl"
+setup "${P}_tpl" -c "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
+	INSERT INTO users SELECT g, 'u' || g, g FROM generate_series(1, 5) g;
+	CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)"
+args=()
+for i in 1 2 3 4 5 6 7 8; do args+=(-c "CREATE DATABASE ${P}_t0$i TEMPLATE ${P}_tpl"); done
+setup deployclaw "${args[@]}"
+DF=$TMP/database
+mkdir -p "$DF/migrations" "$DF/audit"
+cat >"$DF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: database
+  pattern: "${P}\\\\_t%"
+shards:
+  - name: d
+    primary: "$(dsn "$DA")"
+    replicas: ["$(rdsn "$DA")"]
+gates:
+  lock_timeout: 5s
+rollout:
+  canary: 1
+  waves: [100%]
+  max_failures: 3
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$DF/migrations/0001_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan
+phases:
+  - name: expand
+    up: |
+      SELECT pg_sleep(0.4);
+      ALTER TABLE users ADD COLUMN plan text;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+    down: |
+      DELETE FROM public.apply_count WHERE version = '0001';
+      ALTER TABLE users DROP COLUMN plan;
+EOF
+project "$DF"
+DCF=$DF/deployclaw.yaml
+TDBS=("${P}_t01" "${P}_t02" "${P}_t03" "${P}_t04" "${P}_t05" "${P}_t06" "${P}_t07" "${P}_t08")
+d_states() { pub_states users "${TDBS[@]}"; }
+kill_rounds "$DCF" 3 300 1200
+dc "$DCF" apply
+expect_rc 0
+expect_out "0 failed"
+d_states >d1.st
+check_eq "every tenant database at 0001 exactly once, in its own tenant_state too" \
+	"$(count_state d1.st "p1 k0 0001:applied 1/1 self:0001:applied")" 8
+check_eq "ledger: killed database-model runs recorded as run_interrupted" \
+	"$(ledger_py "$DF/audit/ledger.jsonl" "$INTERRUPTED_PY")" "True True True"
+# verify failure in one tenant database
+cat >"$DF/migrations/0002_kind.yaml" <<'EOF'
+version: "0002"
+name: add a kind
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE users ADD COLUMN kind text NOT NULL DEFAULT 'person';
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0002');
+    down: |
+      DELETE FROM public.apply_count WHERE version = '0002';
+      ALTER TABLE users DROP COLUMN kind;
+verify:
+  - SELECT count(*) = 0 FROM users WHERE n < 0
+EOF
+rehash "$DF"
+setup "${P}_t05" -c "UPDATE users SET n = -1 WHERE id = 4"
+dc "$DCF" apply
+expect_rc 1
+expect_out "7 tenants migrated to '0002', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -Eq "${P}_t05 .*0002_kind\.yaml:[0-9]+:[0-9]+: verify assertion of '0002' is false" "$OUT" ||
+	fail_here "the summary does not name ${P}_t05 with the verify assertion"
+d_states >d2.st
+check_eq "the failed tenant database: no kind column, no 0002 history" "$(state_of d2.st "${P}_t05")" "p1 k0 0001:applied 1/1 self:0001:applied"
+check_eq "the other 7 at 0002" "$(count_state d2.st "p1 k1 0001:applied,0002:applied 2/2 self:0001:applied,self:0002:applied")" 7
+"$DC" --config "$DCF" --json status >dstatus.json 2>"$ERR"
+json_check dstatus.json 'd["tenants"] == 8' 'd["failed"] == 1' 'd["pending"] == 1' \
+	'[v["tenants"] for v in d["versions"]] == [0, 1, 7]' \
+	'[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["'"${P}_t05"'"]'
+# without --to a rollback takes the fleet one step back: below the newest
+# version applied anywhere (0002), so the tenant still at 0001 stays there
+dc "$DCF" rollback
+expect_rc 0
+expect_out "7 tenants rolled back, 0 failed, 1 already up to date"
+d_states >d3.st
+check_eq "rollback: the 7 back at 0001" \
+	"$(count_state d3.st "p1 k0 0001:applied,0002:rolled_back 1/1 self:0001:applied,self:0002:rolled_back")" 7
+check_eq "rollback: the one at 0001 untouched" "$(state_of d3.st "${P}_t05")" "p1 k0 0001:applied 1/1 self:0001:applied"
+dc "$DCF" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0001 +add a plan +8$' "$OUT" || fail_here "database status after rollback does not show 8 tenants at 0001"
+
+}
+
+# ========================================================================
+case_row() {
+section "1f. row model: shared tables, one tenant per shard (two shards)"
+R1=${P}_r1
+R2=${P}_r2
+for db in "$R1" "$R2"; do
+	mkdb "$db"
+	setup "$db" -c "CREATE TABLE accounts (id int PRIMARY KEY, tenant_id text NOT NULL, n int NOT NULL);
+		ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+		CREATE POLICY accounts_tenant ON accounts USING (tenant_id = current_setting('app.tenant', true));
+		INSERT INTO accounts SELECT g, 'c' || g % 4, g FROM generate_series(1, 40) g;
+		CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)"
+done
+RF=$TMP/row
+mkdir -p "$RF/migrations" "$RF/audit"
+cat >"$RF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: row
+shards:
+  - name: r1
+    primary: "$(dsn "$R1")"
+    replicas: ["$(rdsn "$R1")"]
+  - name: r2
+    primary: "$(dsn "$R2")"
+    replicas: ["$(rdsn "$R2")"]
+gates:
+  lock_timeout: 5s
+rollout:
+  canary: 0
+  waves: [100%]
+  max_failures: 1
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$RF/migrations/0001_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan
+phases:
+  - name: expand
+    up: |
+      SELECT pg_sleep(0.8);
+      ALTER TABLE accounts ADD COLUMN plan text;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+    down: |
+      DELETE FROM public.apply_count WHERE version = '0001';
+      ALTER TABLE accounts DROP COLUMN plan;
+EOF
+project "$RF"
+RCF=$RF/deployclaw.yaml
+r_state() { pub_states accounts "$1" | cut -d' ' -f2-; }
+kill_rounds "$RCF" 3 300 900
+dc "$RCF" apply
+expect_rc 0
+expect_out "0 failed"
+check_eq "row model: r1 at 0001 once (history, tenant_state)" "$(r_state "$R1")" "p1 k0 0001:applied 1/1 r1:0001:applied"
+check_eq "row model: r2 at 0001 once" "$(r_state "$R2")" "p1 k0 0001:applied 1/1 r2:0001:applied"
+check_eq "ledger: killed row-model runs recorded as run_interrupted" \
+	"$(ledger_py "$RF/audit/ledger.jsonl" "$INTERRUPTED_PY")" "True True True"
+cat >"$RF/migrations/0002_kind.yaml" <<'EOF'
+version: "0002"
+name: add a kind
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE accounts ADD COLUMN kind text NOT NULL DEFAULT 'company';
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0002');
+    down: |
+      DELETE FROM public.apply_count WHERE version = '0002';
+      ALTER TABLE accounts DROP COLUMN kind;
+verify:
+  - SELECT count(*) = 0 FROM accounts WHERE n < 0
+EOF
+rehash "$RF"
+setup "$R2" -c "UPDATE accounts SET n = -7 WHERE id = 9"
+dc "$RCF" apply
+expect_rc 1
+expect_out "1 tenant migrated to '0002', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -Eq "^ +r2 .*0002_kind\.yaml:[0-9]+:[0-9]+: verify assertion of '0002' is false" "$OUT" ||
+	fail_here "the summary does not name shard-tenant r2 with the verify assertion"
+check_eq "row model: r1 at 0002" "$(r_state "$R1")" "p1 k1 0001:applied,0002:applied 2/2 r1:0001:applied,r1:0002:applied"
+check_eq "row model: r2 (verify failed) unchanged" "$(r_state "$R2")" "p1 k0 0001:applied 1/1 r2:0001:applied"
+dc "$RCF" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -Eq '^ +0002 +add a kind +1$' "$OUT" || fail_here "row status does not show 1 tenant at 0002"
+dc "$RCF" rollback --tenant r1
+expect_rc 0
+expect_out "1 tenant rolled back"
+check_eq "row model rollback: r1 back at 0001" "$(r_state "$R1")" "p1 k0 0001:applied,0002:rolled_back 1/1 r1:0001:applied,r1:0002:rolled_back"
+check_eq "row model rollback --tenant r1: r2 untouched" "$(r_state "$R2")" "p1 k0 0001:applied 1/1 r2:0001:applied"
+
+}
+
+# ========================================================================
+case_lock() {
+section "2. a lock held by another session: retried on 55P03"
+LK=${P}_lk
+mkdb "$LK"
+setup "$LK" -c "$STATE_FN" -c "
+DO \$\$ BEGIN
+  FOR s IN 1..3 LOOP
+    EXECUTE format('CREATE SCHEMA %I; CREATE TABLE %1\$I.users (id int PRIMARY KEY, n int NOT NULL);
+      INSERT INTO %1\$I.users SELECT g, g FROM generate_series(1, 5) g', 'lk_' || chr(96 + s));
+  END LOOP;
+END \$\$"
+LF=$TMP/lock
+mkdir -p "$LF/migrations" "$LF/audit"
+cat >"$LF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "lk\\\\_%"
+shards:
+  - name: lk
+    primary: "$(dsn "$LK")"
+gates:
+  lock_timeout: 500ms
+rollout:
+  canary: 0
+  waves: [100%]
+  max_failures: 3
+  parallel: 2
+  retries: 3
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$LF/migrations/0001_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan
+phases:
+  - name: expand
+    up: ALTER TABLE users ADD COLUMN plan text;
+    down: ALTER TABLE users DROP COLUMN plan;
+EOF
+project "$LF"
+LCF=$LF/deployclaw.yaml
+LK_MARK="'p' || $(col '$1' users plan) || ' o' || $(col '$1' users note)"
+
+# hold_table SCHEMA SECONDS: a psql session holds SCHEMA.users in ACCESS
+# EXCLUSIVE mode for SECONDS (application_name pgit_holder); returns once the
+# lock is granted. HOLDER is the psql's pid.
+hold_table() {
+	PGAPPNAME=pgit_holder "$PSQL" -X -q "$(dsn "$LK")" \
+		-c "BEGIN" -c "LOCK TABLE $1.users IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep($2)" -c "COMMIT" \
+		>/dev/null 2>&1 &
+	HOLDER=$!
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(q "$LK" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE a.application_name = 'pgit_holder' AND l.relation = '$1.users'::regclass
+			AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && return 0
+		sleep 0.05
+	done
+	fail_here "the holder session never got its lock on $1.users"
+}
+release_holder() {
+	q "$LK" "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pgit_holder'" >/dev/null
+	wait "$HOLDER" 2>/dev/null
+}
+
+hold_table lk_b 60
+t1=$(date +%s%N)
+"$DC" --config "$LCF" apply >"$OUT" 2>"$ERR" &
+LA=$!
+# once deployclaw waits for the table, release it ~1 s later (after the
+# first 500ms lock_timeout, within the retries)
+for ((i = 0; i < 300; i++)); do
+	[ "$(q "$LK" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		WHERE a.application_name LIKE 'deployclaw/%' AND l.relation = 'lk_b.users'::regclass AND NOT l.granted")" = 1 ] && break
+	sleep 0.05
+done
+CHECKS=$((CHECKS + 1))
+[ "$i" -lt 300 ] || fail_here "deployclaw never waited for the lock on lk_b.users"
+sleep 1
+release_holder
+wait "$LA"
+RC=$?
+t2=$(date +%s%N)
+expect_rc 0
+expect_out "3 tenants migrated to '0001', 0 failed"
+echo "  apply with lk_b locked took $(((t2 - t1) / 1000000)) ms"
+check_eq "every tenant at 0001, lk_b too" \
+	"$(states "$LK" 'lk\_%' "$LK_MARK" | tr '\n' '|')" "lk_a p1 o0 0001:applied|lk_b p1 o0 0001:applied|lk_c p1 o0 0001:applied|"
+ledger_py "$LF/audit/ledger.jsonl" '
+r = [x["data"] for x in last if x["event"] == "tenant_retry"]
+print("retries", len(r) >= 1, {x["tenant"] for x in r}, {x["sqlstate"] for x in r}, all(x["backoff_ms"] >= 100 for x in r))
+t = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["tenant"] == "lk_b"][0]
+print("lk_b", t["status"], t.get("attempts", 1) == len(r) + 1)' >lk1.ledger
+check_eq "ledger: lk_b retried on 55P03 (lock timeout)" "$(grep ^retries lk1.ledger)" "retries True {'lk_b'} {'55P03'} True"
+check_eq "ledger: lk_b succeeded, attempts = retries + 1" "$(grep ^lk_b lk1.ledger)" "lk_b succeeded True"
+
+# held longer than every retry: the tenant fails cleanly
+cat >"$LF/migrations/0002_note.yaml" <<'EOF'
+version: "0002"
+name: add a note
+phases:
+  - name: expand
+    up: ALTER TABLE users ADD COLUMN note text;
+    down: ALTER TABLE users DROP COLUMN note;
+EOF
+rehash "$LF"
+hold_table lk_c 30
+dc "$LCF" apply
+release_holder
+expect_rc 1
+expect_out "2 tenants migrated to '0002', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -E "^ +lk_c " "$OUT" | grep -Eiq "lock timeout|55P03" ||
+	fail_here "the failure of lk_c does not name the lock timeout (55P03)"
+check_eq "lk_c unchanged (no note, no 0002 history); the others at 0002" \
+	"$(states "$LK" 'lk\_%' "$LK_MARK" | tr '\n' '|')" \
+	"lk_a p1 o1 0001:applied,0002:applied|lk_b p1 o1 0001:applied,0002:applied|lk_c p1 o0 0001:applied|"
+check_eq "lk_c: tenant_state has no 0002" \
+	"$(q "$LK" "SELECT count(*) FROM deployclaw.tenant_state WHERE tenant = 'lk_c' AND version = '0002'")" 0
+ledger_py "$LF/audit/ledger.jsonl" '
+r = [x["data"] for x in last if x["event"] == "tenant_retry"]
+print("retries", len(r), {x["tenant"] for x in r}, {x["sqlstate"] for x in r})
+t = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["tenant"] == "lk_c"][0]
+print("lk_c", t["status"], t.get("attempts"), "lock timeout" in t.get("error", ""))' >lk2.ledger
+check_eq "ledger: lk_c retried exactly rollout.retries times, all 55P03" "$(grep ^retries lk2.ledger)" "retries 3 {'lk_c'} {'55P03'}"
+check_eq "ledger: lk_c failed after 4 attempts, on the lock timeout" "$(grep ^lk_c lk2.ledger)" "lk_c failed 4 True"
+dc "$LCF" apply
+expect_rc 0
+expect_out "1 tenant migrated to '0002'"
+
+}
+
+# ========================================================================
+case_cic() {
+section "3. CREATE INDEX CONCURRENTLY: own phase, inline (split out), and a failing one"
+CC=${P}_cc
+mkdb "$CC"
+setup "$CC" -c "$STATE_FN" -c "
+DO \$\$ BEGIN
+  FOR s IN 1..5 LOOP
+    EXECUTE format('CREATE SCHEMA %I; CREATE TABLE %1\$I.users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
+      INSERT INTO %1\$I.users SELECT g, ''u'' || g || ''@example.com'', g FROM generate_series(1, 200) g', 'cc_' || s);
+  END LOOP;
+END \$\$" -c "UPDATE cc_4.users SET email = 'dup@example.com' WHERE id IN (7, 8)"
+CF=$TMP/cic
+mkdir -p "$CF/migrations" "$CF/audit"
+cat >"$CF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "cc\\\\_%"
+shards:
+  - name: cc
+    primary: "$(dsn "$CC")"
+    replicas: ["$(rdsn "$CC")"]
+gates:
+  lock_timeout: 5s
+rollout:
+  canary: 1
+  waves: [100%]
+  max_failures: 3
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$CF/migrations/0001_score.yaml" <<'EOF'
+version: "0001"
+name: score, indexed concurrently
+phases:
+  - name: expand
+    up: ALTER TABLE users ADD COLUMN score int;
+    down: ALTER TABLE users DROP COLUMN score;
+  - name: index
+    transaction: false
+    up: CREATE INDEX CONCURRENTLY users_n_idx ON users (n);
+    down: DROP INDEX CONCURRENTLY IF EXISTS users_n_idx;
+verify:
+  - SELECT count(*) = 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'users_n_idx'
+EOF
+cat >"$CF/migrations/0002_note.yaml" <<'EOF'
+version: "0002"
+name: note, index inline
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE users ADD COLUMN note text;
+      CREATE INDEX CONCURRENTLY users_note_idx ON users (note);
+      UPDATE users SET note = 'n' || n WHERE n <= 3;
+    down: |
+      DROP INDEX IF EXISTS users_note_idx;
+      ALTER TABLE users DROP COLUMN note;
+EOF
+project "$CF"
+CCF=$CF/deployclaw.yaml
+CC_MARK="'s' || $(col '$1' users score) || ' n' || $(idx '$1' users_n_idx) || ' o' || $(col '$1' users note) || ' i' || $(idx '$1' users_note_idx) || ' e' || $(col '$1' users email_norm) || ' u' || $(idx '$1' users_email_uq)"
+invalid() { q "$CC" "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'cc\\_%' AND NOT (i.indisvalid AND i.indisready)"; }
+dc "$CCF" apply
+expect_rc 0
+expect_out "5 tenants migrated to '0002', 0 failed"
+states "$CC" 'cc\_%' "$CC_MARK" >cc1.st
+check_eq "both concurrent indexes everywhere, columns too" \
+	"$(count_state cc1.st "s1 n1 o1 i1 e0 u0 0001:applied,0002:applied")" 5
+check_eq "no INVALID index" "$(invalid)" 0
+check_eq "the inline phase's statement after the split ran too" \
+	"$(q "$CC" "SELECT count(*) FROM cc_5.users WHERE note IS NOT NULL")" 3
+cat >"$CF/migrations/0003_email_unique.yaml" <<'EOF'
+version: "0003"
+name: unique emails
+phases:
+  - name: expand
+    up: ALTER TABLE users ADD COLUMN email_norm text;
+    down: ALTER TABLE users DROP COLUMN email_norm;
+  - name: unique
+    transaction: false
+    up: CREATE UNIQUE INDEX CONCURRENTLY users_email_uq ON users (email);
+    down: DROP INDEX CONCURRENTLY IF EXISTS users_email_uq;
+EOF
+rehash "$CF"
+dc "$CCF" apply
+expect_rc 1
+expect_out "4 tenants migrated to '0003', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -E "^ +cc_4 " "$OUT" | grep -q "could not create unique index" ||
+	fail_here "the failure of cc_4 does not say 'could not create unique index'"
+expect_no_out "dropping the INVALID index it left failed"
+expect_no_out "undoing its committed phases failed"
+states "$CC" 'cc\_%' "$CC_MARK" >cc2.st
+check_eq "no INVALID index left behind anywhere (pg_index.indisvalid)" "$(invalid)" 0
+check_eq "cc_4: no unique index, its committed expand phase undone, 0003 rolled back" \
+	"$(state_of cc2.st cc_4)" "s1 n1 o1 i1 e0 u0 0001:applied,0002:applied,0003:rolled_back"
+check_eq "the other 4 at 0003 with a valid unique index" \
+	"$(count_state cc2.st "s1 n1 o1 i1 e1 u1 0001:applied,0002:applied,0003:applied")" 4
+check_eq "cc_4: tenant_state not applied for 0003" \
+	"$(q "$CC" "SELECT coalesce(string_agg(status, ','), '-') FROM deployclaw.tenant_state WHERE tenant = 'cc_4' AND version = '0003'")" rolled_back
+"$DC" --config "$CCF" --json status >ccstatus.json 2>"$ERR"
+json_check ccstatus.json 'd["failed"] == 1' '[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["cc_4"]'
+
+}
+
+# ========================================================================
+case_advisory() {
+section "4. advisory-lock exclusion between two concurrent runs"
+AD=${P}_adv
+mkdb "$AD"
+setup "$AD" -c "$STATE_FN" -c "
+DO \$\$ BEGIN
+  FOR s IN 1..8 LOOP
+    EXECUTE format('CREATE SCHEMA %I; CREATE TABLE %1\$I.users (id int PRIMARY KEY, n int NOT NULL)', 'adv_0' || s);
+  END LOOP;
+END \$\$"
+AF=$TMP/adv
+mkdir -p "$AF/migrations" "$AF/audit"
+adv_config() { # adv_config FILE LOCK_TIMEOUT PARALLEL
+	cat >"$1" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "adv\\\\_%"
+shards:
+  - name: adv
+    primary: "$(dsn "$AD")"
+gates:
+  lock_timeout: $2
+rollout:
+  canary: 0
+  waves: [100%]
+  max_failures: 100
+  parallel: $3
+  retries: 0
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+}
+adv_config "$AF/deployclaw.yaml" 30s 1
+adv_config "$AF/second.yaml" 200ms 2
+# adv_03 is slow (3 s): while the first run holds it, the second must give up
+cat >"$AF/migrations/0001_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan
+phases:
+  - name: expand
+    up: |
+      SELECT pg_sleep(CASE current_setting('deployclaw.tenant') WHEN 'adv_03' THEN 3 ELSE 0.3 END);
+      ALTER TABLE users ADD COLUMN plan text;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+    down: |
+      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant');
+      ALTER TABLE users DROP COLUMN plan;
+EOF
+project "$AF"
+"$DC" --config "$AF/deployclaw.yaml" apply >a1.out 2>a1.err &
+A1=$!
+# the first run is on adv_03 once one of its sessions sleeps longer than 0.5 s
+A_PID=
+for ((i = 0; i < 300; i++)); do
+	A_PID=$(q "$AD" "SELECT pid || ' ' || application_name FROM pg_stat_activity WHERE application_name LIKE 'deployclaw/%'
+		AND state = 'active' AND query LIKE '%pg_sleep%' AND now() - query_start > interval '0.5 s'")
+	[ -n "$A_PID" ] && break
+	sleep 0.05
+done
+CHECKS=$((CHECKS + 1))
+[ -n "$A_PID" ] || fail_here "the first run never reached adv_03"
+A_APP=${A_PID#* }
+A_PID=${A_PID%% *}
+"$DC" --config "$AF/second.yaml" apply --tenant adv_03 >b1.out 2>b1.err
+B1=$?
+"$DC" --config "$AF/second.yaml" apply >b2.out 2>b2.err &
+B2=$!
+wait "$A1"
+RA=$?
+wait "$B2"
+RB2=$?
+echo "  first run exit $RA; second run on adv_03 exit $B1; full second run exit $RB2"
+check_eq "the first run (lock_timeout 30s) finished" "$RA" 0
+[ "$RA" -eq 0 ] || { echo "  first run:"; sed 's/^/    /' a1.out a1.err; }
+check_eq "the second run on the tenant the first holds gave up" "$B1" 1
+CHECKS=$((CHECKS + 1))
+grep -qF "tenant 'adv_03' (shard 'adv') is locked by another deployclaw process: application_name '$A_APP', pid $A_PID, since " b1.out ||
+	fail_here "the lock message does not name the holder ($A_APP, pid $A_PID): $(grep adv_03 b1.out)"
+CHECKS=$((CHECKS + 1))
+grep -q "; waited 200ms" b1.out || fail_here "the lock message does not say how long it waited"
+# a tenant the other run did meanwhile is skipped under its lock, and the
+# connection moves on (the skip once left the history read's transaction
+# open: every later tenant of the run failed "a transaction is still open")
+CHECKS=$((CHECKS + 1))
+! grep -q "a transaction is still open" a1.out b2.out || fail_here "a skipped tenant left its transaction open: $(grep -h 'still open' a1.out b2.out | head -3)"
+CHECKS=$((CHECKS + 1))
+[ "$RB2" -eq 0 ] || [ "$RB2" -eq 1 ] || fail_here "the concurrent full run exited $RB2"
+CHECKS=$((CHECKS + 1))
+! grep -qiE "already exists|duplicate" a1.out b1.out b2.out || fail_here "a tenant was applied twice: $(grep -hiE 'already exists|duplicate' a1.out b1.out b2.out)"
+CHECKS=$((CHECKS + 1))
+if grep -q "failed" b2.err; then
+	grep -Eq "is locked by another deployclaw process" b2.out ||
+		fail_here "the full second run failed, but not on a tenant lock: $(head -c 600 b2.out)"
+fi
+check_eq "the two runs migrated each tenant once between them" \
+	"$(cat a1.out b2.out | sed -n "s/^\([0-9]*\) tenants\? migrated to '0001'.*/\1/p" | awk '{ n += $1 } END { print n + 0 }')" 8
+check_eq "each tenant applied exactly once (apply_count)" \
+	"$(q "$AD" "SELECT count(*) || ' ' || count(DISTINCT tenant) FROM apply_count")" "8 8"
+check_eq "one history row per tenant" \
+	"$(states "$AD" 'adv\_%' "'p' || $(col '$1' users plan)" | awk '{ print $2, $3 }' | sort | uniq -c | sed 's/^ *//')" "8 p1 0001:applied"
+dc "$AF/deployclaw.yaml" apply
+expect_rc 0
+expect_out "nothing to do: all 8 tenants are at '0001'"
+
+}
+
+# ========================================================================
+case_names() {
+section "5. tenant schemas named with quotes, spaces and non-ASCII letters"
+QD=${P}_q
+mkdb "$QD"
+NAMES=("tenant_o'brien" "tenant_with space" "tenant_ünïcode" 'tenant_dq"x' 'tenant_back\slash' "tenant_Plain")
+for n in "${NAMES[@]}"; do
+	setup "$QD" -v s="$n" <<'SQL'
+CREATE SCHEMA :"s";
+SET search_path = :"s";
+CREATE TABLE users (id int PRIMARY KEY, n int NOT NULL);
+INSERT INTO users SELECT g, g FROM generate_series(1, 3) g;
+SQL
+done
+setup "$QD" -c "CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)"
+setup "$QD" -c 'UPDATE "tenant_ünïcode".users SET n = -1 WHERE id = 2'
+QF=$TMP/quoted
+mkdir -p "$QF/migrations" "$QF/audit"
+cat >"$QF/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "tenant\\\\_%"
+shards:
+  - name: q
+    primary: "$(dsn "$QD")"
+    replicas: ["$(rdsn "$QD")"]
+gates:
+  lock_timeout: 5s
+rollout:
+  canary: 1
+  waves: [100%]
+  max_failures: 3
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$QF/migrations/0001_plan.yaml" <<'EOF'
+version: "0001"
+name: add a plan
+phases:
+  - name: expand
+    up: |
+      ALTER TABLE users ADD COLUMN plan text;
+      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+    down: |
+      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0001';
+      ALTER TABLE users DROP COLUMN plan;
+EOF
+cat >"$QF/migrations/0002_kind.yaml" <<'EOF'
+version: "0002"
+name: add a kind
+phases:
+  - name: expand
+    up: ALTER TABLE users ADD COLUMN kind text;
+    down: ALTER TABLE users DROP COLUMN kind;
+verify:
+  - SELECT count(*) = 0 FROM users WHERE n < 0
+EOF
+project "$QF"
+QCF=$QF/deployclaw.yaml
+# q_state NAME: "p<plan> k<kind> <history> s:<tenant_state> c:<apply_count>"
+# of the schema NAME ("-" for no history table)
+q_state() {
+	"$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$(dsn "$QD")" -v s="$1" <<'SQL' 2>&1 | tr '\n' ' ' | sed 's/ $//'
+SELECT 'p' || count(*) FROM information_schema.columns WHERE table_schema = :'s' AND table_name = 'users' AND column_name = 'plan';
+SELECT 'k' || count(*) FROM information_schema.columns WHERE table_schema = :'s' AND table_name = 'users' AND column_name = 'kind';
+SELECT to_regclass(format('%I.deployclaw_history', :'s')) IS NOT NULL AS has \gset
+\if :has
+SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '-') FROM :"s".deployclaw_history;
+\else
+SELECT '-';
+\endif
+SELECT 's:' || coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '-') FROM deployclaw.tenant_state WHERE tenant = :'s';
+SELECT 'c:' || count(*) FROM public.apply_count WHERE tenant = :'s';
+SQL
+}
+dc "$QCF" apply --to 0001 --tenant "tenant_o'brien"
+expect_rc 0
+expect_out "1 tenant migrated to '0001'"
+check_eq "--tenant \"tenant_o'brien\": applied in its schema" "$(q_state "tenant_o'brien")" "p1 k0 0001:applied s:0001:applied c:1"
+check_eq "--tenant: the others untouched" "$(q "$QD" "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plan'")" 1
+dc "$QCF" apply --tenant "tenant_with spac"
+expect_rc 2
+expect_err "no tenant 'tenant_with spac' in the fleet (did you mean 'tenant_with space'?)"
+dc "$QCF" apply
+expect_rc 1
+expect_out "5 tenants migrated to '0002', 1 failed"
+CHECKS=$((CHECKS + 1))
+grep -Eq "^ +tenant_ünïcode .*verify assertion of '0002' is false" "$OUT" ||
+	fail_here "the failure summary does not name 'tenant_ünïcode' intact"
+for n in "tenant_o'brien" "tenant_with space" 'tenant_dq"x' 'tenant_back\slash' "tenant_Plain"; do
+	check_eq "'$n': at 0002 (history, tenant_state, deployclaw.tenant setting)" "$(q_state "$n")" \
+		"p1 k1 0001:applied,0002:applied s:0001:applied,0002:applied c:1"
+done
+check_eq "'tenant_ünïcode': verify failed, 0001 and 0002 both undone (no history table)" \
+	"$(q_state "tenant_ünïcode")" "p0 k0 - s:- c:0"
+dc "$QCF" status
+expect_rc 0
+for n in "tenant_ünïcode"; do
+	expect_out "$n"
+done
+"$DC" --config "$QCF" --json status >qstatus.json 2>"$ERR"
+json_check qstatus.json \
+	'sorted(t["tenant"] for t in d["tenant_list"]) == sorted(["tenant_o'"'"'brien", "tenant_with space", "tenant_ünïcode", "tenant_dq\"x", "tenant_back\\slash", "tenant_Plain"])' \
+	'[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["tenant_ünïcode"]' \
+	'[v["tenants"] for v in d["versions"]] == [1, 0, 5]'
+check_eq "ledger: tenant names intact" \
+	"$(ledger_py "$QF/audit/ledger.jsonl" 'print(sorted({x["data"]["tenant"] for x in last if x["event"] == "tenant"}))')" \
+	"['tenant_Plain', 'tenant_back\\\\slash', 'tenant_dq\"x', \"tenant_o'brien\", 'tenant_with space', 'tenant_ünïcode']"
+setup "$QD" -c 'UPDATE "tenant_ünïcode".users SET n = 2 WHERE id = 2'
+dc "$QCF" apply --tenant "tenant_ünïcode"
+expect_rc 0
+expect_out "1 tenant migrated to '0002'"
+dc "$QCF" rollback --tenant "tenant_with space"
+expect_rc 0
+expect_out "1 tenant rolled back"
+check_eq "rollback --tenant 'tenant_with space'" "$(q_state "tenant_with space")" \
+	"p1 k0 0001:applied,0002:rolled_back s:0001:applied,0002:rolled_back c:1"
+dc "$QCF" rollback
+expect_rc 0
+expect_out "5 tenants rolled back, 0 failed, 1 already up to date"
+dc "$QCF" rollback
+expect_rc 0
+expect_out "6 tenants rolled back, 0 failed, 0 already up to date"
+for n in "${NAMES[@]}"; do
+	check_eq "'$n': everything rolled back" "$(q_state "$n")" \
+		"p0 k0 0001:rolled_back,0002:rolled_back s:0001:rolled_back,0002:rolled_back c:0"
+done
+dc "$QCF" --json status
+expect_rc 0
+
+}
+
+# PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
+# by default every case runs.
+for c in schema database row lock cic advisory names; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names} " in
+	*" $c "*) "case_$c" ;;
+	esac
+done
+
+section "done"
+finish

@@ -1,0 +1,623 @@
+/*
+ * Lint rules: per rule, statements that must fire it and statements that
+ * must not (quoted identifiers, schema-qualified names, IF [NOT] EXISTS,
+ * BEGIN/COMMIT, multi-statement files, dollar-quoted bodies); ignore
+ * comments; migrations with phases and downs; the output formats.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include <deployclaw/analysis.h>
+#include <deployclaw/config.h>
+#include <deployclaw/migration.h>
+
+enum {
+	CFG_DEFAULT,
+	CFG_SCHEMA,
+	CFG_NO_TIMEOUTS,
+	CFG_ALL_ON
+};
+
+typedef struct lint_case {
+	const char *rule; /* id */
+	bool fires;
+	int cfg;
+	const char *sql;
+} lint_case;
+
+/* clang-format off */
+static const lint_case cases[] = {
+	/* syntax */
+	{ "DC000", true, 0, "ALTER TABLE t ADD COLUMN;" },
+	{ "DC000", false, 0, "SELECT 1;" },
+	/* ignores */
+	{ "DC001", true, 0, "-- deployclaw:ignore DC202\nSELECT 1;" },
+	{ "DC001", true, 0, "-- deployclaw:ignore no-such-rule\nSELECT 1;" },
+	{ "DC001", true, 0, "SELECT 1;\n-- deployclaw:ignore DC202\n" },
+	{ "DC001", false, 0, "-- deployclaw:ignore DC202\nALTER TABLE t DROP COLUMN c;" },
+	{ "DC202", false, 0, "-- deployclaw:ignore drop-column\nALTER TABLE t DROP COLUMN c;" },
+	{ "DC202", true, 0, "-- deployclaw:ignore DC202\nSELECT 1;\nALTER TABLE t DROP COLUMN c;" },
+	/* DC101 */
+	{ "DC101", true, 0, "CREATE INDEX i ON t (a);" },
+	{ "DC101", true, 0, "CREATE INDEX IF NOT EXISTS i ON app.\"Users\" (a);" },
+	{ "DC101", true, 0, "CREATE TABLE a (id bigint);\nCREATE INDEX i ON b (x);" },
+	{ "DC101", false, 0, "CREATE TABLE t (a bigint);\nCREATE INDEX i ON t (a);" },
+	{ "DC101", false, 0, "CREATE INDEX i ON ONLY parent (a);" },
+	{ "DC101", false, 0, "CREATE INDEX CONCURRENTLY i ON t (a);" },
+	/* DC102 */
+	{ "DC102", true, 0, "DROP INDEX i;" },
+	{ "DC102", true, 0, "DROP INDEX IF EXISTS app.i;" },
+	{ "DC102", false, 0, "DROP INDEX CONCURRENTLY i;" },
+	{ "DC102", false, 0, "CREATE INDEX CONCURRENTLY i ON t (a);\nDROP INDEX i;" },
+	/* DC103 */
+	{ "DC103", true, 0, "REINDEX INDEX i;" },
+	{ "DC103", true, 0, "REINDEX TABLE app.t;" },
+	{ "DC103", false, 0, "REINDEX INDEX CONCURRENTLY i;" },
+	{ "DC103", false, 0, "REINDEX (CONCURRENTLY) TABLE t;" },
+	/* DC104 */
+	{ "DC104", true, 0, "ALTER TABLE p DETACH PARTITION p1;" },
+	{ "DC104", false, 0, "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;" },
+	{ "DC104", false, 0, "ALTER TABLE p DETACH PARTITION p1 FINALIZE;" },
+	/* DC105 */
+	{ "DC105", true, 0, "ALTER TABLE o ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES u (id);" },
+	{ "DC105", true, 0, "ALTER TABLE \"Orders\" ADD FOREIGN KEY (u) REFERENCES app.u (id);" },
+	{ "DC105", false, 0, "ALTER TABLE o ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES u (id) NOT VALID;" },
+	{ "DC105", false, 0, "CREATE TABLE o (id bigint, u bigint REFERENCES u (id));" },
+	{ "DC105", false, 0, "CREATE TABLE o (u bigint);\nALTER TABLE o ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES u (id);" },
+	{ "DC105", false, 0, "ALTER TABLE o ADD COLUMN u bigint REFERENCES u (id);" },
+	/* DC106 */
+	{ "DC106", true, 0, "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);" },
+	{ "DC106", false, 0, "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;" },
+	{ "DC106", false, 0, "CREATE TABLE t (a bigint);\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);" },
+	/* DC107 */
+	{ "DC107", true, 0, "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;" },
+	{ "DC107", false, 0, "ALTER TABLE t VALIDATE CONSTRAINT c;" },
+	/* DC108 */
+	{ "DC108", true, 0, "ALTER TABLE t ALTER COLUMN a SET NOT NULL;" },
+	{ "DC108", true, 0, "ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL);\nALTER TABLE t ALTER COLUMN b SET NOT NULL;" },
+	{ "DC108", false, 0, "CREATE TABLE t (a bigint);\nALTER TABLE t ALTER COLUMN a SET NOT NULL;" },
+	/* DC109 */
+	{ "DC109", true, 0, "ALTER TABLE t ADD PRIMARY KEY (id);" },
+	{ "DC109", true, 0, "ALTER TABLE t ADD COLUMN id bigint PRIMARY KEY;" },
+	{ "DC109", false, 0, "ALTER TABLE t ADD CONSTRAINT pk PRIMARY KEY USING INDEX t_pk;" },
+	/* DC110 */
+	{ "DC110", true, 0, "ALTER TABLE t ADD CONSTRAINT u UNIQUE (a);" },
+	{ "DC110", true, 0, "ALTER TABLE t ADD COLUMN a text UNIQUE;" },
+	{ "DC110", false, 0, "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX t_u;" },
+	/* DC111 */
+	{ "DC111", true, 0, "ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&);" },
+	{ "DC111", false, 0, "CREATE TABLE t (r tstzrange, EXCLUDE USING gist (r WITH &&));" },
+	/* DC112: rewrites, and the binary-coercible changes it must not report */
+	{ "DC112", true, 0, "ALTER TABLE t ALTER COLUMN a TYPE bigint USING a::bigint;" },
+	{ "DC112", true, 0, "CREATE TABLE t (a int);\nCOMMIT;\nALTER TABLE x ALTER COLUMN a TYPE text;" },
+	{ "DC112", false, 0, "CREATE TABLE t (a varchar(10));\nALTER TABLE t ALTER COLUMN a TYPE text;" },
+	{ "DC112", false, 0, "CREATE TABLE t (a bigint);\nALTER TABLE t ALTER COLUMN a TYPE bigint;" },
+	/* DC113 */
+	{ "DC113", true, 0, "ALTER TABLE t ADD COLUMN id uuid DEFAULT gen_random_uuid();" },
+	{ "DC113", true, 0, "ALTER TABLE t ADD COLUMN n bigserial;" },
+	{ "DC113", true, 0, "ALTER TABLE t ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY;" },
+	{ "DC113", true, 0, "ALTER TABLE t ADD COLUMN g bigint GENERATED ALWAYS AS (a * 2) STORED;" },
+	{ "DC113", false, 0, "ALTER TABLE t ADD COLUMN a bigint DEFAULT -1;" },
+	{ "DC113", false, 0, "ALTER TABLE t ADD COLUMN a timestamptz DEFAULT now();" },
+	{ "DC113", false, 0, "ALTER TABLE t ADD COLUMN a date DEFAULT CURRENT_DATE;" },
+	{ "DC113", false, 0, "ALTER TABLE t ADD COLUMN a jsonb DEFAULT '{}'::jsonb;" },
+	/* DC114 */
+	{ "DC114", true, 0, "CREATE DOMAIN pos AS bigint CHECK (VALUE > 0);\nALTER TABLE t ADD COLUMN p pos;" },
+	{ "DC114", true, 0, "ALTER TABLE t ADD COLUMN p app.money_amount;" },
+	{ "DC114", false, 0, "CREATE TYPE mood AS ENUM ('a', 'b');\nALTER TABLE t ADD COLUMN m mood;" },
+	{ "DC114", false, 0, "ALTER TABLE t ADD COLUMN a text;" },
+	/* DC115 */
+	{ "DC115", true, 0, "ALTER TABLE t SET LOGGED;" },
+	{ "DC115", true, 0, "ALTER TABLE t SET TABLESPACE fast;" },
+	{ "DC115", false, 0, "ALTER TABLE t SET (fillfactor = 70);" },
+	/* DC116 */
+	{ "DC116", true, 0, "VACUUM FULL t;" },
+	{ "DC116", true, 0, "CLUSTER t USING t_pkey;" },
+	{ "DC116", false, 0, "VACUUM t;" },
+	/* DC117/DC118 */
+	{ "DC117", true, CFG_NO_TIMEOUTS, "ALTER TABLE t ADD COLUMN a text;" },
+	{ "DC117", true, 0, "SET lock_timeout = 0;" },
+	{ "DC117", false, 0, "ALTER TABLE t ADD COLUMN a text;" },
+	{ "DC117", false, CFG_NO_TIMEOUTS, "SET lock_timeout = '2s';\nALTER TABLE t ADD COLUMN a text;" },
+	{ "DC117", false, CFG_NO_TIMEOUTS, "CREATE TABLE t (a bigint);" },
+	{ "DC118", true, CFG_NO_TIMEOUTS, "DROP INDEX CONCURRENTLY i;" },
+	{ "DC118", true, 0, "SET statement_timeout TO 0;" },
+	{ "DC118", false, CFG_NO_TIMEOUTS, "SET statement_timeout = '5min';\nALTER TABLE t ADD COLUMN a text;" },
+	/* DC119 */
+	{ "DC119", true, 0, "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();" },
+	{ "DC119", false, 0, "CREATE TABLE t (a bigint);\nCREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();" },
+	/* DC120 */
+	{ "DC120", true, 0, "ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0);" },
+	{ "DC120", false, 0, "ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID;" },
+	/* DC121 */
+	{ "DC121", true, 0, "CREATE DOMAIN d AS text CHECK (VALUE <> '');" },
+	{ "DC121", false, 0, "CREATE DOMAIN d AS text DEFAULT 'x';" },
+	/* DC122 */
+	{ "DC122", true, 0, "ALTER TABLE t REPLICA IDENTITY FULL;" },
+	{ "DC122", false, 0, "ALTER TABLE t REPLICA IDENTITY DEFAULT;" },
+	/* DC123 */
+	{ "DC123", true, 0, "ALTER TABLE t SET (autovacuum_enabled = false);" },
+	{ "DC123", false, 0, "ALTER TABLE t SET (autovacuum_vacuum_scale_factor = 0.01);" },
+	/* DC124 */
+	{ "DC124", true, 0, "REFRESH MATERIALIZED VIEW mv;" },
+	{ "DC124", false, 0, "REFRESH MATERIALIZED VIEW CONCURRENTLY mv;" },
+	/* DC201 */
+	{ "DC201", true, 0, "DROP TABLE t;" },
+	{ "DC201", true, 0, "DROP TABLE IF EXISTS app.\"T\";" },
+	{ "DC201", false, 0, "CREATE TABLE tmp (a bigint);\nDROP TABLE tmp;" },
+	{ "DC201", false, 0, "DROP VIEW v;" },
+	/* DC202 */
+	{ "DC202", true, 0, "ALTER TABLE t DROP COLUMN c;" },
+	{ "DC202", true, 0, "ALTER TABLE app.t DROP COLUMN IF EXISTS \"C\";" },
+	{ "DC202", false, 0, "ALTER TABLE t DROP CONSTRAINT c;" },
+	/* DC203-DC205 */
+	{ "DC203", true, 0, "DROP SCHEMA s CASCADE;" },
+	{ "DC203", false, 0, "DROP TYPE s;" },
+	{ "DC204", true, 0, "DROP DATABASE d;" },
+	{ "DC204", false, 0, "DROP TABLE d;" },
+	{ "DC205", true, 0, "TRUNCATE t CASCADE;" },
+	{ "DC205", false, 0, "TRUNCATE t;" },
+	/* DC206 */
+	{ "DC206", true, 0, "ALTER TABLE o ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES u (id) NOT VALID;\nALTER TABLE o DROP CONSTRAINT fk;" },
+	{ "DC206", false, 0, "ALTER TABLE o DROP CONSTRAINT chk;" },
+	/* DC207 */
+	{ "DC207", true, 0, "ALTER TABLE a RENAME TO b;" },
+	{ "DC207", false, 0, "ALTER TABLE a RENAME TO b;\nCREATE VIEW a AS SELECT * FROM b;" },
+	{ "DC207", false, 0, "ALTER INDEX a RENAME TO b;" },
+	/* DC208-DC210 */
+	{ "DC208", true, 0, "ALTER TABLE t RENAME COLUMN a TO b;" },
+	{ "DC208", false, 0, "CREATE TABLE t (a bigint);\nALTER TABLE t RENAME COLUMN a TO b;" },
+	{ "DC209", true, 0, "ALTER SCHEMA s RENAME TO s2;" },
+	{ "DC209", false, 0, "ALTER TABLE s RENAME COLUMN x TO y;" },
+	{ "DC210", true, 0, "ALTER TABLE t ALTER COLUMN a DROP NOT NULL;" },
+	{ "DC210", false, 0, "ALTER TABLE t ALTER COLUMN a DROP DEFAULT;" },
+	/* DC211 */
+	{ "DC211", true, 0, "ALTER TABLE t ADD COLUMN a text NOT NULL;" },
+	{ "DC211", true, 0, "ALTER TABLE t ADD COLUMN a text NOT NULL DEFAULT NULL;" },
+	{ "DC211", false, 0, "ALTER TABLE t ADD COLUMN a text NOT NULL DEFAULT '';" },
+	{ "DC211", false, 0, "ALTER TABLE t ADD COLUMN a bigserial NOT NULL;" },
+	{ "DC211", false, 0, "CREATE TABLE t (a bigint);\nALTER TABLE t ADD COLUMN b text NOT NULL;" },
+	/* DC212/DC213 */
+	{ "DC212", true, 0, "ALTER TYPE mood RENAME VALUE 'a' TO 'b';" },
+	{ "DC212", false, 0, "ALTER TYPE mood ADD VALUE 'c' AFTER 'b';" },
+	{ "DC213", true, 0, "ALTER TYPE mood ADD VALUE 'c';" },
+	{ "DC213", false, 0, "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'c' BEFORE 'a';" },
+	/* DC214 */
+	{ "DC214", true, 0, "CREATE UNIQUE INDEX CONCURRENTLY u ON t (a);" },
+	{ "DC214", false, 0, "CREATE TABLE t (a bigint);\nCREATE UNIQUE INDEX u ON t (a);" },
+	/* types */
+	{ "DC301", true, 0, "CREATE TABLE t (a integer);" },
+	{ "DC301", true, 0, "ALTER TABLE t ADD COLUMN a int4;" },
+	{ "DC301", true, 0, "CREATE TABLE t (a serial);" },
+	{ "DC301", false, 0, "CREATE TABLE t (a bigint);" },
+	{ "DC301", false, 0, "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS $$ SELECT 1::int $$;" },
+	{ "DC302", true, 0, "CREATE TABLE t (a smallint);" },
+	{ "DC302", false, 0, "CREATE TABLE t (a bigint);" },
+	{ "DC303", true, 0, "CREATE TABLE t (id bigserial);" },
+	{ "DC303", false, 0, "CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY);" },
+	{ "DC304", true, 0, "CREATE TABLE t (a varchar(10));" },
+	{ "DC304", false, 0, "CREATE TABLE t (a varchar);" },
+	{ "DC305", true, 0, "CREATE TABLE t (a timestamp);" },
+	{ "DC305", true, 0, "CREATE TABLE t (a timestamp(3) without time zone);" },
+	{ "DC305", false, 0, "CREATE TABLE t (a timestamptz);" },
+	{ "DC306", true, 0, "CREATE TABLE t (a char(3));" },
+	{ "DC306", true, 0, "CREATE TABLE t (a character(3)[]);" },
+	{ "DC306", false, 0, "CREATE TABLE t (a \"char\");" },
+	{ "DC307", true, 0, "CREATE TABLE t (a json);" },
+	{ "DC307", false, 0, "CREATE TABLE t (a jsonb);" },
+	{ "DC308", true, 0, "CREATE TABLE t (a_column_name_that_is_much_longer_than_sixty_three_bytes_in_total_x bigint);" },
+	{ "DC308", false, 0, "CREATE TABLE t (a_short_name bigint);" },
+	{ "DC309", true, 0, "CREATE TABLE t (a bigint, a text);" },
+	{ "DC309", true, 0, "UPDATE t SET a = 1, a = 2;" },
+	{ "DC309", true, 0, "INSERT INTO t (a, a) VALUES (1, 2);" },
+	{ "DC309", false, 0, "UPDATE t SET arr[1] = 1, arr[2] = 2;" },
+	{ "DC309", false, 0, "INSERT INTO t (a, \"A\") VALUES (1, 2);" },
+	{ "DC310", true, CFG_ALL_ON, "CREATE TABLE t (a bigint);" },
+	{ "DC310", false, CFG_ALL_ON, "CREATE TABLE app.t (a bigint);" },
+	{ "DC310", false, 0, "CREATE TABLE t (a bigint);" },
+	{ "DC311", true, 0, "CREATE INDEX CONCURRENTLY i ON t (a, b, c, d);" },
+	{ "DC311", false, 0, "CREATE UNIQUE INDEX CONCURRENTLY i ON t (a, b, c, d);" },
+	{ "DC312", true, CFG_ALL_ON, "CREATE TABLE t (a boolean, b bigint);" },
+	{ "DC312", false, CFG_ALL_ON, "CREATE TABLE t (b bigint, a boolean);" },
+	/* transactions */
+	{ "DC401", true, 0, "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;" },
+	{ "DC401", false, 0, "CREATE INDEX CONCURRENTLY i ON t (a);" },
+	{ "DC402", true, 0, "BEGIN;\nSELECT 1;\nCOMMIT;" },
+	{ "DC402", false, 0, "SELECT 1;" },
+	{ "DC404", false, 0, "BEGIN;\nCOMMIT;" },
+	{ "DC405", true, 0, "ALTER TABLE t ADD COLUMN a text;\nCREATE INDEX CONCURRENTLY i ON t (a);" },
+	{ "DC405", true, 0, "VACUUM t;\nUPDATE t SET a = 1;" },
+	{ "DC405", false, 0, "SET lock_timeout = '1s';\nCREATE INDEX CONCURRENTLY i ON t (a);" },
+	{ "DC405", false, 0, "CREATE INDEX i ON t (a);" },
+	/* schema tenancy */
+	{ "DC501", true, CFG_SCHEMA, "ALTER TABLE public.t ADD COLUMN a text;" },
+	{ "DC501", true, CFG_SCHEMA, "INSERT INTO t SELECT * FROM other_tenant.t;" },
+	{ "DC501", true, CFG_SCHEMA, "SET search_path TO other;" },
+	{ "DC501", true, CFG_SCHEMA, "DROP TABLE IF EXISTS other.t;" },
+	{ "DC501", false, CFG_SCHEMA, "ALTER TABLE t ADD COLUMN a text;" },
+	{ "DC501", false, CFG_SCHEMA, "SELECT count(*) FROM pg_catalog.pg_class;" },
+	{ "DC501", false, 0, "ALTER TABLE public.t ADD COLUMN a text;" },
+	/* dollar-quoted bodies are not statements of the migration */
+	{ "DC201", false, 0, "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$ BEGIN DROP TABLE t; END $fn$;" },
+	{ "DC402", false, 0, "DO $$ BEGIN COMMIT; END $$;" },
+};
+
+/* clang-format on */
+
+static void config_for(int which, dc_lint_config *lc)
+{
+	size_t n, i;
+
+	dc_lint_config_init(lc);
+	if (which == CFG_SCHEMA)
+		lc->schema_tenancy = true;
+	if (which == CFG_NO_TIMEOUTS)
+		lc->lock_timeout_ms = lc->statement_timeout_ms = 0;
+	if (which == CFG_ALL_ON) {
+		dc_lint_rules(&n);
+		for (i = 0; i < n; i++)
+			if (lc->severity[i] == DC_SEV_OFF)
+				lc->severity[i] = DC_SEV_WARNING;
+	}
+}
+
+static bool fires(const dc_finding_list *l, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < l->len; i++)
+		if (!strcmp(l->items[i].rule->id, id))
+			return true;
+	return false;
+}
+
+static void rule_cases(void **state)
+{
+	size_t i, bad = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		dc_finding_list l = { NULL, 0, 0 };
+		dc_lint_config lc;
+		dc_error err = { 0 };
+
+		config_for(cases[i].cfg, &lc);
+		assert_int_equal(dc_lint_sql(cases[i].sql, "case.sql", &lc, &l, &err), 0);
+		if (fires(&l, cases[i].rule) != cases[i].fires) {
+			size_t k;
+
+			fprintf(stderr, "case %zu: %s should %sfire on: %s\n  got:", i,
+			        cases[i].rule, cases[i].fires ? "" : "not ", cases[i].sql);
+			for (k = 0; k < l.len; k++)
+				fprintf(stderr, " %s", l.items[k].rule->id);
+			fprintf(stderr, "\n");
+			bad++;
+		}
+		dc_finding_list_release(&l);
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* Every rule (but the migration-level ones tested below) has a case that fires
+ * and one that must not. */
+static void every_rule_covered(void **state)
+{
+	const dc_lint_rule *rules;
+	size_t n, i, k;
+
+	(void)state;
+	rules = dc_lint_rules(&n);
+	for (i = 0; i < n; i++) {
+		bool yes = false, no = false;
+
+		if (!strcmp(rules[i].id, "DC403") || !strcmp(rules[i].id, "DC404") ||
+		    !strcmp(rules[i].id, "DC406") || !strcmp(rules[i].id, "DC502") ||
+		    !strcmp(rules[i].id, "DC503"))
+			continue; /* migration_rules */
+		for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+			if (strcmp(cases[k].rule, rules[i].id) != 0)
+				continue;
+			yes = yes || cases[k].fires;
+			no = no || !cases[k].fires;
+		}
+		if (!yes || !no)
+			fprintf(stderr, "rule %s lacks a %s case\n", rules[i].id,
+			        !yes ? "firing" : "silent");
+		assert_true(yes && no);
+	}
+}
+
+static void positions_and_suggestions(void **state)
+{
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_error err = { 0 };
+	const char *sql = "SELECT 1;\n\n  CREATE INDEX idx ON users (email);\n";
+
+	(void)state;
+	assert_int_equal(dc_lint_sql(sql, "m.sql", NULL, &l, &err), 0);
+	assert_int_equal(l.len, 1);
+	assert_string_equal(l.items[0].rule->id, "DC101");
+	assert_string_equal(l.items[0].file, "m.sql");
+	assert_int_equal(l.items[0].line, 3);
+	assert_int_equal(l.items[0].col, 3);
+	assert_int_equal(l.items[0].severity, DC_SEV_WARNING);
+	assert_string_equal(l.items[0].suggestion,
+	                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx ON users (email);");
+	assert_string_equal(l.items[0].source, "  CREATE INDEX idx ON users (email);");
+	dc_finding_list_release(&l);
+
+	/* a syntax error is a finding at the parser's position */
+	assert_int_equal(
+	        dc_lint_sql("SELECT 1;\nALTER TABLE t ADD COLUMN;\n", "s.sql", NULL, &l, &err), 0);
+	assert_int_equal(l.len, 1);
+	assert_string_equal(l.items[0].rule->id, "DC000");
+	assert_int_equal(l.items[0].line, 2);
+	assert_int_equal(l.items[0].col, 25);
+	assert_int_equal(dc_finding_list_count(&l, DC_SEV_ERROR), 1);
+	dc_finding_list_release(&l);
+}
+
+static void severities_configurable(void **state)
+{
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_lint_config lc;
+	dc_error err = { 0 };
+
+	(void)state;
+	dc_lint_config_init(&lc);
+	assert_int_equal(dc_lint_config_set(&lc, "create-index-non-concurrent", DC_SEV_ERROR, &err),
+	                 0);
+	assert_int_equal(dc_lint_config_set(&lc, "DC202", DC_SEV_OFF, &err), 0);
+	assert_int_equal(dc_lint_config_set(&lc, "DC999", DC_SEV_OFF, &err), DC_ENOTFOUND);
+	assert_int_equal(dc_lint_sql("CREATE INDEX i ON t (a);\nALTER TABLE t DROP COLUMN c;", NULL,
+	                             &lc, &l, &err),
+	                 0);
+	assert_int_equal(l.len, 1);
+	assert_int_equal(l.items[0].severity, DC_SEV_ERROR);
+	dc_finding_list_release(&l);
+}
+
+/* A migrations folder in a temporary directory. */
+static char *make_dir(const char *const *names, const char *const *texts, size_t n)
+{
+	char tmpl[] = "/tmp/dc-lint-XXXXXX";
+	char *d = mkdtemp(tmpl), path[512];
+	size_t i;
+
+	assert_non_null(d);
+	for (i = 0; i < n; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", d, names[i]);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(texts[i], f);
+		fclose(f);
+	}
+	return strdup(d);
+}
+
+static void remove_dir(char *d)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	assert_int_equal(system(cmd), 0);
+	free(d);
+}
+
+static void lint_set(const char *yaml, dc_finding_list *l)
+{
+	const char *names[] = { "0001_x.yaml" };
+	const char *texts[] = { yaml };
+	char *d = make_dir(names, texts, 1);
+	dc_migration_set *set = NULL;
+	dc_error err = { 0 };
+	size_t i;
+
+	assert_int_equal(dc_migration_set_load(&set, d, DC_DIALECT_POSTGRES, &err), 0);
+	for (i = 0; i < set->count; i++)
+		assert_int_equal(dc_lint_migration(&set->migrations[i], NULL, l, &err), 0);
+	dc_migration_set_free(set);
+	remove_dir(d);
+}
+
+static void migration_rules(void **state)
+{
+	dc_finding_list l = { NULL, 0, 0 };
+
+	(void)state;
+	/* no down */
+	lint_set("version: '1'\nname: x\nphases:\n  - name: expand\n    up: ALTER TABLE users ADD "
+	         "COLUMN a text;\n",
+	         &l);
+	assert_true(fires(&l, "DC502"));
+	assert_string_equal(l.items[0].suggestion, "ALTER TABLE users DROP COLUMN a;\n");
+	assert_int_equal(l.items[0].line, 5);
+	dc_finding_list_release(&l);
+
+	/* the right down */
+	lint_set("version: '1'\nname: x\nphases:\n  - name: expand\n    up: ALTER TABLE users ADD "
+	         "COLUMN a text;\n    down: ALTER TABLE users DROP COLUMN IF EXISTS a;\n",
+	         &l);
+	assert_false(fires(&l, "DC502"));
+	assert_false(fires(&l, "DC503"));
+	assert_false(fires(&l, "DC202")); /* dropping what the up added is no data loss */
+	dc_finding_list_release(&l);
+
+	/* a down that undoes something else */
+	lint_set("version: '1'\nname: x\nphases:\n  - name: expand\n    up: |\n      CREATE TABLE "
+	         "t (id bigint);\n      ALTER TABLE users ADD COLUMN a text;\n    down: DROP TABLE "
+	         "t;\n",
+	         &l);
+	assert_true(fires(&l, "DC503"));
+	assert_false(fires(&l, "DC201"));
+	dc_finding_list_release(&l);
+
+	/* a backfill phase with only DML needs no down */
+	lint_set("version: '1'\nname: x\nphases:\n  - name: backfill\n    up: UPDATE users SET a = "
+	         "1;\n",
+	         &l);
+	assert_false(fires(&l, "DC502"));
+	dc_finding_list_release(&l);
+
+	/* non-transactional phases: robustness, nesting, an open BEGIN */
+	lint_set(
+	        "version: '1'\nname: x\nphases:\n  - name: idx\n    transaction: false\n    up: |\n"
+	        "      CREATE INDEX CONCURRENTLY i ON users (a);\n      COMMIT;\n      BEGIN;\n"
+	        "      BEGIN;\n      CREATE TABLE IF NOT EXISTS t (id bigint);\n"
+	        "    down: |\n      DROP TABLE IF EXISTS t;\n      DROP INDEX CONCURRENTLY IF EXISTS i;\n",
+	        &l);
+	assert_true(fires(&l, "DC406"));
+	assert_true(fires(&l, "DC403"));
+	assert_true(fires(&l, "DC404"));
+	assert_false(fires(&l, "DC405"));
+	assert_false(fires(&l, "DC503"));
+	dc_finding_list_release(&l);
+
+	lint_set(
+	        "version: '1'\nname: x\nphases:\n  - name: idx\n    transaction: false\n    up: |\n"
+	        "      CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON users (a);\n"
+	        "    down: DROP INDEX CONCURRENTLY IF EXISTS i;\n",
+	        &l);
+	assert_false(fires(&l, "DC406"));
+	assert_false(fires(&l, "DC403"));
+	assert_false(fires(&l, "DC404"));
+	dc_finding_list_release(&l);
+}
+
+static void formats(void **state)
+{
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_strbuf out = DC_STRBUF_INIT;
+	dc_error err = { 0 };
+	json_error_t jerr;
+	json_t *root, *res;
+	dc_lint_format fmt;
+
+	(void)state;
+	assert_int_equal(
+	        dc_lint_sql("CREATE INDEX i ON t (a);\nALTER TABLE t ADD COLUMN b text NOT "
+	                    "NULL;\n",
+	                    "dir/m,1.sql", NULL, &l, &err),
+	        0);
+	assert_int_equal(l.len, 2);
+
+	assert_int_equal(dc_lint_render(&l, DC_LINT_JSON, false, &out), 0);
+	root = json_loads(out.buf, 0, &jerr);
+	assert_non_null(root);
+	assert_int_equal(json_array_size(json_object_get(root, "findings")), 2);
+	res = json_array_get(json_object_get(root, "findings"), 1);
+	assert_string_equal(json_string_value(json_object_get(res, "rule")), "DC211");
+	assert_string_equal(json_string_value(json_object_get(res, "severity")), "error");
+	assert_int_equal(json_integer_value(json_object_get(res, "line")), 2);
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(root, "summary"), "errors")), 1);
+	json_decref(root);
+
+	dc_strbuf_reset(&out);
+	assert_int_equal(dc_lint_render(&l, DC_LINT_SARIF, false, &out), 0);
+	root = json_loads(out.buf, 0, &jerr);
+	assert_non_null(root);
+	assert_string_equal(json_string_value(json_object_get(root, "version")), "2.1.0");
+	res = json_object_get(json_array_get(json_object_get(root, "runs"), 0), "results");
+	assert_int_equal(json_array_size(res), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "ruleId")),
+	                    "DC101");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 1), "level")),
+	                    "error");
+	json_decref(root);
+
+	dc_strbuf_reset(&out);
+	assert_int_equal(dc_lint_render(&l, DC_LINT_GITHUB, false, &out), 0);
+	assert_non_null(strstr(out.buf, "::warning file=dir/m%2C1.sql,line=1,col=1,title=DC101 "
+	                                "create-index-non-concurrent::CREATE INDEX 'i' on 't'"));
+	assert_non_null(strstr(out.buf, "::error file=dir/m%2C1.sql,line=2,col="));
+
+	dc_strbuf_reset(&out);
+	assert_int_equal(dc_lint_render(&l, DC_LINT_HUMAN, false, &out), 0);
+	assert_non_null(
+	        strstr(out.buf, "dir/m,1.sql:1:1: warning [DC101 create-index-non-concurrent]"));
+	assert_non_null(strstr(out.buf, "    1 | CREATE INDEX i ON t (a);\n       | ^\n"));
+	assert_non_null(strstr(out.buf, "1 error, 1 warning, 0 notes"));
+
+	assert_int_equal(dc_lint_format_parse("sarif", &fmt), 0);
+	assert_int_equal(fmt, DC_LINT_SARIF);
+	assert_int_equal(dc_lint_format_parse("xml", &fmt), DC_EINVAL);
+	dc_strbuf_release(&out);
+	dc_finding_list_release(&l);
+}
+
+static void config_lint_section(void **state)
+{
+	const char *yaml = "engine: postgres\ntenancy:\n  model: schema\n  pattern: \"t_%\"\n"
+	                   "shards:\n  - name: a\n    primary: host=x\n"
+	                   "lint:\n  rules:\n    DC101: error\n    drop-column: off\n";
+	const char *bad = "engine: postgres\ntenancy:\n  model: schema\n  pattern: \"t_%\"\n"
+	                  "shards:\n  - name: a\n    primary: host=x\n"
+	                  "lint:\n  rules:\n    DC1O1: error\n";
+	dc_config *cfg = NULL;
+	dc_lint_config lc;
+	dc_error err = { 0 };
+
+	(void)state;
+	assert_int_equal(dc_config_parse(&cfg, "/tmp/d.yaml", yaml, strlen(yaml), &err), 0);
+	assert_int_equal(dc_lint_config_from(&lc, cfg, &err), 0);
+	assert_true(lc.schema_tenancy);
+	assert_int_equal(lc.severity[dc_lint_rule_find("DC101") - dc_lint_rules(NULL)],
+	                 DC_SEV_ERROR);
+	assert_int_equal(lc.severity[dc_lint_rule_find("DC202") - dc_lint_rules(NULL)], DC_SEV_OFF);
+	dc_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(dc_config_parse(&cfg, "/tmp/d.yaml", bad, strlen(bad), &err), 0);
+	assert_int_equal(dc_lint_config_from(&lc, cfg, &err), DC_ECONFIG);
+	assert_int_equal(err.line, 10);
+	assert_int_equal(err.col, 5);
+	assert_string_equal(err.message, "lint.rules.DC1O1: unknown rule (did you mean 'DC101'?)");
+	dc_config_free(cfg);
+}
+
+/* Linear work: 20,000 statements with many created tables stay fast. */
+static void many_statements(void **state)
+{
+	dc_strbuf sql = DC_STRBUF_INIT;
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_error err = { 0 };
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20000; i++)
+		dc_strbuf_addf(&sql,
+		               "CREATE TABLE t%d (id bigint);\nCREATE INDEX i%d ON t%d (id);\n", i,
+		               i, i);
+	assert_int_equal(dc_lint_sql(sql.buf, "big.sql", NULL, &l, &err), 0);
+	assert_int_equal(l.len, 0);
+	dc_finding_list_release(&l);
+	dc_strbuf_release(&sql);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(rule_cases),
+		cmocka_unit_test(every_rule_covered),
+		cmocka_unit_test(positions_and_suggestions),
+		cmocka_unit_test(severities_configurable),
+		cmocka_unit_test(migration_rules),
+		cmocka_unit_test(formats),
+		cmocka_unit_test(config_lint_section),
+		cmocka_unit_test(many_statements),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
