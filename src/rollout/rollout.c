@@ -313,6 +313,8 @@ static json_t *outcome_json(const rollout *r, const dc_tenant_outcome *o)
 		json_object_set_new(d, "attempts", json_integer(o->attempts));
 	if (d && o->status == DC_TENANT_FAILED) {
 		json_object_set_new(d, "error", json_string(o->error.message));
+		if (o->error.sqlstate[0])
+			json_object_set_new(d, "sqlstate", json_string(o->error.sqlstate));
 		if (o->error.file[0]) {
 			json_object_set_new(d, "file", json_string(o->error.file));
 			json_object_set_new(d, "line", json_integer(o->error.line));

@@ -19,6 +19,9 @@
 #   6. topology (smoke; tests/integration/topology.sh goes in depth)
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
+#   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
+#                              cic advisory names; schema includes topology)
+#   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../cli/lib.sh"
 . "$HERE/fleet_lib.sh" # check_eq, count_state, state_of, ledger helpers
@@ -454,12 +457,12 @@ section "1e. database model: 8 tenant databases on one shard"
 DA=${P}_dadmin
 mkdb "$DA"
 # the tenant databases are copies of one template, made by one psql
-mkdb "${P}_tpl"
-setup "${P}_tpl" -c "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
+mkdb "${P}_dtpl"
+setup "${P}_dtpl" -c "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
 	INSERT INTO users SELECT g, 'u' || g, g FROM generate_series(1, 5) g;
 	CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)"
 args=()
-for i in 1 2 3 4 5 6 7 8; do args+=(-c "CREATE DATABASE ${P}_t0$i TEMPLATE ${P}_tpl"); done
+for i in 1 2 3 4 5 6 7 8; do args+=(-c "CREATE DATABASE ${P}_t0$i TEMPLATE ${P}_dtpl"); done
 setup deployclaw "${args[@]}"
 DF=$TMP/database
 mkdir -p "$DF/migrations" "$DF/audit"
@@ -781,9 +784,9 @@ ledger_py "$LF/audit/ledger.jsonl" '
 r = [x["data"] for x in last if x["event"] == "tenant_retry"]
 print("retries", len(r), {x["tenant"] for x in r}, {x["sqlstate"] for x in r})
 t = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["tenant"] == "lk_c"][0]
-print("lk_c", t["status"], t.get("attempts"), "lock timeout" in t.get("error", ""))' >lk2.ledger
+print("lk_c", t["status"], t.get("attempts"), "lock timeout" in t.get("error", ""), t.get("sqlstate"))' >lk2.ledger
 check_eq "ledger: lk_c retried exactly rollout.retries times, all 55P03" "$(grep ^retries lk2.ledger)" "retries 3 {'lk_c'} {'55P03'}"
-check_eq "ledger: lk_c failed after 4 attempts, on the lock timeout" "$(grep ^lk_c lk2.ledger)" "lk_c failed 4 True"
+check_eq "ledger: lk_c failed after 4 attempts, on the lock timeout" "$(grep ^lk_c lk2.ledger)" "lk_c failed 4 True 55P03"
 dc "$LCF" apply
 expect_rc 0
 expect_out "1 tenant migrated to '0002'"
@@ -894,6 +897,11 @@ check_eq "the other 4 at 0003 with a valid unique index" \
 	"$(count_state cc2.st "s1 n1 o1 i1 e1 u1 0001:applied,0002:applied,0003:applied")" 4
 check_eq "cc_4: tenant_state not applied for 0003" \
 	"$(q "$CC" "SELECT coalesce(string_agg(status, ','), '-') FROM deployclaw.tenant_state WHERE tenant = 'cc_4' AND version = '0003'")" rolled_back
+# the tenant's failure keeps its SQLSTATE (issue 4: "fails the tenant with
+# SQLSTATE, message and statement position")
+check_eq "ledger: cc_4's failure with SQLSTATE 23505 and the statement's position" \
+	"$(ledger_py "$CF/audit/ledger.jsonl" 't = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["status"] == "failed"]; print([(x["tenant"], x.get("sqlstate"), x["file"].split("/")[-1], x["line"], x["col"]) for x in t])')" \
+	"[('cc_4', '23505', '0003_email_unique.yaml', 9, 9)]"
 "$DC" --config "$CCF" --json status >ccstatus.json 2>"$ERR"
 json_check ccstatus.json 'd["failed"] == 1' '[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["cc_4"]'
 
@@ -1154,4 +1162,5 @@ for c in schema database row lock cic advisory names; do
 done
 
 section "done"
+[ -n "${PG_FLEET_KEEP:-}" ] && cp -r "$TMP"/. "$PG_FLEET_KEEP"/
 finish
