@@ -431,7 +431,8 @@ static int derive_set(rollout *r, dc_error *err)
 				}
 		}
 	}
-	qsort(ac.items, ac.len, sizeof(*ac.items), cmp_ptr);
+	if (ac.len > 1)
+		qsort(ac.items, ac.len, sizeof(*ac.items), cmp_ptr);
 	r->autocommit = (const dc_statement **)ac.items;
 	r->nautocommit = ac.len;
 	for (i = 0; i < set->count && !split; i++)
