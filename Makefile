@@ -61,7 +61,7 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	@ninja -C $(FUZZ_BUILD)
 	@for t in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
-		[ -x "$$t" ] || continue; \
+		[ -f "$$t" ] && [ -x "$$t" ] || continue; \
 		name=$$(basename $$t); mkdir -p fuzz/corpus-$$name; \
 		echo "fuzz: $$name for $(FUZZ_TIME)s"; \
 		$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 fuzz/corpus-$$name fuzz/seeds/$$name \
