@@ -202,12 +202,19 @@ open_runs = [r for r in started if r not in ended]
 print(len(interrupted) > 0, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))'
 
 # kill_rounds CONFIG N MIN_MS MAX_MS ARGS...: starts `apply ARGS` N times and
-# kill -9s it after a random MIN..MAX ms; sets KILLS to how many were killed
+# kill -9s it a random MIN..MAX ms after planning; sets KILLS to how many were killed
 # mid-run.
 kill_rounds() {
-	local c=$1 n=$2 lo=$3 hi=$4 round pid ms rc
+	local c=$1 n=$2 lo=$3 hi=$4 round pid ms rc t0 plan
 	shift 4
 	KILLS=0
+	# kills land after planning, however slow this build plans (a sanitizer
+	# build is several times slower), so they hit runs that are migrating
+	t0=$(date +%s%N)
+	"$DC" -q --config "$c" apply --dry-run "$@" >/dev/null 2>&1
+	plan=$((($(date +%s%N) - t0) / 1000000))
+	lo=$((lo + plan))
+	hi=$((hi + plan))
 	for round in $(seq 1 "$n"); do
 		"$DC" --config "$c" apply "$@" >"kill.$round.out" 2>&1 &
 		pid=$!
