@@ -35,6 +35,7 @@ typedef struct live_stat {
 	double bytes; /* sum of pg_total_relation_size */
 	double max_rows;
 	long tenants;
+	long unanalyzed; /* tables whose row estimate is unknown (never analyzed) */
 } live_stat;
 
 typedef struct live {
@@ -118,13 +119,15 @@ static int live_collect(cli *c,
 		        cfg->tenancy.model == DC_TENANCY_SCHEMA && schema_filter
 		                ? "SELECT c.relname, sum(greatest(c.reltuples, 0))::float8, "
 		                  "sum(pg_total_relation_size(c.oid))::float8, "
-		                  "max(greatest(c.reltuples, 0))::float8, count(*) "
+		                  "max(greatest(c.reltuples, 0))::float8, count(*), "
+		                  "count(*) FILTER (WHERE c.reltuples < 0) "
 		                  "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		                  "WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r','p','m') "
 		                  "AND n.nspname LIKE $2 GROUP BY c.relname"
 		                : "SELECT c.relname, sum(greatest(c.reltuples, 0))::float8, "
 		                  "sum(pg_total_relation_size(c.oid))::float8, "
-		                  "max(greatest(c.reltuples, 0))::float8, count(*) "
+		                  "max(greatest(c.reltuples, 0))::float8, count(*), "
+		                  "count(*) FILTER (WHERE c.reltuples < 0) "
 		                  "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		                  "WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r','p','m') "
 		                  "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -164,6 +167,7 @@ static int live_collect(cli *c,
 				if (atof(PQgetvalue(res, r, 3)) > st->max_rows)
 					st->max_rows = atof(PQgetvalue(res, r, 3));
 				st->tenants += atol(PQgetvalue(res, r, 4));
+				st->unanalyzed += atol(PQgetvalue(res, r, 5));
 			}
 			if (c->verbose)
 				cli_note(c, "shard '%s': %d table(s) measured", sh->name,
@@ -268,8 +272,13 @@ static void print_stmt(const dc_stmt_model *m, const live *lv)
 			human_count(&sb, st->rows);
 			dc_strbuf_adds(&sb, " rows, ");
 			human_bytes(&sb, st->bytes);
-			dc_strbuf_addf(&sb, " over %ld tenant table%s)", st->tenants,
+			dc_strbuf_addf(&sb, " over %ld tenant table%s", st->tenants,
 			               st->tenants == 1 ? "" : "s");
+			/* reltuples is -1 until the first ANALYZE: say so rather than show 0 */
+			if (st->unanalyzed)
+				dc_strbuf_addf(&sb, "; %ld never analyzed, their rows not counted",
+				               st->unanalyzed);
+			dc_strbuf_addch(&sb, ')');
 			cli_out("%s", sb.buf);
 			dc_strbuf_release(&sb);
 		} else if (lv && lv->used && strcmp(r->role, "new table") != 0) {

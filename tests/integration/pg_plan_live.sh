@@ -1,0 +1,57 @@
+# plan --live: each target table's rows and size per shard from the catalog,
+# next to the lock and the rewrite, before anything runs.
+. "$(dirname "$0")/../cli/lib.sh"
+if [ -z "${DEPLOYCLAW_PRIMARY:-}" ]; then
+	echo "FAIL: DEPLOYCLAW_PRIMARY is not set (run under make test, or eval \"\$(scripts/pg-sandbox env)\")" >&2
+	exit 1
+fi
+cd "$TMP"
+DB=dcplan$$
+psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY" -c "CREATE DATABASE $DB" >/dev/null || exit 1
+trap 'psql -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1; rm -rf "$TMP"' EXIT
+for t in a b c; do
+	psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY dbname=$DB" -c "
+		CREATE SCHEMA tenant_$t;
+		CREATE TABLE tenant_$t.users (id int PRIMARY KEY, email text);
+		INSERT INTO tenant_$t.users SELECT g, 'u' || g FROM generate_series(1, 2000) g;
+		ANALYZE tenant_$t.users;" >/dev/null || exit 1
+done
+# a fourth tenant never analyzed: its rows are unknown, and said so
+psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY dbname=$DB" -c "
+	CREATE SCHEMA tenant_d; CREATE TABLE tenant_d.users (id int PRIMARY KEY, email text);" >/dev/null
+mkdir -p migrations
+cat > deployclaw.yaml <<YAML
+engine: postgres
+tenancy:
+  model: schema
+  pattern: "tenant_%"
+shards:
+  - name: s1
+    primary: "$DEPLOYCLAW_PRIMARY dbname=$DB"
+YAML
+cat > migrations/0001_bigint.yaml <<'YAML'
+version: "0001"
+name: widen user ids
+phases:
+  - name: main
+    up: ALTER TABLE users ALTER COLUMN id TYPE bigint;
+    down: ALTER TABLE users ALTER COLUMN id TYPE int;
+YAML
+run "$DC" plan --live
+expect_rc 0
+expect_out "ACCESS EXCLUSIVE on users"
+expect_out "6 k rows"
+expect_out "over 4 tenant tables; 1 never analyzed"
+expect_out "table rewrite"
+expect_out "risk: HIGH"
+
+# without --live nothing is measured, and a dead shard is named when it is asked
+run "$DC" plan
+expect_rc 0
+expect_no_out "tenant tables"
+sed -i "s/dbname=$DB/dbname=$DB port=1/" deployclaw.yaml
+run "$DC" plan --live
+expect_rc 1
+expect_err "shard 's1': cannot connect"
+
+finish
