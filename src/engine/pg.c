@@ -35,6 +35,18 @@
  *   history_read_all reads each tenant database's history table instead.
  * - Notices (CREATE ... IF NOT EXISTS) are swallowed: library code never
  *   prints.
+ * - Round trips per tenant (schema model, one transactional phase): lock,
+ *   begin (BEGIN, settings, history table, history read: one pipeline), one
+ *   per statement, verify assertions, history write, COMMIT, unlock. An
+ *   unlock asked for outside a transaction without an error to fill (the
+ *   rollout's) is sent in pipeline mode and not waited for: the server
+ *   releases the lock as soon as it reads it, and the next tenant's first
+ *   try_lock is queued behind it and reads both answers in one round trip
+ *   (any other operation first reads the answer: `settle`). With an error
+ *   to fill, unlock waits for its answer as before.
+ * - Each connection caches the classification (libpg_query) of the
+ *   statements it ran, keyed by statement and text: a migration statement
+ *   is parsed once per worker, not once per tenant.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -130,6 +142,19 @@
 	"co.conname, pg_get_constraintdef(co.oid)) FROM rel r JOIN pg_constraint co "         \
 	"ON co.conrelid = r.oid) s ORDER BY l COLLATE \"C\""
 
+/* Statements classified on this connection (check_stmt): the same migration
+ * statements run in every tenant, and parsing them (libpg_query) cost more
+ * client CPU per tenant than all the rest of deployclaw's own work. Keyed by
+ * the statement and its text (compared: a freed statement's address may be
+ * reused); dc_pg_classify is a pure function of the text. */
+#define CLASSIFIED_MAX 16
+
+typedef struct classified {
+	const dc_statement *stmt;
+	char *sql; /* copy of stmt->sql when classified */
+	dc_pg_stmt_info info;
+} classified;
+
 struct dc_engine {
 	dc_tenancy_model model;
 	char *shard;    /* the shard's name */
@@ -156,11 +181,15 @@ struct dc_conn {
 
 	bool locked;
 	uint64_t lock_key;
+	bool unlock_sent; /* an unlock was sent and its result not read yet */
 
 	bool begun_once;   /* a begin ran since enter (it read the history) */
 	bool history_ok;   /* the history table exists (created or seen in this visit) */
 	PGresult *history; /* history rows read by the first begin, not yet consumed */
 	bool session_set;  /* session-level settings made for this visit */
+
+	classified cls[CLASSIFIED_MAX]; /* check_stmt's cache, filled round-robin */
+	size_t cls_next;
 };
 
 /* One query of a pipeline. */
@@ -488,12 +517,40 @@ static void drop_connection(dc_conn *c)
 		PQfinish(c->pg); /* ends the session: its advisory locks go with it */
 	c->pg = NULL;
 	c->locked = false;
+	c->unlock_sent = false;
 	c->begun_once = false;
 	c->history_ok = false;
 	c->session_set = false;
 	drop_history_cache(c);
 	free(c->dbname);
 	c->dbname = NULL;
+}
+
+/* Reads the answer to an unlock sent without waiting (pg_unlock_tenant: in
+ * pipeline mode, the query and its sync) but not its pipeline's end. */
+static void read_unlock(dc_conn *c)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(c->pg)) != NULL)
+		PQclear(res);
+	PQclear(PQgetResult(c->pg)); /* PGRES_PIPELINE_SYNC */
+}
+
+/* Reads the answer to an unlock sent without waiting and leaves pipeline
+ * mode, so that the connection is idle again. Its outcome does not matter:
+ * the unlock was fire-and-forget, and a session that broke released its
+ * locks. Every operation but enter and lock_tenant starts with it; the
+ * first try_lock of the next tenant reads it in its own round trip. */
+static void settle(dc_conn *c)
+{
+	if (!c->unlock_sent)
+		return;
+	c->unlock_sent = false;
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
+		return;
+	read_unlock(c);
+	(void)PQexitPipelineMode(c->pg);
 }
 
 /* (Re)connects when there is no usable connection, to the tenant's database
@@ -919,10 +976,15 @@ static int pg_connect_op(dc_engine *e, dc_conn **out, dc_error *err)
 
 static void pg_disconnect(dc_conn *c)
 {
+	size_t i;
+
 	if (!c)
 		return;
+	settle(c);
 	leave(c);
 	drop_connection(c);
+	for (i = 0; i < CLASSIFIED_MAX; i++)
+		free(c->cls[i].sql);
 	free(c);
 }
 
@@ -933,7 +995,9 @@ static int pg_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	char *q;
 	int ret;
 
-	if (c->pg && in_tx(c))
+	/* no settle: the next tenant's try_lock reads a pending unlock (which is
+	 * only ever sent outside a transaction) in its own round trip */
+	if (c->pg && !c->unlock_sent && in_tx(c))
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "tenant '%s': a transaction is still open", tenant_id(c));
 	leave(c);
@@ -991,12 +1055,35 @@ static void key_text(char out[24], uint64_t key)
 
 static int try_lock(dc_conn *c, const char *key, bool *got, dc_error *err)
 {
+	static const char sql[] = "SELECT pg_try_advisory_lock($1::bigint)";
 	const char *params[1] = { key };
-	PGresult *res = PQexecParams(c->pg, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL,
-	                             params, NULL, NULL, 0);
+	PGresult *res;
 	int ret = 0;
 
 	*got = false;
+	if (c->unlock_sent) {
+		/* the previous tenant's unlock is still in flight, in pipeline
+		 * mode: queue this behind it, one round trip for both */
+		c->unlock_sent = false;
+		if (!PQsendQueryParams(c->pg, sql, 1, NULL, params, NULL, NULL, 0) ||
+		    !PQpipelineSync(c->pg)) {
+			ret = lost_fail(c, err);
+			(void)PQexitPipelineMode(c->pg);
+			return ret;
+		}
+		read_unlock(c);
+		res = PQgetResult(c->pg);
+		if (res) {
+			PGresult *end;
+
+			while ((end = PQgetResult(c->pg)) != NULL)
+				PQclear(end);
+			PQclear(PQgetResult(c->pg)); /* PGRES_PIPELINE_SYNC */
+		}
+		(void)PQexitPipelineMode(c->pg);
+	} else {
+		res = PQexecParams(c->pg, sql, 1, NULL, params, NULL, NULL, 0);
+	}
 	if (!res_ok(res) || PQntuples(res) != 1)
 		ret = res_fail(c, res, NULL, "advisory lock", err);
 	else
@@ -1088,12 +1175,29 @@ static int pg_unlock_tenant(dc_conn *c, dc_error *err)
 	PGresult *res;
 	int ret = 0;
 
+	settle(c);
+
 	if (!c->locked)
 		return 0;
 	c->locked = false;
 	if (conn_lost(c))
 		return 0; /* the session ended: the server released its locks */
 	key_text(key, c->lock_key);
+	if (!err && !in_tx(c)) {
+		/* nobody reads the outcome: send it (flushed by the sync: the
+		 * server releases the lock as soon as it reads it) and read the
+		 * answer later -- with the next tenant's try_lock, one round trip
+		 * for both, or in settle before any other operation */
+		if (PQenterPipelineMode(c->pg) &&
+		    PQsendQueryParams(c->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL,
+		                      params, NULL, NULL, 0) &&
+		    PQpipelineSync(c->pg)) {
+			c->unlock_sent = true;
+			return 0;
+		}
+		(void)PQexitPipelineMode(c->pg);
+		return res_fail(c, NULL, NULL, "advisory unlock", err);
+	}
 	res = PQexecParams(c->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL, params, NULL,
 	                   NULL, 0);
 	if (!res_ok(res))
@@ -1176,6 +1280,8 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	bool was_locked = c->locked, first = !c->begun_once;
 	int ret;
 
+	settle(c);
+
 	if (!c->tenant)
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "no tenant entered on this connection");
@@ -1246,6 +1352,8 @@ static int pg_commit(dc_conn *c, dc_error *err)
 	PGresult *res;
 	int ret = 0;
 
+	settle(c);
+
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
 	if (!in_tx(c))
@@ -1271,6 +1379,8 @@ static int pg_commit(dc_conn *c, dc_error *err)
 static int pg_rollback(dc_conn *c, dc_error *err)
 {
 	int ret;
+
+	settle(c);
 
 	drop_history_cache(c);
 	c->history_ok = false; /* the transaction may have created the table */
@@ -1427,12 +1537,41 @@ out:
 }
 
 /* Classifies a user statement and refuses what cannot run where it is. */
+/* classify_stmt through the connection's cache: a statement is parsed once
+ * per worker, not once per tenant. Only successes are kept (an error is
+ * reported again, with its position, each time). */
+static int classify_cached(dc_conn *c,
+                           const dc_statement *stmt,
+                           dc_pg_stmt_info *info,
+                           dc_error *err)
+{
+	const char *sql = stmt->sql ? stmt->sql : "";
+	classified *slot;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < CLASSIFIED_MAX; i++)
+		if (c->cls[i].stmt == stmt && c->cls[i].sql && strcmp(c->cls[i].sql, sql) == 0) {
+			*info = c->cls[i].info;
+			return 0;
+		}
+	if ((ret = classify_stmt(stmt, info, err)) != 0)
+		return ret;
+	slot = &c->cls[c->cls_next];
+	c->cls_next = (c->cls_next + 1) % CLASSIFIED_MAX;
+	free(slot->sql);
+	slot->stmt = stmt;
+	slot->sql = dc_strdup(sql); /* NULL (out of memory): simply not cached */
+	slot->info = *info;
+	return 0;
+}
+
 static int check_stmt(dc_conn *c, const dc_statement *stmt, dc_pg_stmt_info *info, dc_error *err)
 {
 	int ret;
 
-	/* parsed on every exec: microseconds next to a round trip */
-	if ((ret = classify_stmt(stmt, info, err)) != 0)
+	/* parsed once per statement and connection (classify_cached) */
+	if ((ret = classify_cached(c, stmt, info, err)) != 0)
 		return ret;
 	if (info->is_transaction_control)
 		return conn_fail(
@@ -1470,6 +1609,8 @@ static int pg_exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error
 	PGresult *res = NULL;
 	const char *state;
 	int ret;
+
+	settle(c);
 
 	if (rows)
 		*rows = 0;
@@ -1521,6 +1662,8 @@ static int pg_query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_err
 {
 	PGresult *res = NULL;
 	int ret;
+
+	settle(c);
 
 	*out = false;
 	if ((ret = need_tenant(c, err)) != 0)
@@ -1674,6 +1817,8 @@ static int pg_history_ensure(dc_conn *c, dc_error *err)
 	dc_strbuf sql = DC_STRBUF_INIT;
 	int ret;
 
+	settle(c);
+
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
 	if (c->history_ok)
@@ -1700,6 +1845,8 @@ static int pg_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 	PGresult *res = NULL;
 	const char *params[1];
 	int ret;
+
+	settle(c);
 
 	*rows = NULL;
 	*n = 0;
@@ -1758,6 +1905,8 @@ static int pg_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	const char *params[11];
 	PGresult *res = NULL;
 	int ret;
+
+	settle(c);
 
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
@@ -1995,6 +2144,8 @@ static int pg_query_text(dc_conn *c,
 	size_t i;
 	int ret;
 
+	settle(c);
+
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
 	if (!in_tx(c) && (ret = session_settings(c, err)) != 0)
@@ -2027,6 +2178,8 @@ static int pg_schema_fingerprint(dc_conn *c, char out[65], dc_error *err)
 	size_t n = 0, keep;
 	bool tx;
 	int i, ret;
+
+	settle(c);
 
 	out[0] = '\0';
 	if ((ret = need_tenant(c, err)) != 0)
