@@ -34,6 +34,12 @@ expect_out() {
 	grep -qF -- "$1" "$OUT" || fail "stdout lacks '$1'"
 }
 
+# expect_out_either A B: stdout has A or B (a resume that may find nothing left to do).
+expect_out_either() {
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "$1" "$OUT" || grep -qF -- "$2" "$OUT" || fail "stdout lacks both '$1' and '$2'"
+}
+
 expect_err() {
 	CHECKS=$((CHECKS + 1))
 	grep -qF -- "$1" "$ERR" || fail "stderr lacks '$1'"

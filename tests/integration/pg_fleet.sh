@@ -199,7 +199,7 @@ started = [x["run_id"] for x in e if x["event"] == "run_start"]
 ended = {x["run_id"] for x in e if x["event"] == "run_end"}
 interrupted = [x["data"]["interrupted_run"] for x in e if x["event"] == "run_interrupted"]
 open_runs = [r for r in started if r not in ended]
-print(len(interrupted) > 0, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))'
+print(len(interrupted) > 0 or not open_runs, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))'
 
 # kill_rounds CONFIG N MIN_MS MAX_MS ARGS...: starts `apply ARGS` N times and
 # kill -9s it a random MIN..MAX ms after planning; sets KILLS to how many were killed
@@ -345,7 +345,7 @@ check_eq "no tenant half-applied after the kills" \
 	"$(awk '{ $1 = ""; print }' mid.st | sort -u | grep -Ev '^ (p0 i0 x0 t0 -|p1 i0 x0 t0 0001:applied|p1 i1 x1 t0 0001:applied,0002:applied)$')" ""
 dc "$SC" apply --to 0002
 expect_rc 0
-expect_out "0 failed"
+expect_out_either "0 failed" "nothing to do"  # the last killed run may have finished
 dc "$SC" apply --to 0002
 expect_rc 0
 expect_out "nothing to do: all 150 tenants are at '0002'"
@@ -514,7 +514,7 @@ d_states() { pub_states users "${TDBS[@]}"; }
 kill_rounds "$DCF" 3 300 1200
 dc "$DCF" apply
 expect_rc 0
-expect_out "0 failed"
+expect_out_either "0 failed" "nothing to do"  # the last killed run may have finished
 d_states >d1.st
 check_eq "every tenant database at 0001 exactly once, in its own tenant_state too" \
 	"$(count_state d1.st "p1 k0 0001:applied 1/1 self:0001:applied")" 8
@@ -623,7 +623,7 @@ r_state() { pub_states accounts "$1" | cut -d' ' -f2-; }
 kill_rounds "$RCF" 3 300 900
 dc "$RCF" apply
 expect_rc 0
-expect_out "0 failed"
+expect_out_either "0 failed" "nothing to do"  # the last killed run may have finished
 check_eq "row model: r1 at 0001 once (history, tenant_state)" "$(r_state "$R1")" "p1 k0 0001:applied 1/1 r1:0001:applied"
 check_eq "row model: r2 at 0001 once" "$(r_state "$R2")" "p1 k0 0001:applied 1/1 r2:0001:applied"
 check_eq "ledger: killed row-model runs recorded as run_interrupted" \

@@ -321,7 +321,7 @@ fleet_states "$F" heavy >kill_mid.st
 echo "  after the kills: $(grep -c '0002:applied' kill_mid.st) tenants done, $(grep -c 'partial' kill_mid.st) partial"
 dc apply
 expect_rc 0
-expect_out "0 failed"
+expect_out_either "0 failed" "nothing to do"  # the last killed run may have finished
 dc apply
 expect_rc 0
 expect_out "nothing to do: all $NKILL tenants are at '0002'"
@@ -345,7 +345,7 @@ started = [x["run_id"] for x in e if x["event"] == "run_start"]
 ended = {x["run_id"] for x in e if x["event"] == "run_end"}
 interrupted = [x["data"]["interrupted_run"] for x in e if x["event"] == "run_interrupted"]
 open_runs = [r for r in started if r not in ended]
-print("interrupted", len(interrupted) > 0, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))
+print("interrupted", len(interrupted) > 0 or not open_runs, sorted(open_runs) == sorted(interrupted), len(set(interrupted)) == len(interrupted))
 PY
 check_eq "ledger: every killed run recorded as run_interrupted, once" "$(cat kill.ledger)" "interrupted True True True"
 dc status
