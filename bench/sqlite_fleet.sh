@@ -22,8 +22,9 @@
 #              history, the preflight gates -- the part of a run the baseline
 #              has no counterpart for, shown as a fraction of the baseline
 #
-# Every run prints wall time, tenants/s and peak RSS (deployclaw: `time -f %M`;
-# the baseline: getrusage); the summary gives medians, the ratio
+# Every run prints wall time, tenants/s, peak RSS and CPU time, user + system
+# (deployclaw: `time -f "%M %U %S"`; the baseline: getrusage); the summary gives
+# medians, the ratio
 # deployclaw/baseline of the median wall times at equal parallelism, and the
 # median of the per-repeat ratios (each deployclaw run against the baseline run
 # next to it: steadier when the machine's load drifts). TMPDIR picks the disk
@@ -124,33 +125,34 @@ run_baseline() { # J REPEAT
 	fresh
 	out=$("$base" apply "$dir/run/tenants" -j "$1")
 	set -- "$1" "$2" $out
-	# tenants N threads J wall_s S tenants_per_s R maxrss_kib K failed F
+	# tenants N threads J wall_s S tenants_per_s R maxrss_kib K failed F cpu_s C
 	[ "${14}" = 0 ] || { echo "baseline: ${14} tenants failed" >&2; exit 1; }
-	echo "baseline $1 $2 $8 ${12}" >>"$results"
-	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB\n' baseline "$1" "$2" "$8" \
-		"${10}" "${12}"
+	echo "baseline $1 $2 $8 ${12} ${16}" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s\n' baseline "$1" \
+		"$2" "$8" "${10}" "${12}" "${16}"
 }
 
 run_deployclaw() { # CONFIG J REPEAT
 	fresh
 	t=$(now)
-	(cd "$dir/run" && command /usr/bin/time -f %M -o "$dir/rss" \
+	(cd "$dir/run" && command /usr/bin/time -f "%M %U %S" -o "$dir/rss" \
 		"$dc" -q --config "$1.yaml" apply -j "$2") || {
 		echo "deployclaw ($1, -j $2) failed" >&2
 		exit 1
 	}
 	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
-	rss=$(tail -n 1 "$dir/rss")
-	echo "$1 $2 $3 $t $rss" >>"$results"
-	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB\n' "$1" "$2" "$3" "$t" \
-		"$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss"
+	rss=$(tail -n 1 "$dir/rss" | awk '{print $1}')
+	cpu=$(tail -n 1 "$dir/rss" | awk '{printf "%.2f", $2 + $3}')
+	echo "$1 $2 $3 $t $rss $cpu" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s\n' "$1" "$2" "$3" \
+		"$t" "$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss" "$cpu"
 }
 
 run_plan() { # J REPEAT: `apply --dry-run` (discover, read every history, gates): the planning pass alone
 	t=$(now)
 	(cd "$fleet" && "$dc" -q --config checks.yaml apply --dry-run -j "$1") >/dev/null
 	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
-	echo "plan $1 $2 $t 0" >>"$results"
+	echo "plan $1 $2 $t 0 0" >>"$results"
 	printf '%-9s -j %s  #%s  %8.2f s  (apply --dry-run: the planning pass)\n' plan "$1" "$2" "$t"
 }
 
@@ -187,14 +189,18 @@ paired_ratio() { # KIND J: median over repeats of deployclaw / the baseline of t
 }
 echo
 echo "medians of $repeats runs, $n tenants; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s |\n' run -j "wall (s)" tenants/s "peak RSS" \
-	ratio "paired"
-printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s |\n' --- -- --- --- --- --- ---
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s |\n' run -j "wall (s)" \
+	tenants/s "peak RSS" ratio paired "CPU (s)" "CPU ratio"
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s |\n' --- -- --- --- --- --- --- \
+	--- ---
 for j in $pars; do
 	bw=$(median baseline "$j" 4)
+	bc=$(median baseline "$j" 6)
 	for k in baseline $configs plan; do
 		w=$(median "$k" "$j" 4)
 		m=$(median "$k" "$j" 5)
+		c=$(median "$k" "$j" 6)
+		cratio=$(echo "$c $bc" | awk '{printf "%.2f", $1 / $2}')
 		case $k in
 		baseline) label="baseline (plain SQLite)"; ratio="-"; paired="-" ;;
 		plan) label="deployclaw apply --dry-run" ;;
@@ -207,12 +213,13 @@ for j in $pars; do
 		fi
 		if [ "$k" = plan ]; then
 			# what the planning pass adds: its time over the baseline's whole run
-			printf '| %-26s | %2s | %9.2f | %10s | %12s | %8s | %8s |\n' "$label" "$j" "$w" \
-				- - "+$ratio" "+$paired"
+			printf '| %-26s | %2s | %9.2f | %10s | %12s | %8s | %8s | %8s | %9s |\n' "$label" \
+				"$j" "$w" - - "+$ratio" "+$paired" - -
 			continue
 		fi
-		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %8s | %8s |\n' "$label" "$j" "$w" \
-			"$(echo "$n $w" | awk '{print $1 / $2}')" "$(echo "$m" | awk '{print $1 / 1024}')" \
-			"$ratio" "$paired"
+		[ "$k" = baseline ] && cratio=-
+		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %8s | %8s | %8.2f | %9s |\n' \
+			"$label" "$j" "$w" "$(echo "$n $w" | awk '{print $1 / $2}')" \
+			"$(echo "$m" | awk '{print $1 / 1024}')" "$ratio" "$paired" "$c" "$cratio"
 	done
 done

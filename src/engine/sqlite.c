@@ -636,16 +636,28 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		goto out;
 	}
 	/* sqlite3_open is lazy: this first read is where a file that is not a
-	 * database fails. It also tells history_ensure whether it has work. */
-	rc = sqlite3_prepare_v2(c->db, HISTORY_PROBE, -1, &st, NULL);
+	 * database fails. It also tells history_ensure whether it has work.
+	 * Preparing the probe loads the schema, and outside a read transaction
+	 * that is a shared lock taken and dropped of its own (3 fcntl, 2 stat of
+	 * the -journal and -wal, a read of the header, an unlock) before the step
+	 * takes another: BEGIN and a read of the header open one read transaction
+	 * that both share. Any failure closes the handle, which ends it. */
+	rc = sqlite3_exec(c->db, "BEGIN; PRAGMA schema_version", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(c->db, HISTORY_PROBE, -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
+	if (rc == SQLITE_ROW) {
+		c->history = sqlite3_column_int(st, 0) ? HISTORY_PRESENT : HISTORY_MISSING;
+		sqlite3_finalize(st);
+		st = NULL;
+		rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		c->history = HISTORY_UNKNOWN;
 		ret = conn_fail(c, err, rc == SQLITE_BUSY ? DC_ELOCKED : DC_EDB, NULL, 0, 0,
 		                "tenant '%s' ('%s'): %s", t->id, t->target, sqlite3_errmsg(c->db));
-		goto out;
 	}
-	c->history = sqlite3_column_int(st, 0) ? HISTORY_PRESENT : HISTORY_MISSING;
 	goto out;
 readonly:
 	ret = conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
