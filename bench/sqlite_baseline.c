@@ -181,9 +181,9 @@ static int migrate(const char *path)
 		rfc3339(finished, sizeof(finished));
 		sqlite3_bind_text(st, 1, "0001", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, "add a plan to every account", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3,
-		                  "0000000000000000000000000000000000000000000000000000000000000000",
-		                  -1, SQLITE_STATIC);
+		sqlite3_bind_text(
+		        st, 3, "0000000000000000000000000000000000000000000000000000000000000000",
+		        -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, "expand", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, "applied", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, started, -1, SQLITE_STATIC);

@@ -114,14 +114,14 @@ DC_API const char *dc_effect_name(dc_effect effect);
  * model classifies a parse tree into rows; every lock level comes from here.
  */
 typedef struct dc_lock_rule {
-	int op;                   /**< internal id, stable within a build */
-	const char *what;         /**< "ALTER TABLE ... ADD COLUMN (volatile default)" */
-	dc_lock_mode lock;        /**< on the statement's own relation */
-	dc_lock_mode other_lock;  /**< on `other`, DC_LOCK_NONE when none */
-	const char *other;        /**< "referenced table", "partition", ...; NULL */
+	int op;                  /**< internal id, stable within a build */
+	const char *what;        /**< "ALTER TABLE ... ADD COLUMN (volatile default)" */
+	dc_lock_mode lock;       /**< on the statement's own relation */
+	dc_lock_mode other_lock; /**< on `other`, DC_LOCK_NONE when none */
+	const char *other;       /**< "referenced table", "partition", ...; NULL */
 	dc_effect effect;
-	bool transactional;       /**< may run inside a transaction block */
-	const char *note;         /**< NULL or a caveat from the reference */
+	bool transactional; /**< may run inside a transaction block */
+	const char *note;   /**< NULL or a caveat from the reference */
 } dc_lock_rule;
 
 /** The whole lock table (static storage), for documentation and tests. */
@@ -137,21 +137,21 @@ typedef struct dc_rel_lock {
 
 /** Everything the model knows about one statement. */
 typedef struct dc_stmt_model {
-	const char *kind;     /**< "ALTER TABLE", "CREATE INDEX", ... (static) */
-	const char *file;     /**< borrowed from the caller */
-	int line, col;        /**< 1-based position of its first character */
-	size_t offset, len;   /**< byte span in the analysed text */
+	const char *kind;           /**< "ALTER TABLE", "CREATE INDEX", ... (static) */
+	const char *file;           /**< borrowed from the caller */
+	int line, col;              /**< 1-based position of its first character */
+	size_t offset, len;         /**< byte span in the analysed text */
 	const dc_lock_rule **rules; /**< the lock-table rows it matched (heap array) */
 	size_t nrules;
-	dc_rel_lock *rels;    /**< one entry per relation, strongest lock kept */
+	dc_rel_lock *rels; /**< one entry per relation, strongest lock kept */
 	size_t nrels;
-	dc_lock_mode lock;    /**< strongest lock taken on any relation */
-	dc_effect effect;     /**< worst effect of its rules */
-	bool transactional;   /**< may run inside a transaction block */
+	dc_lock_mode lock;        /**< strongest lock taken on any relation */
+	dc_effect effect;         /**< worst effect of its rules */
+	bool transactional;       /**< may run inside a transaction block */
 	bool transaction_control; /**< BEGIN, COMMIT, SAVEPOINT, ... */
-	bool reversible;      /**< a mechanical inverse exists (in `inverse`) */
-	char *inverse;        /**< heap SQL undoing it, NULL when not mechanical */
-	char *note;           /**< heap; why "may rewrite" etc., NULL when none */
+	bool reversible;          /**< a mechanical inverse exists (in `inverse`) */
+	char *inverse;            /**< heap SQL undoing it, NULL when not mechanical */
+	char *note;               /**< heap; why "may rewrite" etc., NULL when none */
 } dc_stmt_model;
 
 typedef struct dc_stmt_list {
@@ -192,12 +192,12 @@ DC_API int dc_severity_parse(const char *s, dc_severity *out);
 
 /** One lint rule (static storage; see docs/lint-rules.md). */
 typedef struct dc_lint_rule {
-	const char *id;      /**< "DC101" */
-	const char *name;    /**< "create-index-non-concurrent" */
-	dc_severity severity; /**< default */
-	const char *summary; /**< what it finds */
-	const char *why;     /**< why it is dangerous */
-	const char *help;    /**< the safe alternative */
+	const char *id;          /**< "DC101" */
+	const char *name;        /**< "create-index-non-concurrent" */
+	dc_severity severity;    /**< default */
+	const char *summary;     /**< what it finds */
+	const char *why;         /**< why it is dangerous */
+	const char *help;        /**< the safe alternative */
 	const char *equivalents; /**< squawk / strong_migrations / Atlas names */
 } dc_lint_rule;
 
@@ -229,7 +229,10 @@ typedef struct dc_lint_config {
 DC_API void dc_lint_config_init(dc_lint_config *cfg);
 
 /** Sets the severity of the rule with this id or name; DC_ENOTFOUND when unknown. */
-DC_API int dc_lint_config_set(dc_lint_config *cfg, const char *rule, dc_severity sev, dc_error *err);
+DC_API int dc_lint_config_set(dc_lint_config *cfg,
+                              const char *rule,
+                              dc_severity sev,
+                              dc_error *err);
 
 struct dc_config;
 
@@ -289,10 +292,10 @@ DC_API int dc_lint_migration(const dc_migration *m,
                              dc_error *err);
 
 typedef enum dc_lint_format {
-	DC_LINT_HUMAN = 0,  /**< compiler style, source line and caret */
-	DC_LINT_JSON = 1,   /**< {"findings": [...], "summary": {...}} */
-	DC_LINT_SARIF = 2,  /**< SARIF 2.1.0 */
-	DC_LINT_GITHUB = 3  /**< ::error file=...,line=...,col=...::message */
+	DC_LINT_HUMAN = 0, /**< compiler style, source line and caret */
+	DC_LINT_JSON = 1,  /**< {"findings": [...], "summary": {...}} */
+	DC_LINT_SARIF = 2, /**< SARIF 2.1.0 */
+	DC_LINT_GITHUB = 3 /**< ::error file=...,line=...,col=...::message */
 } dc_lint_format;
 
 /** Parses "human", "json", "sarif", "github"; 0 or DC_EINVAL. */

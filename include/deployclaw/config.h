@@ -59,7 +59,7 @@ typedef struct dc_config {
 		char *glob;    /**< sqlite: glob of tenant files (resolved path) */
 		char *pattern; /**< postgres: LIKE pattern of schema/database names */
 		char *query;   /**< postgres: SQL returning tenant names */
-		char **list;   /**< explicit tenants: sqlite file paths (relative to the config), or postgres names */
+		char **list; /**< explicit tenants: sqlite file paths (relative to the config), or postgres names */
 		size_t nlist;
 	} tenancy;
 
@@ -72,9 +72,9 @@ typedef struct dc_config {
 		bool require_down;            /**< default true */
 		int64_t lag_max_ms;           /**< replication_lag.max, default 500ms */
 		int64_t lag_timeout_ms;       /**< replication_lag.timeout, default 10m */
-		bool integrity_check;	      /**< PRAGMA integrity_check per tenant, default true */
-		bool foreign_key_check;	      /**< PRAGMA foreign_key_check per tenant, default true */
-		bool allow_out_of_order;      /**< apply versions older than applied ones, default false */
+		bool integrity_check;   /**< PRAGMA integrity_check per tenant, default true */
+		bool foreign_key_check; /**< PRAGMA foreign_key_check per tenant, default true */
+		bool allow_out_of_order; /**< apply versions older than applied ones, default false */
 	} gates;
 
 	struct {
@@ -83,9 +83,9 @@ typedef struct dc_config {
 		size_t nwaves;
 		int max_failures; /**< per wave, default 0 */
 		int parallel;     /**< default: number of online CPUs */
-		int retries;	  /**< per tenant, for lock timeouts, deadlocks, serialization
+		int retries;      /**< per tenant, for lock timeouts, deadlocks, serialization
 				       failures, lost connections; default 3 */
-		bool backup;	  /**< online copy of each tenant before touching it, default false */
+		bool backup; /**< online copy of each tenant before touching it, default false */
 	} rollout;
 
 	/**
@@ -98,7 +98,8 @@ typedef struct dc_config {
 			char *rule;
 			int severity; /**< 0 off, 1 info, 2 warning, 3 error (dc_severity) */
 			int line, col;
-		} *rules;
+		} * rules;
+
 		size_t nrules;
 	} lint;
 

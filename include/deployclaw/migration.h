@@ -34,7 +34,10 @@ typedef enum dc_layout {
 	DC_LAYOUT_FLYWAY = 3
 } dc_layout;
 
-typedef enum dc_dialect { DC_DIALECT_SQLITE = 0, DC_DIALECT_POSTGRES = 1 } dc_dialect;
+typedef enum dc_dialect {
+	DC_DIALECT_SQLITE = 0,
+	DC_DIALECT_POSTGRES = 1
+} dc_dialect;
 
 /** Name of a layout: "native", "golang-migrate", "dbmate", "flyway". */
 DC_API const char *dc_layout_name(dc_layout layout);
@@ -49,16 +52,16 @@ typedef struct dc_statement {
 
 /** A block of SQL (a phase's up or down, or a verify assertion). */
 typedef struct dc_sql {
-	char *text;  /**< as written (NULL when absent) */
-	char *file;  /**< the file it came from */
-	int line;    /**< position of `text` in `file` */
+	char *text; /**< as written (NULL when absent) */
+	char *file; /**< the file it came from */
+	int line;   /**< position of `text` in `file` */
 	int col;
 	dc_statement *stmts;
 	size_t nstmts;
 } dc_sql;
 
 typedef struct dc_phase {
-	char *name;	    /**< "expand", "backfill", ...; "main" for single-phase layouts */
+	char *name;         /**< "expand", "backfill", ...; "main" for single-phase layouts */
 	bool transactional; /**< false for dbmate transaction:false or `transaction: false` */
 	int64_t batch_rows; /**< > 0: repeat `up` until it touches no row */
 	dc_sql up;
@@ -70,7 +73,7 @@ typedef struct dc_migration {
 	char *name;
 	char *audit; /**< native `audit:` level, NULL when absent */
 	dc_layout layout;
-	char *path;	 /**< the up (or only) file */
+	char *path;      /**< the up (or only) file */
 	char *down_path; /**< golang-migrate/Flyway down file, NULL otherwise */
 	dc_phase *phases;
 	size_t nphases;
@@ -94,9 +97,9 @@ typedef struct dc_migration_set {
  * invalid UTF-8, an SQL syntax error (position from the parser's cursor).
  */
 DC_API int dc_migration_set_load(dc_migration_set **out,
-				 const char *dir,
-				 dc_dialect dialect,
-				 dc_error *err);
+                                 const char *dir,
+                                 dc_dialect dialect,
+                                 dc_error *err);
 
 DC_API void dc_migration_set_free(dc_migration_set *set);
 
@@ -115,13 +118,13 @@ DC_API int dc_version_compare(const char *a, const char *b);
  * dc_statements_free. A syntax error is DC_EPARSE with the position.
  */
 DC_API int dc_sql_split(dc_statement **out,
-			size_t *n,
-			const char *sql,
-			dc_dialect dialect,
-			const char *file,
-			int line,
-			int col,
-			dc_error *err);
+                        size_t *n,
+                        const char *sql,
+                        dc_dialect dialect,
+                        const char *file,
+                        int line,
+                        int col,
+                        dc_error *err);
 
 DC_API void dc_statements_free(dc_statement *stmts, size_t n);
 

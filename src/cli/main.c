@@ -15,9 +15,8 @@
 #include "cli.h"
 
 static const cli_command *const commands[] = {
-	&cmd_init,  &cmd_apply,  &cmd_rollback, &cmd_status,   &cmd_hash,
-	&cmd_audit, &cmd_config, &cmd_demo,     &cmd_topology, &cmd_lint,
-	&cmd_plan,
+	&cmd_init,   &cmd_apply, &cmd_rollback, &cmd_status, &cmd_hash, &cmd_audit,
+	&cmd_config, &cmd_demo,  &cmd_topology, &cmd_lint,   &cmd_plan,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -838,8 +838,8 @@ static const char *const gates_keys[] = { "lock_timeout",      "statement_timeou
 	                                  "integrity_check",   "foreign_key_check",
 	                                  "allow_out_of_order" };
 static const char *const lag_keys[] = { "max", "timeout" };
-static const char *const rollout_keys[] = { "canary", "waves", "max_failures", "parallel",
-	                                    "backup", "retries" };
+static const char *const rollout_keys[] = { "canary",   "waves",  "max_failures",
+	                                    "parallel", "backup", "retries" };
 static const char *const audit_keys[] = { "ledger", "key" };
 static const char *const engine_names[] = { "sqlite", "postgres" };
 /* in dc_tenancy_model order */
@@ -1085,8 +1085,9 @@ static int load_lint(ctx *c, dc_config *cfg, const ynode *l)
 		for (j = 0; j < i; j += 2)
 			if (rules->kids[j]->len == key->len &&
 			    !memcmp(rules->kids[j]->text, key->text, key->len))
-				return fail(c, key, "%s: duplicate key (first at line %d, column %d)",
-				            kp, rules->kids[j]->line, rules->kids[j]->col);
+				return fail(c, key,
+				            "%s: duplicate key (first at line %d, column %d)", kp,
+				            rules->kids[j]->line, rules->kids[j]->col);
 		if ((rc = get_enum(c, val, kp, severity_names, N(severity_names),
 		                   "'off', 'info', 'warning' or 'error'", &sev)) != 0)
 			return rc;

@@ -146,7 +146,8 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 	add_duration(out, "  ", "lock_timeout", cfg->gates.lock_timeout_ms);
 	add_duration(out, "  ", "statement_timeout", cfg->gates.statement_timeout_ms);
 	dc_strbuf_addf(out, "  require_down: %s\n", cfg->gates.require_down ? "true" : "false");
-	dc_strbuf_addf(out, "  integrity_check: %s\n", cfg->gates.integrity_check ? "true" : "false");
+	dc_strbuf_addf(out, "  integrity_check: %s\n",
+	               cfg->gates.integrity_check ? "true" : "false");
 	dc_strbuf_addf(out, "  foreign_key_check: %s\n",
 	               cfg->gates.foreign_key_check ? "true" : "false");
 	dc_strbuf_addf(out, "  allow_out_of_order: %s\n",
@@ -172,8 +173,7 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 		for (i = 0; i < cfg->lint.nrules; i++) {
 			dc_strbuf_adds(out, "    ");
 			add_quoted(out, cfg->lint.rules[i].rule);
-			dc_strbuf_addf(out, ": %s\n",
-			               sev[cfg->lint.rules[i].severity & 3]);
+			dc_strbuf_addf(out, ": %s\n", sev[cfg->lint.rules[i].severity & 3]);
 		}
 	}
 	dc_strbuf_adds(out, "audit:\n  ledger: ");
