@@ -3,8 +3,9 @@
 #
 #   bench/sqlite_fleet.sh [-n TENANTS] [-r REPEATS] [-j "1 2"] [-c "checks nochecks"]
 #
-# (~10 minutes for the defaults, 10,000 tenants and 3 repeats, on a 2-core VM;
-# `-j 1` and `-j 2` may be run separately.)
+# The defaults (10,000 tenants, 3 repeats, -j 1 and -j 2) take ~15-25 minutes
+# on a 2-core VM with a shared disk; `-j 1` and `-j 2` run separately stay
+# under ~10 minutes each.
 #
 # Builds (release, build-bench/) deployclaw and bench/sqlite_baseline, creates
 # one fleet of TENANTS files (default 10000) with a 3-statement migration, a
@@ -24,13 +25,13 @@
 #
 # Every run prints wall time, tenants/s, peak RSS and CPU time, user + system
 # (deployclaw: `time -f "%M %U %S"`; the baseline: getrusage); the summary gives
-# medians, the ratio
-# deployclaw/baseline of the median wall times at equal parallelism, and the
-# median of the per-repeat ratios (each deployclaw run against the baseline run
-# next to it: steadier when the machine's load drifts). TMPDIR picks the disk
-# measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other builds, with no
-# build step when both are given. SQLite's default durability throughout
-# (rollback journal, synchronous=FULL).
+# medians, the ratio deployclaw/baseline of the median wall times at equal
+# parallelism, the median of the per-repeat ratios (each deployclaw run against
+# the baseline run next to it: steadier when the machine's load drifts), and
+# the same ratio for CPU time, which a noisy disk disturbs far less. TMPDIR
+# picks the disk measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other
+# builds, with no build step when both are given. SQLite's default durability
+# throughout (rollback journal, synchronous=FULL).
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
