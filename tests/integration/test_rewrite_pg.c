@@ -32,6 +32,8 @@
 #include <deployclaw/migration.h>
 #include <deployclaw/rewrite.h>
 
+#include "../unit/tmpdir.h"
+
 static const char *primary;
 static char dbname[64];
 static PGconn *conn;
@@ -168,46 +170,6 @@ static char *data(const char *schema, const char *const *skip)
 }
 
 /* ---- migrations ---- */
-
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/dc-rwpg-XXXXXX";
-	char *d = mkdtemp(tmpl);
-
-	assert_non_null(d);
-	return strdup(d);
-}
-
-static void put(const char *dir, const char *name, const char *content)
-{
-	char *path = dc_path_join(dir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
-	fclose(f);
-	free(path);
-}
-
-static void remove_dir(char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d)) != NULL) {
-		char *p;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		p = dc_path_join(dir, de->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-	free(dir);
-}
 
 static dc_migration_set *load_yaml(const char *yaml)
 {

@@ -12,47 +12,9 @@
 
 #include <deployclaw/migration.h>
 
+#include "tmpdir.h"
+
 /* ---- a temporary migrations folder per test ---- */
-
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/dc-mig-XXXXXX";
-	char *d = mkdtemp(tmpl);
-
-	assert_non_null(d);
-	return strdup(d);
-}
-
-static void put(const char *dir, const char *name, const char *content)
-{
-	char *path = dc_path_join(dir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
-	fclose(f);
-	free(path);
-}
-
-static void remove_dir(char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d)) != NULL) {
-		char *p;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		p = dc_path_join(dir, de->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-	free(dir);
-}
 
 static int load(dc_migration_set **set, const char *dir, dc_dialect dialect, dc_error *err)
 {

@@ -19,52 +19,14 @@
 #include <deployclaw/migration.h>
 #include <deployclaw/rewrite.h>
 
+#include "tmpdir.h"
+
 /* ---- helpers ---- */
 
 typedef struct rewritten {
 	char *yaml;            /* dc_rewrite_safe's output */
 	dc_migration_set *set; /* that output, loaded back */
 } rewritten;
-
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/dc-rw-XXXXXX";
-	char *d = mkdtemp(tmpl);
-
-	assert_non_null(d);
-	return strdup(d);
-}
-
-static void put(const char *dir, const char *name, const char *content)
-{
-	char *path = dc_path_join(dir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
-	fclose(f);
-	free(path);
-}
-
-static void remove_dir(char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d)) != NULL) {
-		char *p;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		p = dc_path_join(dir, de->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-	free(dir);
-}
 
 /* Appends `sql` as a literal block, each line indented by 6. */
 static void block(dc_strbuf *sb, const char *key, const char *sql)

@@ -12,25 +12,7 @@
 
 #include <deployclaw/migration.h>
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/dc-sum-XXXXXX";
-	char *d = mkdtemp(tmpl);
-
-	assert_non_null(d);
-	return strdup(d);
-}
-
-static void put(const char *dir, const char *name, const char *content)
-{
-	char *path = dc_path_join(dir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
-	fclose(f);
-	free(path);
-}
+#include "tmpdir.h"
 
 static void drop(const char *dir, const char *name)
 {
@@ -38,26 +20,6 @@ static void drop(const char *dir, const char *name)
 
 	assert_int_equal(unlink(path), 0);
 	free(path);
-}
-
-static void remove_dir(char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	while (d && (de = readdir(d)) != NULL) {
-		char *p;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		p = dc_path_join(dir, de->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-	free(dir);
 }
 
 /* Three golang-migrate migrations with a fresh deployclaw.sum. */
