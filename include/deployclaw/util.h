@@ -102,6 +102,30 @@ DC_API int dc_ptrvec_push(dc_ptrvec *v, void *p);
 DC_API void dc_ptrvec_release(dc_ptrvec *v, void (*free_fn)(void *));
 
 /* ------------------------------------------------------------------------ */
+/* dc_arena: a bump allocator for many small objects freed together (parse  */
+/* trees). Chunks grow geometrically; reset keeps the largest for reuse.    */
+
+typedef struct dc_arena_chunk dc_arena_chunk;
+
+typedef struct dc_arena {
+	dc_arena_chunk *head; /* the chunk being filled; older ones behind it */
+	size_t next_size;     /* the size of the next chunk */
+} dc_arena;
+
+/* clang-format off */
+#define DC_ARENA_INIT { NULL, 0 }
+/* clang-format on */
+
+/** `size` bytes aligned for any object, valid until reset/release; NULL on OOM. */
+DC_API void *dc_arena_alloc(dc_arena *a, size_t size);
+
+/** Frees every allocation at once but keeps the largest chunk for reuse. */
+DC_API void dc_arena_reset(dc_arena *a);
+
+/** Frees everything; `a` is then as DC_ARENA_INIT. */
+DC_API void dc_arena_release(dc_arena *a);
+
+/* ------------------------------------------------------------------------ */
 /* Text helpers.                                                            */
 
 /** 1 when `s` (of `len` bytes) is valid UTF-8; else 0 and `*bad` = offset. */

@@ -11,6 +11,13 @@
 
 #include <deployclaw/analysis.h>
 
+/*
+ * Unpacks a parse result into `a`: one bump allocation per node instead of a
+ * malloc, and no free_unpacked (never call it on such a tree) -- the arena's
+ * reset or release frees the whole tree. NULL on OOM or a corrupt buffer.
+ */
+PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb);
+
 /* The lock-table rows; the model classifies a tree into these. */
 enum dc_op {
 	OP_ADD_COLUMN,

@@ -254,8 +254,27 @@ static int classify_one(const PgQuery__Node *n, dc_pg_stmt_info *out, dc_error *
 	return 0;
 }
 
+static void *arena_pb_alloc(void *data, size_t size)
+{
+	return dc_arena_alloc(data, size);
+}
+
+static void arena_pb_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb)
+{
+	ProtobufCAllocator al = { arena_pb_alloc, arena_pb_free, a };
+
+	return pg_query__parse_result__unpack(&al, pb->len, (const uint8_t *)pb->data);
+}
+
 int dc_pg_classify(const char *sql, dc_pg_stmt_info *out, dc_error *err)
 {
+	dc_arena arena = DC_ARENA_INIT;
 	PgQueryProtobufParseResult res;
 	PgQuery__ParseResult *tree = NULL;
 	size_t i;
@@ -278,8 +297,7 @@ int dc_pg_classify(const char *sql, dc_pg_stmt_info *out, dc_error *err)
 		}
 		goto out;
 	}
-	tree = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-	                                      (const uint8_t *)res.parse_tree.data);
+	tree = dc_analysis__unpack(&arena, &res.parse_tree);
 	if (!tree) {
 		ret = dc_error_set(err, DC_ENOMEM, "out of memory reading the parse tree");
 		goto out;
@@ -294,8 +312,7 @@ int dc_pg_classify(const char *sql, dc_pg_stmt_info *out, dc_error *err)
 			goto out;
 	}
 out:
-	if (tree)
-		pg_query__parse_result__free_unpacked(tree, NULL);
+	dc_arena_release(&arena);
 	pg_query_free_protobuf_parse_result(res);
 	return ret;
 }

@@ -8,11 +8,13 @@
  * VALID, column types, the transaction state) lives in hash sets, so the
  * work stays linear in the number of statements.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/util.h>
@@ -162,7 +164,8 @@ typedef struct lint {
 	strset validated; /* "t.col": a validated CHECK (col IS NOT NULL) */
 	strset fks;       /* "t.con": foreign keys */
 	strset renamed;   /* old table name -> finding index + 1 */
-	dc_ptrvec trees;  /* PgQuery__ParseResult* kept until the end */
+	dc_arena trees;   /* parse trees of small blocks, kept until the end */
+	dc_arena keep;    /* copies of what outlives a chunk's tree (column types) */
 
 	/* the current block */
 	const char *file;
@@ -196,6 +199,9 @@ typedef struct lint {
 	const PgQuery__Node *node;
 	dc_stmt_model *model;
 	size_t stmt_off, stmt_end;
+	size_t base;          /* offset in text of what the current tree was parsed from */
+	size_t cur_chunk_end; /* its end, when it is a chunk of the text (else 0) */
+	bool syntax_error;    /* the block did not parse */
 } lint;
 
 static bool in_tx(const lint *l)
@@ -219,6 +225,55 @@ static void put(lint *l, strset *s, const char *key, void *val)
 {
 	if (set_put(s, key, val))
 		l->failed = DC_ENOMEM;
+}
+
+/*
+ * A column's type outlives the chunk of the file it was parsed from: a deep
+ * copy (through the type's own pack/unpack) in l->keep. NULL stays NULL.
+ */
+static void *keep_alloc(void *data, size_t size)
+{
+	return dc_arena_alloc(data, size);
+}
+
+static void keep_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+static void *keep_type(lint *l, const PgQuery__TypeName *tn)
+{
+	ProtobufCAllocator al = { keep_alloc, keep_free, &l->keep };
+	uint8_t stackbuf[512], *buf = stackbuf;
+	size_t len;
+	void *copy;
+
+	if (!tn)
+		return NULL;
+	len = pg_query__type_name__get_packed_size(tn);
+	if (len > sizeof(stackbuf) && !(buf = malloc(len))) {
+		l->failed = DC_ENOMEM;
+		return NULL;
+	}
+	pg_query__type_name__pack(tn, buf);
+	if (!(copy = pg_query__type_name__unpack(&al, len, buf)))
+		l->failed = DC_ENOMEM;
+	if (buf != stackbuf)
+		free(buf);
+	return copy;
+}
+
+static void *keep_str(lint *l, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *p = dc_arena_alloc(&l->keep, n);
+
+	if (!p) {
+		l->failed = DC_ENOMEM;
+		return NULL;
+	}
+	return memcpy(p, str, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -402,9 +457,11 @@ static void emit_sev(lint *l, int rule, dc_severity sev, const char *fmt, ...)
 /* Offset in the text of a node location inside the current statement. */
 static size_t at(const lint *l, int32_t loc)
 {
-	if (loc < 0 || (size_t)loc < l->stmt_off || (size_t)loc > l->stmt_end)
+	size_t off = l->base + (size_t)loc;
+
+	if (loc < 0 || off < l->stmt_off || off > l->stmt_end)
 		return l->stmt_off;
-	return (size_t)loc;
+	return off;
 }
 
 void dc_finding_list_release(dc_finding_list *fl)
@@ -728,7 +785,7 @@ static void add_constraint(lint *l,
 	switch (k->contype) {
 	case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
 		if (is_not_null_check(k, &col) && k->conname)
-			put(l, &l->nn_checks, key2(l, t, k->conname), (void *)(uintptr_t)col);
+			put(l, &l->nn_checks, key2(l, t, k->conname), keep_str(l, col));
 		if (k->skip_validation) {
 			if (k->conname)
 				put(l, &l->tx_not_valid, key2(l, t, k->conname), NULL);
@@ -858,7 +915,7 @@ static void add_column(lint *l,
 			        "the CHECK on new column '%s' scans '%s' under ACCESS EXCLUSIVE",
 			        col, q.buf);
 	}
-	put(l, &l->coltypes, key2(l, rvname(rv), col), (void *)cd->type_name);
+	put(l, &l->coltypes, key2(l, rvname(rv), col), keep_type(l, cd->type_name));
 	if (dc_strbuf_error(&q))
 		l->failed = DC_ENOMEM;
 	dc_strbuf_release(&q);
@@ -958,7 +1015,7 @@ static void alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 				        "changing the type of '%s.%s' rewrites the table unless the "
 				        "change is binary-coercible (the old type is not known here)",
 				        q.buf, c->name ? c->name : "");
-			put(l, &l->coltypes, key2(l, t, c->name), (void *)cd->type_name);
+			put(l, &l->coltypes, key2(l, t, c->name), keep_type(l, cd->type_name));
 			break;
 		}
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
@@ -1105,7 +1162,7 @@ static void create_table(lint *l, const PgQuery__CreateStmt *cs)
 					break;
 				}
 			put(l, &l->coltypes, key2(l, rv->relname, cd->colname),
-			    (void *)cd->type_name);
+			    keep_type(l, cd->type_name));
 			w = type_width(cd->type_name, &al);
 			if (offset >= 0 && w > 0) {
 				if (offset % al) {
@@ -1742,14 +1799,138 @@ typedef struct block {
 	dc_stmt_list *models; /* NULL: models are built and dropped per statement */
 } block;
 
-static void syntax_finding(lint *l, const PgQueryError *e)
-{
-	int pos = e->cursorpos;
-	size_t off = 0, chars;
+/*
+ * Large blocks (a 100,000-statement file) are parsed in chunks of whole
+ * statements, cut where the scanner ends a statement: each chunk's tree is
+ * linted and freed before the next, so memory stays at one chunk's tree, and
+ * other threads parse the chunks ahead while this one lints in order.
+ */
+#define CHUNK_MIN_TEXT    (256u * 1024u) /* smaller blocks are parsed at once */
+#define CHUNK_TEXT        (32u * 1024u)
+#define CHUNK_MAX_WORKERS 4
 
-	if (pos > 0) {
-		chars = (size_t)pos - 1;
-		for (off = 0; off < l->textlen; off++) {
+typedef struct chunk {
+	size_t off, len;
+	dc_arena arena;
+	PgQuery__ParseResult *tree; /* in arena */
+	char *error;                /* the parser's message, or NULL */
+	int cursorpos;              /* of the error, 1-based characters in the chunk */
+	int rc;                     /* DC_ENOMEM */
+	bool ready;
+} chunk;
+
+static void chunk_parse(const char *text, chunk *c)
+{
+	char *sql = dc_strndup(text + c->off, c->len);
+	PgQueryProtobufParseResult res;
+
+	c->tree = NULL;
+	c->error = NULL;
+	c->cursorpos = 0;
+	c->rc = 0;
+	if (!sql) {
+		c->rc = DC_ENOMEM;
+		return;
+	}
+	res = pg_query_parse_protobuf(sql);
+	if (res.error) {
+		c->cursorpos = res.error->cursorpos;
+		if (!(c->error =
+		              dc_strdup(res.error->message ? res.error->message : "syntax error")))
+			c->rc = DC_ENOMEM;
+	} else if (!(c->tree = dc_analysis__unpack(&c->arena, &res.parse_tree))) {
+		c->rc = DC_ENOMEM;
+	}
+	pg_query_free_protobuf_parse_result(res);
+	free(sql);
+}
+
+typedef struct pipeline {
+	const char *text;
+	chunk *slots;
+	size_t nslots;
+	const size_t *cuts; /* chunk i is [cuts[i], cuts[i + 1]) */
+	size_t nchunks;
+	size_t next;     /* the next chunk a worker takes */
+	size_t consumed; /* chunks linted: slot i % nslots is free for i < consumed + nslots */
+	bool stop;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+} pipeline;
+
+static void *chunk_worker(void *arg)
+{
+	pipeline *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		size_t i;
+		chunk *c;
+
+		while (!p->stop && p->next < p->nchunks && p->next >= p->consumed + p->nslots)
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->stop || p->next >= p->nchunks)
+			break;
+		i = p->next++;
+		c = &p->slots[i % p->nslots];
+		pthread_mutex_unlock(&p->mu);
+		c->off = p->cuts[i];
+		c->len = p->cuts[i + 1] - p->cuts[i];
+		chunk_parse(p->text, c);
+		pthread_mutex_lock(&p->mu);
+		c->ready = true;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/*
+ * Chunk boundaries: statement starts (just after a top-level ';'), about
+ * CHUNK_TEXT apart. Fewer than two chunks, or a text the scanner rejects
+ * (the parser then reports the error), returns 0.
+ */
+static size_t chunk_cuts(const char *text, size_t len, size_t **cuts)
+{
+	PgQuerySplitResult sr;
+	size_t n = 0, last = 0;
+	int i;
+
+	*cuts = NULL;
+	if (len < CHUNK_MIN_TEXT)
+		return 0;
+	sr = pg_query_split_with_scanner(text);
+	if (!sr.error && sr.n_stmts > 1 &&
+	    (*cuts = dc_malloc_array(len / CHUNK_TEXT + 2, sizeof(**cuts))) != NULL) {
+		(*cuts)[n++] = 0;
+		for (i = 1; i < sr.n_stmts; i++) {
+			size_t at = (size_t)sr.stmts[i]->stmt_location;
+
+			if (at > last && at - last >= CHUNK_TEXT && at < len &&
+			    n < len / CHUNK_TEXT + 1) {
+				(*cuts)[n++] = at;
+				last = at;
+			}
+		}
+		(*cuts)[n] = len;
+	}
+	pg_query_free_split_result(sr);
+	if (n < 2) {
+		free(*cuts);
+		*cuts = NULL;
+		return 0;
+	}
+	return n;
+}
+
+/* The syntax error of a chunk (or of the whole block: base 0). */
+static void syntax_finding(lint *l, size_t base, const char *message, int cursorpos)
+{
+	size_t off = base, chars;
+
+	if (cursorpos > 0) {
+		chars = (size_t)cursorpos - 1;
+		for (; off < l->textlen; off++) {
 			if (((unsigned char)l->text[off] & 0xC0) == 0x80)
 				continue;
 			if (chars == 0)
@@ -1758,16 +1939,178 @@ static void syntax_finding(lint *l, const PgQueryError *e)
 		}
 	}
 	l->stmt_i = 0;
-	emit_at(l, R_SYNTAX, off, NULL, "%s", e->message ? e->message : "syntax error");
+	emit_at(l, R_SYNTAX, off, NULL, "%s", message ? message : "syntax error");
 }
 
-/* Lints one block; the parse tree is kept in l->trees (column types point into it). */
+/* Lints the statements of one tree, parsed from the text at l->base. */
+static int lint_tree(lint *l, const block *b, const PgQuery__ParseResult *tree, size_t *prev_end)
+{
+	ignore ig[MAX_IGNORES];
+	size_t i, nig;
+	int rc = 0;
+
+	for (i = 0; i < tree->n_stmts && !l->failed; i++) {
+		const PgQuery__RawStmt *raw = tree->stmts[i];
+		size_t loc = l->base + (raw->stmt_location > 0 ? (size_t)raw->stmt_location : 0);
+		size_t end = raw->stmt_len > 0 ? loc + (size_t)raw->stmt_len : l->textlen;
+		size_t first = l->out->len;
+		dc_stmt_model model, *mp = &model;
+
+		if (!raw->stmt)
+			continue;
+		if (end > l->textlen || (raw->stmt_len == 0 && l->cur_chunk_end))
+			end = l->cur_chunk_end ? l->cur_chunk_end : l->textlen;
+		l->stmt_off = skip_blank(l->text, loc, end);
+		l->stmt_end = end;
+		l->node = raw->stmt;
+		nig = parse_ignores(l->text, loc, l->stmt_off, ig, MAX_IGNORES);
+		if (b->models) {
+			dc_stmt_model *nv;
+
+			if (b->models->len == b->models->alloc) {
+				size_t na = b->models->alloc ? b->models->alloc * 2 : 16;
+
+				if (!(nv = dc_realloc_array(b->models->items, na, sizeof(*nv))))
+					return DC_ENOMEM;
+				b->models->items = nv;
+				b->models->alloc = na;
+			}
+			mp = &b->models->items[b->models->len];
+		}
+		if ((rc = dc_analysis__model(raw->stmt, l->text, l->stmt_off, end - l->stmt_off,
+		                             mp)) != 0)
+			return rc;
+		mp->file = b->file;
+		pos_of(l, l->stmt_off, &mp->line, &mp->col);
+		l->model = mp;
+		lint_node(l, raw->stmt);
+		lint_model(l, raw->stmt);
+		if (nig) {
+			apply_ignores(l, first, ig, nig);
+			report_unused(l, ig, nig);
+		}
+		if (b->models)
+			b->models->len++;
+		else
+			dc_analysis__model_release(mp);
+		l->model = NULL;
+		*prev_end = end;
+		if (l->stmts && l->stmt_i + 1 < l->nstmts)
+			l->stmt_i++;
+	}
+	return 0;
+}
+
+/*
+ * A syntax error in chunk k of a large block: what the chunks before it
+ * found is dropped, so the block reports its syntax error alone, as a block
+ * parsed at once does.
+ */
+static void drop_block_results(lint *l, const block *b, size_t findings_from, size_t models_from)
+{
+	size_t i;
+
+	for (i = findings_from; i < l->out->len; i++)
+		l->out->items[i].severity = DC_SEV_OFF;
+	if (b->models) {
+		for (i = models_from; i < b->models->len; i++)
+			dc_analysis__model_release(&b->models->items[i]);
+		b->models->len = models_from;
+	}
+}
+
+/* Parses the chunks on other threads (when there are CPUs for it) and lints them in order. */
+static int lint_chunks(lint *l,
+                       const block *b,
+                       const size_t *cuts,
+                       size_t nchunks,
+                       size_t *prev_end)
+{
+	pipeline p;
+	pthread_t threads[CHUNK_MAX_WORKERS];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nworkers = cpus < 2                   ? 0
+	                  : cpus > CHUNK_MAX_WORKERS ? CHUNK_MAX_WORKERS
+	                                             : (size_t)cpus;
+	size_t started = 0, i, findings_from = l->out->len;
+	size_t models_from = b->models ? b->models->len : 0;
+	int rc = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.text = l->text;
+	p.cuts = cuts;
+	p.nchunks = nchunks;
+	p.nslots = nworkers ? 2 * nworkers : 1;
+	if (!(p.slots = calloc(p.nslots, sizeof(*p.slots))))
+		return DC_ENOMEM;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.work, NULL);
+	pthread_cond_init(&p.done, NULL);
+	for (i = 0; i < nworkers && i < nchunks; i++)
+		if (pthread_create(&threads[started], NULL, chunk_worker, &p) == 0)
+			started++;
+	for (i = 0; i < nchunks && !rc && !l->failed; i++) {
+		chunk *c = &p.slots[i % p.nslots];
+
+		if (started == 0) { /* no thread: parse here */
+			c->off = cuts[i];
+			c->len = cuts[i + 1] - cuts[i];
+			chunk_parse(l->text, c);
+		} else {
+			pthread_mutex_lock(&p.mu);
+			while (!c->ready)
+				pthread_cond_wait(&p.done, &p.mu);
+			pthread_mutex_unlock(&p.mu);
+		}
+		l->base = c->off;
+		l->cur_chunk_end = c->off + c->len;
+		if (c->rc) {
+			rc = c->rc;
+		} else if (c->error) {
+			drop_block_results(l, b, findings_from, models_from);
+			syntax_finding(l, c->off, c->error, c->cursorpos);
+			l->syntax_error = true;
+		} else {
+			rc = lint_tree(l, b, c->tree, prev_end);
+		}
+		free(c->error);
+		c->error = NULL;
+		c->tree = NULL;
+		dc_arena_reset(&c->arena);
+		pthread_mutex_lock(&p.mu);
+		c->ready = false;
+		p.consumed++;
+		if (l->syntax_error || rc || l->failed)
+			p.stop = true;
+		pthread_cond_broadcast(&p.work);
+		pthread_mutex_unlock(&p.mu);
+		if (l->syntax_error)
+			break;
+	}
+	pthread_mutex_lock(&p.mu);
+	p.stop = true;
+	pthread_cond_broadcast(&p.work);
+	pthread_mutex_unlock(&p.mu);
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	for (i = 0; i < p.nslots; i++) {
+		free(p.slots[i].error);
+		dc_arena_release(&p.slots[i].arena);
+	}
+	free(p.slots);
+	pthread_cond_destroy(&p.done);
+	pthread_cond_destroy(&p.work);
+	pthread_mutex_destroy(&p.mu);
+	l->base = 0;
+	l->cur_chunk_end = 0;
+	return rc;
+}
+
+/* Lints one block. */
 static int lint_block(lint *l, const block *b)
 {
-	PgQueryProtobufParseResult res;
-	PgQuery__ParseResult *tree = NULL;
 	ignore ig[MAX_IGNORES];
-	size_t i, nig, prev_end = 0, start_findings = l->out->len;
+	size_t i, nig, prev_end = 0, *cuts = NULL, nchunks;
 	int rc = 0;
 
 	l->file = b->file;
@@ -1787,75 +2130,32 @@ static int lint_block(lint *l, const block *b)
 	l->lock_timeout_set = l->statement_timeout_set = false;
 	l->lock_reported = l->stmt_reported = false;
 	l->nnontx = l->substantive = 0;
+	l->base = 0;
+	l->cur_chunk_end = 0;
+	l->syntax_error = false;
 	tx_reset(l);
 	set_release(&l->dropped_cons);
 
-	res = pg_query_parse_protobuf(b->text);
-	if (res.error) {
-		syntax_finding(l, res.error);
-		goto out;
-	}
-	tree = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-	                                      (const uint8_t *)res.parse_tree.data);
-	if (!tree) {
-		rc = DC_ENOMEM;
-		goto out;
-	}
-	if (dc_ptrvec_push(&l->trees, tree)) {
-		pg_query__parse_result__free_unpacked(tree, NULL);
-		rc = DC_ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < tree->n_stmts && !l->failed; i++) {
-		const PgQuery__RawStmt *raw = tree->stmts[i];
-		size_t loc = raw->stmt_location > 0 ? (size_t)raw->stmt_location : 0;
-		size_t end = raw->stmt_len > 0 ? loc + (size_t)raw->stmt_len : l->textlen;
-		size_t first = l->out->len;
-		dc_stmt_model model, *mp = &model;
-
-		if (!raw->stmt)
-			continue;
-		if (end > l->textlen)
-			end = l->textlen;
-		l->stmt_off = skip_blank(l->text, loc, end);
-		l->stmt_end = end;
-		l->node = raw->stmt;
-		nig = parse_ignores(l->text, loc, l->stmt_off, ig, MAX_IGNORES);
-		if (b->models) {
-			dc_stmt_model *nv;
-
-			if (b->models->len == b->models->alloc) {
-				size_t na = b->models->alloc ? b->models->alloc * 2 : 16;
-
-				if (!(nv = dc_realloc_array(b->models->items, na, sizeof(*nv)))) {
-					rc = DC_ENOMEM;
-					goto out;
-				}
-				b->models->items = nv;
-				b->models->alloc = na;
-			}
-			mp = &b->models->items[b->models->len];
-		}
-		if ((rc = dc_analysis__model(raw->stmt, l->text, l->stmt_off, end - l->stmt_off,
-		                             mp)) != 0)
+	if ((nchunks = chunk_cuts(l->text, l->textlen, &cuts)) > 0) {
+		rc = lint_chunks(l, b, cuts, nchunks, &prev_end);
+		free(cuts);
+		if (rc || l->syntax_error)
 			goto out;
-		mp->file = b->file;
-		pos_of(l, l->stmt_off, &mp->line, &mp->col);
-		l->model = mp;
-		lint_node(l, raw->stmt);
-		lint_model(l, raw->stmt);
-		if (nig) {
-			apply_ignores(l, first, ig, nig);
-			report_unused(l, ig, nig);
+	} else {
+		PgQueryProtobufParseResult res = pg_query_parse_protobuf(b->text);
+		PgQuery__ParseResult *tree = NULL;
+
+		if (res.error) {
+			syntax_finding(l, 0, res.error->message, res.error->cursorpos);
+			l->syntax_error = true;
+		} else if (!(tree = dc_analysis__unpack(&l->trees, &res.parse_tree))) {
+			rc = DC_ENOMEM;
 		}
-		if (b->models)
-			b->models->len++;
-		else
-			dc_analysis__model_release(mp);
-		l->model = NULL;
-		prev_end = end;
-		if (l->stmts && l->stmt_i + 1 < l->nstmts)
-			l->stmt_i++;
+		pg_query_free_protobuf_parse_result(res);
+		if (rc || l->syntax_error)
+			goto out;
+		if ((rc = lint_tree(l, b, tree, &prev_end)) != 0)
+			goto out;
 	}
 	/* ignores after the last statement silence nothing */
 	nig = parse_ignores(l->text, prev_end, l->textlen, ig, MAX_IGNORES);
@@ -1877,8 +2177,6 @@ static int lint_block(lint *l, const block *b)
 		emit(l, R_TX_UNCOMMITTED, "COMMIT;", "BEGIN with no COMMIT before the end");
 	}
 out:
-	(void)start_findings;
-	pg_query_free_protobuf_parse_result(res);
 	if (!rc && l->failed)
 		rc = l->failed;
 	return rc;
@@ -1895,11 +2193,6 @@ static void lint_init(lint *l,
 	dc_strbuf_init(&l->key, 0);
 }
 
-static void free_tree(void *p)
-{
-	pg_query__parse_result__free_unpacked(p, NULL);
-}
-
 static void lint_release(lint *l)
 {
 	set_release(&l->tables);
@@ -1912,7 +2205,8 @@ static void lint_release(lint *l)
 	set_release(&l->renamed);
 	set_release(&l->tx_not_valid);
 	set_release(&l->dropped_cons);
-	dc_ptrvec_release(&l->trees, free_tree);
+	dc_arena_release(&l->trees);
+	dc_arena_release(&l->keep);
 	dc_strbuf_release(&l->key);
 }
 
@@ -2103,6 +2397,7 @@ static int check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up, size_
 {
 	dc_strbuf inv = DC_STRBUF_INIT;
 	strset downkeys = { NULL, NULL, 0, 0 };
+	dc_arena scratch = DC_ARENA_INIT;
 	bool changes = false, all_rev = true;
 	size_t i;
 	int rc = 0;
@@ -2156,13 +2451,11 @@ static int check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up, size_
 		PgQuery__ParseResult *tree = NULL;
 
 		if (!res.error)
-			tree = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-			                                      (const uint8_t *)res.parse_tree.data);
+			tree = dc_analysis__unpack(&scratch, &res.parse_tree);
 		for (i = 0; tree && i < tree->n_stmts; i++)
 			if (tree->stmts[i]->stmt)
 				stmt_keys(l, tree->stmts[i]->stmt, &downkeys, false, NULL, NULL);
-		if (tree)
-			pg_query__parse_result__free_unpacked(tree, NULL);
+		dc_arena_reset(&scratch);
 		pg_query_free_protobuf_parse_result(res);
 	}
 	/* each up statement's inverse must be in the down */
@@ -2176,13 +2469,11 @@ static int check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up, size_
 			continue;
 		res = pg_query_parse_protobuf(up->items[i].inverse);
 		if (!res.error)
-			tree = pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-			                                      (const uint8_t *)res.parse_tree.data);
+			tree = dc_analysis__unpack(&scratch, &res.parse_tree);
 		for (k = 0; tree && k < tree->n_stmts; k++)
 			if (tree->stmts[k]->stmt)
 				stmt_keys(l, tree->stmts[k]->stmt, NULL, true, &downkeys, &found);
-		if (tree)
-			pg_query__parse_result__free_unpacked(tree, NULL);
+		dc_arena_reset(&scratch);
 		pg_query_free_protobuf_parse_result(res);
 		if (!found) {
 			l->stmt_i = i < ph->up.nstmts ? i : 0;
@@ -2192,6 +2483,7 @@ static int check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up, size_
 		}
 	}
 out:
+	dc_arena_release(&scratch);
 	set_release(&downkeys);
 	dc_strbuf_release(&inv);
 	if (!rc && l->failed)

@@ -115,19 +115,23 @@ static json_t *finding_json(const dc_finding *f)
 	return o;
 }
 
+static int dump_piece(const char *buf, size_t len, void *data)
+{
+	return dc_strbuf_add(data, buf, len) == 0 ? 0 : -1;
+}
+
+/* Streams the document into `out`: no intermediate copy of a large output. */
 static int dump(json_t *root, dc_strbuf *out)
 {
-	char *s;
+	int rc;
 
 	if (!root)
 		return DC_ENOMEM;
-	s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	rc = json_dump_callback(root, dump_piece, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
-	if (!s)
+	if (rc != 0)
 		return DC_ENOMEM;
-	dc_strbuf_adds(out, s);
 	dc_strbuf_addch(out, '\n');
-	free(s);
 	return dc_strbuf_error(out);
 }
 

@@ -606,6 +606,97 @@ static void many_statements(void **state)
 	dc_strbuf_release(&sql);
 }
 
+/* Counts the findings of rule `id`. */
+static size_t count_rule(const dc_finding_list *l, const char *id)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < l->len; i++)
+		n += strcmp(l->items[i].rule->id, id) == 0;
+	return n;
+}
+
+/*
+ * A file large enough to be parsed in chunks (and on several threads): every
+ * finding is where it is in the file, chunk cuts never split a statement (a
+ * dollar-quoted body holds ';'), an ignore works wherever it lands, a
+ * column's type is known across chunks, and a syntax error anywhere is the
+ * file's only finding.
+ */
+static void large_file_in_chunks(void **state)
+{
+	/* 5 lines per unit; the DC101 that is not ignored: line 4, column 6 (after a UTF-8 comment) */
+#define UNIT                                                                              \
+	"CREATE FUNCTION f%d() RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT %d; $$;\n" \
+	"-- deployclaw:ignore DC101\nCREATE INDEX a%d ON users (email);\n"                \
+	"/*é*/CREATE INDEX b%d ON users (email);\n"                                      \
+	"SELECT %d;\n"
+
+	enum {
+		UNITS = 6000,
+		LINES = 5
+	};
+
+	dc_strbuf sql = DC_STRBUF_INIT;
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_error err = { 0 };
+	size_t i;
+	int k;
+
+	(void)state;
+	dc_strbuf_adds(&sql, "ALTER TABLE acct ADD COLUMN code varchar(10);\n"
+	                     "ALTER TABLE acct ADD COLUMN n int;\n");
+	for (k = 0; k < UNITS; k++)
+		dc_strbuf_addf(&sql, UNIT, k, k, k, k, k);
+	/* binary-coercible: no finding, because the type from line 1 is still known */
+	dc_strbuf_adds(&sql, "ALTER TABLE acct ALTER COLUMN code TYPE varchar(20);\n"
+	                     "ALTER TABLE acct ALTER COLUMN n TYPE bigint;\n");
+	assert_false(dc_strbuf_error(&sql));
+	assert_true(sql.len > 1024 * 1024);
+	assert_int_equal(dc_lint_sql(sql.buf, "big.sql", NULL, &l, &err), 0);
+	dc_finding_list_sort(&l);
+	assert_int_equal(count_rule(&l, "DC101"), UNITS);
+	assert_int_equal(count_rule(&l, "DC112"), 1);
+	for (i = 0, k = 0; i < l.len; i++) {
+		const dc_finding *f = &l.items[i];
+
+		if (strcmp(f->rule->id, "DC101") == 0) {
+			assert_int_equal(f->line, 2 + k * LINES + 4);
+			assert_int_equal(f->col, 6);
+			k++;
+		} else if (strcmp(f->rule->id, "DC112") == 0) {
+			assert_int_equal(f->line, 2 + UNITS * LINES + 2);
+			assert_non_null(strstr(f->message, "rewrites the table and its indexes"));
+		}
+	}
+	assert_int_equal(k, UNITS);
+	dc_finding_list_release(&l);
+
+	/* a syntax error deep in the file: its only finding, at its position */
+	{
+		size_t cut = sql.len * 2 / 3;
+		dc_strbuf bad = DC_STRBUF_INIT;
+		int line = 1;
+
+		while (sql.buf[cut - 1] != '\n')
+			cut++;
+		for (i = 0; i < cut; i++)
+			line += sql.buf[i] == '\n';
+		dc_strbuf_add(&bad, sql.buf, cut);
+		dc_strbuf_adds(&bad, "SELECT 1 FROM WHERE;\n");
+		dc_strbuf_adds(&bad, sql.buf + cut);
+		assert_int_equal(dc_lint_sql(bad.buf, "bad.sql", NULL, &l, &err), 0);
+		assert_int_equal(l.len, 1);
+		assert_string_equal(l.items[0].rule->id, "DC000");
+		assert_int_equal(l.items[0].line, line);
+		assert_int_equal(l.items[0].col, 15);
+		dc_finding_list_release(&l);
+		dc_strbuf_release(&bad);
+	}
+	dc_strbuf_release(&sql);
+#undef UNIT
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -617,6 +708,7 @@ int main(void)
 		cmocka_unit_test(formats),
 		cmocka_unit_test(config_lint_section),
 		cmocka_unit_test(many_statements),
+		cmocka_unit_test(large_file_in_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,6 +154,34 @@ static void paths(void **state)
 	free(p);
 }
 
+/* Arena: aligned, distinct, larger-than-a-chunk blocks, reuse after reset. */
+static void arena(void **state)
+{
+	dc_arena a = DC_ARENA_INIT;
+	unsigned char *p[1000], *big, *again;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 1000; i++) {
+		p[i] = dc_arena_alloc(&a, 1 + i % 200);
+		assert_non_null(p[i]);
+		assert_int_equal((uintptr_t)p[i] % _Alignof(max_align_t), 0);
+		memset(p[i], (int)(i & 0xff), 1 + i % 200);
+	}
+	big = dc_arena_alloc(&a, 10u * 1024u * 1024u);
+	assert_non_null(big);
+	memset(big, 0xab, 10u * 1024u * 1024u);
+	for (i = 0; i < 1000; i++) /* nothing overlapped */
+		assert_int_equal(p[i][i % 200], (unsigned char)(i & 0xff));
+	dc_arena_reset(&a);
+	again = dc_arena_alloc(&a, 5u * 1024u * 1024u);
+	assert_ptr_equal(again, big); /* the largest chunk is kept and reused */
+	assert_null(dc_arena_alloc(&a, SIZE_MAX - 8));
+	assert_null(dc_arena_alloc(&a, SIZE_MAX / 2 + 2));
+	dc_arena_release(&a);
+	assert_null(a.head);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +193,7 @@ int main(void)
 		cmocka_unit_test(hex_roundtrip),
 		cmocka_unit_test(errors_keep_the_first),
 		cmocka_unit_test(paths),
+		cmocka_unit_test(arena),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
