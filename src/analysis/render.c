@@ -2,9 +2,13 @@
  * Rendering lint findings: human (compiler style), JSON, SARIF 2.1.0 and
  * GitHub workflow annotations. Pure text building; the caller prints.
  */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -95,21 +99,32 @@ static void render_human(const dc_finding_list *l, bool color, dc_strbuf *out)
 	               nw == 1 ? "" : "s", ni, ni == 1 ? "" : "s");
 }
 
-static json_t *finding_json(const dc_finding *f)
+/* The rule's texts, one shared json_t per rule and field (referenced, not copied, per finding). */
+typedef struct rule_json {
+	json_t *id, *name, *why, *help;
+} rule_json;
+
+static json_t *finding_json(const dc_finding *f, rule_json *rj)
 {
 	json_t *o = json_object();
 
 	if (!o)
 		return NULL;
+	if (!rj->id) {
+		rj->id = json_string(f->rule->id);
+		rj->name = json_string(f->rule->name);
+		rj->why = json_string(f->rule->why);
+		rj->help = json_string(f->rule->help);
+	}
 	json_object_set_new(o, "file", f->file ? json_string(f->file) : json_null());
 	json_object_set_new(o, "line", json_integer(f->line));
 	json_object_set_new(o, "column", json_integer(f->col));
-	json_object_set_new(o, "rule", json_string(f->rule->id));
-	json_object_set_new(o, "name", json_string(f->rule->name));
+	json_object_set(o, "rule", rj->id);
+	json_object_set(o, "name", rj->name);
 	json_object_set_new(o, "severity", json_string(dc_severity_name(f->severity)));
 	json_object_set_new(o, "message", json_string(f->message ? f->message : ""));
-	json_object_set_new(o, "why", json_string(f->rule->why));
-	json_object_set_new(o, "help", json_string(f->rule->help));
+	json_object_set(o, "why", rj->why);
+	json_object_set(o, "help", rj->help);
 	json_object_set_new(o, "suggestion",
 	                    f->suggestion ? json_string(f->suggestion) : json_null());
 	return o;
@@ -135,28 +150,124 @@ static int dump(json_t *root, dc_strbuf *out)
 	return dc_strbuf_error(out);
 }
 
-static int render_json(const dc_finding_list *l, dc_strbuf *out)
-{
-	json_t *root = json_object(), *arr = json_array();
-	size_t i;
+/*
+ * --format json: {"findings": [...], "summary": {...}} as jansson prints it
+ * with JSON_INDENT(2). Each finding is built, dumped and freed on its own --
+ * a large list never exists as one tree -- and slices of the list are
+ * rendered on several threads, then joined in order. A finding dumped alone
+ * sits at depth 0; inside the document it sits at depth 2, so every line
+ * after its first gets four more spaces (a dumped JSON string never holds a
+ * raw newline, so this only touches indentation).
+ */
+typedef struct json_slice {
+	const dc_finding_list *l;
+	size_t from, to;
+	dc_strbuf out;
+	int rc;
+} json_slice;
 
-	if (!root || !arr) {
-		json_decref(root);
-		json_decref(arr);
+static int dump_indented(json_t *v, const char *indent, dc_strbuf *out)
+{
+	dc_strbuf tmp = DC_STRBUF_INIT;
+	const char *p, *nl;
+	int rc;
+
+	if (!v)
+		return DC_ENOMEM;
+	rc = json_dump_callback(v, dump_piece, &tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	if (rc != 0 || dc_strbuf_error(&tmp)) {
+		dc_strbuf_release(&tmp);
 		return DC_ENOMEM;
 	}
-	for (i = 0; i < l->len; i++)
-		json_array_append_new(arr, finding_json(&l->items[i]));
-	json_object_set_new(root, "findings", arr);
-	json_object_set_new(
-	        root, "summary",
+	for (p = tmp.buf; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		dc_strbuf_add(out, p, (size_t)(nl - p) + 1);
+		dc_strbuf_adds(out, indent);
+	}
+	dc_strbuf_adds(out, p);
+	dc_strbuf_release(&tmp);
+	return dc_strbuf_error(out);
+}
+
+static void *json_slice_run(void *arg)
+{
+	json_slice *sl = arg;
+	const dc_lint_rule *rules;
+	rule_json *rj;
+	size_t i, nrules;
+
+	rules = dc_lint_rules(&nrules);
+	if (!(rj = calloc(nrules + 1, sizeof(*rj)))) {
+		sl->rc = DC_ENOMEM;
+		return NULL;
+	}
+	for (i = sl->from; i < sl->to && !sl->rc; i++) {
+		const dc_finding *f = &sl->l->items[i];
+		size_t r = (size_t)(f->rule - rules);
+
+		if (i > 0)
+			dc_strbuf_adds(&sl->out, ",\n    ");
+		sl->rc = dump_indented(finding_json(f, &rj[r < nrules ? r : nrules]), "    ",
+		                       &sl->out);
+	}
+	for (i = 0; i <= nrules; i++) {
+		json_decref(rj[i].id);
+		json_decref(rj[i].name);
+		json_decref(rj[i].why);
+		json_decref(rj[i].help);
+	}
+	free(rj);
+	return NULL;
+}
+
+#define JSON_SLICE_MIN 2000 /* findings per thread worth starting one for */
+
+static int render_json(const dc_finding_list *l, dc_strbuf *out)
+{
+	json_slice sl[8];
+	pthread_t th[8];
+	bool started[8] = { false };
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus, i;
+	int rc = 0;
+
+	if (n > l->len / JSON_SLICE_MIN)
+		n = l->len / JSON_SLICE_MIN ? l->len / JSON_SLICE_MIN : 1;
+	for (i = 0; i < n; i++) {
+		sl[i].l = l;
+		sl[i].from = l->len * i / n;
+		sl[i].to = l->len * (i + 1) / n;
+		sl[i].rc = 0;
+		dc_strbuf_init(&sl[i].out, 0);
+	}
+	for (i = 1; i < n; i++)
+		started[i] = pthread_create(&th[i], NULL, json_slice_run, &sl[i]) == 0;
+	json_slice_run(&sl[0]);
+	for (i = 1; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			json_slice_run(&sl[i]);
+	}
+	dc_strbuf_adds(out, l->len ? "{\n  \"findings\": [\n    " : "{\n  \"findings\": []");
+	for (i = 0; i < n; i++) {
+		if (sl[i].rc || dc_strbuf_error(&sl[i].out))
+			rc = DC_ENOMEM;
+		dc_strbuf_add(out, sl[i].out.buf, sl[i].out.len);
+		dc_strbuf_release(&sl[i].out);
+	}
+	if (rc)
+		return rc;
+	dc_strbuf_adds(out, l->len ? "\n  ],\n  \"summary\": " : ",\n  \"summary\": ");
+	rc = dump_indented(
 	        json_pack("{s:I, s:I, s:I}", "errors",
 	                  (json_int_t)dc_finding_list_count(l, DC_SEV_ERROR), "warnings",
 	                  (json_int_t)(dc_finding_list_count(l, DC_SEV_WARNING) -
 	                               dc_finding_list_count(l, DC_SEV_ERROR)),
-	                  "infos",
-	                  (json_int_t)(l->len - dc_finding_list_count(l, DC_SEV_WARNING))));
-	return dump(root, out);
+	                  "infos", (json_int_t)(l->len - dc_finding_list_count(l, DC_SEV_WARNING))),
+	        "  ", out);
+	dc_strbuf_adds(out, "\n}\n");
+	return rc ? rc : dc_strbuf_error(out);
 }
 
 static const char *sarif_level(dc_severity s)

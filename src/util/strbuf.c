@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ int dc_strbuf_grow(dc_strbuf *sb, size_t extra)
 	cap = sb->alloc ? sb->alloc : 64;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	if (cap > sb->max + 1)
+	if (sb->max < SIZE_MAX && cap > sb->max + 1)
 		cap = sb->max + 1;
 	p = realloc(sb->alloc ? sb->buf : NULL, cap);
 	if (!p) {

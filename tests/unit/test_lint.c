@@ -670,6 +670,33 @@ static void large_file_in_chunks(void **state)
 		}
 	}
 	assert_int_equal(k, UNITS);
+	/* JSON of thousands of findings (rendered in slices on threads): one
+	 * document, every finding in order */
+	{
+		dc_strbuf out = DC_STRBUF_INIT;
+		json_error_t jerr;
+		json_t *root, *arr;
+
+		assert_int_equal(dc_lint_render(&l, DC_LINT_JSON, false, &out), 0);
+		root = json_loads(out.buf, 0, &jerr);
+		assert_non_null(root);
+		arr = json_object_get(root, "findings");
+		assert_int_equal(json_array_size(arr), l.len);
+		for (i = 0; i < l.len; i++) {
+			json_t *f = json_array_get(arr, i);
+
+			assert_int_equal(json_integer_value(json_object_get(f, "line")),
+			                 l.items[i].line);
+			assert_string_equal(json_string_value(json_object_get(f, "rule")),
+			                    l.items[i].rule->id);
+		}
+		assert_int_equal(json_integer_value(json_object_get(
+		                         json_object_get(root, "summary"), "warnings")),
+		                 (json_int_t)dc_finding_list_count(&l, DC_SEV_WARNING));
+		assert_string_equal(out.buf + out.len - 4, "}\n}\n");
+		json_decref(root);
+		dc_strbuf_release(&out);
+	}
 	dc_finding_list_release(&l);
 
 	/* a syntax error deep in the file: its only finding, at its position */

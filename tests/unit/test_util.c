@@ -47,6 +47,15 @@ static void strbuf_cap_is_sticky(void **state)
 	assert_string_equal(sb.buf, "ab");
 	assert_null(dc_strbuf_detach(&sb, NULL));
 	dc_strbuf_release(&sb);
+	/* no cap at all: SIZE_MAX must not wrap the capacity */
+	dc_strbuf_init(&sb, SIZE_MAX);
+	assert_int_equal(
+	        dc_strbuf_adds(&sb,
+	                       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef!"),
+	        0);
+	assert_int_equal(sb.len, 65);
+	assert_true(sb.alloc > 65);
+	dc_strbuf_release(&sb);
 }
 
 static void durations_parse_and_format(void **state)
