@@ -1885,6 +1885,17 @@ static void *chunk_worker(void *arg)
 	return NULL;
 }
 
+/* Whether `word` (lower case) occurs in `text`, in any case. */
+static bool has_word_ci(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (; *text; text++)
+		if ((*text | 0x20) == word[0] && strncasecmp(text, word, n) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Chunk boundaries: statement starts (just after a top-level ';'), about
  * CHUNK_TEXT apart. Fewer than two chunks, or a text the scanner rejects
@@ -1898,6 +1909,11 @@ static size_t chunk_cuts(const char *text, size_t len, size_t **cuts)
 
 	*cuts = NULL;
 	if (len < CHUNK_MIN_TEXT)
+		return 0;
+	/* The scanner ends a statement at every top-level ';', also inside a
+	 * SQL-standard body (CREATE FUNCTION ... BEGIN ATOMIC ...; ...; END):
+	 * a text that may hold one is parsed at once. */
+	if (has_word_ci(text, "atomic"))
 		return 0;
 	sr = pg_query_split_with_scanner(text);
 	if (!sr.error && sr.n_stmts > 1 &&
@@ -2142,7 +2158,11 @@ static int lint_block(lint *l, const block *b)
 		if (rc || l->syntax_error)
 			goto out;
 	} else {
-		PgQueryProtobufParseResult res = pg_query_parse_protobuf(b->text);
+		PgQueryProtobufParseResult res;
+
+		/* nothing points into earlier blocks' trees (column types are copies) */
+		dc_arena_reset(&l->trees);
+		res = pg_query_parse_protobuf(b->text);
 		PgQuery__ParseResult *tree = NULL;
 
 		if (res.error) {
@@ -2292,11 +2312,14 @@ int dc_pg_analyze(const char *sql,
 	b.wrapped = true;
 	b.models = out;
 	rc = lint_block(&l, &b);
+	if (rc == 0 && l.syntax_error) /* parsed at once above, not in its chunks: a bad cut */
+		rc = dc_error_set_at(err, DC_EPARSE, file ? file : "", line, col,
+		                     "the statements could not be analysed piece by piece");
+	else if (rc)
+		rc = dc_error_set(err, rc, "out of memory analysing '%s'", file ? file : "sql");
 	lint_release(&l);
 	dc_finding_list_release(&sink);
-	if (rc)
-		return dc_error_set(err, rc, "out of memory analysing '%s'", file ? file : "sql");
-	return 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -207,8 +207,14 @@ static void *json_slice_run(void *arg)
 
 		if (i > 0)
 			dc_strbuf_adds(&sl->out, ",\n    ");
-		sl->rc = dump_indented(finding_json(f, &rj[r < nrules ? r : nrules]), "    ",
+		rule_json own = { NULL, NULL, NULL, NULL }; /* a rule not in the table */
+
+		sl->rc = dump_indented(finding_json(f, r < nrules ? &rj[r] : &own), "    ",
 		                       &sl->out);
+		json_decref(own.id);
+		json_decref(own.name);
+		json_decref(own.why);
+		json_decref(own.help);
 	}
 	for (i = 0; i <= nrules; i++) {
 		json_decref(rj[i].id);

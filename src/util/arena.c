@@ -37,7 +37,11 @@ void *dc_arena_alloc(dc_arena *a, size_t size)
 		c->size = cap;
 		c->used = 0;
 		a->head = c;
-		a->next_size = cap < ARENA_MAX_STEP ? cap * 2 : cap;
+		/* the next chunk doubles up to ARENA_MAX_STEP; one huge request does not set it */
+		if (!a->next_size)
+			a->next_size = ARENA_FIRST;
+		if (a->next_size < ARENA_MAX_STEP)
+			a->next_size *= 2;
 	}
 	c->used += need;
 	return c->data + c->used - need;

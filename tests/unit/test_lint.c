@@ -721,6 +721,26 @@ static void large_file_in_chunks(void **state)
 		dc_strbuf_release(&bad);
 	}
 	dc_strbuf_release(&sql);
+
+	/* SQL-standard bodies hold ';' the scanner would cut at: such a file is
+	 * never cut inside one (no false syntax error, every statement modelled) */
+	{
+		dc_stmt_list models = { NULL, 0, 0 };
+
+		for (k = 0; sql.len < 300 * 1024; k++)
+			dc_strbuf_addf(
+			        &sql,
+			        "CREATE FUNCTION g%d() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+			        "SELECT 1; SELECT 2; SELECT 3; SELECT 4; SELECT 5; SELECT 6; END;\n",
+			        k);
+		assert_int_equal(dc_lint_sql(sql.buf, "atomic.sql", NULL, &l, &err), 0);
+		assert_int_equal(count_rule(&l, "DC000"), 0);
+		dc_finding_list_release(&l);
+		assert_int_equal(dc_pg_analyze(sql.buf, "atomic.sql", 1, 1, &models, &err), 0);
+		assert_int_equal(models.len, (size_t)k);
+		dc_stmt_list_release(&models);
+		dc_strbuf_release(&sql);
+	}
 #undef UNIT
 }
 
