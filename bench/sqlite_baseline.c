@@ -268,6 +268,9 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
+	/* as deployclaw's CLI does: no global mutex around every SQLite malloc */
+	if (getenv("BASELINE_MEMSTATUS") == NULL)
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if (argc == 4 && strcmp(argv[1], "make-fleet") == 0) {
 		long n = strtol(argv[3], NULL, 10);
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
 #include <deployclaw/util.h>
@@ -483,6 +485,13 @@ int main(int argc, char **argv)
 	int i, rc = 2, k;
 	cli c;
 
+	/*
+	 * SQLite's allocation statistics take one global mutex on every malloc
+	 * and free; workers migrating tenants in parallel contend on it, and
+	 * deployclaw never reads the statistics. Process-wide, so the program
+	 * (not the library) decides; it must precede SQLite's initialisation.
+	 */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	memset(&c, 0, sizeof(c));
 	c.config_path = "deployclaw.yaml";
 	c.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR");

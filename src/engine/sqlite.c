@@ -124,6 +124,12 @@ struct dc_conn {
 	char refusal[512];
 
 	dc_strbuf scratch; /* "EXPLAIN <sql>", reused across statements */
+
+	/* The canonical path of the current tenant's folder (realpath), for
+	 * the folder it was computed from: consecutive tenants share it. */
+	char *dir_spelling;
+	char *dir_real;
+	dc_strbuf canon; /* the tenant file's canonical path */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -415,6 +421,7 @@ static int sq_connect(dc_engine *e, dc_conn **out, dc_error *err)
 	c->engine = e;
 	c->lock_fd = -1;
 	dc_strbuf_init(&c->scratch, 1024 * 1024);
+	dc_strbuf_init(&c->canon, PATH_MAX + 1);
 	*out = c;
 	return 0;
 }
@@ -453,6 +460,9 @@ static void sq_disconnect(dc_conn *c)
 		return;
 	leave(c);
 	dc_strbuf_release(&c->scratch);
+	dc_strbuf_release(&c->canon);
+	free(c->dir_spelling);
+	free(c->dir_real);
 	free(c);
 }
 
@@ -593,15 +603,129 @@ static int authorize(void *arg,
 	return SQLITE_OK;
 }
 
+/*
+ * Opening a file, SQLite's unix VFS turns its name into a canonical one
+ * (xFullPathname): getcwd for a relative name, then an lstat of every
+ * component to resolve symlinks -- six syscalls for tenants/t.db, paid at
+ * every open, twice per tenant (planning, then the run). A tenant file that
+ * is a regular file in a folder whose realpath this connection already knows
+ * has a canonical name already: it opens through "deployclaw-canonical", the
+ * unix VFS with an xFullPathname that takes an absolute name as it is. Any
+ * other file (a symlink, a name realpath cannot resolve) opens through the
+ * default VFS, as before. The journal and locks are SQLite's own either way.
+ */
+#define CANONICAL_VFS "deployclaw-canonical"
+
+static sqlite3_vfs canonical_vfs;
+static sqlite3_vfs *canonical_base;
+static pthread_once_t canonical_once = PTHREAD_ONCE_INIT;
+static bool canonical_ok;
+
+static int canonical_full_pathname(sqlite3_vfs *vfs, const char *path, int nout, char *out)
+{
+	size_t n = strlen(path);
+
+	(void)vfs;
+	if (path[0] != '/')
+		return canonical_base->xFullPathname(canonical_base, path, nout, out);
+	if (nout < 1 || n >= (size_t)nout)
+		return SQLITE_CANTOPEN;
+	memcpy(out, path, n + 1);
+	return SQLITE_OK;
+}
+
+static void canonical_register(void)
+{
+	canonical_base = sqlite3_vfs_find(NULL);
+	if (!canonical_base || canonical_base->iVersion < 1)
+		return;
+	canonical_vfs = *canonical_base;
+	canonical_vfs.zName = CANONICAL_VFS;
+	canonical_vfs.pNext = NULL;
+	canonical_vfs.xFullPathname = canonical_full_pathname;
+	canonical_ok = sqlite3_vfs_register(&canonical_vfs, 0) == SQLITE_OK;
+}
+
+/*
+ * The canonical name of `target` in c->canon, when its folder resolves and
+ * the file is not a symlink (lstat into *sb); false otherwise (then *sb is
+ * not filled and the caller stats the name as given).
+ */
+static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
+{
+	const char *slash = strrchr(target, '/');
+	const char *base = slash ? slash + 1 : target;
+	size_t dlen = slash ? (size_t)(slash - target) : 0;
+
+	if (!canonical_ok || !*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return false;
+	if (!c->dir_spelling || strlen(c->dir_spelling) != dlen ||
+	    strncmp(c->dir_spelling, target, dlen) != 0) {
+		char *spelling = slash ? dc_strndup(target, dlen ? dlen : 1) : dc_strdup(".");
+		char *real = spelling ? realpath(spelling, NULL) : NULL;
+
+		if (!real) {
+			free(spelling);
+			return false;
+		}
+		free(c->dir_spelling);
+		free(c->dir_real);
+		c->dir_spelling = slash ? spelling : (free(spelling), dc_strdup(""));
+		c->dir_real = real;
+		if (!c->dir_spelling)
+			return false;
+	}
+	dc_strbuf_reset(&c->canon);
+	dc_strbuf_addf(&c->canon, "%s/%s", strcmp(c->dir_real, "/") ? c->dir_real : "", base);
+	if (dc_strbuf_error(&c->canon) || lstat(c->canon.buf, sb) != 0 || S_ISLNK(sb->st_mode))
+		return false;
+	return true;
+}
+
+/*
+ * What SQLite would find on its first read, for the price of one pread:
+ * a file whose first 16 bytes are not SQLite's magic is not a database (an
+ * empty file is an empty database).
+ */
+static int check_magic(dc_conn *c, const dc_tenant *t, dc_error *err)
+{
+	static const char magic[16] = "SQLite format 3";
+	sqlite3_file *f = NULL;
+	char head[16];
+	int rc;
+
+	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+	    !f->pMethods)
+		return 0; /* the first real read decides */
+	rc = f->pMethods->xRead(f, head, sizeof(head), 0);
+	if (rc == SQLITE_IOERR_SHORT_READ) {
+		sqlite3_int64 size = -1;
+
+		if (f->pMethods->xFileSize(f, &size) == SQLITE_OK && size == 0)
+			return 0;
+	} else if (rc == SQLITE_OK && memcmp(head, magic, sizeof(magic)) == 0) {
+		return 0;
+	} else if (rc != SQLITE_OK) {
+		return conn_fail(c, err, DC_EIO, NULL, 0, 0, "tenant '%s' ('%s'): %s", t->id,
+		                 t->target, sqlite3_errstr(rc));
+	}
+	return conn_fail(c, err, DC_EDB, NULL, 0, 0, "tenant '%s' ('%s'): %s", t->id, t->target,
+	                 sqlite3_errstr(SQLITE_NOTADB));
+}
+
 static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 {
-	sqlite3_stmt *st = NULL;
 	struct stat sb;
+	const char *path = t->target, *vfs = NULL;
 	int rc, ret = 0;
 
 	leave(c);
 	c->tenant = t;
-	if (stat(t->target, &sb) != 0) {
+	pthread_once(&canonical_once, canonical_register);
+	if (canonical_path(c, t->target, &sb)) {
+		path = c->canon.buf;
+		vfs = CANONICAL_VFS;
+	} else if (stat(t->target, &sb) != 0) {
 		if (errno == ENOENT)
 			return conn_fail(c, err, DC_ENOTFOUND, NULL, 0, 0,
 			                 "tenant '%s' ('%s'): the database file does not exist",
@@ -616,7 +740,7 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	 * anyway: a file someone made read-only is not ours to change. */
 	if (!(sb.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))
 		goto readonly;
-	rc = sqlite3_open_v2(t->target, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
 	if (rc != SQLITE_OK) {
 		ret = conn_fail(c, err, rc == SQLITE_NOMEM ? DC_ENOMEM : DC_EDB, NULL, 0, 0,
 		                "tenant '%s' ('%s'): %s", t->id, t->target,
@@ -635,35 +759,17 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		                t->target, sqlite3_errmsg(c->db));
 		goto out;
 	}
-	/* sqlite3_open is lazy: this first read is where a file that is not a
-	 * database fails. It also tells history_ensure whether it has work.
-	 * Preparing the probe loads the schema, and outside a read transaction
-	 * that is a shared lock taken and dropped of its own (3 fcntl, 2 stat of
-	 * the -journal and -wal, a read of the header, an unlock) before the step
-	 * takes another: BEGIN and a read of the header open one read transaction
-	 * that both share. Any failure closes the handle, which ends it. */
-	rc = sqlite3_exec(c->db, "BEGIN; PRAGMA schema_version", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(c->db, HISTORY_PROBE, -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		c->history = sqlite3_column_int(st, 0) ? HISTORY_PRESENT : HISTORY_MISSING;
-		sqlite3_finalize(st);
-		st = NULL;
-		rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-	}
-	if (rc != SQLITE_OK) {
-		c->history = HISTORY_UNKNOWN;
-		ret = conn_fail(c, err, rc == SQLITE_BUSY ? DC_ELOCKED : DC_EDB, NULL, 0, 0,
-		                "tenant '%s' ('%s'): %s", t->id, t->target, sqlite3_errmsg(c->db));
-	}
+	/* sqlite3_open is lazy: a file that is not a database would fail only at
+	 * its first read. The magic says so at once; the schema is loaded, and
+	 * deployclaw_history looked for, by the first transaction that needs them
+	 * (the run's, under the tenant lock; planning's history_read). */
+	c->history = HISTORY_UNKNOWN;
+	ret = check_magic(c, t, err);
 	goto out;
 readonly:
 	ret = conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 	                "tenant '%s' ('%s'): the database file is read-only", t->id, t->target);
 out:
-	sqlite3_finalize(st);
 	if (ret != 0 && c->db) {
 		sqlite3_close(c->db);
 		c->db = NULL;
@@ -1260,17 +1366,39 @@ static int parse_status(dc_history_status *out, const char *s)
 	return DC_EINVAL;
 }
 
+static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err);
+
 static int sq_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	dc_history_row *v = NULL, *r;
-	size_t len = 0, alloc = 0;
-	int ret, rc;
+	int ret;
 
 	*rows = NULL;
 	*n = 0;
 	if ((ret = need_db(c, err)) != 0)
 		return ret;
+	/* Outside a transaction (planning), the schema load, the probe and the
+	 * read share one read transaction: one shared lock, not three. */
+	if (sqlite3_get_autocommit(c->db)) {
+		if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+			return db_fail(c, err, NULL);
+		c->history = HISTORY_UNKNOWN;
+		ret = history_read_in_tx(c, rows, n, err);
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+		if (!sqlite3_get_autocommit(c->db))
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		c->history = HISTORY_UNKNOWN;
+		return ret;
+	}
+	return history_read_in_tx(c, rows, n, err);
+}
+
+static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	dc_history_row *v = NULL, *r;
+	size_t len = 0, alloc = 0;
+	int ret = 0, rc;
+
 	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
 		return ret;
 	if (c->history == HISTORY_MISSING || c->history == HISTORY_EMPTY)

@@ -659,6 +659,87 @@ static void test_not_a_database(void **state)
 	assert_int_equal(run(f, "SELECT 1"), DC_EINVAL);
 }
 
+/* Begins a write on `id`, then says whether `journal` exists (the hot journal
+ * of a crash must sit next to the real file, whatever name reached it). */
+static bool journal_during_write(fx *f, const char *id, const char *journal)
+{
+	bool there;
+
+	assert_int_equal(E->enter(f->conn, tenant(f, id), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE TABLE seen (a)");
+	there = access(journal, F_OK) == 0;
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	return there;
+}
+
+static void test_symlinks_resolve_like_sqlite(void **state)
+{
+	fx *f = *state;
+	char real[512], link[512], journal[600], wrong[600], other[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	/* a tenant file that is a symlink to a file in another folder */
+	make_dir(f, "real");
+	make_db(f, "real/target.db", "CREATE TABLE t (a)");
+	path_in(real, sizeof(real), f, "real/target.db");
+	path_in(link, sizeof(link), f, "link.db");
+	assert_int_equal(symlink(real, link), 0);
+	/* and a folder that is a symlink, holding a plain tenant file */
+	make_dir(f, "realdir");
+	make_db(f, "realdir/inner.db", "CREATE TABLE t (a)");
+	path_in(other, sizeof(other), f, "lnk");
+	path_in(journal, sizeof(journal), f, "realdir");
+	assert_int_equal(symlink(journal, other), 0);
+	snprintf(f->glob, sizeof(f->glob), "%s/*.db", f->dir);
+	start(f);
+
+	snprintf(journal, sizeof(journal), "%s-journal", real);
+	snprintf(wrong, sizeof(wrong), "%s-journal", link);
+	assert_true(journal_during_write(f, "link", journal));
+	assert_int_equal(access(wrong, F_OK), -1);
+	assert_int_equal(sqlite3_open(real, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM seen", -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* through the symlinked folder: a second discovery over lnk/ */
+	dc_tenants_free(f->tenants, f->ntenants);
+	f->tenants = NULL;
+	E->disconnect(f->conn);
+	E->close(f->engine);
+	f->conn = NULL;
+	f->engine = NULL;
+	snprintf(f->glob, sizeof(f->glob), "%s/lnk/*.db", f->dir);
+	start(f);
+	path_in(journal, sizeof(journal), f, "realdir/inner.db-journal");
+	assert_true(journal_during_write(f, "inner", journal));
+}
+
+/* A 0-byte file is an empty database to SQLite: it is a tenant like any other. */
+static void test_empty_file_is_a_database(void **state)
+{
+	fx *f = *state;
+	char path[512];
+	FILE *fp;
+	dc_history_row *rows = NULL;
+	size_t n = 9;
+
+	path_in(path, sizeof(path), f, "blank.db");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "blank"), &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE TABLE t (a)");
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+}
+
 static void test_read_only_file(void **state)
 {
 	fx *f = *state;
@@ -904,6 +985,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_bool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinks_resolve_like_sqlite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_file_is_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_share_the_engine, setup, teardown),
