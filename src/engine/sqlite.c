@@ -1377,10 +1377,18 @@ static int sq_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 	if ((ret = need_db(c, err)) != 0)
 		return ret;
 	/* Outside a transaction (planning), the schema load, the probe and the
-	 * read share one read transaction: one shared lock, not three. */
+	 * read share one read transaction: one shared lock, not three. A bare
+	 * BEGIN takes no lock, and preparing the probe would load the schema under
+	 * a shared lock of its own; reading the header first opens the read
+	 * transaction that all of them share. */
 	if (sqlite3_get_autocommit(c->db)) {
-		if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-			return db_fail(c, err, NULL);
+		if (sqlite3_exec(c->db, "BEGIN; PRAGMA schema_version", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			ret = db_fail(c, err, NULL);
+			if (!sqlite3_get_autocommit(c->db))
+				sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			return ret;
+		}
 		c->history = HISTORY_UNKNOWN;
 		ret = history_read_in_tx(c, rows, n, err);
 		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
