@@ -182,6 +182,7 @@ struct dc_conn {
 	bool locked;
 	uint64_t lock_key;
 	bool unlock_sent; /* an unlock was sent and its result not read yet */
+	bool write_sent;  /* a history write was sent (pipeline, no sync) and not read yet */
 
 	bool begun_once;   /* a begin ran since enter (it read the history) */
 	bool history_ok;   /* the history table exists (created or seen in this visit) */
@@ -540,9 +541,9 @@ static void read_unlock(dc_conn *c)
 /* Reads the answer to an unlock sent without waiting and leaves pipeline
  * mode, so that the connection is idle again. Its outcome does not matter:
  * the unlock was fire-and-forget, and a session that broke released its
- * locks. Every operation but enter and lock_tenant starts with it; the
- * first try_lock of the next tenant reads it in its own round trip. */
-static void settle(dc_conn *c)
+ * locks. The first try_lock of the next tenant reads it in its own round
+ * trip instead. */
+static void settle_unlock(dc_conn *c)
 {
 	if (!c->unlock_sent)
 		return;
@@ -551,6 +552,56 @@ static void settle(dc_conn *c)
 		return;
 	read_unlock(c);
 	(void)PQexitPipelineMode(c->pg);
+}
+
+/* Reads the answer to a history write sent without waiting (pg_history_write
+ * inside a transaction): ends its pipeline with a sync, leaves pipeline mode,
+ * and fails as the write would have. */
+static int settle_write(dc_conn *c, dc_error *err)
+{
+	PGresult *res, *failed = NULL;
+	int ret = 0;
+
+	if (!c->write_sent)
+		return 0;
+	c->write_sent = false;
+	if (conn_lost(c))
+		return lost_fail(c, err);
+	if (!PQpipelineSync(c->pg)) {
+		ret = lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+		return ret;
+	}
+	res = PQgetResult(c->pg);
+	if (!res) {
+		ret = lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+		return ret;
+	}
+	if (!res_ok(res))
+		failed = res;
+	else
+		PQclear(res);
+	while ((res = PQgetResult(c->pg)) != NULL)
+		PQclear(res);
+	res = PQgetResult(c->pg); /* PGRES_PIPELINE_SYNC */
+	if (!res && !failed)
+		ret = lost_fail(c, err);
+	PQclear(res);
+	(void)PQexitPipelineMode(c->pg);
+	if (failed && ret == 0)
+		ret = res_fail(c, failed, NULL, "deployclaw_history", err);
+	PQclear(failed);
+	return ret;
+}
+
+/* Every operation but enter and lock_tenant starts here: whatever was sent
+ * without waiting is read first, and a failed history write fails the
+ * operation that follows it. */
+static int settle(dc_conn *c, dc_error *err)
+{
+	settle_unlock(c);
+	return settle_write(c, err);
 }
 
 /* (Re)connects when there is no usable connection, to the tenant's database
@@ -980,7 +1031,7 @@ static void pg_disconnect(dc_conn *c)
 
 	if (!c)
 		return;
-	settle(c);
+	(void)settle(c, NULL);
 	leave(c);
 	drop_connection(c);
 	for (i = 0; i < CLASSIFIED_MAX; i++)
@@ -1175,7 +1226,7 @@ static int pg_unlock_tenant(dc_conn *c, dc_error *err)
 	PGresult *res;
 	int ret = 0;
 
-	settle(c);
+	(void)settle(c, NULL);
 
 	if (!c->locked)
 		return 0;
@@ -1280,7 +1331,8 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	bool was_locked = c->locked, first = !c->begun_once;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	if (!c->tenant)
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
@@ -1347,21 +1399,72 @@ out:
 	return ret;
 }
 
+/*
+ * COMMIT queued behind the history write sent without waiting: one round
+ * trip for both. A failed write aborts the pipeline (the COMMIT is skipped,
+ * the transaction stays open in error for the caller's rollback) and is
+ * the error reported. Returns the COMMIT's result, or NULL with `err` set.
+ */
+static PGresult *commit_behind_write(dc_conn *c, int *ret, dc_error *err)
+{
+	PGresult *res, *failed = NULL, *commit = NULL;
+
+	c->write_sent = false;
+	if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQpipelineSync(c->pg)) {
+		*ret = lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+		return NULL;
+	}
+	/* the write's result, then the COMMIT's (aborted after a failed write) */
+	for (int i = 0; i < 2; i++) {
+		if (!(res = PQgetResult(c->pg))) {
+			*ret = lost_fail(c, err);
+			break;
+		}
+		if (i == 0 && !res_ok(res))
+			failed = res;
+		else if (i == 1 && !failed)
+			commit = res;
+		else
+			PQclear(res);
+		while ((res = PQgetResult(c->pg)) != NULL)
+			PQclear(res);
+	}
+	PQclear(PQgetResult(c->pg)); /* PGRES_PIPELINE_SYNC */
+	(void)PQexitPipelineMode(c->pg);
+	if (failed && *ret == 0)
+		*ret = res_fail(c, failed, NULL, "deployclaw_history", err);
+	PQclear(failed);
+	if (*ret != 0) {
+		PQclear(commit);
+		return NULL;
+	}
+	return commit;
+}
+
 static int pg_commit(dc_conn *c, dc_error *err)
 {
 	PGresult *res;
 	int ret = 0;
 
-	settle(c);
-
-	if ((ret = need_tenant(c, err)) != 0)
-		return ret;
-	if (!in_tx(c))
-		return conn_fail(c, err, DC_EDB, NULL, 0, 0,
-		                 "tenant '%s' (shard '%s'): no transaction to commit", tenant_id(c),
-		                 c->engine->shard);
-	drop_history_cache(c);
-	res = PQexec(c->pg, "COMMIT");
+	if (c->write_sent && !conn_lost(c)) {
+		settle_unlock(c);
+		drop_history_cache(c);
+		if (!(res = commit_behind_write(c, &ret, err)))
+			return ret;
+	} else {
+		if ((ret = settle(c, err)) != 0)
+			return ret;
+		if ((ret = need_tenant(c, err)) != 0)
+			return ret;
+		if (!in_tx(c))
+			return conn_fail(c, err, DC_EDB, NULL, 0, 0,
+			                 "tenant '%s' (shard '%s'): no transaction to commit",
+			                 tenant_id(c), c->engine->shard);
+		drop_history_cache(c);
+		res = PQexec(c->pg, "COMMIT");
+	}
 	if (!res_ok(res))
 		ret = res_fail(c, res, NULL, "commit", err);
 	else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
@@ -1380,7 +1483,7 @@ static int pg_rollback(dc_conn *c, dc_error *err)
 {
 	int ret;
 
-	settle(c);
+	(void)settle(c, NULL); /* a failed history write is rolled back with the rest */
 
 	drop_history_cache(c);
 	c->history_ok = false; /* the transaction may have created the table */
@@ -1610,7 +1713,8 @@ static int pg_exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error
 	const char *state;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	if (rows)
 		*rows = 0;
@@ -1663,7 +1767,8 @@ static int pg_query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_err
 	PGresult *res = NULL;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	*out = false;
 	if ((ret = need_tenant(c, err)) != 0)
@@ -1817,7 +1922,8 @@ static int pg_history_ensure(dc_conn *c, dc_error *err)
 	dc_strbuf sql = DC_STRBUF_INIT;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
@@ -1846,7 +1952,8 @@ static int pg_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 	const char *params[1];
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	*rows = NULL;
 	*n = 0;
@@ -1906,7 +2013,8 @@ static int pg_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	PGresult *res = NULL;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
@@ -1951,6 +2059,19 @@ static int pg_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	            "status = EXCLUDED.status, phase = EXCLUDED.phase, "
 	            "updated_at = EXCLUDED.updated_at") != 0) {
 		ret = oom(c, err);
+		goto out;
+	}
+	/* Inside a transaction the write is sent and not waited for: the commit
+	 * that follows reads both answers in one round trip, and any other
+	 * operation first reads this one (settle), failing as the write would. */
+	if (in_tx(c) && PQenterPipelineMode(c->pg)) {
+		if (PQsendQueryParams(c->pg, sql.buf, 11, NULL, params, NULL, NULL, 0) &&
+		    PQsendFlushRequest(c->pg) && PQflush(c->pg) == 0) {
+			c->write_sent = true;
+		} else {
+			ret = lost_fail(c, err);
+			(void)PQexitPipelineMode(c->pg);
+		}
 		goto out;
 	}
 	res = PQexecParams(c->pg, sql.buf, 11, NULL, params, NULL, NULL, 0);
@@ -2144,7 +2265,8 @@ static int pg_query_text(dc_conn *c,
 	size_t i;
 	int ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	if ((ret = need_tenant(c, err)) != 0)
 		return ret;
@@ -2179,7 +2301,8 @@ static int pg_schema_fingerprint(dc_conn *c, char out[65], dc_error *err)
 	bool tx;
 	int i, ret;
 
-	settle(c);
+	if ((ret = settle(c, err)) != 0)
+		return ret;
 
 	out[0] = '\0';
 	if ((ret = need_tenant(c, err)) != 0)

@@ -552,6 +552,69 @@ static void exec_and_history_in_one_transaction(void **state)
 	fx_close(&f);
 }
 
+/*
+ * A history write inside a transaction is sent without waiting for its
+ * answer (the commit reads both in one round trip): when it fails, the
+ * commit -- or whatever operation comes first -- fails with its error, and
+ * nothing of the transaction is committed.
+ */
+static void failed_history_write_fails_what_follows(void **state)
+{
+	const char *id = "tn_Ünïcødé";
+	fx f;
+	dc_history_row bad = hrow("bad", "expand", DC_HISTORY_APPLIED);
+	dc_history_row *rows = NULL;
+	dc_statement probe = stmt_at("SELECT 1", 1, 1);
+	int64_t nrows = 0;
+	size_t n = 0;
+	int pass;
+
+	(void)state;
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", "tn%");
+	fx_start(&f, "r-bad");
+	OK(E->enter(f.conn, tenant(&f, id), &f.err));
+	OK(E->lock_tenant(f.conn, 1000, &f.err));
+	for (pass = 0; pass < 2; pass++) {
+		OK(E->begin(f.conn, &f.err));
+		OK(E->history_ensure(f.conn, &f.err));
+		OK(E->history_read(f.conn, &rows, &n, &f.err));
+		dc_history_rows_free(rows, n);
+		run(&f, "CREATE TABLE never_here (x int)");
+		run(&f,
+		    "ALTER TABLE deployclaw_history ADD CONSTRAINT no_bad CHECK (version <> 'bad')");
+		OK(E->history_write(f.conn, &bad, &f.err)); /* sent, not yet answered */
+		dc_error_clear(&f.err);
+		if (pass == 0)
+			assert_int_equal(E->commit(f.conn, &f.err), DC_EDB);
+		else
+			assert_int_equal(E->exec(f.conn, &probe, &nrows, &f.err), DC_EDB);
+		assert_string_equal(f.err.sqlstate, "23514");
+		assert_non_null(strstr(f.err.message, "deployclaw_history: "));
+		assert_non_null(strstr(f.err.message, "no_bad"));
+		assert_string_equal(f.err.tenant, id);
+		OK(E->rollback(f.conn, &f.err));
+		assert_int_equal(table_exists(id, "never_here"), 0);
+	}
+	/* the connection is fine afterwards: a good write commits */
+	bad.version = (char *)(uintptr_t) "good";
+	OK(E->begin(f.conn, &f.err));
+	OK(E->history_ensure(f.conn, &f.err));
+	OK(E->history_read(f.conn, &rows, &n, &f.err));
+	dc_history_rows_free(rows, n);
+	run(&f, "CREATE TABLE here_now (x int)");
+	OK(E->history_write(f.conn, &bad, &f.err));
+	OK(E->commit(f.conn, &f.err));
+	OK(E->unlock_tenant(f.conn, &f.err));
+	assert_int_equal(table_exists(id, "here_now"), 1);
+	assert_int_equal(count1(W.side,
+	                        "SELECT count(*) FROM deployclaw.tenant_state WHERE tenant = $1 "
+	                        "AND version = 'good'",
+	                        id),
+	                 1);
+	run(&f, "DROP TABLE here_now");
+	fx_close(&f);
+}
+
 static void rows_equal(const dc_history_row *a, size_t na, const dc_history_row *b, size_t nb)
 {
 	size_t i;
@@ -996,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(discover_schema_model),
 		cmocka_unit_test(discover_database_and_row_models),
 		cmocka_unit_test(exec_and_history_in_one_transaction),
+		cmocka_unit_test(failed_history_write_fails_what_follows),
 		cmocka_unit_test(read_all_equals_per_tenant_reads),
 		cmocka_unit_test(database_model_transaction),
 		cmocka_unit_test(lock_timeout_is_55P03),
