@@ -37,7 +37,10 @@
  *   prints.
  * - Round trips per tenant (schema model, one transactional phase): lock,
  *   begin (BEGIN, settings, history table, history read: one pipeline), one
- *   per statement, verify assertions, history write, COMMIT, unlock. An
+ *   per statement, verify assertions, history write + COMMIT (the write is
+ *   sent without waiting; COMMIT is queued behind it and both answers are
+ *   read at once; any other operation reads the write's answer first and
+ *   fails as the write would), unlock. An
  *   unlock asked for outside a transaction without an error to fill (the
  *   rollout's) is sent in pipeline mode and not waited for: the server
  *   releases the lock as soon as it reads it, and the next tenant's first
