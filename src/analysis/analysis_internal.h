@@ -18,6 +18,9 @@
  */
 PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb);
 
+/* A protobuf-c allocator over `a` (free is a no-op), for other unpacks. */
+ProtobufCAllocator dc_analysis__arena_allocator(dc_arena *a);
+
 /* The lock-table rows; the model classifies a tree into these. */
 enum dc_op {
 	OP_ADD_COLUMN,

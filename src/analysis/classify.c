@@ -265,9 +265,16 @@ static void arena_pb_free(void *data, void *p)
 	(void)p;
 }
 
-PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb)
+ProtobufCAllocator dc_analysis__arena_allocator(dc_arena *a)
 {
 	ProtobufCAllocator al = { arena_pb_alloc, arena_pb_free, a };
+
+	return al;
+}
+
+PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb)
+{
+	ProtobufCAllocator al = dc_analysis__arena_allocator(a);
 
 	return pg_query__parse_result__unpack(&al, pb->len, (const uint8_t *)pb->data);
 }

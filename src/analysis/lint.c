@@ -231,20 +231,9 @@ static void put(lint *l, strset *s, const char *key, void *val)
  * A column's type outlives the chunk of the file it was parsed from: a deep
  * copy (through the type's own pack/unpack) in l->keep. NULL stays NULL.
  */
-static void *keep_alloc(void *data, size_t size)
-{
-	return dc_arena_alloc(data, size);
-}
-
-static void keep_free(void *data, void *p)
-{
-	(void)data;
-	(void)p;
-}
-
 static void *keep_type(lint *l, const PgQuery__TypeName *tn)
 {
-	ProtobufCAllocator al = { keep_alloc, keep_free, &l->keep };
+	ProtobufCAllocator al = dc_analysis__arena_allocator(&l->keep);
 	uint8_t stackbuf[512], *buf = stackbuf;
 	size_t len;
 	void *copy;

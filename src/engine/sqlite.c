@@ -655,25 +655,27 @@ static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
 {
 	const char *slash = strrchr(target, '/');
 	const char *base = slash ? slash + 1 : target;
-	size_t dlen = slash ? (size_t)(slash - target) : 0;
+	/* the cache key: the folder as spelled, with its slash ("" is the cwd) */
+	size_t klen = slash ? (size_t)(slash - target) + 1 : 0;
 
 	if (!canonical_ok || !*base || !strcmp(base, ".") || !strcmp(base, ".."))
 		return false;
-	if (!c->dir_spelling || strlen(c->dir_spelling) != dlen ||
-	    strncmp(c->dir_spelling, target, dlen) != 0) {
-		char *spelling = slash ? dc_strndup(target, dlen ? dlen : 1) : dc_strdup(".");
-		char *real = spelling ? realpath(spelling, NULL) : NULL;
+	if (!c->dir_spelling || strlen(c->dir_spelling) != klen ||
+	    strncmp(c->dir_spelling, target, klen) != 0) {
+		char *spelling = dc_strndup(target, klen);
+		char *folder =
+		        klen > 1 ? dc_strndup(target, klen - 1) : dc_strdup(klen ? "/" : ".");
+		char *real = spelling && folder ? realpath(folder, NULL) : NULL;
 
+		free(folder);
 		if (!real) {
 			free(spelling);
 			return false;
 		}
 		free(c->dir_spelling);
 		free(c->dir_real);
-		c->dir_spelling = slash ? spelling : (free(spelling), dc_strdup(""));
+		c->dir_spelling = spelling;
 		c->dir_real = real;
-		if (!c->dir_spelling)
-			return false;
 	}
 	dc_strbuf_reset(&c->canon);
 	dc_strbuf_addf(&c->canon, "%s/%s", strcmp(c->dir_real, "/") ? c->dir_real : "", base);
