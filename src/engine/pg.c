@@ -557,13 +557,21 @@ static void settle_unlock(dc_conn *c)
 	(void)PQexitPipelineMode(c->pg);
 }
 
+static int pipe_read(dc_conn *c,
+                     size_t n,
+                     PGresult **keep,
+                     size_t keep_i,
+                     const dc_statement *stmt,
+                     size_t stmt_i,
+                     const char *what,
+                     dc_error *err);
+
 /* Reads the answer to a history write sent without waiting (pg_history_write
  * inside a transaction): ends its pipeline with a sync, leaves pipeline mode,
  * and fails as the write would have. */
 static int settle_write(dc_conn *c, dc_error *err)
 {
-	PGresult *res, *failed = NULL;
-	int ret = 0;
+	int ret;
 
 	if (!c->write_sent)
 		return 0;
@@ -575,27 +583,7 @@ static int settle_write(dc_conn *c, dc_error *err)
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
-	res = PQgetResult(c->pg);
-	if (!res) {
-		ret = lost_fail(c, err);
-		(void)PQexitPipelineMode(c->pg);
-		return ret;
-	}
-	if (!res_ok(res))
-		failed = res;
-	else
-		PQclear(res);
-	while ((res = PQgetResult(c->pg)) != NULL)
-		PQclear(res);
-	res = PQgetResult(c->pg); /* PGRES_PIPELINE_SYNC */
-	if (!res && !failed)
-		ret = lost_fail(c, err);
-	PQclear(res);
-	(void)PQexitPipelineMode(c->pg);
-	if (failed && ret == 0)
-		ret = res_fail(c, failed, NULL, "deployclaw_history", err);
-	PQclear(failed);
-	return ret;
+	return pipe_read(c, 1, NULL, 0, NULL, SIZE_MAX, "deployclaw_history", err);
 }
 
 /* Every operation but enter and lock_tenant starts here: whatever was sent
@@ -656,18 +644,22 @@ static bool in_tx(const dc_conn *c)
 	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
 }
 
-/* One round trip: sends `n` queries in pipeline mode and waits for all.
- * `*keep` (may be NULL) receives the result of query `keep_i` when every
- * query succeeded. The first failure fills `err` (with `stmt` for
- * positions when it is query `stmt_i`). */
-static int pipe_run(dc_conn *c,
-                    const pipe_q *q,
-                    size_t n,
-                    PGresult **keep,
-                    size_t keep_i,
-                    const dc_statement *stmt,
-                    size_t stmt_i,
-                    dc_error *err)
+/*
+ * Reads the answers to the `n` queries of a pipeline whose sync was sent,
+ * then the sync, and leaves pipeline mode. `*keep` (may be NULL) receives
+ * the result of query `keep_i` when every query succeeded. The first failure
+ * fills `err` (with `stmt` for positions when it is query `stmt_i`, and
+ * `what` naming the work). A query after a failed one is skipped by the
+ * server (PGRES_PIPELINE_ABORTED), which is not a failure of its own.
+ */
+static int pipe_read(dc_conn *c,
+                     size_t n,
+                     PGresult **keep,
+                     size_t keep_i,
+                     const dc_statement *stmt,
+                     size_t stmt_i,
+                     const char *what,
+                     dc_error *err)
 {
 	PGresult *res, *failed = NULL;
 	size_t i, failed_i = 0;
@@ -675,18 +667,6 @@ static int pipe_run(dc_conn *c,
 
 	if (keep)
 		*keep = NULL;
-	if (!PQenterPipelineMode(c->pg))
-		return res_fail(c, NULL, NULL, NULL, err);
-	for (i = 0; i < n; i++)
-		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
-		                       0))
-			break;
-	if (i < n || !PQpipelineSync(c->pg)) {
-		/* the connection is gone: nothing more can be read from it */
-		ret = lost_fail(c, err);
-		(void)PQexitPipelineMode(c->pg);
-		return ret;
-	}
 	for (i = 0; i < n; i++) {
 		res = PQgetResult(c->pg);
 		if (!res) {
@@ -716,13 +696,44 @@ static int pipe_run(dc_conn *c,
 out:
 	(void)PQexitPipelineMode(c->pg);
 	if (failed && ret == 0)
-		ret = res_fail(c, failed, failed_i == stmt_i ? stmt : NULL, NULL, err);
+		ret = res_fail(c, failed, failed_i == stmt_i ? stmt : NULL, what, err);
 	PQclear(failed);
 	if (ret != 0 && keep) {
 		PQclear(*keep);
 		*keep = NULL;
 	}
 	return ret;
+}
+
+/* One round trip: sends `n` queries in pipeline mode and waits for all
+ * (pipe_read says what is kept and reported). */
+static int pipe_run(dc_conn *c,
+                    const pipe_q *q,
+                    size_t n,
+                    PGresult **keep,
+                    size_t keep_i,
+                    const dc_statement *stmt,
+                    size_t stmt_i,
+                    dc_error *err)
+{
+	size_t i;
+	int ret;
+
+	if (keep)
+		*keep = NULL;
+	if (!PQenterPipelineMode(c->pg))
+		return res_fail(c, NULL, NULL, NULL, err);
+	for (i = 0; i < n; i++)
+		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
+		                       0))
+			break;
+	if (i < n || !PQpipelineSync(c->pg)) {
+		/* the connection is gone: nothing more can be read from it */
+		ret = lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+		return ret;
+	}
+	return pipe_read(c, n, keep, keep_i, stmt, stmt_i, NULL, err);
 }
 
 /* Runs one internal command without parameters. */
