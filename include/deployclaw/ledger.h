@@ -169,7 +169,7 @@ DC_API int dc_ledger_verify_with(const char *path,
 typedef struct dc_ledger_filter {
 	const char *run_id;
 	const char *event;
-	const char *tenant; /**< matches data.tenant */
+	const char *tenant; /**< matches data.tenant, or the tenant of one of data.outcomes[] */
 	int64_t since_ms;   /**< ts >= since */
 	int64_t until_ms;   /**< ts < until */
 } dc_ledger_filter;

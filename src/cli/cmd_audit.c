@@ -228,13 +228,38 @@ static const cli_option show_options[] = {
 
 typedef struct show_ctx {
 	cli *c;
+	const char *tenant;
 	size_t shown;
 } show_ctx;
 
+static int show_line(json_t *entry, const char *event, json_t *data)
+{
+	char *s = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (data && !s)
+		return DC_ENOMEM;
+	cli_out("%6lld  %s  %-16s %-20s run %s  %s\n",
+	        (long long)json_integer_value(json_object_get(entry, "seq")),
+	        json_string_value(json_object_get(entry, "ts")), event,
+	        json_string_value(json_object_get(entry, "actor")),
+	        json_string_value(json_object_get(entry, "run_id")), s ? s : "{}");
+	free(s);
+	return 0;
+}
+
+/*
+ * One line per entry; a `tenants` entry (a batch of tenant outcomes, signed
+ * as one) is shown as one `tenant` line per outcome under its seq, only the
+ * named tenant's with --tenant. --json prints entries as they are signed.
+ */
 static int show_entry(json_t *entry, void *ctx)
 {
 	show_ctx *s = ctx;
-	char *data = NULL, *line = NULL;
+	const char *event = json_string_value(json_object_get(entry, "event"));
+	json_t *data = json_object_get(entry, "data"), *outcomes, *o;
+	char *line;
+	size_t i;
+	int rc;
 
 	s->shown++;
 	if (s->c->json) {
@@ -245,14 +270,17 @@ static int show_entry(json_t *entry, void *ctx)
 		free(line);
 		return 0;
 	}
-	data = json_dumps(json_object_get(entry, "data"), JSON_COMPACT | JSON_SORT_KEYS);
-	cli_out("%6lld  %s  %-16s %-20s run %s  %s\n",
-	        (long long)json_integer_value(json_object_get(entry, "seq")),
-	        json_string_value(json_object_get(entry, "ts")),
-	        json_string_value(json_object_get(entry, "event")),
-	        json_string_value(json_object_get(entry, "actor")),
-	        json_string_value(json_object_get(entry, "run_id")), data ? data : "{}");
-	free(data);
+	outcomes = json_object_get(data, "outcomes");
+	if (!event || strcmp(event, "tenants") != 0 || !json_is_array(outcomes))
+		return show_line(entry, event ? event : "?", data);
+	json_array_foreach (outcomes, i, o) {
+		const char *id = json_string_value(json_object_get(o, "tenant"));
+
+		if (s->tenant && (!id || strcmp(id, s->tenant) != 0))
+			continue;
+		if ((rc = show_line(entry, "tenant", o)) != 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -260,12 +288,13 @@ static int run_show(cli *c)
 {
 	dc_ledger_filter f;
 	audit_paths p;
-	show_ctx s = { c, 0 };
+	show_ctx s = { c, NULL, 0 };
 	dc_error err = { 0 };
 	int rc;
 
 	if ((rc = load_paths(c, &p, &err)) != 0 || (rc = load_filter(c, &f, &err)) != 0)
 		goto out;
+	s.tenant = f.tenant;
 	if ((rc = dc_ledger_read(p.ledger, &f, show_entry, &s, &err)) != 0)
 		goto out;
 	if (!c->json && !c->quiet && s.shown == 0)

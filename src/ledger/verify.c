@@ -698,6 +698,20 @@ static bool str_is(json_t *o, const char *key, const char *want)
 	return s && strcmp(s, want) == 0;
 }
 
+/* `data.tenant` names the tenant, or one of a batch's `data.outcomes[]` does. */
+static bool about_tenant(json_t *data, const char *tenant)
+{
+	json_t *o;
+	size_t i;
+
+	if (str_is(data, "tenant", tenant))
+		return true;
+	json_array_foreach (json_object_get(data, "outcomes"), i, o)
+		if (str_is(o, "tenant", tenant))
+			return true;
+	return false;
+}
+
 static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
 {
 	int64_t ts;
@@ -711,7 +725,7 @@ static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
 		return 0;
 	if (f->event && !str_is(e, "event", f->event))
 		return 0;
-	if (f->tenant && !str_is(json_object_get(e, "data"), "tenant", f->tenant))
+	if (f->tenant && !about_tenant(json_object_get(e, "data"), f->tenant))
 		return 0;
 	if (f->since_ms || f->until_ms) {
 		ts = parse_ts(json_string_value(json_object_get(e, "ts")));

@@ -18,8 +18,11 @@
 
 #include "rollout_internal.h"
 
-/* Tenant outcomes are appended to the ledger in batches of at most this many. */
+/* Tenant outcomes are appended to the ledger in batches of at most this many,
+ * each run of them as one entry (append_events). */
 #define OUTCOME_BATCH 256
+#define OUTCOME_EVENT "tenant"
+#define OUTCOMES_ENTRY "tenants"
 
 /* A backfill phase repeats its `up` until it touches no row; this bounds it. */
 #define MAX_BATCHES 1000000
@@ -189,6 +192,80 @@ static int record(rollout *r, const char *event, json_t *data, dc_error *err)
 
 static int flush_outcomes(rollout *r);
 
+/* An upper bound on the bytes an outcome takes in a ledger line: every
+ * string escaped at worst as \u00XX, plus keys and punctuation. */
+static size_t outcome_size(json_t *o)
+{
+	const char *key;
+	json_t *v;
+	size_t n = 2;
+
+	json_object_foreach (o, key, v)
+		n += strlen(key) + 4 + (json_is_string(v) ? 6 * json_string_length(v) + 2 : 24);
+	return n;
+}
+
+/* Outcomes packed into one entry stay below this many bytes (a ledger line
+ * holds at most DC_LEDGER__MAX_LINE = 1 MiB). */
+#define OUTCOMES_ENTRY_MAX ((size_t)768 * 1024)
+
+/*
+ * Appends a batch of queued events as ledger entries: each run of
+ * consecutive tenant outcomes becomes one `tenants` entry, {"outcomes":
+ * [...]}, in the order they were queued; any other event stays an entry of
+ * its own. One signature and one canonical serialisation per entry, not per
+ * tenant: a 10,000-tenant run signs ~40 entries instead of 10,000, and the
+ * hash chain covers every outcome all the same. `*nentries` is set to the
+ * number of entries appended. The events' data stay the caller's.
+ */
+static int append_events(rollout *r,
+                         const dc_ledger_event *ev,
+                         size_t n,
+                         int64_t *first,
+                         size_t *nentries,
+                         dc_error *err)
+{
+	dc_ledger_event out[OUTCOME_BATCH] = { { NULL, NULL } };
+	bool packed[OUTCOME_BATCH];
+	size_t i = 0, m = 0;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+		json_t *outcomes;
+		size_t bytes;
+
+		if (strcmp(ev[i].event, OUTCOME_EVENT) != 0) {
+			packed[m] = false;
+			out[m++] = ev[i++];
+			continue;
+		}
+		outcomes = json_array();
+		for (bytes = 0; outcomes && i < n && strcmp(ev[i].event, OUTCOME_EVENT) == 0; i++) {
+			size_t size = outcome_size(ev[i].data);
+
+			if (bytes > 0 && bytes + size > OUTCOMES_ENTRY_MAX)
+				break;
+			bytes += size;
+			if (json_array_append(outcomes, ev[i].data) != 0) {
+				json_decref(outcomes);
+				outcomes = NULL;
+			}
+		}
+		packed[m] = true;
+		out[m].event = OUTCOMES_ENTRY;
+		out[m].data = outcomes ? json_pack("{s:o}", "outcomes", outcomes) : NULL;
+		if (!out[m++].data)
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	}
+	if (rc == 0)
+		rc = dc_ledger_append_batch(r->ledger, out, m, first, err);
+	for (i = 0; i < m; i++)
+		if (packed[i])
+			json_decref(out[i].data);
+	*nentries = rc == 0 ? m : 0;
+	return rc;
+}
+
 /* Under r->mu: gives the full pending batch to the idle writer. */
 static void hand_off(rollout *r)
 {
@@ -240,7 +317,7 @@ static void *ledger_writer(void *arg)
 	for (;;) {
 		dc_error lerr = { 0 };
 		int64_t first = 0;
-		size_t i, n;
+		size_t i, n, entries = 0;
 		bool append;
 		int rc = 0;
 
@@ -252,12 +329,12 @@ static void *ledger_writer(void *arg)
 		append = r->ledger && r->ledger_rc == 0;
 		pthread_mutex_unlock(&r->mu);
 		if (append)
-			rc = dc_ledger_append_batch(r->ledger, r->wbatch, n, &first, &lerr);
+			rc = append_events(r, r->wbatch, n, &first, &entries, &lerr);
 		for (i = 0; i < n; i++)
 			json_decref(r->wbatch[i].data);
 		pthread_mutex_lock(&r->mu);
 		if (rc == 0 && first)
-			note_seqs(r, first, n);
+			note_seqs(r, first, entries);
 		if (rc && r->ledger_rc == 0) {
 			/* an outcome that cannot be recorded stops the rollout */
 			r->ledger_rc = rc;
@@ -278,16 +355,15 @@ static void *ledger_writer(void *arg)
 static int flush_outcomes(rollout *r)
 {
 	int64_t first = 0;
-	size_t i;
+	size_t i, entries = 0;
 	int rc = 0;
 
 	if (r->npending == 0)
 		return r->ledger_rc;
 	if (r->ledger && r->ledger_rc == 0)
-		rc = dc_ledger_append_batch(r->ledger, r->pending, r->npending, &first,
-		                            &r->ledger_err);
+		rc = append_events(r, r->pending, r->npending, &first, &entries, &r->ledger_err);
 	if (rc == 0 && first)
-		note_seqs(r, first, r->npending);
+		note_seqs(r, first, entries);
 	for (i = 0; i < r->npending; i++)
 		json_decref(r->pending[i].data);
 	r->npending = 0;
@@ -1051,7 +1127,7 @@ static void *wave_worker(void *arg)
 			r->cur->over_budget = true;
 			r->stopping = true;
 		}
-		queue_event(r, "tenant", outcome_json(r, o));
+		queue_event(r, OUTCOME_EVENT, outcome_json(r, o));
 		if (r->opts->progress) {
 			memset(&p, 0, sizeof(p));
 			p.wave = r->cur;
@@ -2023,11 +2099,9 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Status.                                                                  */
 
-/* The latest `tenant` entry of each tenant in the ledger: a failure there is shown. */
-static int scan_outcome(json_t *e, void *ctx)
+/* The latest outcome of each tenant in the ledger: a failure there is shown. */
+static int scan_one_outcome(dc_status *st, json_t *d)
 {
-	dc_status *st = ctx;
-	json_t *d = json_object_get(e, "data");
 	const char *id = json_string_value(json_object_get(d, "tenant"));
 	const char *status = json_string_value(json_object_get(d, "status"));
 	const char *error = json_string_value(json_object_get(d, "error"));
@@ -2062,6 +2136,24 @@ static int scan_outcome(json_t *e, void *ctx)
 		st->rows[lo].failed = false;
 		st->rows[lo].detail[0] = '\0';
 	}
+	return 0;
+}
+
+/* `tenants` entries hold a batch of outcomes; `tenant` entries (written
+ * before outcomes were batched) one each. */
+static int scan_outcome(json_t *e, void *ctx)
+{
+	const char *event = json_string_value(json_object_get(e, "event"));
+	json_t *d = json_object_get(e, "data"), *o;
+	size_t i;
+
+	if (!event)
+		return 0;
+	if (strcmp(event, OUTCOME_EVENT) == 0)
+		return scan_one_outcome(ctx, d);
+	if (strcmp(event, OUTCOMES_ENTRY) == 0)
+		json_array_foreach (json_object_get(d, "outcomes"), i, o)
+			scan_one_outcome(ctx, o);
 	return 0;
 }
 
@@ -2158,7 +2250,7 @@ int dc_status_collect(dc_status **out,
 	}
 	if (dc_path_exists(cfg->audit.ledger) &&
 	    (rc = dc_ledger_read(cfg->audit.ledger,
-	                         &(dc_ledger_filter){ NULL, "tenant", NULL, 0, 0 }, scan_outcome,
+	                         NULL, scan_outcome,
 	                         st, err)) != 0)
 		goto out;
 	for (i = 0; i < st->ntenants; i++) {

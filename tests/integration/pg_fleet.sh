@@ -191,6 +191,8 @@ import json, sys
 e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 runs = [x["run_id"] for x in e if x["event"] == "run_start"]
 last = [x for x in e if runs and x["run_id"] == runs[-1]]
+# the last run's tenant outcomes, from its `tenants` entries (batches of outcomes)
+outcomes = [o for x in last if x["event"] == "tenants" for o in x["data"]["outcomes"]]
 exec(sys.argv[2])
 PY
 }
@@ -759,7 +761,7 @@ check_eq "every tenant at 0001, lk_b too" \
 ledger_py "$LF/audit/ledger.jsonl" '
 r = [x["data"] for x in last if x["event"] == "tenant_retry"]
 print("retries", len(r) >= 1, {x["tenant"] for x in r}, {x["sqlstate"] for x in r}, all(x["backoff_ms"] >= 100 for x in r))
-t = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["tenant"] == "lk_b"][0]
+t = [o for o in outcomes if o["tenant"] == "lk_b"][0]
 print("lk_b", t["status"], t.get("attempts", 1) == len(r) + 1)' >lk1.ledger
 check_eq "ledger: lk_b retried on 55P03 (lock timeout)" "$(grep ^retries lk1.ledger)" "retries True {'lk_b'} {'55P03'} True"
 check_eq "ledger: lk_b succeeded, attempts = retries + 1" "$(grep ^lk_b lk1.ledger)" "lk_b succeeded True"
@@ -790,7 +792,7 @@ check_eq "lk_c: tenant_state has no 0002" \
 ledger_py "$LF/audit/ledger.jsonl" '
 r = [x["data"] for x in last if x["event"] == "tenant_retry"]
 print("retries", len(r), {x["tenant"] for x in r}, {x["sqlstate"] for x in r})
-t = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["tenant"] == "lk_c"][0]
+t = [o for o in outcomes if o["tenant"] == "lk_c"][0]
 print("lk_c", t["status"], t.get("attempts"), "lock timeout" in t.get("error", ""), t.get("sqlstate"))' >lk2.ledger
 check_eq "ledger: lk_c retried exactly rollout.retries times, all 55P03" "$(grep ^retries lk2.ledger)" "retries 3 {'lk_c'} {'55P03'}"
 check_eq "ledger: lk_c failed after 4 attempts, on the lock timeout" "$(grep ^lk_c lk2.ledger)" "lk_c failed 4 True 55P03"
@@ -907,7 +909,7 @@ check_eq "cc_4: tenant_state not applied for 0003" \
 # the tenant's failure keeps its SQLSTATE (issue 4: "fails the tenant with
 # SQLSTATE, message and statement position")
 check_eq "ledger: cc_4's failure with SQLSTATE 23505 and the statement's position" \
-	"$(ledger_py "$CF/audit/ledger.jsonl" 't = [x["data"] for x in last if x["event"] == "tenant" and x["data"]["status"] == "failed"]; print([(x["tenant"], x.get("sqlstate"), x["file"].split("/")[-1], x["line"], x["col"]) for x in t])')" \
+	"$(ledger_py "$CF/audit/ledger.jsonl" 't = [o for o in outcomes if o["status"] == "failed"]; print([(x["tenant"], x.get("sqlstate"), x["file"].split("/")[-1], x["line"], x["col"]) for x in t])')" \
 	"[('cc_4', '23505', '0003_email_unique.yaml', 9, 9)]"
 "$DC" --config "$CCF" --json status >ccstatus.json 2>"$ERR"
 json_check ccstatus.json 'd["failed"] == 1' '[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["cc_4"]'
@@ -1134,7 +1136,7 @@ json_check qstatus.json \
 	'[t["tenant"] for t in d["tenant_list"] if t["failed"]] == ["tenant_ünïcode"]' \
 	'[v["tenants"] for v in d["versions"]] == [1, 0, 5]'
 check_eq "ledger: tenant names intact" \
-	"$(ledger_py "$QF/audit/ledger.jsonl" 'print(sorted({x["data"]["tenant"] for x in last if x["event"] == "tenant"}))')" \
+	"$(ledger_py "$QF/audit/ledger.jsonl" 'print(sorted({o["tenant"] for o in outcomes}))')" \
 	"['tenant_Plain', 'tenant_back\\\\slash', 'tenant_dq\"x', \"tenant_o'brien\", 'tenant_with space', 'tenant_ünïcode']"
 setup "$QD" -c 'UPDATE "tenant_ünïcode".users SET n = 2 WHERE id = 2'
 dc "$QCF" apply --tenant "tenant_ünïcode"

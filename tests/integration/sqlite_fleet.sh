@@ -113,20 +113,30 @@ ev = [x["event"] for x in e]
 print("events", ev[0], ev[-1], ev.count("run_start"), ev.count("run_end"))
 print("gates", ev.count("gate"), all(x["data"]["verdict"] == "pass" for x in e if x["event"] == "gate"))
 print("waves", [x["data"]["tenants"] for x in e if x["event"] == "wave_start"], ev.count("wave_end"))
-t = [x["data"] for x in e if x["event"] == "tenant"]
+t = [o for x in e if x["event"] == "tenants" for o in x["data"]["outcomes"]]
 print("tenants", len(t), len({x["tenant"] for x in t}), all(x["status"] == "succeeded" and x["to"] == "0003" and x["migrations"] == 3 for x in t))
 end = [x["data"] for x in e if x["event"] == "run_end"][0]
 print("end", end["status"], end["succeeded"], end["failed"], end["not_run"])
 # each wave's tenants are decided before any of them is dispatched
-order = [x["event"] for x in e if x["event"] in ("wave_start", "wave_end")]
-print("order", order == ["wave_start", "wave_end"] * 4)
+# and its outcomes are recorded, batched into one signed `tenants` entry, before it ends
+order = [x["event"] for x in e if x["event"] in ("wave_start", "tenants", "wave_end")]
+print("order", order == ["wave_start", "tenants", "wave_end"] * 4, "tenant" not in ev)
 PY
 check_eq "ledger: run_start first, run_end last" "$(grep ^events happy.ledger)" "events run_start run_end 1 1"
 check_eq "ledger: gate entries" "$(grep ^gates happy.ledger)" "gates 6 True"
 check_eq "ledger: canary 1, then 10%, 50%, 100% of 120" "$(grep ^waves happy.ledger)" "waves [1, 11, 48, 60] 4"
 check_eq "ledger: one tenant entry per tenant" "$(grep ^tenants happy.ledger)" "tenants 120 120 True"
 check_eq "ledger: run_end" "$(grep ^end happy.ledger)" "end succeeded 120 0 0"
-check_eq "ledger: wave_start/wave_end pairs" "$(grep ^order happy.ledger)" "order True"
+# a human `audit show` lists a batch as one `tenant` line per outcome; --tenant keeps only its own
+dc audit show --tenant t-0042
+expect_rc 0
+check_eq "audit show --tenant t-0042: one tenant line, its own" \
+	"$(awk '{ print $3, ($0 ~ /"tenant":"t-0042"/) }' "$OUT" | sort | uniq -c | awk '{ print $1, $2, $3 }')" \
+	"1 tenant 1"
+dc audit show --event tenants
+expect_rc 0
+check_eq "audit show --event tenants: 120 outcome lines" "$(grep -c '"status":"succeeded"' "$OUT")" 120
+check_eq "ledger: wave_start, one tenants entry, wave_end per wave" "$(grep ^order happy.ledger)" "order True True"
 
 # apply again: everything skipped, not a byte of any tenant changed
 fleet_sums "$F" >happy.sums
@@ -140,7 +150,7 @@ expect_out "nothing to do: all 120 tenants are at '0003'"
 CHECKS=$((CHECKS + 1))
 fleet_sums "$F" | cmp -s - happy.sums || fail_here "a second apply changed tenant files"
 check_eq "second apply: no tenant entries in its ledger run" \
-	"$(ledger_events "$F/audit/ledger.jsonl" | grep -c '^tenant ')" 0
+	"$(ledger_events "$F/audit/ledger.jsonl" | grep -c '^tenants\? ')" 0
 
 # ------------------------------------------------------------------------
 section "6. rollback: latest, then --to the first, then apply again"
@@ -196,9 +206,8 @@ check_eq "t-0030 data untouched" "$(sql "$(tenant_db "$F" 30)" "SELECT count(*) 
 python3 - "$F/audit/ledger.jsonl" >verify.ledger <<'PY'
 import json, sys
 e = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-for x in e:
-    d = x["data"]
-    if x["event"] == "tenant" and d["status"] == "failed":
+for d in [o for x in e if x["event"] == "tenants" for o in x["data"]["outcomes"]]:
+    if d["status"] == "failed":
         print(d["tenant"], d["file"].split("/")[-1], d["line"], d["col"], "verify assertion" in d["error"])
 PY
 check_eq "ledger: the failed tenants with file, line, col" "$(cat verify.ledger)" \
@@ -526,9 +535,12 @@ import sys
 p = sys.argv[1]
 lines = open(p, encoding="utf-8").read().split("\n")
 for i, l in enumerate(lines):
-    if '"event":"tenant"' in l and '"tenant":"t-0042"' in l:
-        lines[i] = l.replace('"status":"succeeded"', '"status":"skipped"')
+    t = '"status":"succeeded","tenant":"t-0042"'
+    if '"event":"tenants"' in l and t in l:
+        lines[i] = l.replace(t, t.replace("succeeded", "skipped"))
         break
+else:
+    sys.exit("t-0042's outcome is not in the ledger")
 open(p, "w", encoding="utf-8").write("\n".join(lines))
 PY
 dc apply
