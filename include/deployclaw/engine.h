@@ -92,7 +92,11 @@ typedef struct dc_engine_ops {
 	int (*enter)(dc_conn *conn, const dc_tenant *tenant, dc_error *err);
 
 	/** Exclusive lock on the tenant across processes; waits up to `timeout_ms`,
-	 * then DC_ELOCKED naming the holder. */
+	 * then DC_ELOCKED naming the holder. An engine may defer taking it to
+	 * the next operation on the connection (PostgreSQL asks for it in the
+	 * round trip of the begin that follows): nothing runs on the tenant
+	 * before it is held, and when it cannot be had that operation fails
+	 * with DC_ELOCKED instead. */
 	int (*lock_tenant)(dc_conn *conn, int64_t timeout_ms, dc_error *err);
 	int (*unlock_tenant)(dc_conn *conn, dc_error *err);
 

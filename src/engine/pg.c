@@ -184,6 +184,9 @@ struct dc_conn {
 
 	bool locked;
 	uint64_t lock_key;
+	bool lock_deferred;      /* lock_tenant returned; the lock is asked for with the
+	                          * next begin (pg_begin) or before any other operation */
+	int64_t lock_timeout_ms; /* lock_tenant's, for a deferred lock */
 	bool unlock_sent; /* an unlock was sent and its result not read yet */
 	bool write_sent;  /* a history write was sent (pipeline, no sync) and not read yet */
 
@@ -513,6 +516,7 @@ static void leave(dc_conn *c)
 	c->begun_once = false;
 	c->history_ok = false;
 	c->session_set = false;
+	c->lock_deferred = false;
 }
 
 static void drop_connection(dc_conn *c)
@@ -521,6 +525,7 @@ static void drop_connection(dc_conn *c)
 		PQfinish(c->pg); /* ends the session: its advisory locks go with it */
 	c->pg = NULL;
 	c->locked = false;
+	c->lock_deferred = false;
 	c->unlock_sent = false;
 	c->begun_once = false;
 	c->history_ok = false;
@@ -560,7 +565,6 @@ static void settle_unlock(dc_conn *c)
 static int pipe_read(dc_conn *c,
                      size_t n,
                      PGresult **keep,
-                     size_t keep_i,
                      const dc_statement *stmt,
                      size_t stmt_i,
                      const char *what,
@@ -583,16 +587,26 @@ static int settle_write(dc_conn *c, dc_error *err)
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
-	return pipe_read(c, 1, NULL, 0, NULL, SIZE_MAX, "deployclaw_history", err);
+	return pipe_read(c, 1, NULL, NULL, SIZE_MAX, "deployclaw_history", err);
 }
 
 /* Every operation but enter and lock_tenant starts here: whatever was sent
  * without waiting is read first, and a failed history write fails the
  * operation that follows it. */
+static int lock_now(dc_conn *c, int64_t timeout_ms, dc_error *err);
+
 static int settle(dc_conn *c, dc_error *err)
 {
+	int ret;
+
 	settle_unlock(c);
-	return settle_write(c, err);
+	if ((ret = settle_write(c, err)) != 0)
+		return ret;
+	if (c->lock_deferred) {
+		c->lock_deferred = false;
+		return lock_now(c, c->lock_timeout_ms, err);
+	}
+	return 0;
 }
 
 /* (Re)connects when there is no usable connection, to the tenant's database
@@ -644,18 +658,30 @@ static bool in_tx(const dc_conn *c)
 	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
 }
 
+/* Frees the `n` results pipe_read kept. */
+static void pipe_clear(PGresult **keep, size_t n)
+{
+	size_t i;
+
+	for (i = 0; keep && i < n; i++) {
+		PQclear(keep[i]);
+		keep[i] = NULL;
+	}
+}
+
 /*
  * Reads the answers to the `n` queries of a pipeline whose sync was sent,
- * then the sync, and leaves pipeline mode. `*keep` (may be NULL) receives
- * the result of query `keep_i` when every query succeeded. The first failure
- * fills `err` (with `stmt` for positions when it is query `stmt_i`, and
- * `what` naming the work). A query after a failed one is skipped by the
- * server (PGRES_PIPELINE_ABORTED), which is not a failure of its own.
+ * then the sync, and leaves pipeline mode. `keep` (may be NULL) has `n`
+ * slots: slot i receives the result of query i when it succeeded -- also
+ * when another query failed -- and NULL otherwise; the caller frees them
+ * (pipe_clear). The first failure fills `err` (with `stmt` for positions
+ * when it is query `stmt_i`, and `what` naming the work). A query after a
+ * failed one is skipped by the server (PGRES_PIPELINE_ABORTED), which is
+ * not a failure of its own.
  */
 static int pipe_read(dc_conn *c,
                      size_t n,
                      PGresult **keep,
-                     size_t keep_i,
                      const dc_statement *stmt,
                      size_t stmt_i,
                      const char *what,
@@ -665,8 +691,8 @@ static int pipe_read(dc_conn *c,
 	size_t i, failed_i = 0;
 	int ret = 0;
 
-	if (keep)
-		*keep = NULL;
+	for (i = 0; keep && i < n; i++)
+		keep[i] = NULL;
 	for (i = 0; i < n; i++) {
 		res = PQgetResult(c->pg);
 		if (!res) {
@@ -676,8 +702,8 @@ static int pipe_read(dc_conn *c,
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR && !failed) {
 			failed = res;
 			failed_i = i;
-		} else if (keep && i == keep_i && res_ok(res)) {
-			*keep = res;
+		} else if (keep && res_ok(res)) {
+			keep[i] = res;
 		} else {
 			PQclear(res);
 		}
@@ -698,20 +724,15 @@ out:
 	if (failed && ret == 0)
 		ret = res_fail(c, failed, failed_i == stmt_i ? stmt : NULL, what, err);
 	PQclear(failed);
-	if (ret != 0 && keep) {
-		PQclear(*keep);
-		*keep = NULL;
-	}
 	return ret;
 }
 
 /* One round trip: sends `n` queries in pipeline mode and waits for all
- * (pipe_read says what is kept and reported). */
+ * (pipe_read says what is kept, in `keep`'s n slots, and reported). */
 static int pipe_run(dc_conn *c,
                     const pipe_q *q,
                     size_t n,
                     PGresult **keep,
-                    size_t keep_i,
                     const dc_statement *stmt,
                     size_t stmt_i,
                     dc_error *err)
@@ -719,8 +740,8 @@ static int pipe_run(dc_conn *c,
 	size_t i;
 	int ret;
 
-	if (keep)
-		*keep = NULL;
+	for (i = 0; keep && i < n; i++)
+		keep[i] = NULL;
 	if (!PQenterPipelineMode(c->pg))
 		return res_fail(c, NULL, NULL, NULL, err);
 	for (i = 0; i < n; i++)
@@ -733,7 +754,7 @@ static int pipe_run(dc_conn *c,
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
-	return pipe_read(c, n, keep, keep_i, stmt, stmt_i, NULL, err);
+	return pipe_read(c, n, keep, stmt, stmt_i, NULL, err);
 }
 
 /* Runs one internal command without parameters. */
@@ -1190,9 +1211,24 @@ static void lock_holder(dc_conn *c, uint64_t key, char *out, size_t size)
 	PQclear(res);
 }
 
-static int pg_lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
+/* DC_ELOCKED for the tenant, naming the session that holds its lock. */
+static int locked_fail(dc_conn *c, int64_t timeout_ms, dc_error *err)
 {
-	char key[24], holder[400], waited[32];
+	char holder[400], waited[32];
+
+	lock_holder(c, tenant_key(c->engine->shard, c->tenant->id), holder, sizeof(holder));
+	dc_duration_format(waited, sizeof(waited), timeout_ms > 0 ? timeout_ms : 0);
+	return conn_fail(c, err, DC_ELOCKED, NULL, 0, 0,
+	                 "tenant '%s' (shard '%s') is locked by another deployclaw process%s%s; "
+	                 "waited %s",
+	                 c->tenant->id, c->engine->shard, holder[0] ? ": " : "", holder, waited);
+}
+
+/* Takes the tenant's session advisory lock, polling while another session
+ * holds it, for at most `timeout_ms`. */
+static int lock_now(dc_conn *c, int64_t timeout_ms, dc_error *err)
+{
+	char key[24];
 	int64_t deadline;
 	uint64_t k;
 	bool got = false;
@@ -1211,13 +1247,7 @@ static int pg_lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
 		if (got)
 			break;
 		if (dc_time_mono_ms() >= deadline) {
-			lock_holder(c, k, holder, sizeof(holder));
-			dc_duration_format(waited, sizeof(waited), timeout_ms > 0 ? timeout_ms : 0);
-			return conn_fail(
-			        c, err, DC_ELOCKED, NULL, 0, 0,
-			        "tenant '%s' (shard '%s') is locked by another deployclaw process%s%s; waited %s",
-			        c->tenant->id, c->engine->shard, holder[0] ? ": " : "", holder,
-			        waited);
+			return locked_fail(c, timeout_ms, err);
 		} else {
 			int64_t left = deadline - dc_time_mono_ms();
 			struct timespec ts = { 0, 0 };
@@ -1233,6 +1263,29 @@ static int pg_lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
 	return 0;
 }
 
+/*
+ * Outside a transaction the lock is not taken here but deferred: the begin
+ * that follows (the rollout's next step) asks for it in the same round trip
+ * as BEGIN and the tenant's settings, and any other operation takes it
+ * first (settle). Either way nothing runs on the tenant before the lock is
+ * held, and a lock that cannot be had fails that operation with DC_ELOCKED.
+ */
+static int pg_lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
+{
+	int ret;
+
+	if ((ret = need_tenant(c, err)) != 0)
+		return ret;
+	if (c->locked || c->lock_deferred)
+		return 0;
+	if (!c->write_sent && (c->unlock_sent || !in_tx(c))) {
+		c->lock_deferred = true;
+		c->lock_timeout_ms = timeout_ms;
+		return 0;
+	}
+	return lock_now(c, timeout_ms, err);
+}
+
 static int pg_unlock_tenant(dc_conn *c, dc_error *err)
 {
 	char key[24];
@@ -1240,6 +1293,7 @@ static int pg_unlock_tenant(dc_conn *c, dc_error *err)
 	PGresult *res;
 	int ret = 0;
 
+	c->lock_deferred = false; /* never asked for */
 	(void)settle(c, NULL);
 
 	if (!c->locked)
@@ -1332,19 +1386,27 @@ static void abandon_tx(dc_conn *c)
  * BEGIN and the tenant's settings, in one round trip. The first begin after
  * enter also creates the history table when missing (and, in the database
  * model, the tenant database's state table) and reads the history, which
- * history_read then returns without asking again.
+ * history_read then returns without asking again. A lock deferred by
+ * lock_tenant is asked for in the same round trip (pg_try_advisory_lock
+ * beside the settings); when another session holds it, the transaction is
+ * rolled back -- nothing of it ran under the lock -- and the lock is waited
+ * for as lock_tenant would, then the begin runs again.
  */
 static int pg_begin(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
 	dc_strbuf create = DC_STRBUF_INIT, select = DC_STRBUF_INIT;
-	const char *settings[4];
+	const char *settings[5];
+	char key[24];
 	pipe_q q[6];
-	PGresult *rows = NULL;
-	size_t n = 0, keep = SIZE_MAX;
-	bool was_locked = c->locked, first = !c->begun_once;
+	PGresult *kept[6], *rows = NULL;
+	size_t n = 0, keep = SIZE_MAX, lock_i = SIZE_MAX;
+	bool was_locked = c->locked, first = !c->begun_once, fold = c->lock_deferred;
+	bool err_empty = !err || err->code == 0;
+	int64_t lock_timeout_ms = c->lock_timeout_ms;
 	int ret;
 
+	c->lock_deferred = false; /* taken below, not by settle */
 	if ((ret = settle(c, err)) != 0)
 		return ret;
 
@@ -1357,7 +1419,7 @@ static int pg_begin(dc_conn *c, dc_error *err)
 		if ((ret = ensure_connection(c, err)) != 0)
 			return ret;
 		first = true;
-		if (was_locked && (ret = pg_lock_tenant(c, 0, err)) != 0)
+		if (was_locked && (ret = lock_now(c, 0, err)) != 0)
 			return ret;
 	}
 	if (in_tx(c))
@@ -1369,18 +1431,39 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	settings[1] = e->statement_timeout;
 	settings[2] = c->tenant->id;
 	settings[3] = c->qschema;
+	settings[4] = key;
+	c->lock_key = tenant_key(e->shard, c->tenant->id);
+	key_text(key, c->lock_key);
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
-	if (e->model == DC_TENANCY_SCHEMA)
+	if (fold) {
+		/* the lock first: a session lock, held past this transaction */
+		lock_i = n;
+		if (e->model == DC_TENANCY_SCHEMA)
+			q[n++] = (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), "
+				           "set_config('lock_timeout', $1, true), "
+				           "set_config('statement_timeout', $2, true), "
+				           "set_config('deployclaw.tenant', $3, true), "
+				           "set_config('search_path', $4, true)",
+				           5, settings };
+		else
+			q[n++] = (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), "
+				           "set_config('lock_timeout', $1, true), "
+				           "set_config('statement_timeout', $2, true), "
+				           "set_config('deployclaw.tenant', $3, true)",
+				           4, (const char *const[]){ settings[0], settings[1],
+				                                     settings[2], key } };
+	} else if (e->model == DC_TENANCY_SCHEMA) {
 		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 			           "set_config('statement_timeout', $2, true), "
 			           "set_config('deployclaw.tenant', $3, true), "
 			           "set_config('search_path', $4, true)",
 			           4, settings };
-	else
+	} else {
 		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 			           "set_config('statement_timeout', $2, true), "
 			           "set_config('deployclaw.tenant', $3, true)",
 			           3, settings };
+	}
 	if (first) {
 		if (history_sql(c, &create, "CREATE TABLE IF NOT EXISTS ", " " HISTORY_COLUMNS) ||
 		    history_sql(c, &select, "SELECT " HISTORY_FIELDS " FROM ",
@@ -1394,7 +1477,33 @@ static int pg_begin(dc_conn *c, dc_error *err)
 		keep = n;
 		q[n++] = (pipe_q){ select.buf, 0, NULL };
 	}
-	ret = pipe_run(c, q, n, keep != SIZE_MAX ? &rows : NULL, keep, NULL, 0, err);
+	ret = pipe_run(c, q, n, kept, NULL, 0, err);
+	if (keep != SIZE_MAX) {
+		rows = kept[keep];
+		kept[keep] = NULL;
+	}
+	if (fold) {
+		PGresult *lr = kept[lock_i];
+
+		if (lr && PQntuples(lr) == 1 && strcmp(PQgetvalue(lr, 0, 0), "f") == 0) {
+			/* held by another session: undo what ran without the lock,
+			 * wait for it, and begin again holding it */
+			pipe_clear(kept, n);
+			PQclear(rows);
+			rows = NULL;
+			abandon_tx(c);
+			if (err_empty && err)
+				dc_error_clear(err);
+			if ((ret = lock_now(c, lock_timeout_ms, err)) == 0)
+				ret = pg_begin(c, err);
+			goto out;
+		}
+		/* granted -- or the statement failed after the lock was taken,
+		 * which a session lock survives: unlock_tenant releases it
+		 * either way (an unlock of a lock not held only warns) */
+		c->locked = true;
+	}
+	pipe_clear(kept, n);
 	if (ret != 0) {
 		abandon_tx(c);
 		goto out;
@@ -2309,7 +2418,7 @@ static int pg_schema_fingerprint(dc_conn *c, char out[65], dc_error *err)
 {
 	const char *params[1];
 	dc_strbuf text = DC_STRBUF_INIT;
-	PGresult *res = NULL;
+	PGresult *res = NULL, *kept[5];
 	pipe_q q[5];
 	size_t n = 0, keep;
 	bool tx;
@@ -2337,7 +2446,11 @@ static int pg_schema_fingerprint(dc_conn *c, char out[65], dc_error *err)
 	} else {
 		q[n++] = (pipe_q){ "COMMIT", 0, NULL };
 	}
-	if ((ret = pipe_run(c, q, n, &res, keep, NULL, 0, err)) != 0) {
+	ret = pipe_run(c, q, n, kept, NULL, 0, err);
+	res = kept[keep];
+	kept[keep] = NULL;
+	pipe_clear(kept, n);
+	if (ret != 0) {
 		if (!tx)
 			abandon_tx(c);
 		goto out;

@@ -8,12 +8,14 @@
  * separate libpq connection ("side"), never through the engine under test.
  */
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -813,6 +815,17 @@ static void lock_timeout_is_55P03(void **state)
 	PQfinish(holder);
 }
 
+/* Releases the tenant lock of fixture `arg` after 200 ms. */
+static void *unlock_later(void *arg)
+{
+	fx *f = arg;
+	struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	(void)E->unlock_tenant(f->conn, &f->err);
+	return NULL;
+}
+
 static void advisory_lock_names_the_holder(void **state)
 {
 	fx a, b;
@@ -828,6 +841,9 @@ static void advisory_lock_names_the_holder(void **state)
 	t = tenant(&a, "tn space");
 	assert_int_equal(E->enter(a.conn, t, &a.err), 0);
 	assert_int_equal(E->lock_tenant(a.conn, 0, &a.err), 0);
+	/* taken with the begin that follows, in its round trip */
+	assert_int_equal(E->begin(a.conn, &a.err), 0);
+	assert_int_equal(E->rollback(a.conn, &a.err), 0);
 	value1(W.side, pid, sizeof(pid),
 	       "SELECT a.pid::text FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
 	       "WHERE a.application_name = $1 AND l.locktype = 'advisory'",
@@ -835,7 +851,14 @@ static void advisory_lock_names_the_holder(void **state)
 
 	e = &b.err;
 	assert_int_equal(E->enter(b.conn, tenant(&b, "tn space"), e), 0);
-	assert_int_equal(E->lock_tenant(b.conn, 100, e), DC_ELOCKED);
+	assert_int_equal(E->lock_tenant(b.conn, 100, e), 0);
+	assert_int_equal(E->begin(b.conn, e), DC_ELOCKED);
+	/* nothing of the begin is left open: the connection is idle */
+	assert_int_equal(count1(W.side,
+	                        "SELECT count(*) FROM pg_stat_activity WHERE "
+	                        "application_name = $1 AND state <> 'idle'",
+	                        "deployclaw/loser-run"),
+	                 0);
 	assert_non_null(strstr(e->message, "tenant 'tn space' (shard 'eu-1') is locked by another "
 	                                   "deployclaw process: application_name "
 	                                   "'deployclaw/holder-run', pid "));
@@ -847,14 +870,62 @@ static void advisory_lock_names_the_holder(void **state)
 	memset(e, 0, sizeof(*e));
 	assert_int_equal(E->enter(b.conn, tenant(&b, "tn_a"), e), 0);
 	assert_int_equal(E->lock_tenant(b.conn, 0, e), 0);
+	assert_int_equal(E->begin(b.conn, e), 0);
+	assert_int_equal(E->rollback(b.conn, e), 0);
 	assert_int_equal(E->unlock_tenant(b.conn, e), 0);
 
 	/* released: the waiter gets it within its timeout */
 	assert_int_equal(E->enter(b.conn, tenant(&b, "tn space"), e), 0);
 	assert_int_equal(E->unlock_tenant(a.conn, &a.err), 0);
 	assert_int_equal(E->lock_tenant(b.conn, 1000, e), 0);
-	assert_int_equal(E->lock_tenant(a.conn, 0, &a.err), DC_ELOCKED);
+	assert_int_equal(E->begin(b.conn, e), 0);
+	assert_int_equal(E->enter(a.conn, t, &a.err), 0);
+	assert_int_equal(E->lock_tenant(a.conn, 0, &a.err), 0);
+	assert_int_equal(E->begin(a.conn, &a.err), DC_ELOCKED);
 	assert_non_null(strstr(a.err.message, "deployclaw/loser-run"));
+	assert_int_equal(E->rollback(b.conn, e), 0);
+
+	/* any other operation takes a deferred lock before it runs */
+	memset(&a.err, 0, sizeof(a.err));
+	assert_int_equal(E->enter(a.conn, t, &a.err), 0);
+	assert_int_equal(E->lock_tenant(a.conn, 0, &a.err), 0);
+	assert_int_equal(E->history_ensure(a.conn, &a.err), DC_ELOCKED);
+	assert_int_equal(E->unlock_tenant(b.conn, e), 0);
+	memset(&a.err, 0, sizeof(a.err));
+	assert_int_equal(E->lock_tenant(a.conn, 1000, &a.err), 0);
+	assert_int_equal(E->history_ensure(a.conn, &a.err), 0);
+	assert_int_equal(count1(W.side,
+	                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+	                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+	                        "a.application_name = $1",
+	                        "deployclaw/holder-run"),
+	                 1);
+	assert_int_equal(E->unlock_tenant(a.conn, &a.err), 0);
+
+	/* a begin that finds the lock held waits for it, then begins holding it */
+	memset(&a.err, 0, sizeof(a.err));
+	memset(e, 0, sizeof(*e));
+	assert_int_equal(E->lock_tenant(a.conn, 0, &a.err), 0);
+	assert_int_equal(E->history_ensure(a.conn, &a.err), 0);
+	assert_int_equal(E->enter(b.conn, tenant(&b, "tn space"), e), 0);
+	assert_int_equal(E->lock_tenant(b.conn, 10000, e), 0);
+	{
+		pthread_t th;
+		int64_t t0 = dc_time_mono_ms();
+
+		assert_int_equal(pthread_create(&th, NULL, unlock_later, &a), 0);
+		assert_int_equal(E->begin(b.conn, e), 0);
+		assert_true(dc_time_mono_ms() - t0 >= 200);
+		assert_int_equal(pthread_join(th, NULL), 0);
+	}
+	assert_int_equal(count1(W.side,
+	                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+	                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+	                        "a.application_name = $1 AND a.state = 'idle in transaction'",
+	                        "deployclaw/loser-run"),
+	                 1);
+	assert_int_equal(E->rollback(b.conn, e), 0);
+	assert_int_equal(E->unlock_tenant(b.conn, e), 0);
 	fx_close(&a);
 	fx_close(&b);
 }
