@@ -89,6 +89,27 @@
 	"(extract(epoch FROM started_at) * 1000)::int8, " \
 	"(extract(epoch FROM finished_at) * 1000)::int8, duration_ms, run_id, actor"
 
+/* The tail of a history write after "WITH h AS (INSERT INTO <history>": the
+ * history row, as a plain insert or an upsert, then the state row (pg_history_write). */
+#define HISTORY_INSERT                                                                \
+	" (version, name, checksum, phase, status, started_at, finished_at, duration_ms, " \
+	"run_id, actor) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000), "     \
+	"to_timestamp($7::float8 / 1000), $8::int8, $9, $10)) "
+#define HISTORY_UPSERT                                                                     \
+	" AS t (version, name, checksum, phase, status, started_at, finished_at, "          \
+	"duration_ms, run_id, actor) VALUES ($1, $2, $3, $4, $5, "                          \
+	"to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::int8, $9, "  \
+	"$10) ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, "                   \
+	"checksum = EXCLUDED.checksum, phase = EXCLUDED.phase, status = EXCLUDED.status, "  \
+	"started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "            \
+	"duration_ms = EXCLUDED.duration_ms, run_id = EXCLUDED.run_id, "                    \
+	"actor = EXCLUDED.actor, written_at = clock_timestamp()) "
+#define STATE_UPSERT                                                                         \
+	"INSERT INTO deployclaw.tenant_state AS s (tenant, version, checksum, status, phase, " \
+	"updated_at) VALUES ($11, $1, $3, $5, $4, clock_timestamp()) "                         \
+	"ON CONFLICT (tenant, version) DO UPDATE SET checksum = EXCLUDED.checksum, "           \
+	"status = EXCLUDED.status, phase = EXCLUDED.phase, updated_at = EXCLUDED.updated_at"
+
 /* One statement: a plpgsql block so that an existing table needs no CREATE
  * privilege and the advisory lock is taken only when there is work. */
 #define STATE_CREATE                                                                      \
@@ -194,6 +215,11 @@ struct dc_conn {
 	bool history_ok;   /* the history table exists (created or seen in this visit) */
 	PGresult *history; /* history rows read by the first begin, not yet consumed */
 	bool session_set;  /* session-level settings made for this visit */
+	/* The versions in the tenant's history, as read in a transaction under
+	 * the tenant's lock in this visit plus those written since: a version
+	 * not among them is written with a plain INSERT (see history_write). */
+	bool versions_known;
+	dc_strbuf versions; /* each version followed by a NUL */
 
 	classified cls[CLASSIFIED_MAX]; /* check_stmt's cache, filled round-robin */
 	size_t cls_next;
@@ -517,6 +543,8 @@ static void leave(dc_conn *c)
 	c->history_ok = false;
 	c->session_set = false;
 	c->lock_deferred = false;
+	c->versions_known = false;
+	dc_strbuf_reset(&c->versions);
 }
 
 static void drop_connection(dc_conn *c)
@@ -728,10 +756,14 @@ out:
 }
 
 /* One round trip: sends `n` queries in pipeline mode and waits for all
- * (pipe_read says what is kept, in `keep`'s n slots, and reported). */
+ * (pipe_read says what is kept, in `keep`'s n slots, and reported). With
+ * `behind_unlock`, the connection is still in the pipeline of an unlock sent
+ * without waiting (pg_unlock_tenant): the queries go behind it and its
+ * answer is read first, one round trip for both. */
 static int pipe_run(dc_conn *c,
                     const pipe_q *q,
                     size_t n,
+                    bool behind_unlock,
                     PGresult **keep,
                     const dc_statement *stmt,
                     size_t stmt_i,
@@ -742,7 +774,7 @@ static int pipe_run(dc_conn *c,
 
 	for (i = 0; keep && i < n; i++)
 		keep[i] = NULL;
-	if (!PQenterPipelineMode(c->pg))
+	if (!behind_unlock && !PQenterPipelineMode(c->pg))
 		return res_fail(c, NULL, NULL, NULL, err);
 	for (i = 0; i < n; i++)
 		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
@@ -754,6 +786,8 @@ static int pipe_run(dc_conn *c,
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
+	if (behind_unlock)
+		read_unlock(c);
 	return pipe_read(c, n, keep, stmt, stmt_i, NULL, err);
 }
 
@@ -1051,8 +1085,10 @@ static int pg_connect_op(dc_engine *e, dc_conn **out, dc_error *err)
 	if (!c)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	c->engine = e;
+	dc_strbuf_init(&c->versions, 0);
 	/* the database model connects in enter, to the tenant's database */
 	if (e->model != DC_TENANCY_DATABASE && (ret = pg_connect(e, NULL, &c->pg, err)) != 0) {
+		dc_strbuf_release(&c->versions);
 		free(c);
 		return ret;
 	}
@@ -1066,11 +1102,13 @@ static void pg_disconnect(dc_conn *c)
 
 	if (!c)
 		return;
+	c->lock_deferred = false; /* never asked for: nothing to take */
 	(void)settle(c, NULL);
 	leave(c);
 	drop_connection(c);
 	for (i = 0; i < CLASSIFIED_MAX; i++)
 		free(c->cls[i].sql);
+	dc_strbuf_release(&c->versions);
 	free(c);
 }
 
@@ -1403,18 +1441,26 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	size_t n = 0, keep = SIZE_MAX, lock_i = SIZE_MAX;
 	bool was_locked = c->locked, first = !c->begun_once, fold = c->lock_deferred;
 	bool err_empty = !err || err->code == 0;
+	bool behind_unlock = c->unlock_sent && c->pg && PQstatus(c->pg) == CONNECTION_OK;
 	int64_t lock_timeout_ms = c->lock_timeout_ms;
 	int ret;
-
-	c->lock_deferred = false; /* taken below, not by settle */
-	if ((ret = settle(c, err)) != 0)
-		return ret;
 
 	if (!c->tenant)
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "no tenant entered on this connection");
+	/* the lock is taken below, not by settle; the previous tenant's unlock
+	 * (sent only outside a transaction) is read with this begin's answers,
+	 * or by settle when this begin fails before it sends them */
+	c->lock_deferred = false;
+	if (behind_unlock)
+		c->unlock_sent = false;
+	if ((ret = settle(c, err)) != 0)
+		goto out;
 	if (conn_lost(c)) {
 		/* reconnect; a session lock did not survive the old session */
+		if (behind_unlock)
+			(void)PQexitPipelineMode(c->pg);
+		behind_unlock = false;
 		drop_connection(c);
 		if ((ret = ensure_connection(c, err)) != 0)
 			return ret;
@@ -1422,11 +1468,11 @@ static int pg_begin(dc_conn *c, dc_error *err)
 		if (was_locked && (ret = lock_now(c, 0, err)) != 0)
 			return ret;
 	}
-	if (in_tx(c))
+	if (!behind_unlock && in_tx(c))
 		return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
 		                 "tenant '%s': a transaction is already open", tenant_id(c));
 	if (first && (ret = ensure_state(c, err)) != 0)
-		return ret;
+		goto out;
 	settings[0] = e->lock_timeout;
 	settings[1] = e->statement_timeout;
 	settings[2] = c->tenant->id;
@@ -1477,7 +1523,8 @@ static int pg_begin(dc_conn *c, dc_error *err)
 		keep = n;
 		q[n++] = (pipe_q){ select.buf, 0, NULL };
 	}
-	ret = pipe_run(c, q, n, kept, NULL, 0, err);
+	ret = pipe_run(c, q, n, behind_unlock, kept, NULL, 0, err);
+	behind_unlock = false; /* read */
 	if (keep != SIZE_MAX) {
 		rows = kept[keep];
 		kept[keep] = NULL;
@@ -1516,6 +1563,8 @@ static int pg_begin(dc_conn *c, dc_error *err)
 		rows = NULL;
 	}
 out:
+	if (behind_unlock)
+		c->unlock_sent = true; /* not read: settle reads it */
 	PQclear(rows);
 	dc_strbuf_release(&create);
 	dc_strbuf_release(&select);
@@ -2014,6 +2063,38 @@ out:
 	return ret;
 }
 
+static bool version_known(const dc_conn *c, const char *version)
+{
+	const char *p, *end = c->versions.buf + c->versions.len;
+
+	for (p = c->versions.buf; p && p < end; p += strlen(p) + 1)
+		if (strcmp(p, version) == 0)
+			return true;
+	return false;
+}
+
+static void version_add(dc_conn *c, const char *version)
+{
+	if (!version_known(c, version)) {
+		dc_strbuf_adds(&c->versions, version);
+		dc_strbuf_addch(&c->versions, '\0');
+	}
+}
+
+/* Takes note of the versions a history read returned: when it ran in a
+ * transaction holding the tenant's lock, they are all there are. */
+static void versions_note(dc_conn *c, const dc_history_row *rows, size_t n)
+{
+	size_t i;
+
+	dc_strbuf_reset(&c->versions);
+	c->versions_known = c->locked && in_tx(c);
+	for (i = 0; c->versions_known && i < n; i++)
+		version_add(c, rows[i].version);
+	if (dc_strbuf_error(&c->versions))
+		c->versions_known = false;
+}
+
 static int result_rows(dc_conn *c,
                        const PGresult *res,
                        dc_history_row **rows,
@@ -2028,9 +2109,10 @@ static int result_rows(dc_conn *c,
 		                 "tenant '%s': deployclaw_history has more than %d rows",
 		                 tenant_id(c), MAX_HISTORY_ROWS);
 	ret = rows_from(res, 0, PQntuples(res), false, rows, &bad);
-	if (ret == 0)
+	if (ret == 0) {
 		*n = (size_t)PQntuples(res);
-	else if (ret == DC_EINVAL)
+		versions_note(c, *rows, *n);
+	} else if (ret == DC_EINVAL)
 		ret = conn_fail(c, err, DC_EINTEGRITY, NULL, 0, 0,
 		                "tenant '%s': deployclaw_history: invalid row for version '%s'",
 		                tenant_id(c), bad ? bad : "?");
@@ -2108,8 +2190,10 @@ static int pg_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 			ret = res_fail(c, res, NULL, "deployclaw_history", err);
 			goto out;
 		}
-		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+			versions_note(c, NULL, 0);
 			goto out; /* no table: nothing was ever applied */
+		}
 		PQclear(res);
 	}
 	res = PQexec(c->pg, sql.buf);
@@ -2134,6 +2218,7 @@ static int pg_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	char started[24], finished[24], duration[24];
 	const char *params[11];
 	PGresult *res = NULL;
+	bool upsert;
 	int ret;
 
 	if ((ret = settle(c, err)) != 0)
@@ -2163,30 +2248,28 @@ static int pg_history_write(dc_conn *c, const dc_history_row *row, dc_error *err
 	params[8] = row->run_id;
 	params[9] = row->actor;
 	params[10] = c->tenant->id;
-	/* one statement: the history row and the state row are written together
-	 * even outside a transaction */
-	if (history_sql(
-	            c, &sql, "WITH h AS (INSERT INTO ",
-	            " AS t (version, name, checksum, phase, status, started_at, finished_at, "
-	            "duration_ms, run_id, actor) VALUES ($1, $2, $3, $4, $5, "
-	            "to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), "
-	            "$8::int8, $9, $10) ON CONFLICT (version) DO UPDATE SET "
-	            "name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
-	            "phase = EXCLUDED.phase, status = EXCLUDED.status, "
-	            "started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "
-	            "duration_ms = EXCLUDED.duration_ms, run_id = EXCLUDED.run_id, "
-	            "actor = EXCLUDED.actor, written_at = clock_timestamp()) "
-	            "INSERT INTO deployclaw.tenant_state AS s (tenant, version, checksum, "
-	            "status, phase, updated_at) VALUES ($11, $1, $3, $5, $4, clock_timestamp()) "
-	            "ON CONFLICT (tenant, version) DO UPDATE SET checksum = EXCLUDED.checksum, "
-	            "status = EXCLUDED.status, phase = EXCLUDED.phase, "
-	            "updated_at = EXCLUDED.updated_at") != 0) {
+	/*
+	 * One statement: the history row and the state row are written together
+	 * even outside a transaction. A version the history is known not to hold
+	 * is a plain INSERT: an upsert (ON CONFLICT DO UPDATE) makes PostgreSQL
+	 * look up the publications of the table's schema, and before
+	 * PostgreSQL 17 that lookup scans a list that grows with every schema
+	 * the session has seen -- across 10,000 tenant schemas it cost more than
+	 * the rest of the history write.
+	 */
+	upsert = !(c->versions_known && in_tx(c) && !version_known(c, row->version));
+	if (history_sql(c, &sql, "WITH h AS (INSERT INTO ",
+	                upsert ? HISTORY_UPSERT STATE_UPSERT : HISTORY_INSERT STATE_UPSERT) != 0) {
 		ret = oom(c, err);
 		goto out;
 	}
 	/* Inside a transaction the write is sent and not waited for: the commit
 	 * that follows reads both answers in one round trip, and any other
 	 * operation first reads this one (settle), failing as the write would. */
+	if (c->versions_known)
+		version_add(c, row->version);
+	if (dc_strbuf_error(&c->versions))
+		c->versions_known = false;
 	if (in_tx(c) && PQenterPipelineMode(c->pg)) {
 		if (PQsendQueryParams(c->pg, sql.buf, 11, NULL, params, NULL, NULL, 0) &&
 		    PQsendFlushRequest(c->pg) && PQflush(c->pg) == 0) {
@@ -2446,7 +2529,7 @@ static int pg_schema_fingerprint(dc_conn *c, char out[65], dc_error *err)
 	} else {
 		q[n++] = (pipe_q){ "COMMIT", 0, NULL };
 	}
-	ret = pipe_run(c, q, n, kept, NULL, 0, err);
+	ret = pipe_run(c, q, n, false, kept, NULL, 0, err);
 	res = kept[keep];
 	kept[keep] = NULL;
 	pipe_clear(kept, n);

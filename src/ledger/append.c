@@ -374,6 +374,23 @@ static int set_new(json_t *obj, const char *key, json_t *v)
 	return !v || json_object_set_new(obj, key, v) != 0 ? -1 : 0;
 }
 
+/* The last occurrence of `key` in `s`, or NULL: searched from the end, where
+ * the top-level keys after `data` are. */
+static const char *last_key(const char *s, const char *key)
+{
+	size_t n = strlen(s), k = strlen(key);
+	const char *p;
+
+	if (n < k)
+		return NULL;
+	for (p = s + n - k;; p--) {
+		if (*p == *key && memcmp(p, key, k) == 0)
+			return p;
+		if (p == s)
+			return NULL;
+	}
+}
+
 /* Appends one entry's line (with its newline) to `out`; `hash` is in/out: prev -> this. */
 static int build_line(dc_ledger *l,
                       int64_t seq,
@@ -385,7 +402,7 @@ static int build_line(dc_ledger *l,
 	unsigned char raw[crypto_hash_sha256_BYTES], sig[crypto_sign_BYTES];
 	char ts[32], sig_b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES,
 	                                               sodium_base64_VARIANT_ORIGINAL)];
-	char *canon = NULL, *line = NULL;
+	char *canon = NULL;
 	json_t *entry = NULL;
 	size_t len;
 	int rc = 0;
@@ -434,25 +451,37 @@ static int build_line(dc_ledger *l,
 	crypto_sign_detached(sig, NULL, raw, sizeof(raw), l->key->sk);
 	sodium_bin2base64(sig_b64, sizeof(sig_b64), sig, sizeof(sig),
 	                  sodium_base64_VARIANT_ORIGINAL);
-	if (set_new(entry, "hash", json_string(hash)) ||
-	    set_new(entry, "sig", json_string(sig_b64))) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-		goto out;
+	/* The line is the canonical JSON of the entry with `hash` and `sig`:
+	 * in byte order of keys they come right before `key_id` and `ts`, the
+	 * last top-level occurrences of those keys (whatever `data` holds comes
+	 * before them, and nothing after them can hold a quote unescaped). So
+	 * the line is `canon` with the two members spliced in, not a second
+	 * serialisation of the whole entry. */
+	{
+		const char *k = last_key(canon, ",\"key_id\":\""), *t = last_key(canon, ",\"ts\":\"");
+		size_t before = out->len;
+
+		if (!k || !t || t < k) {
+			rc = dc_error_set(err, DC_EINVAL, "ledger entry for event '%s': no key_id or ts",
+			                  ev->event);
+			goto out;
+		}
+		dc_strbuf_add(out, canon, (size_t)(k - canon));
+		dc_strbuf_addf(out, ",\"hash\":\"%s\"", hash);
+		dc_strbuf_add(out, k, (size_t)(t - k));
+		dc_strbuf_addf(out, ",\"sig\":\"%s\"", sig_b64);
+		dc_strbuf_adds(out, t);
+		len = out->len - before;
+		if (!dc_strbuf_error(out) && len > DC_LEDGER__MAX_LINE) {
+			out->len = before;
+			out->buf[before] = '\0';
+			rc = dc_error_set(
+			        err, DC_ELIMIT,
+			        "ledger entry for event '%s' is %zu bytes, more than the %zu allowed",
+			        ev->event, len, DC_LEDGER__MAX_LINE);
+			goto out;
+		}
 	}
-	line = json_dumps(entry, DC_LEDGER__CANON_FLAGS);
-	if (!line) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-		goto out;
-	}
-	len = strlen(line);
-	if (len > DC_LEDGER__MAX_LINE) {
-		rc = dc_error_set(
-		        err, DC_ELIMIT,
-		        "ledger entry for event '%s' is %zu bytes, more than the %zu allowed",
-		        ev->event, len, DC_LEDGER__MAX_LINE);
-		goto out;
-	}
-	dc_strbuf_add(out, line, len);
 	dc_strbuf_addch(out, '\n');
 	if (dc_strbuf_error(out))
 		rc = dc_error_set(err, dc_strbuf_error(out), "ledger batch is too large");
@@ -460,7 +489,6 @@ out:
 	/* `data` was incref'd into the entry: the decref hands it back untouched */
 	json_decref(entry);
 	free(canon);
-	free(line);
 	return rc;
 }
 

@@ -538,6 +538,33 @@ static void exec_and_history_in_one_transaction(void **state)
 	                        id),
 	                 1);
 
+	/* under the lock, in a transaction: the version read back is rewritten,
+	 * a new one is written (a plain insert), then written again */
+	OK(E->enter(f.conn, tenant(&f, id), &f.err));
+	OK(E->lock_tenant(f.conn, 1000, &f.err));
+	OK(E->begin(f.conn, &f.err));
+	OK(E->history_read(f.conn, &rows, &n, &f.err));
+	assert_int_equal(n, 1);
+	dc_history_rows_free(rows, n);
+	row.status = DC_HISTORY_APPLIED;
+	OK(E->history_write(f.conn, &row, &f.err));
+	{
+		dc_history_row r3 = hrow("003", "expand", DC_HISTORY_PARTIAL);
+
+		OK(E->history_write(f.conn, &r3, &f.err));
+		r3.status = DC_HISTORY_APPLIED;
+		OK(E->history_write(f.conn, &r3, &f.err));
+	}
+	OK(E->commit(f.conn, &f.err));
+	OK(E->unlock_tenant(f.conn, &f.err));
+	assert_int_equal(history_rows(id), 2);
+	assert_int_equal(state_rows(id), 2);
+	assert_int_equal(count1(W.side,
+	                        "SELECT count(*) FROM deployclaw.tenant_state WHERE tenant = $1 "
+	                        "AND status = 'applied' AND version IN ('001', '003')",
+	                        id),
+	                 2);
+
 	/* statements outside a transaction get the tenant's settings too */
 	OK(E->enter(f.conn, tenant(&f, "tn space"), &f.err));
 	run(&f, "CREATE TABLE outside (x int)");
