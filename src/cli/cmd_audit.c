@@ -256,7 +256,7 @@ static int show_entry(json_t *entry, void *ctx)
 {
 	show_ctx *s = ctx;
 	const char *event = json_string_value(json_object_get(entry, "event"));
-	json_t *data = json_object_get(entry, "data"), *outcomes, *o;
+	json_t *data = json_object_get(entry, "data"), *outcomes;
 	char *line;
 	size_t i;
 	int rc;
@@ -273,7 +273,8 @@ static int show_entry(json_t *entry, void *ctx)
 	outcomes = json_object_get(data, "outcomes");
 	if (!event || strcmp(event, "tenants") != 0 || !json_is_array(outcomes))
 		return show_line(entry, event ? event : "?", data);
-	json_array_foreach (outcomes, i, o) {
+	for (i = 0; i < json_array_size(outcomes); i++) {
+		json_t *o = json_array_get(outcomes, i);
 		const char *id = json_string_value(json_object_get(o, "tenant"));
 
 		if (s->tenant && (!id || strcmp(id, s->tenant) != 0))

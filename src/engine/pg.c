@@ -91,20 +91,20 @@
 
 /* The tail of a history write after "WITH h AS (INSERT INTO <history>": the
  * history row, as a plain insert or an upsert, then the state row (pg_history_write). */
-#define HISTORY_INSERT                                                                \
+#define HISTORY_INSERT                                                                     \
 	" (version, name, checksum, phase, status, started_at, finished_at, duration_ms, " \
 	"run_id, actor) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000), "     \
 	"to_timestamp($7::float8 / 1000), $8::int8, $9, $10)) "
 #define HISTORY_UPSERT                                                                     \
-	" AS t (version, name, checksum, phase, status, started_at, finished_at, "          \
-	"duration_ms, run_id, actor) VALUES ($1, $2, $3, $4, $5, "                          \
-	"to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::int8, $9, "  \
-	"$10) ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, "                   \
-	"checksum = EXCLUDED.checksum, phase = EXCLUDED.phase, status = EXCLUDED.status, "  \
-	"started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "            \
-	"duration_ms = EXCLUDED.duration_ms, run_id = EXCLUDED.run_id, "                    \
+	" AS t (version, name, checksum, phase, status, started_at, finished_at, "         \
+	"duration_ms, run_id, actor) VALUES ($1, $2, $3, $4, $5, "                         \
+	"to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::int8, $9, " \
+	"$10) ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, "                  \
+	"checksum = EXCLUDED.checksum, phase = EXCLUDED.phase, status = EXCLUDED.status, " \
+	"started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "           \
+	"duration_ms = EXCLUDED.duration_ms, run_id = EXCLUDED.run_id, "                   \
 	"actor = EXCLUDED.actor, written_at = clock_timestamp()) "
-#define STATE_UPSERT                                                                         \
+#define STATE_UPSERT                                                                           \
 	"INSERT INTO deployclaw.tenant_state AS s (tenant, version, checksum, status, phase, " \
 	"updated_at) VALUES ($11, $1, $3, $5, $4, clock_timestamp()) "                         \
 	"ON CONFLICT (tenant, version) DO UPDATE SET checksum = EXCLUDED.checksum, "           \
@@ -208,8 +208,8 @@ struct dc_conn {
 	bool lock_deferred;      /* lock_tenant returned; the lock is asked for with the
 	                          * next begin (pg_begin) or before any other operation */
 	int64_t lock_timeout_ms; /* lock_tenant's, for a deferred lock */
-	bool unlock_sent; /* an unlock was sent and its result not read yet */
-	bool write_sent;  /* a history write was sent (pipeline, no sync) and not read yet */
+	bool unlock_sent;        /* an unlock was sent and its result not read yet */
+	bool write_sent;         /* a history write was sent (pipeline, no sync) and not read yet */
 
 	bool begun_once;   /* a begin ran since enter (it read the history) */
 	bool history_ok;   /* the history table exists (created or seen in this visit) */
@@ -1434,7 +1434,7 @@ static int pg_begin(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
 	dc_strbuf create = DC_STRBUF_INIT, select = DC_STRBUF_INIT;
-	const char *settings[5];
+	const char *settings[5], *lock_settings[4]; /* the latter: models without a schema */
 	char key[24];
 	pipe_q q[6];
 	PGresult *kept[6], *rows = NULL;
@@ -1478,6 +1478,10 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	settings[2] = c->tenant->id;
 	settings[3] = c->qschema;
 	settings[4] = key;
+	lock_settings[0] = settings[0];
+	lock_settings[1] = settings[1];
+	lock_settings[2] = settings[2];
+	lock_settings[3] = key;
 	c->lock_key = tenant_key(e->shard, c->tenant->id);
 	key_text(key, c->lock_key);
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
@@ -1496,8 +1500,7 @@ static int pg_begin(dc_conn *c, dc_error *err)
 				           "set_config('lock_timeout', $1, true), "
 				           "set_config('statement_timeout', $2, true), "
 				           "set_config('deployclaw.tenant', $3, true)",
-				           4, (const char *const[]){ settings[0], settings[1],
-				                                     settings[2], key } };
+				           4, lock_settings };
 	} else if (e->model == DC_TENANCY_SCHEMA) {
 		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 			           "set_config('statement_timeout', $2, true), "

@@ -458,11 +458,13 @@ static int build_line(dc_ledger *l,
 	 * the line is `canon` with the two members spliced in, not a second
 	 * serialisation of the whole entry. */
 	{
-		const char *k = last_key(canon, ",\"key_id\":\""), *t = last_key(canon, ",\"ts\":\"");
+		const char *k = last_key(canon, ",\"key_id\":\""),
+		           *t = last_key(canon, ",\"ts\":\"");
 		size_t before = out->len;
 
 		if (!k || !t || t < k) {
-			rc = dc_error_set(err, DC_EINVAL, "ledger entry for event '%s': no key_id or ts",
+			rc = dc_error_set(err, DC_EINVAL,
+			                  "ledger entry for event '%s': no key_id or ts",
 			                  ev->event);
 			goto out;
 		}

@@ -701,13 +701,13 @@ static bool str_is(json_t *o, const char *key, const char *want)
 /* `data.tenant` names the tenant, or one of a batch's `data.outcomes[]` does. */
 static bool about_tenant(json_t *data, const char *tenant)
 {
-	json_t *o;
+	json_t *outcomes = json_object_get(data, "outcomes");
 	size_t i;
 
 	if (str_is(data, "tenant", tenant))
 		return true;
-	json_array_foreach (json_object_get(data, "outcomes"), i, o)
-		if (str_is(o, "tenant", tenant))
+	for (i = 0; i < json_array_size(outcomes); i++)
+		if (str_is(json_array_get(outcomes, i), "tenant", tenant))
 			return true;
 	return false;
 }

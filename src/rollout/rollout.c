@@ -20,8 +20,8 @@
 
 /* Tenant outcomes are appended to the ledger in batches of at most this many,
  * each run of them as one entry (append_events). */
-#define OUTCOME_BATCH 256
-#define OUTCOME_EVENT "tenant"
+#define OUTCOME_BATCH  256
+#define OUTCOME_EVENT  "tenant"
 #define OUTCOMES_ENTRY "tenants"
 
 /* A backfill phase repeats its `up` until it touches no row; this bounds it. */
@@ -196,12 +196,15 @@ static int flush_outcomes(rollout *r);
  * string escaped at worst as \u00XX, plus keys and punctuation. */
 static size_t outcome_size(json_t *o)
 {
-	const char *key;
-	json_t *v;
+	void *it;
 	size_t n = 2;
 
-	json_object_foreach (o, key, v)
-		n += strlen(key) + 4 + (json_is_string(v) ? 6 * json_string_length(v) + 2 : 24);
+	for (it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+		json_t *v = json_object_iter_value(it);
+
+		n += strlen(json_object_iter_key(it)) + 4 +
+		     (json_is_string(v) ? 6 * json_string_length(v) + 2 : 24);
+	}
 	return n;
 }
 
@@ -2144,7 +2147,7 @@ static int scan_one_outcome(dc_status *st, json_t *d)
 static int scan_outcome(json_t *e, void *ctx)
 {
 	const char *event = json_string_value(json_object_get(e, "event"));
-	json_t *d = json_object_get(e, "data"), *o;
+	json_t *d = json_object_get(e, "data"), *outcomes = json_object_get(d, "outcomes");
 	size_t i;
 
 	if (!event)
@@ -2152,8 +2155,8 @@ static int scan_outcome(json_t *e, void *ctx)
 	if (strcmp(event, OUTCOME_EVENT) == 0)
 		return scan_one_outcome(ctx, d);
 	if (strcmp(event, OUTCOMES_ENTRY) == 0)
-		json_array_foreach (json_object_get(d, "outcomes"), i, o)
-			scan_one_outcome(ctx, o);
+		for (i = 0; i < json_array_size(outcomes); i++)
+			scan_one_outcome(ctx, json_array_get(outcomes, i));
 	return 0;
 }
 
@@ -2249,9 +2252,7 @@ int dc_status_collect(dc_status **out,
 			}
 	}
 	if (dc_path_exists(cfg->audit.ledger) &&
-	    (rc = dc_ledger_read(cfg->audit.ledger,
-	                         NULL, scan_outcome,
-	                         st, err)) != 0)
+	    (rc = dc_ledger_read(cfg->audit.ledger, NULL, scan_outcome, st, err)) != 0)
 		goto out;
 	for (i = 0; i < st->ntenants; i++) {
 		/* a failure the tenant has since recovered from is not shown */

@@ -7,8 +7,8 @@
  * model. All are dropped at the end. The outcome is read back through a
  * separate libpq connection ("side"), never through the engine under test.
  */
-#include <setjmp.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
