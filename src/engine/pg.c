@@ -590,13 +590,74 @@ static void settle_unlock(dc_conn *c)
 	(void)PQexitPipelineMode(c->pg);
 }
 
+/* Frees the `n` results pipe_read kept. */
+static void pipe_clear(PGresult **keep, size_t n)
+{
+	size_t i;
+
+	for (i = 0; keep && i < n; i++) {
+		PQclear(keep[i]);
+		keep[i] = NULL;
+	}
+}
+
+/*
+ * Reads the answers to the `n` queries of a pipeline whose sync was sent,
+ * then the sync, and leaves pipeline mode. `keep` (may be NULL) has `n`
+ * slots: slot i receives the result of query i when it succeeded -- also
+ * when another query failed -- and NULL otherwise; the caller frees them
+ * (pipe_clear). The first failure fills `err` (with `stmt` for positions
+ * when it is query `stmt_i`, and `what` naming the work). A query after a
+ * failed one is skipped by the server (PGRES_PIPELINE_ABORTED), which is
+ * not a failure of its own.
+ */
 static int pipe_read(dc_conn *c,
                      size_t n,
                      PGresult **keep,
                      const dc_statement *stmt,
                      size_t stmt_i,
                      const char *what,
-                     dc_error *err);
+                     dc_error *err)
+{
+	PGresult *res, *failed = NULL;
+	size_t i, failed_i = 0;
+	int ret = 0;
+
+	for (i = 0; keep && i < n; i++)
+		keep[i] = NULL;
+	for (i = 0; i < n; i++) {
+		res = PQgetResult(c->pg);
+		if (!res) {
+			ret = lost_fail(c, err);
+			goto out;
+		}
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && !failed) {
+			failed = res;
+			failed_i = i;
+		} else if (keep && res_ok(res)) {
+			keep[i] = res;
+		} else {
+			PQclear(res);
+		}
+		/* each query's results end with NULL */
+		while ((res = PQgetResult(c->pg)) != NULL)
+			PQclear(res);
+	}
+	res = PQgetResult(c->pg);
+	if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		PQclear(res);
+		if (!failed)
+			ret = lost_fail(c, err);
+		goto out;
+	}
+	PQclear(res);
+out:
+	(void)PQexitPipelineMode(c->pg);
+	if (failed && ret == 0)
+		ret = res_fail(c, failed, failed_i == stmt_i ? stmt : NULL, what, err);
+	PQclear(failed);
+	return ret;
+}
 
 /* Reads the answer to a history write sent without waiting (pg_history_write
  * inside a transaction): ends its pipeline with a sync, leaves pipeline mode,
@@ -684,75 +745,6 @@ static bool in_tx(const dc_conn *c)
 	PGTransactionStatusType st = PQtransactionStatus(c->pg);
 
 	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
-}
-
-/* Frees the `n` results pipe_read kept. */
-static void pipe_clear(PGresult **keep, size_t n)
-{
-	size_t i;
-
-	for (i = 0; keep && i < n; i++) {
-		PQclear(keep[i]);
-		keep[i] = NULL;
-	}
-}
-
-/*
- * Reads the answers to the `n` queries of a pipeline whose sync was sent,
- * then the sync, and leaves pipeline mode. `keep` (may be NULL) has `n`
- * slots: slot i receives the result of query i when it succeeded -- also
- * when another query failed -- and NULL otherwise; the caller frees them
- * (pipe_clear). The first failure fills `err` (with `stmt` for positions
- * when it is query `stmt_i`, and `what` naming the work). A query after a
- * failed one is skipped by the server (PGRES_PIPELINE_ABORTED), which is
- * not a failure of its own.
- */
-static int pipe_read(dc_conn *c,
-                     size_t n,
-                     PGresult **keep,
-                     const dc_statement *stmt,
-                     size_t stmt_i,
-                     const char *what,
-                     dc_error *err)
-{
-	PGresult *res, *failed = NULL;
-	size_t i, failed_i = 0;
-	int ret = 0;
-
-	for (i = 0; keep && i < n; i++)
-		keep[i] = NULL;
-	for (i = 0; i < n; i++) {
-		res = PQgetResult(c->pg);
-		if (!res) {
-			ret = lost_fail(c, err);
-			goto out;
-		}
-		if (PQresultStatus(res) == PGRES_FATAL_ERROR && !failed) {
-			failed = res;
-			failed_i = i;
-		} else if (keep && res_ok(res)) {
-			keep[i] = res;
-		} else {
-			PQclear(res);
-		}
-		/* each query's results end with NULL */
-		while ((res = PQgetResult(c->pg)) != NULL)
-			PQclear(res);
-	}
-	res = PQgetResult(c->pg);
-	if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-		PQclear(res);
-		if (!failed)
-			ret = lost_fail(c, err);
-		goto out;
-	}
-	PQclear(res);
-out:
-	(void)PQexitPipelineMode(c->pg);
-	if (failed && ret == 0)
-		ret = res_fail(c, failed, failed_i == stmt_i ? stmt : NULL, what, err);
-	PQclear(failed);
-	return ret;
 }
 
 /* One round trip: sends `n` queries in pipeline mode and waits for all
@@ -1434,7 +1426,7 @@ static int pg_begin(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
 	dc_strbuf create = DC_STRBUF_INIT, select = DC_STRBUF_INIT;
-	const char *settings[5], *lock_settings[4]; /* the latter: models without a schema */
+	const char *settings[5];
 	char key[24];
 	pipe_q q[6];
 	PGresult *kept[6], *rows = NULL;
@@ -1476,12 +1468,9 @@ static int pg_begin(dc_conn *c, dc_error *err)
 	settings[0] = e->lock_timeout;
 	settings[1] = e->statement_timeout;
 	settings[2] = c->tenant->id;
-	settings[3] = c->qschema;
+	/* the lock's key follows the settings: $5 with a search_path, else $4 */
+	settings[3] = e->model == DC_TENANCY_SCHEMA ? c->qschema : key;
 	settings[4] = key;
-	lock_settings[0] = settings[0];
-	lock_settings[1] = settings[1];
-	lock_settings[2] = settings[2];
-	lock_settings[3] = key;
 	c->lock_key = tenant_key(e->shard, c->tenant->id);
 	key_text(key, c->lock_key);
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
@@ -1500,7 +1489,7 @@ static int pg_begin(dc_conn *c, dc_error *err)
 				           "set_config('lock_timeout', $1, true), "
 				           "set_config('statement_timeout', $2, true), "
 				           "set_config('deployclaw.tenant', $3, true)",
-				           4, lock_settings };
+				           4, settings };
 	} else if (e->model == DC_TENANCY_SCHEMA) {
 		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 			           "set_config('statement_timeout', $2, true), "
