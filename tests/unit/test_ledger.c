@@ -465,6 +465,54 @@ static void detects_truncated_tail_by_head(void **state)
 	dc_ledger_close(l);
 }
 
+/* One open handle appending again must still see a tail changed under it. */
+static void open_handle_rechecks_a_changed_tail(void **state)
+{
+	fx *f = *state;
+	dc_ledger_verify_result res;
+	dc_ledger *l = NULL;
+	dc_error err = { 0 };
+	char msg[1024], **lines = NULL, *p, *orig;
+	size_t n;
+	int i;
+
+	assert_int_equal(dc_ledger_open(&l, f->ledger, f->k, "run-1", &err), 0);
+	for (i = 1; i <= 3; i++) {
+		json_t *d = json_pack("{s:i}", "n", i);
+
+		assert_int_equal(dc_ledger_append(l, "step", d, NULL, &err), 0);
+		json_decref(d);
+	}
+
+	/* the last entry edited in place, same length */
+	n = read_lines(f->ledger, &lines);
+	assert_int_equal(n, 3);
+	orig = dc_strdup(lines[2]);
+	p = strstr(lines[2], "\"n\":3");
+	assert_non_null(p);
+	p[4] = '4';
+	write_lines(f->ledger, lines, n);
+	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_contains(err.message, "entry seq 3 (line 3) was modified");
+	dc_error_clear(&err);
+
+	/* put back: the handle appends again, chained onto seq 3 */
+	free(lines[2]);
+	lines[2] = orig;
+	write_lines(f->ledger, lines, n);
+	free_lines(lines, n);
+	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), 0);
+	assert_int_equal(verify(f, NULL, &res, msg), 0);
+	assert_int_equal(res.entries, 4);
+
+	/* its own last entry cut off */
+	truncate_to(f, 3);
+	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_contains(err.message, "ends at seq 3 but its head record says seq 4");
+	dc_error_clear(&err);
+	dc_ledger_close(l);
+}
+
 static void detects_truncated_tail_by_expected_head(void **state)
 {
 	fx *f = *state;
@@ -775,6 +823,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(detects_inserted_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_swapped_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_truncated_tail_by_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(open_handle_rechecks_a_changed_tail, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(detects_truncated_tail_by_expected_head, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(detects_deleted_head, setup, teardown),
