@@ -47,6 +47,18 @@ typedef struct dc_shard_config {
 	int col;
 } dc_shard_config;
 
+/**
+ * What a per-tenant consistency check (gates.integrity_check,
+ * gates.foreign_key_check) covers: nothing, what the tenant's migration
+ * wrote (`true` or `changed`: the tables it wrote, their indexes, and for
+ * foreign keys the tables that reference them), or the whole database.
+ */
+typedef enum dc_check_scope {
+	DC_CHECK_OFF = 0,
+	DC_CHECK_CHANGED = 1,
+	DC_CHECK_FULL = 2
+} dc_check_scope;
+
 typedef struct dc_config {
 	char *path; /**< the file as given */
 	char *dir;  /**< folder of the file; relative paths below resolve against it */
@@ -67,13 +79,13 @@ typedef struct dc_config {
 	size_t nshards;
 
 	struct {
-		int64_t lock_timeout_ms;      /**< default 2s */
-		int64_t statement_timeout_ms; /**< default 5m */
-		bool require_down;            /**< default true */
-		int64_t lag_max_ms;           /**< replication_lag.max, default 500ms */
-		int64_t lag_timeout_ms;       /**< replication_lag.timeout, default 10m */
-		bool integrity_check;   /**< PRAGMA integrity_check per tenant, default true */
-		bool foreign_key_check; /**< PRAGMA foreign_key_check per tenant, default true */
+		int64_t lock_timeout_ms;          /**< default 2s */
+		int64_t statement_timeout_ms;     /**< default 5m */
+		bool require_down;                /**< default true */
+		int64_t lag_max_ms;               /**< replication_lag.max, default 500ms */
+		int64_t lag_timeout_ms;           /**< replication_lag.timeout, default 10m */
+		dc_check_scope integrity_check;   /**< per tenant, default changed */
+		dc_check_scope foreign_key_check; /**< per tenant, default changed */
 		bool allow_out_of_order; /**< apply versions older than applied ones, default false */
 	} gates;
 

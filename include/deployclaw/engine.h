@@ -63,6 +63,12 @@ DC_API void dc_history_row_release(dc_history_row *row);
 /** Frees `n` rows and the array; NULL is a no-op. */
 DC_API void dc_history_rows_free(dc_history_row *rows, size_t n);
 
+/** An engine's consistency checks (see dc_engine_ops.check). */
+typedef enum dc_check_kind {
+	DC_CHECK_INTEGRITY = 0,   /**< SQLite: PRAGMA integrity_check */
+	DC_CHECK_FOREIGN_KEYS = 1 /**< SQLite: PRAGMA foreign_key_check */
+} dc_check_kind;
+
 typedef struct dc_engine dc_engine; /**< an engine bound to one shard */
 typedef struct dc_conn dc_conn;     /**< one worker's connection */
 
@@ -133,6 +139,22 @@ typedef struct dc_engine_ops {
 	                  dc_strbuf *out,
 	                  size_t max_rows,
 	                  dc_error *err);
+
+	/**
+	 * Optional (NULL: the engine has none): the engine's own consistency
+	 * check of the tenant (`kind`), inside the open transaction, before its
+	 * commit. With `full` false it covers what this visit's statements wrote
+	 * (since enter): the tables written, with their indexes, and for foreign
+	 * keys every table referencing one of them, transitively; whenever the
+	 * engine cannot tell what was written, the whole database. Appends one
+	 * problem per line to `out` (nothing: none found), at most `max_rows`.
+	 */
+	int (*check)(dc_conn *conn,
+	             dc_check_kind kind,
+	             bool full,
+	             dc_strbuf *out,
+	             size_t max_rows,
+	             dc_error *err);
 
 	/** Optional (NULL when the engine has none): copies the tenant, online, to `dest`. */
 	int (*backup)(dc_conn *conn, const char *dest, dc_error *err);

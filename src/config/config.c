@@ -619,6 +619,30 @@ out:
 	return rc;
 }
 
+/* A consistency check's scope: true or changed, full, false. */
+static int get_check_scope(ctx *c, const ynode *n, const char *path, dc_check_scope *out)
+{
+	char *s = NULL, buf[80];
+	int rc;
+
+	if ((rc = get_str(c, n, path, &s)) != 0)
+		goto out;
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") || !strcmp(s, "changed"))
+		*out = DC_CHECK_CHANGED;
+	else if (!strcmp(s, "full"))
+		*out = DC_CHECK_FULL;
+	else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+		*out = DC_CHECK_OFF;
+	else
+		rc = fail(
+		        c, n,
+		        "%s: expected true (the tables the migration wrote), full or false, got '%s'",
+		        path, shown(buf, sizeof(buf), s, strlen(s)));
+out:
+	free(s);
+	return rc;
+}
+
 static int get_duration(ctx *c, const ynode *n, const char *path, int64_t *out)
 {
 	char *s = NULL, buf[80];
@@ -1026,10 +1050,11 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 	    (rc = get_bool(c, v, "gates.require_down", &cfg->gates.require_down)) != 0)
 		return rc;
 	if ((v = get(g, "integrity_check")) != NULL &&
-	    (rc = get_bool(c, v, "gates.integrity_check", &cfg->gates.integrity_check)) != 0)
+	    (rc = get_check_scope(c, v, "gates.integrity_check", &cfg->gates.integrity_check)) != 0)
 		return rc;
 	if ((v = get(g, "foreign_key_check")) != NULL &&
-	    (rc = get_bool(c, v, "gates.foreign_key_check", &cfg->gates.foreign_key_check)) != 0)
+	    (rc = get_check_scope(c, v, "gates.foreign_key_check",
+	                          &cfg->gates.foreign_key_check)) != 0)
 		return rc;
 	if ((v = get(g, "allow_out_of_order")) != NULL &&
 	    (rc = get_bool(c, v, "gates.allow_out_of_order", &cfg->gates.allow_out_of_order)) != 0)
@@ -1178,8 +1203,8 @@ static int set_defaults(dc_config *cfg)
 	cfg->gates.lock_timeout_ms = 2000;
 	cfg->gates.statement_timeout_ms = 5 * 60 * 1000;
 	cfg->gates.require_down = true;
-	cfg->gates.integrity_check = true;
-	cfg->gates.foreign_key_check = true;
+	cfg->gates.integrity_check = DC_CHECK_CHANGED;
+	cfg->gates.foreign_key_check = DC_CHECK_CHANGED;
 	cfg->gates.lag_max_ms = 500;
 	cfg->gates.lag_timeout_ms = 10 * 60 * 1000;
 	cfg->rollout.canary.value = 1;

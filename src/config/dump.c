@@ -68,6 +68,12 @@ static void add_duration(dc_strbuf *out, const char *indent, const char *key, in
 	dc_strbuf_addf(out, "%s%s: %s\n", indent, key, buf);
 }
 
+/* `true` is the default scope (what the migration wrote), as users write it. */
+static const char *scope_name(dc_check_scope s)
+{
+	return s == DC_CHECK_FULL ? "full" : s == DC_CHECK_CHANGED ? "true" : "false";
+}
+
 static const char *engine_name(dc_engine_kind e)
 {
 	return e == DC_ENGINE_POSTGRES ? "postgres" : "sqlite";
@@ -146,10 +152,8 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 	add_duration(out, "  ", "lock_timeout", cfg->gates.lock_timeout_ms);
 	add_duration(out, "  ", "statement_timeout", cfg->gates.statement_timeout_ms);
 	dc_strbuf_addf(out, "  require_down: %s\n", cfg->gates.require_down ? "true" : "false");
-	dc_strbuf_addf(out, "  integrity_check: %s\n",
-	               cfg->gates.integrity_check ? "true" : "false");
-	dc_strbuf_addf(out, "  foreign_key_check: %s\n",
-	               cfg->gates.foreign_key_check ? "true" : "false");
+	dc_strbuf_addf(out, "  integrity_check: %s\n", scope_name(cfg->gates.integrity_check));
+	dc_strbuf_addf(out, "  foreign_key_check: %s\n", scope_name(cfg->gates.foreign_key_check));
 	dc_strbuf_addf(out, "  allow_out_of_order: %s\n",
 	               cfg->gates.allow_out_of_order ? "true" : "false");
 	dc_strbuf_adds(out, "  replication_lag:\n");
@@ -221,8 +225,9 @@ static const char template_text[] =
         "  statement_timeout: 5m          # SET statement_timeout\n"
         "  require_down: true             # refuse migrations without down steps\n"
         "  replication_lag: { max: 500ms, timeout: 10m }\n"
-        "  integrity_check: true          # PRAGMA integrity_check before each commit (sqlite)\n"
-        "  foreign_key_check: true        # PRAGMA foreign_key_check before each commit (sqlite)\n"
+        "  integrity_check: true          # sqlite, before each commit: PRAGMA integrity_check of the\n"
+        "                                 # tables the migration wrote (full: the whole file)\n"
+        "  foreign_key_check: true        # the same for foreign keys, with the tables referencing them\n"
         "  allow_out_of_order: false      # refuse versions older than ones already applied\n"
         "\n"
         "rollout:\n"

@@ -46,6 +46,10 @@
 /* Distinct tables recorded per statement (the rest are not recorded). */
 #define MAX_TABLES 8
 
+/* Distinct tables recorded as written per tenant visit; more checks the
+ * whole database. */
+#define MAX_WRITTEN 256
+
 /* How often lock_tenant retries while another process holds the lock. */
 #define LOCK_POLL_MS 10
 
@@ -101,6 +105,12 @@ typedef enum history_state {
 	HISTORY_PRESENT = 3
 } history_state;
 
+/* A table a user statement wrote (see dc_conn.written). */
+typedef struct written_table {
+	char *name;
+	bool dropped; /* by DROP TABLE: its absence is expected */
+} written_table;
+
 struct dc_conn {
 	dc_engine *engine;
 	sqlite3 *db;             /* the current tenant's file, NULL before enter */
@@ -122,6 +132,17 @@ struct dc_conn {
 	size_t ntables;
 	char tables[MAX_TABLES][64];
 	char refusal[512];
+
+	/* The tables the user's statements wrote since enter, for the checks
+	 * scoped to them. The authorizer notes them while a user statement is
+	 * prepared: trigger bodies and foreign key actions are compiled then
+	 * too. `written_all`: a write these names do not capture (a virtual
+	 * table's, PRAGMA writable_schema, more than MAX_WRITTEN tables, no
+	 * memory): the checks cover the whole database. */
+	written_table *written;
+	size_t nwritten, awritten;
+	bool written_all;
+	bool ignored_checks; /* the user ran PRAGMA ignore_check_constraints */
 
 	dc_strbuf scratch; /* "EXPLAIN <sql>", reused across statements */
 
@@ -443,6 +464,17 @@ static int release_lock(dc_conn *c)
 
 /* Leaves the current tenant: drops its lock and closes its file (which rolls
  * back an open transaction). */
+static void written_reset(dc_conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nwritten; i++)
+		free(c->written[i].name);
+	c->nwritten = 0;
+	c->written_all = false;
+	c->ignored_checks = false;
+}
+
 static void leave(dc_conn *c)
 {
 	(void)release_lock(c);
@@ -452,6 +484,7 @@ static void leave(dc_conn *c)
 	c->tenant = NULL;
 	c->in_tx = false;
 	c->history = HISTORY_UNKNOWN;
+	written_reset(c);
 }
 
 static void sq_disconnect(dc_conn *c)
@@ -459,6 +492,7 @@ static void sq_disconnect(dc_conn *c)
 	if (!c)
 		return;
 	leave(c);
+	free(c->written);
 	dc_strbuf_release(&c->scratch);
 	dc_strbuf_release(&c->canon);
 	free(c->dir_spelling);
@@ -501,6 +535,45 @@ static void note_table(dc_conn *c, const char *table)
 			return;
 	if (c->ntables < MAX_TABLES)
 		snprintf(c->tables[c->ntables++], sizeof(c->tables[0]), "%s", table);
+}
+
+/* Notes that the user's statement writes `table` of database `db`. */
+static void note_written(dc_conn *c, const char *table, const char *db, bool dropped)
+{
+	struct written_table *w;
+	size_t i;
+
+	if (!table || strncasecmp(table, "sqlite_", 7) == 0 || (db && strcmp(db, "main") != 0))
+		return; /* SQLite's own tables; temp tables are not in the file */
+	for (i = 0; i < c->nwritten; i++) {
+		if (strcasecmp(c->written[i].name, table) == 0) {
+			c->written[i].dropped |= dropped;
+			return;
+		}
+	}
+	if (c->nwritten == MAX_WRITTEN) {
+		c->written_all = true;
+		return;
+	}
+	if (c->nwritten == c->awritten) {
+		size_t na = c->awritten ? c->awritten * 2 : 8;
+
+		w = dc_realloc_array(c->written, na, sizeof(*w));
+		if (!w) {
+			c->written_all = true;
+			return;
+		}
+		c->written = w;
+		c->awritten = na;
+	}
+	w = &c->written[c->nwritten];
+	w->name = dc_strdup(table);
+	if (!w->name) {
+		c->written_all = true;
+		return;
+	}
+	w->dropped = dropped;
+	c->nwritten++;
 }
 
 static bool own_database(const char *db)
@@ -551,6 +624,34 @@ static int authorize(void *arg,
 		       "statement refused: database '%s' would reach outside tenant '%s' (tenant isolation)",
 		       db, tenant_id(c));
 		return SQLITE_DENY;
+	}
+	switch (action) {
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+	case SQLITE_CREATE_TABLE:
+		note_written(c, a1, db, false);
+		break;
+	case SQLITE_DROP_TABLE:
+		note_written(c, a1, db, true);
+		break;
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_DROP_INDEX:
+	case SQLITE_ALTER_TABLE:
+		note_written(c, a2, db, false);
+		break;
+	case SQLITE_CREATE_VTABLE:
+	case SQLITE_DROP_VTABLE:
+		c->written_all = true; /* its module writes shadow tables unseen */
+		break;
+	case SQLITE_PRAGMA:
+		if (a1 && strcasecmp(a1, "writable_schema") == 0)
+			c->written_all = true;
+		if (a1 && strcasecmp(a1, "ignore_check_constraints") == 0)
+			c->ignored_checks = true;
+		break;
+	default:
+		break;
 	}
 	switch (action) {
 	case SQLITE_CREATE_INDEX:
@@ -1562,6 +1663,320 @@ out:
 	return ret;
 }
 
+/*
+ * The checks are plain PRAGMAs: their table-valued forms cost a virtual
+ * table and a nested prepare per call, several times the check of a small
+ * table. A table's name is quoted with %w (it comes from SQLite itself: the
+ * authorizer or table_list), never spliced raw.
+ */
+#define CHECK_INTEGRITY_ALL "PRAGMA main.integrity_check"
+#define CHECK_FK_ALL        "PRAGMA main.foreign_key_check"
+
+/* A table of the tenant's file, as PRAGMA table_list names it. */
+typedef struct check_table {
+	char *name;
+	char type; /* 't'able, 'v'iew, 'V'irtual, 's'hadow */
+	bool in_set;
+} check_table;
+
+/* Runs one check (`fmt` with the quoted `table`, or `fmt` as is) and appends
+ * its problems to `out`: integrity_check's rows other than "ok", one line per
+ * foreign key violation. `*rows` counts the lines appended. */
+static int check_run(dc_conn *c,
+                     dc_check_kind kind,
+                     const char *fmt,
+                     const char *table,
+                     dc_strbuf *out,
+                     size_t max_rows,
+                     size_t *rows,
+                     dc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = table ? sqlite3_mprintf(fmt, table) : NULL;
+	int ret = 0, rc;
+
+	if (table && !sql)
+		return conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
+	rc = sqlite3_prepare_v2(c->db, sql ? sql : fmt, -1, &st, NULL);
+	while (rc == SQLITE_OK && *rows < max_rows && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *a = (const char *)sqlite3_column_text(st, 0);
+
+		rc = SQLITE_OK;
+		if (kind == DC_CHECK_INTEGRITY) {
+			if (a && strcmp(a, "ok") == 0)
+				continue;
+			dc_strbuf_addf(out, "%s\n", a ? a : "");
+		} else if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+			dc_strbuf_addf(out, "%s: a row references a missing row of %s\n",
+			               a ? a : "?", (const char *)sqlite3_column_text(st, 2));
+		} else {
+			dc_strbuf_addf(out, "%s: row %lld references a missing row of %s\n",
+			               a ? a : "?", (long long)sqlite3_column_int64(st, 1),
+			               (const char *)sqlite3_column_text(st, 2));
+		}
+		(*rows)++;
+	}
+	if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = db_fail(c, err, table);
+	else if (dc_strbuf_error(out))
+		ret = conn_fail(c, err, dc_strbuf_error(out), NULL, 0, 0,
+		                "tenant '%s': check output too large", tenant_id(c));
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return ret;
+}
+
+static void check_tables_free(check_table *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(t[i].name);
+	free(t);
+}
+
+static int check_table_cmp(const void *a, const void *b)
+{
+	return strcasecmp(((const check_table *)a)->name, ((const check_table *)b)->name);
+}
+
+/* The file's tables and views (PRAGMA main.table_list), SQLite's own left out. */
+static int check_tables(dc_conn *c, check_table **out, size_t *n, dc_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	check_table *t = NULL;
+	size_t nt = 0, at = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA main.table_list", -1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *type = (const char *)sqlite3_column_text(st, 2);
+
+		rc = SQLITE_OK;
+		if (!name || !type || strncasecmp(name, "sqlite_", 7) == 0)
+			continue;
+		if (nt == at) {
+			size_t na = at ? at * 2 : 16;
+			check_table *nt2 = dc_realloc_array(t, na, sizeof(*nt2));
+
+			if (!nt2) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			t = nt2;
+			at = na;
+		}
+		t[nt].name = dc_strdup(name);
+		if (!t[nt].name) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		t[nt].type = strcmp(type, "view") == 0      ? 'v'
+		             : strcmp(type, "virtual") == 0 ? 'V'
+		             : strcmp(type, "shadow") == 0  ? 's'
+		                                            : 't';
+		t[nt].in_set = false;
+		nt++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		check_tables_free(t, nt);
+		return rc == SQLITE_NOMEM
+		               ? conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory")
+		               : db_fail(c, err, "sqlite_schema");
+	}
+	if (nt > 1) /* problems in name order, whatever the schema's */
+		qsort(t, nt, sizeof(*t), check_table_cmp);
+	*out = t;
+	*n = nt;
+	return 0;
+}
+
+static check_table *find_table(check_table *t, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(t[i].name, name) == 0)
+			return &t[i];
+	return NULL;
+}
+
+/*
+ * Marks the written tables in `t`. `*full` when one is gone without having
+ * been dropped (renamed away: its new name is unknown) or is virtual (its
+ * module writes shadow tables the authorizer does not see): only a check of
+ * the whole file covers those.
+ */
+static void mark_written(const dc_conn *c, check_table *t, size_t n, bool *full)
+{
+	size_t i;
+
+	for (i = 0; i < c->nwritten && !*full; i++) {
+		check_table *x = find_table(t, n, c->written[i].name);
+
+		if (!x)
+			*full = !c->written[i].dropped;
+		else if (x->type == 'V')
+			*full = true;
+		else
+			x->in_set = true;
+	}
+}
+
+/*
+ * Adds to the set every table referencing one in the set (or a dropped
+ * written one), transitively: a deleted, re-keyed or dropped parent orphans
+ * its children's rows. `refs[i]` receives whether t[i] has a foreign key.
+ */
+static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool *refs, dc_error *err)
+{
+	char **parent = NULL;
+	size_t *child = NULL, nedges = 0, aedges = 0, i;
+	sqlite3_stmt *st = NULL;
+	bool grew;
+	int ret = 0, rc = SQLITE_OK;
+
+	for (i = 0; i < n && rc == SQLITE_OK; i++) {
+		char *sql;
+
+		refs[i] = false;
+		if (t[i].type != 't')
+			continue;
+		sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t[i].name);
+		if (!sql)
+			goto oom;
+		rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+		sqlite3_free(sql);
+		while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 2);
+
+			rc = SQLITE_OK;
+			refs[i] = true;
+			if (!p)
+				continue;
+			if (nedges == aedges) {
+				size_t na = aedges ? aedges * 2 : 16;
+				size_t *nc = dc_realloc_array(child, na, sizeof(*nc));
+				char **np;
+
+				if (!nc)
+					goto oom;
+				child = nc;
+				np = dc_realloc_array(parent, na, sizeof(*np));
+				if (!np)
+					goto oom;
+				parent = np;
+				aedges = na;
+			}
+			parent[nedges] = dc_strdup(p);
+			if (!parent[nedges])
+				goto oom;
+			child[nedges++] = i;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		ret = db_fail(c, err, "foreign_key_list");
+		goto out;
+	}
+	do {
+		grew = false;
+		for (i = 0; i < nedges; i++) {
+			const check_table *p;
+			bool parent_in = false;
+			size_t w;
+
+			if (t[child[i]].in_set)
+				continue;
+			p = find_table(t, n, parent[i]);
+			if (p)
+				parent_in = p->in_set;
+			for (w = 0; !parent_in && w < c->nwritten; w++)
+				parent_in = c->written[w].dropped &&
+				            strcasecmp(c->written[w].name, parent[i]) == 0;
+			if (parent_in) {
+				t[child[i]].in_set = true;
+				grew = true;
+			}
+		}
+	} while (grew);
+	goto out;
+oom:
+	ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
+out:
+	sqlite3_finalize(st);
+	for (i = 0; i < nedges; i++)
+		free(parent[i]);
+	free(parent);
+	free(child);
+	return ret;
+}
+
+static int sq_check(dc_conn *c,
+                    dc_check_kind kind,
+                    bool full,
+                    dc_strbuf *out,
+                    size_t max_rows,
+                    dc_error *err)
+{
+	check_table *t = NULL;
+	bool *refs = NULL;
+	size_t nt = 0, rows = 0, i;
+	int ret;
+
+	if ((ret = need_db(c, err)) != 0)
+		return ret;
+	/* integrity_check skips CHECK constraints while they are ignored */
+	if (c->ignored_checks) {
+		if ((ret = run_internal(c, "PRAGMA ignore_check_constraints = OFF", err)) != 0)
+			return ret;
+		c->ignored_checks = false;
+	}
+	full = full || c->written_all;
+	if (!full && c->nwritten == 0)
+		return 0; /* nothing written, nothing to check */
+	if (!full) {
+		if ((ret = check_tables(c, &t, &nt, err)) != 0)
+			return ret;
+		mark_written(c, t, nt, &full);
+	}
+	if (full) {
+		ret = check_run(c, kind,
+		                kind == DC_CHECK_INTEGRITY ? CHECK_INTEGRITY_ALL : CHECK_FK_ALL,
+		                NULL, out, max_rows, &rows, err);
+		goto out;
+	}
+	if (kind == DC_CHECK_INTEGRITY) {
+		for (i = 0; i < nt && ret == 0 && rows < max_rows; i++)
+			if (t[i].in_set && t[i].type != 'v')
+				ret = check_run(c, kind, "PRAGMA main.integrity_check(\"%w\")",
+				                t[i].name, out, max_rows, &rows, err);
+		goto out;
+	}
+	refs = calloc(nt ? nt : 1, sizeof(*refs));
+	if (!refs) {
+		ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
+		goto out;
+	}
+	if ((ret = mark_referencing(c, t, nt, refs, err)) != 0)
+		goto out;
+	for (i = 0; i < nt && ret == 0 && rows < max_rows; i++)
+		if (t[i].in_set && refs[i])
+			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")", t[i].name,
+			                out, max_rows, &rows, err);
+out:
+	free(refs);
+	check_tables_free(t, nt);
+	return ret;
+}
+
 static int fsync_path(const char *path, int flags)
 {
 	int fd = open(path, flags | O_CLOEXEC);
@@ -1705,6 +2120,7 @@ const dc_engine_ops dc_engine_sqlite = {
 	.history_read = sq_history_read,
 	.history_write = sq_history_write,
 	.query_text = sq_query_text,
+	.check = sq_check,
 	.backup = sq_backup,
 	.schema_fingerprint = sq_schema_fingerprint,
 };

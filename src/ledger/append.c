@@ -561,8 +561,7 @@ static bool tail_is_ours(dc_ledger *l, const struct stat *st)
 	if (!l->tail_known || st->st_dev != l->tail_dev || st->st_ino != l->tail_ino ||
 	    st->st_size != l->tail_size || (off_t)len > st->st_size)
 		return false;
-	if (stat(l->head_path, &hst) != 0 || hst.st_dev != l->head_dev ||
-	    hst.st_ino != l->head_ino)
+	if (stat(l->head_path, &hst) != 0 || hst.st_dev != l->head_dev || hst.st_ino != l->head_ino)
 		return false;
 	buf = malloc(len);
 	if (!buf)

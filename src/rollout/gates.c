@@ -251,42 +251,45 @@ static int gate_drift(const dc_gate *gate,
 	return 0;
 }
 
-/* Per tenant, before its commit: the engine's own consistency checks. */
-static int gate_pragma(const dc_gate *gate,
-                       const dc_gate_ctx *ctx,
-                       dc_gate_result *res,
-                       dc_error *err)
+/*
+ * Per tenant, before its commit: the engine's own consistency checks, of
+ * what the tenant's migration wrote (gates.*: true) or of the whole
+ * database (full). Engines without such checks pass.
+ */
+static int gate_check(const dc_gate *gate,
+                      const dc_gate_ctx *ctx,
+                      dc_gate_result *res,
+                      dc_error *err)
 {
 	bool integrity = strcmp(gate->name, "integrity_check") == 0;
+	dc_check_scope scope =
+	        integrity ? ctx->cfg->gates.integrity_check : ctx->cfg->gates.foreign_key_check;
 	dc_strbuf out = DC_STRBUF_INIT;
+	const char *what = scope == DC_CHECK_FULL ? "the whole database" : "the tables written";
+	size_t i;
 	int rc;
 
-	if (!ctx->conn || !ctx->ops || strcmp(ctx->ops->name, "sqlite") != 0) {
+	if (!ctx->conn || !ctx->ops || !ctx->ops->check) {
 		res->verdict = DC_GATE_PASS;
 		snprintf(res->detail, sizeof(res->detail), "not applicable to this engine");
 		return 0;
 	}
-	rc = ctx->ops->query_text(ctx->conn,
-	                          integrity ? "PRAGMA integrity_check" : "PRAGMA foreign_key_check",
-	                          &out, 10, err);
+	rc = ctx->ops->check(ctx->conn, integrity ? DC_CHECK_INTEGRITY : DC_CHECK_FOREIGN_KEYS,
+	                     scope == DC_CHECK_FULL, &out, 10, err);
 	if (rc)
 		goto out;
-	if (integrity ? strcmp(out.buf, "ok") == 0 || strcmp(out.buf, "ok\n") == 0 : out.len == 0) {
+	if (out.len == 0) {
 		res->verdict = DC_GATE_PASS;
-		snprintf(res->detail, sizeof(res->detail), "%s",
+		snprintf(res->detail, sizeof(res->detail), "%s: %s", what,
 		         integrity ? "integrity ok" : "no foreign key violation");
-	} else {
-		size_t i;
-
-		for (i = 0; i < out.len; i++)
-			if (out.buf[i] == '\n')
-				out.buf[i] = i + 1 == out.len ? '\0' : ';';
-		res->verdict = DC_GATE_REFUSE;
-		snprintf(res->detail, sizeof(res->detail), "%s: %.400s",
-		         integrity ? "integrity check failed"
-		                   : "foreign key violations in table(s)",
-		         out.buf);
+		goto out;
 	}
+	for (i = 0; i < out.len; i++)
+		if (out.buf[i] == '\n')
+			out.buf[i] = i + 1 == out.len ? '\0' : ';';
+	res->verdict = DC_GATE_REFUSE;
+	snprintf(res->detail, sizeof(res->detail), "%s: %.400s",
+	         integrity ? "integrity check failed" : "foreign key violation", out.buf);
 out:
 	dc_strbuf_release(&out);
 	return rc;
@@ -309,9 +312,9 @@ int dc_rollout__register_gates(dc_gate_registry *reg, const dc_config *cfg, dc_e
 		{ "drift", "every applied checksum matches its file",
 		  DC_GATE_PREFLIGHT, gate_drift, 0, NULL },
 		{ "integrity_check", "the tenant's database is intact before commit",
-		  DC_GATE_AFTER_TENANT, gate_pragma, 0, NULL },
+		  DC_GATE_AFTER_TENANT, gate_check, 0, NULL },
 		{ "foreign_key_check", "no foreign key violation before commit",
-		  DC_GATE_AFTER_TENANT, gate_pragma, 0, NULL },
+		  DC_GATE_AFTER_TENANT, gate_check, 0, NULL },
 	};
 	/* clang-format on */
 	size_t i;

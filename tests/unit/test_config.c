@@ -136,6 +136,8 @@ static const bad_case bad_cases[] = {
 	  "gates.replication_lag: expected a mapping, got a scalar" },
 	{ "bool_yes", SQLITE_OK_HEAD "gates:\n  require_down: yes\n", 4, 17,
 	  "gates.require_down: expected true or false, got 'yes'" },
+	{ "check_scope", SQLITE_OK_HEAD "gates:\n  foreign_key_check: partial\n", 4, 22,
+	  "gates.foreign_key_check: expected true (the tables the migration wrote), full or false, got 'partial'" },
 	{ "canary_percent_high", SQLITE_OK_HEAD "rollout:\n  canary: 150%\n", 4, 11,
 	  "rollout.canary: invalid percentage '150%' (expected 1%..100%)" },
 	{ "canary_word", SQLITE_OK_HEAD "rollout:\n  canary: some\n", 4, 11,
@@ -236,6 +238,8 @@ static const char full_yaml[] =
         "  lock_timeout: 3s\n"
         "  statement_timeout: 10m\n"
         "  require_down: false\n"
+        "  integrity_check: full\n"
+        "  foreign_key_check: false\n"
         "  replication_lag: { max: 250ms, timeout: 1h }\n"
         "rollout:\n"
         "  canary: 5%\n"
@@ -277,6 +281,8 @@ static void full_config(void **state)
 	assert_int_equal(cfg->gates.lock_timeout_ms, 3000);
 	assert_int_equal(cfg->gates.statement_timeout_ms, 600000);
 	assert_false(cfg->gates.require_down);
+	assert_int_equal(cfg->gates.integrity_check, DC_CHECK_FULL);
+	assert_int_equal(cfg->gates.foreign_key_check, DC_CHECK_OFF);
 	assert_int_equal(cfg->gates.lag_max_ms, 250);
 	assert_int_equal(cfg->gates.lag_timeout_ms, 3600000);
 	assert_true(cfg->rollout.canary.percent);
@@ -308,6 +314,8 @@ static void minimal_sqlite_gets_defaults(void **state)
 	assert_int_equal(cfg->gates.lock_timeout_ms, 2000);
 	assert_int_equal(cfg->gates.statement_timeout_ms, 300000);
 	assert_true(cfg->gates.require_down);
+	assert_int_equal(cfg->gates.integrity_check, DC_CHECK_CHANGED);
+	assert_int_equal(cfg->gates.foreign_key_check, DC_CHECK_CHANGED);
 	assert_int_equal(cfg->gates.lag_max_ms, 500);
 	assert_int_equal(cfg->gates.lag_timeout_ms, 600000);
 	assert_false(cfg->rollout.canary.percent);
@@ -668,8 +676,8 @@ static void dump_is_complete_and_reloads(void **state)
 	                               "  lock_timeout: 3s\n"
 	                               "  statement_timeout: 10m\n"
 	                               "  require_down: false\n"
-	                               "  integrity_check: true\n"
-	                               "  foreign_key_check: true\n"
+	                               "  integrity_check: full\n"
+	                               "  foreign_key_check: false\n"
 	                               "  allow_out_of_order: false\n"
 	                               "  replication_lag:\n"
 	                               "    max: 250ms\n"

@@ -953,6 +953,105 @@ static void test_integrity_check_text(void **state)
 	dc_strbuf_release(&sb);
 }
 
+/* The problems engine check `kind` finds, scoped or full, as one string. */
+static char *check(fx *f, dc_check_kind kind, bool full)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	char *s;
+
+	dc_error_clear(&f->err);
+	if (E->check(f->conn, kind, full, &sb, 10, &f->err) != 0)
+		fail_msg("check: %s", f->err.message);
+	s = strdup(sb.buf);
+	dc_strbuf_release(&sb);
+	assert_non_null(s);
+	return s;
+}
+
+static void assert_check(fx *f, dc_check_kind kind, bool full, const char *expected)
+{
+	char *s = check(f, kind, full);
+
+	assert_string_equal(s, expected);
+	free(s);
+}
+
+/* A tenant with a CHECK violation in `other` and a dangling reference in
+ * `lone`, both there before any migration: a check of the whole file finds
+ * them, a check of what the migration wrote does not, unless it wrote there. */
+#define CHECKS_SCHEMA                                                                  \
+	"CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT);"                          \
+	"CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p (id));"        \
+	"CREATE TABLE g (id INTEGER PRIMARY KEY, c INTEGER REFERENCES c (id));"        \
+	"CREATE TABLE other (id INTEGER PRIMARY KEY, n INTEGER CHECK (n > 0));"        \
+	"CREATE TABLE lone (id INTEGER PRIMARY KEY, o INTEGER REFERENCES other (id));" \
+	"INSERT INTO p VALUES (1, 'a'); INSERT INTO c VALUES (1, 1);"                  \
+	"INSERT INTO g VALUES (1, 1); INSERT INTO lone VALUES (1, 99);"                \
+	"PRAGMA ignore_check_constraints = ON; INSERT INTO other VALUES (1, -5);"
+
+static void test_checks_scoped_to_what_was_written(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, CHECKS_SCHEMA);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	/* nothing written yet: nothing to check; the whole file has both problems */
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "");
+	assert_check(f, DC_CHECK_INTEGRITY, true, "CHECK constraint failed in other\n");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, true,
+	             "lone: row 1 references a missing row of other\n");
+
+	/* a dropped table is not missed, and does not widen the check */
+	run_ok(f, "DROP TABLE g");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	/* a parent's rows deleted: its children are checked, the rest not */
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "DELETE FROM p");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 1 references a missing row of p\n");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+
+	/* writing `other` brings it in, and `lone`, which references it; CHECK
+	 * constraints the migration turned off are checked all the same */
+	run_ok(f, "PRAGMA ignore_check_constraints = ON");
+	run_ok(f, "INSERT INTO other VALUES (2, -1)");
+	assert_check(f, DC_CHECK_INTEGRITY, false,
+	             "CHECK constraint failed in other\nCHECK constraint failed in other\n");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "c: row 1 references a missing row of p\n"
+	             "lone: row 1 references a missing row of other\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
+static void test_checks_cover_everything_when_unsure(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, CHECKS_SCHEMA);
+	/* a table renamed away: its new name is unknown, the whole file is checked */
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "ALTER TABLE lone RENAME TO lone2");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "lone2: row 1 references a missing row of other\n");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "CHECK constraint failed in other\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* a virtual table writes shadow tables the authorizer does not see */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "CREATE VIRTUAL TABLE docs USING rtree (id, lo, hi)");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "CHECK constraint failed in other\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* a new visit starts with nothing written */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "INSERT INTO p VALUES (2, 'b')");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -993,6 +1092,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_fingerprint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_check_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checks_scoped_to_what_was_written, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
+		                                teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
