@@ -60,9 +60,6 @@
 	"name TEXT, checksum TEXT, phase TEXT, status TEXT NOT NULL, started_at TEXT, "      \
 	"finished_at TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT)"
 
-#define HISTORY_PROBE \
-	"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'deployclaw_history'"
-
 #define HISTORY_SELECT                                                                          \
 	"SELECT version, name, checksum, phase, status, started_at, finished_at, duration_ms, " \
 	"run_id, actor FROM deployclaw_history ORDER BY rowid"
@@ -1355,15 +1352,30 @@ out:
 /* ------------------------------------------------------------------------ */
 /* History                                                                  */
 
+/*
+ * Whether `schema` of `db` has deployclaw_history: 1, 0, or -1 with the
+ * error in `db`. sqlite3_table_column_metadata loads the schema and looks
+ * the name up in it: no statement to parse and plan, as a query of
+ * sqlite_schema would be (the schema load is paid either way). It says
+ * SQLITE_ERROR for a name it does not find; a schema that does not load
+ * fails with that error's own code (NOTADB, CORRUPT, BUSY, ...).
+ */
+static int history_exists(sqlite3 *db, const char *schema)
+{
+	int rc = sqlite3_table_column_metadata(db, schema, "deployclaw_history", NULL, NULL, NULL,
+	                                       NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 1 : rc == SQLITE_ERROR ? 0 : -1;
+}
+
 static int history_probe(dc_conn *c, dc_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(c->db, HISTORY_PROBE, -1, &st, NULL);
+	int found = history_exists(c->db, "main");
 
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		c->history = sqlite3_column_int(st, 0) ? HISTORY_PRESENT : HISTORY_MISSING;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : db_fail(c, err, "deployclaw_history");
+	if (found < 0)
+		return db_fail(c, err, "deployclaw_history");
+	c->history = found ? HISTORY_PRESENT : HISTORY_MISSING;
+	return 0;
 }
 
 static int history_create(dc_conn *c, dc_error *err)
