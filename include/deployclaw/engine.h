@@ -129,6 +129,18 @@ typedef struct dc_engine_ops {
 	int (*history_ensure)(dc_conn *conn, dc_error *err);
 	/** The tenant's history rows, in the order they were written. */
 	int (*history_read)(dc_conn *conn, dc_history_row **rows, size_t *n, dc_error *err);
+	/**
+	 * Optional (NULL: enter + history_read): the history of `tenant` read
+	 * without entering it -- planning reads every tenant once, before
+	 * anything changes, and an engine may do that more cheaply than by
+	 * pointing the connection at each tenant. The same rows and errors as
+	 * enter + history_read; the connection is left pointed at no tenant.
+	 */
+	int (*history_peek)(dc_conn *conn,
+	                    const dc_tenant *tenant,
+	                    dc_history_row **rows,
+	                    size_t *n,
+	                    dc_error *err);
 	/** Inserts or replaces the row of `row->version`, inside the open transaction. */
 	int (*history_write)(dc_conn *conn, const dc_history_row *row, dc_error *err);
 

@@ -60,9 +60,13 @@
 	"name TEXT, checksum TEXT, phase TEXT, status TEXT NOT NULL, started_at TEXT, "      \
 	"finished_at TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT)"
 
-#define HISTORY_SELECT                                                                          \
-	"SELECT version, name, checksum, phase, status, started_at, finished_at, duration_ms, " \
-	"run_id, actor FROM deployclaw_history ORDER BY rowid"
+#define HISTORY_COLUMNS \
+	"SELECT version, name, checksum, phase, status, started_at, finished_at, duration_ms, run_id, actor "
+#define HISTORY_SELECT      HISTORY_COLUMNS "FROM deployclaw_history ORDER BY rowid"
+#define HISTORY_SELECT_PEEK HISTORY_COLUMNS "FROM " PEEK_SCHEMA ".deployclaw_history ORDER BY rowid"
+
+/* The schema name a tenant is attached under by history_peek. */
+#define PEEK_SCHEMA "tenant"
 
 #define HISTORY_UPSERT                                                                        \
 	"INSERT OR REPLACE INTO deployclaw_history (version, name, checksum, phase, status, " \
@@ -148,6 +152,11 @@ struct dc_conn {
 	char *dir_spelling;
 	char *dir_real;
 	dc_strbuf canon; /* the tenant file's canonical path */
+
+	/* history_peek: an in-memory database each tenant is attached to in
+	 * turn, opened on first use (see sq_history_peek). */
+	sqlite3 *host;
+	sqlite3_stmt *attach, *detach;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -188,13 +197,19 @@ static int conn_fail(const dc_conn *c,
 	return code;
 }
 
-static int db_fail(const dc_conn *c, dc_error *err, const char *what)
+/* The last error of `db` (the tenant's handle, or planning's host). */
+static int db_fail_on(const dc_conn *c, sqlite3 *db, dc_error *err, const char *what)
 {
 	if (what)
 		return conn_fail(c, err, DC_EDB, NULL, 0, 0, "tenant '%s': %s: %s", tenant_id(c),
-		                 what, sqlite3_errmsg(c->db));
+		                 what, sqlite3_errmsg(db));
 	return conn_fail(c, err, DC_EDB, NULL, 0, 0, "tenant '%s': %s", tenant_id(c),
-	                 sqlite3_errmsg(c->db));
+	                 sqlite3_errmsg(db));
+}
+
+static int db_fail(const dc_conn *c, dc_error *err, const char *what)
+{
+	return db_fail_on(c, c->db, err, what);
 }
 
 static int need_db(const dc_conn *c, dc_error *err)
@@ -489,6 +504,9 @@ static void sq_disconnect(dc_conn *c)
 	if (!c)
 		return;
 	leave(c);
+	sqlite3_finalize(c->attach);
+	sqlite3_finalize(c->detach);
+	sqlite3_close(c->host);
 	free(c->written);
 	dc_strbuf_release(&c->scratch);
 	dc_strbuf_release(&c->canon);
@@ -782,19 +800,29 @@ static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
 	return true;
 }
 
+static int readonly_fail(dc_conn *c, const dc_tenant *t, dc_error *err)
+{
+	return conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+	                 "tenant '%s' ('%s'): the database file is read-only", t->id, t->target);
+}
+
 /*
  * What SQLite would find on its first read, for the price of one pread:
  * a file whose first 16 bytes are not SQLite's magic is not a database (an
  * empty file is an empty database).
  */
-static int check_magic(dc_conn *c, const dc_tenant *t, dc_error *err)
+static int check_magic(dc_conn *c,
+                       sqlite3 *db,
+                       const char *schema,
+                       const dc_tenant *t,
+                       dc_error *err)
 {
 	static const char magic[16] = "SQLite format 3";
 	sqlite3_file *f = NULL;
 	char head[16];
 	int rc;
 
-	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+	if (sqlite3_file_control(db, schema, SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
 	    !f->pMethods)
 		return 0; /* the first real read decides */
 	rc = f->pMethods->xRead(f, head, sizeof(head), 0);
@@ -813,19 +841,17 @@ static int check_magic(dc_conn *c, const dc_tenant *t, dc_error *err)
 	                 sqlite3_errstr(SQLITE_NOTADB));
 }
 
-static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
+/* The tenant's file as enter and history_peek find it before SQLite opens
+ * it: `*canonical` when c->canon holds its canonical name (see
+ * canonical_path). A missing file, one that is not a regular file and one
+ * without any write bit fail here. */
+static int tenant_file(dc_conn *c, const dc_tenant *t, bool *canonical, dc_error *err)
 {
 	struct stat sb;
-	const char *path = t->target, *vfs = NULL;
-	int rc, ret = 0;
 
-	leave(c);
-	c->tenant = t;
 	pthread_once(&canonical_once, canonical_register);
-	if (canonical_path(c, t->target, &sb)) {
-		path = c->canon.buf;
-		vfs = CANONICAL_VFS;
-	} else if (stat(t->target, &sb) != 0) {
+	*canonical = canonical_path(c, t->target, &sb);
+	if (!*canonical && stat(t->target, &sb) != 0) {
 		if (errno == ENOENT)
 			return conn_fail(c, err, DC_ENOTFOUND, NULL, 0, 0,
 			                 "tenant '%s' ('%s'): the database file does not exist",
@@ -839,7 +865,24 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	/* No write bit at all is a read-only file even for root, who could write it
 	 * anyway: a file someone made read-only is not ours to change. */
 	if (!(sb.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))
-		goto readonly;
+		return readonly_fail(c, t, err);
+	return 0;
+}
+
+static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
+{
+	const char *path = t->target, *vfs = NULL;
+	bool canonical = false;
+	int rc, ret = 0;
+
+	leave(c);
+	c->tenant = t;
+	if ((ret = tenant_file(c, t, &canonical, err)) != 0)
+		return ret;
+	if (canonical) {
+		path = c->canon.buf;
+		vfs = CANONICAL_VFS;
+	}
 	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
 	if (rc != SQLITE_OK) {
 		ret = conn_fail(c, err, rc == SQLITE_NOMEM ? DC_ENOMEM : DC_EDB, NULL, 0, 0,
@@ -864,11 +907,10 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	 * deployclaw_history looked for, by the first transaction that needs them
 	 * (the run's, under the tenant lock; planning's history_read). */
 	c->history = HISTORY_UNKNOWN;
-	ret = check_magic(c, t, err);
+	ret = check_magic(c, c->db, "main", t, err);
 	goto out;
 readonly:
-	ret = conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
-	                "tenant '%s' ('%s'): the database file is read-only", t->id, t->target);
+	ret = readonly_fail(c, t, err);
 out:
 	if (ret != 0 && c->db) {
 		sqlite3_close(c->db);
@@ -1515,19 +1557,21 @@ static int sq_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 	return history_read_in_tx(c, rows, n, err);
 }
 
-static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err)
+/* The rows `sql` (one of the HISTORY_SELECTs) reads from `db`. */
+static int read_rows(dc_conn *c,
+                     sqlite3 *db,
+                     const char *sql,
+                     dc_history_row **rows,
+                     size_t *n,
+                     dc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	dc_history_row *v = NULL, *r;
 	size_t len = 0, alloc = 0;
 	int ret = 0, rc;
 
-	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
-		return ret;
-	if (c->history == HISTORY_MISSING || c->history == HISTORY_EMPTY)
-		return 0; /* a tenant nothing was ever applied to */
-	if (sqlite3_prepare_v2(c->db, HISTORY_SELECT, -1, &st, NULL) != SQLITE_OK) {
-		ret = db_fail(c, err, "deployclaw_history");
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		ret = db_fail_on(c, db, err, "deployclaw_history");
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1566,7 +1610,7 @@ static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_e
 		r->duration_ms = sqlite3_column_int64(st, 7);
 	}
 	if (rc != SQLITE_DONE) {
-		ret = db_fail(c, err, "deployclaw_history");
+		ret = db_fail_on(c, db, err, "deployclaw_history");
 		goto out;
 	}
 	*rows = v;
@@ -1579,6 +1623,135 @@ oom:
 out:
 	sqlite3_finalize(st);
 	dc_history_rows_free(v, len);
+	return ret;
+}
+
+static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err)
+{
+	int ret;
+
+	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
+		return ret;
+	if (c->history == HISTORY_MISSING || c->history == HISTORY_EMPTY)
+		return 0; /* a tenant nothing was ever applied to */
+	return read_rows(c, c->db, HISTORY_SELECT, rows, n, err);
+}
+
+/*
+ * Planning reads every tenant's history once, before anything changes. A
+ * connection of its own per tenant pays SQLite's connection setup and
+ * teardown each time, most of it registering every built-in extension
+ * (FTS3, FTS5, R*Tree, ...) on the new handle; instead each tenant is
+ * attached in turn to this connection's in-memory host database (no
+ * authorizer there: only deployclaw's own statements run on it), read and
+ * detached. The file checks, the errors and the rows are enter's and
+ * history_read's. The host has no CREATE flag, which ATTACH inherits: a
+ * file that vanished is an error, never created.
+ */
+static int host_open(dc_conn *c, dc_error *err)
+{
+	int rc;
+
+	if (c->host)
+		return 0;
+	rc = sqlite3_open_v2(":memory:", &c->host, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                     canonical_ok ? CANONICAL_VFS : NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(c->host, c->engine->busy_ms);
+		rc = sqlite3_prepare_v2(c->host, "ATTACH ?1 AS " PEEK_SCHEMA, -1, &c->attach, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(c->host, "DETACH " PEEK_SCHEMA, -1, &c->detach, NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+	rc = conn_fail(c, err, rc == SQLITE_NOMEM ? DC_ENOMEM : DC_EDB, NULL, 0, 0,
+	               "cannot open SQLite's in-memory database: %s",
+	               c->host ? sqlite3_errmsg(c->host) : "out of memory");
+	sqlite3_finalize(c->attach);
+	sqlite3_finalize(c->detach);
+	sqlite3_close(c->host);
+	c->attach = c->detach = NULL;
+	c->host = NULL;
+	return rc;
+}
+
+static int sq_history_peek(dc_conn *c,
+                           const dc_tenant *t,
+                           dc_history_row **rows,
+                           size_t *n,
+                           dc_error *err)
+{
+	const char *path = t->target;
+	char *real = NULL;
+	bool canonical = false, attached = false;
+	int ret, rc, found;
+
+	*rows = NULL;
+	*n = 0;
+	leave(c);
+	c->tenant = t;
+	if ((ret = tenant_file(c, t, &canonical, err)) != 0 || (ret = host_open(c, err)) != 0)
+		goto out;
+	if (canonical) {
+		path = c->canon.buf;
+	} else if (canonical_ok) {
+		/* The host's VFS takes an absolute name as it is: give it the real
+		 * one, or a symlinked tenant's journal would be looked for next to
+		 * the link. */
+		real = realpath(t->target, NULL);
+		if (!real) {
+			ret = conn_fail(c, err, DC_EIO, NULL, 0, 0, "tenant '%s' ('%s'): %s", t->id,
+			                t->target, strerror(errno));
+			goto out;
+		}
+		path = real;
+	}
+	/* ATTACH opens the file and loads its schema: a file that is not a
+	 * database fails here, with SQLite's own message */
+	rc = sqlite3_bind_text(c->attach, 1, path, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(c->attach);
+	sqlite3_reset(c->attach);
+	sqlite3_clear_bindings(c->attach);
+	if (rc != SQLITE_DONE) {
+		ret = conn_fail(c, err, rc == SQLITE_NOMEM ? DC_ENOMEM : DC_EDB, NULL, 0, 0,
+		                "tenant '%s' ('%s'): %s", t->id, t->target,
+		                sqlite3_errmsg(c->host));
+		goto out;
+	}
+	attached = true;
+	/* SQLite falls back to read-only when it may not write the file. */
+	if (sqlite3_db_readonly(c->host, PEEK_SCHEMA) == 1) {
+		ret = readonly_fail(c, t, err);
+		goto out;
+	}
+	/* the existence check and the read share one read transaction */
+	if (sqlite3_exec(c->host, "BEGIN; PRAGMA " PEEK_SCHEMA ".schema_version", NULL, NULL,
+	                 NULL) != SQLITE_OK) {
+		ret = db_fail_on(c, c->host, err, NULL);
+		goto out;
+	}
+	found = history_exists(c->host, PEEK_SCHEMA);
+	if (found < 0)
+		ret = db_fail_on(c, c->host, err, "deployclaw_history");
+	else if (found)
+		ret = read_rows(c, c->host, HISTORY_SELECT_PEEK, rows, n, err);
+out:
+	if (c->host && !sqlite3_get_autocommit(c->host)) {
+		sqlite3_exec(c->host, "COMMIT", NULL, NULL, NULL);
+		if (!sqlite3_get_autocommit(c->host))
+			sqlite3_exec(c->host, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (attached && sqlite3_step(c->detach) != SQLITE_DONE && ret == 0) {
+		ret = db_fail_on(c, c->host, err, NULL);
+		dc_history_rows_free(*rows, *n);
+		*rows = NULL;
+		*n = 0;
+	}
+	if (attached)
+		sqlite3_reset(c->detach);
+	free(real);
+	c->tenant = NULL;
 	return ret;
 }
 
@@ -2130,6 +2303,7 @@ const dc_engine_ops dc_engine_sqlite = {
 	.query_bool = sq_query_bool,
 	.history_ensure = sq_history_ensure,
 	.history_read = sq_history_read,
+	.history_peek = sq_history_peek,
 	.history_write = sq_history_write,
 	.query_text = sq_query_text,
 	.check = sq_check,

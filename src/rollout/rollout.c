@@ -1310,10 +1310,13 @@ static void *plan_worker(void *arg)
 		if (ti == SIZE_MAX)
 			break;
 		rc = worker_conn(w, r->tenant_engine[ti], &conn, &err);
-		if (rc == 0)
+		if (rc == 0 && r->ops->history_peek) {
+			rc = r->ops->history_peek(conn, &r->rep->tenants[ti], &rows, &nrows, &err);
+		} else if (rc == 0) {
 			rc = r->ops->enter(conn, &r->rep->tenants[ti], &err);
-		if (rc == 0)
-			rc = r->ops->history_read(conn, &rows, &nrows, &err);
+			if (rc == 0)
+				rc = r->ops->history_read(conn, &rows, &nrows, &err);
+		}
 		if (rc == 0) {
 			plan_one(r, ti, rows, nrows);
 		} else {

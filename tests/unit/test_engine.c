@@ -773,6 +773,157 @@ static void test_missing_file(void **state)
 	assert_int_equal(access(f->tenants[0].target, F_OK), -1);
 }
 
+/* history_peek and enter + history_read on tenant `id`: the same code, the
+ * same message, the same rows (versions joined with ','). */
+static void assert_peek_like_enter(fx *f, const char *id, int expected_rc)
+{
+	dc_history_row *a = NULL, *b = NULL;
+	size_t na = 0, nb = 0, i;
+	char msg[1024];
+	dc_strbuf va = DC_STRBUF_INIT, vb = DC_STRBUF_INIT;
+	int rc;
+
+	dc_error_clear(&f->err);
+	rc = E->enter(f->conn, tenant(f, id), &f->err);
+	if (rc == 0)
+		rc = E->history_read(f->conn, &a, &na, &f->err);
+	assert_int_equal(rc, expected_rc);
+	snprintf(msg, sizeof(msg), "%s", f->err.message);
+	dc_error_clear(&f->err);
+	assert_int_equal(E->history_peek(f->conn, tenant(f, id), &b, &nb, &f->err), expected_rc);
+	assert_string_equal(f->err.message, msg);
+	if (expected_rc)
+		assert_string_equal(f->err.tenant, id);
+	assert_int_equal(na, nb);
+	for (i = 0; i < na; i++) {
+		dc_strbuf_addf(&va, "%s:%d,", a[i].version, (int)a[i].status);
+		dc_strbuf_addf(&vb, "%s:%d,", b[i].version, (int)b[i].status);
+		assert_string_equal(a[i].checksum, b[i].checksum);
+		assert_int_equal(a[i].started_at_ms, b[i].started_at_ms);
+	}
+	assert_string_equal(va.buf, vb.buf);
+	dc_strbuf_release(&va);
+	dc_strbuf_release(&vb);
+	dc_history_rows_free(a, na);
+	dc_history_rows_free(b, nb);
+}
+
+static void test_history_peek_reads_like_enter(void **state)
+{
+	fx *f = *state;
+	dc_history_row row, *rows = NULL;
+	char path[512];
+	size_t n = 0;
+	FILE *fp;
+
+	make_db(f, "acme.db", "CREATE TABLE t (a)");
+	make_db(f, "fresh.db", "CREATE TABLE t (a)");
+	make_db(f, "frozen.db", "CREATE TABLE t (a)");
+	path_in(path, sizeof(path), f, "frozen.db");
+	assert_int_equal(chmod(path, 0444), 0);
+	path_in(path, sizeof(path), f, "junk.db");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not a database file. ", fp);
+	fclose(fp);
+	path_in(path, sizeof(path), f, "blank.db");
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	fill_row(&row, "0001", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	fill_row(&row, "0002", DC_HISTORY_ROLLED_BACK);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+
+	assert_peek_like_enter(f, "acme", 0);
+	assert_peek_like_enter(f, "fresh", 0);
+	assert_peek_like_enter(f, "blank", 0);
+	assert_peek_like_enter(f, "frozen", DC_EINVAL);
+	assert_peek_like_enter(f, "junk", DC_EDB);
+	/* the file vanished after discovery: an error, and nothing is created */
+	path_in(path, sizeof(path), f, "fresh.db");
+	assert_int_equal(unlink(path), 0);
+	assert_peek_like_enter(f, "fresh", DC_ENOTFOUND);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* a peek leaves no transaction nor lock behind, and no tenant entered */
+	assert_int_equal(E->history_peek(f->conn, tenant(f, "acme"), &rows, &n, &f->err), 0);
+	assert_int_equal(n, 2);
+	dc_history_rows_free(rows, n);
+	assert_int_equal(run(f, "SELECT 1"), DC_EINVAL);
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->lock_tenant(f->conn, 0, &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "INSERT INTO t VALUES (1)");
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+}
+
+/* A crash mid-transaction leaves a hot journal next to the real file: a peek
+ * through a symlink must find it there and roll the file back. */
+static void test_history_peek_rolls_back_a_hot_journal(void **state)
+{
+	fx *f = *state;
+	char real[512], link[512], journal[600];
+	dc_history_row row, *rows = NULL;
+	size_t n = 0;
+	pid_t pid;
+	int status;
+
+	make_dir(f, "real");
+	make_db(f, "real/target.db", "CREATE TABLE t (a)");
+	path_in(real, sizeof(real), f, "real/target.db");
+	path_in(link, sizeof(link), f, "link.db");
+	assert_int_equal(symlink(real, link), 0);
+	snprintf(journal, sizeof(journal), "%s-journal", real);
+	start(f);
+	assert_int_equal(E->enter(f->conn, tenant(f, "link"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	fill_row(&row, "0001", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	E->disconnect(f->conn);
+	f->conn = NULL;
+
+	/* a writer that spills its changes into the file, then dies */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		sqlite3 *db = NULL;
+
+		if (sqlite3_open(real, &db) != SQLITE_OK ||
+		    sqlite3_exec(
+		            db,
+		            "PRAGMA cache_size = 2; BEGIN IMMEDIATE;"
+		            "INSERT INTO deployclaw_history (version, status) VALUES ('0002', 'applied');"
+		            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+		            " INSERT INTO t SELECT randomblob(500) FROM n;",
+		            NULL, NULL, NULL) != SQLITE_OK)
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(access(journal, F_OK), 0);
+
+	assert_int_equal(E->connect(f->engine, &f->conn, &f->err), 0);
+	assert_int_equal(E->history_peek(f->conn, tenant(f, "link"), &rows, &n, &f->err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].version, "0001");
+	dc_history_rows_free(rows, n);
+	assert_int_equal(access(journal, F_OK), -1);
+	assert_int_equal(E->enter(f->conn, tenant(f, "link"), &f->err), 0);
+	assert_text(f, "SELECT count(*) FROM t", "0\n");
+	assert_text(f, "PRAGMA integrity_check", "ok\n");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Locks                                                                    */
 
@@ -1092,6 +1243,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_fingerprint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_check_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_peek_reads_like_enter, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_history_peek_rolls_back_a_hot_journal, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_checks_scoped_to_what_was_written, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
