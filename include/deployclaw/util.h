@@ -181,7 +181,9 @@ DC_API int dc_file_read(char **out, size_t *len, const char *path, size_t max, d
 
 /**
  * Writes `len` bytes to `path` atomically: a temporary file in the same
- * folder, fsync, rename, fsync of the folder. `mode` as for open(2).
+ * folder (the dotfile `.<name>.tmp.<pid>`, which folder scanners skip, also
+ * when a crash leaves it behind), fsync, rename, fsync of the folder. `mode`
+ * as for open(2).
  * With `exclusive`, refuses (DC_EEXISTS) when `path` exists.
  */
 DC_API int dc_file_write_atomic(const char *path,

@@ -5,6 +5,10 @@
  * downs and transaction modes are known), a native .yaml migration (its
  * folder is loaded once), or a .sql file (linted as one transactional
  * phase, parsed once). Without PATH: the configured migrations.
+ *
+ * The configured migrations are checked against deployclaw.sum first, as
+ * every command that reads them does, and must load as a migration set. PATH
+ * is exempt: it names files being written, not hashed yet.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -299,6 +303,7 @@ static void fill_sources(dc_finding_list *l)
 static int run_lint(cli *c)
 {
 	dc_config *cfg = NULL;
+	dc_migration_set *set = NULL;
 	dc_lint_config lc;
 	dc_finding_list findings = { NULL, 0, 0 };
 	dc_strbuf out = DC_STRBUF_INIT;
@@ -330,7 +335,8 @@ static int run_lint(cli *c)
 				         "sqlite");
 			goto out;
 		}
-		if ((rc = lint_dir(c, cfg->migrations, NULL, &lc, &findings, &err)) != 0)
+		if ((rc = cli_load_migrations(cfg, false, &set, &err)) != 0 ||
+		    (rc = lint_set(set, NULL, &lc, &findings, &err)) != 0)
 			goto out;
 	}
 	for (i = 0; i < c->nargs && !rc; i++) {
@@ -383,6 +389,7 @@ static int run_lint(cli *c)
 	}
 out:
 	dc_strbuf_release(&out);
+	dc_migration_set_free(set);
 	if (rc) {
 		dc_finding_list_release(&findings);
 		dc_config_free(cfg);
@@ -399,7 +406,8 @@ const cli_command cmd_lint = {
 	"[PATH...]",
 	"check migrations for locking, rewriting and unsafe statements",
 	"PATH is a migrations folder, a native .yaml migration or a .sql file; without\n"
-	"PATH the configured migrations are checked. Each finding names its rule\n"
+	"PATH the configured migrations are checked, after deployclaw.sum (exit 4 when\n"
+	"a migration changed without 'deployclaw hash'). Each finding names its rule\n"
 	"(docs/lint-rules.md); severities are set under 'lint: { rules: ... }' in\n"
 	"deployclaw.yaml, and '-- deployclaw:ignore <rule>' silences the next\n"
 	"statement. Exit 1 when an error-severity finding remains.",

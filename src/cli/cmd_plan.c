@@ -7,6 +7,13 @@
  *
  * deployclaw plan --safe MIGRATION [-o FILE] — the same change rewritten in
  * safe phases (dc_rewrite_safe), as a native YAML migration.
+ *
+ * What plan reads from the configured folder (every migration, or --safe
+ * VERSION) is checked against deployclaw.sum first, as every command that
+ * reads migrations does. --safe FILE is the authoring path and is exempt,
+ * like lint PATH: the file is typically new and not hashed yet, and the
+ * rewrite written over it with -o changes it again, so the sum is written
+ * once the author is done ('deployclaw hash').
  */
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +310,14 @@ static void print_stmt(const dc_stmt_model *m, const live *lv)
 		cli_out("          note: %s\n", m->note);
 }
 
+static bool same_folder(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 static int run_safe(cli *c, const dc_config *cfg)
 {
 	dc_migration_set *set = NULL;
@@ -340,7 +355,7 @@ static int run_safe(cli *c, const dc_config *cfg)
 			                  c->args[0]);
 			goto out;
 		}
-		if ((rc = cli_load_migrations(cfg, true, &set, &err)) != 0)
+		if ((rc = cli_load_migrations(cfg, false, &set, &err)) != 0)
 			goto out;
 		m = dc_migration_set_find(set, c->args[0]);
 	}
@@ -350,10 +365,23 @@ static int run_safe(cli *c, const dc_config *cfg)
 	}
 	if ((rc = dc_rewrite_safe(m, m->path, &yaml, &err)) != 0)
 		goto out;
-	if (out)
-		rc = dc_file_write_atomic(out, yaml.buf, yaml.len, 0644, false, &err);
-	else
+	if (!out) {
 		cli_write(yaml.buf, yaml.len);
+		goto out;
+	}
+	if ((rc = dc_file_write_atomic(out, yaml.buf, yaml.len, 0644, false, &err)) != 0)
+		goto out;
+	/* the folder no longer matches its sum: every later command would refuse it */
+	if (cfg) {
+		char *dir = dc_path_dirname(out);
+
+		if (dir && same_folder(dir, cfg->migrations))
+			cli_note(c,
+			         "'%s' is in the migrations folder: run 'deployclaw hash' to "
+			         "update deployclaw.sum",
+			         out);
+		free(dir);
+	}
 out:
 	dc_strbuf_release(&yaml);
 	dc_migration_set_free(set);
@@ -390,7 +418,7 @@ static int run_plan(cli *c)
 		                  "plan analyses PostgreSQL migrations; engine is 'sqlite'");
 		goto out;
 	}
-	if ((rc = cli_load_migrations(cfg, true, &set, &err)) != 0)
+	if ((rc = cli_load_migrations(cfg, false, &set, &err)) != 0)
 		goto out;
 	for (i = 0; i < set->count; i++)
 		np += set->migrations[i].nphases;
@@ -523,7 +551,8 @@ const cli_command cmd_plan = {
 	"whether it can run in a transaction, and a risk summary. --live adds each\n"
 	"table's row estimate and size from every shard's catalog (one query per\n"
 	"shard). --safe MIGRATION (a version or a file) writes the migration rewritten\n"
-	"into safe phases as native YAML.",
+	"into safe phases as native YAML. The configured migrations are checked against\n"
+	"deployclaw.sum first (exit 4); a MIGRATION given as a file is not.",
 	plan_options,
 	run_plan,
 	NULL,

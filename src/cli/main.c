@@ -291,29 +291,6 @@ static void unknown_command(const char *prefix,
 		          name, prefix[0] ? " " : "", prefix, prefix[0] ? " " : "", prefix);
 }
 
-static void unknown_option(const cli_command *cmd, const char *path, const char *opt)
-{
-	const char *names[2 * CLI_MAX_OPTS];
-	const char *hint;
-	size_t n = 0;
-	int i;
-
-	for (i = 0; global_options[i].name; i++)
-		names[n++] = global_options[i].name;
-	for (i = 0; cmd && cmd->options && cmd->options[i].name; i++)
-		names[n++] = cmd->options[i].name;
-	while (*opt == '-')
-		opt++;
-	hint = dc_suggest(opt, names, n);
-	if (hint)
-		cli_error(NULL, "unknown option '--%s' for 'deployclaw %s' (did you mean '--%s'?)",
-		          opt, path, hint);
-	else
-		cli_error(NULL,
-		          "unknown option '--%s' for 'deployclaw %s'; see 'deployclaw %s --help'",
-		          opt, path, path);
-}
-
 /* The name part of "name=value" (or all of it), cut to fit `size`. */
 static void option_name(char *out, size_t size, const char *s, const char *eq)
 {
@@ -323,6 +300,52 @@ static void option_name(char *out, size_t size, const char *s, const char *eq)
 		n = size - 1;
 	memcpy(out, s, n);
 	out[n] = '\0';
+}
+
+/*
+ * `arg` as given on the command line is no option of the command at `path`
+ * ("" before the command: global options only). A long option is named
+ * without its value; a short one by its letter, as typed ('-c', not '--c').
+ */
+static void unknown_option(const cli_command *cmd, const char *path, const char *arg)
+{
+	const char *names[2 * CLI_MAX_OPTS];
+	const char *hint;
+	char shown[72], word[64];
+	size_t n = 0, len = 1;
+	int i;
+
+	for (i = 0; global_options[i].name; i++)
+		names[n++] = global_options[i].name;
+	for (i = 0; cmd && cmd->options && cmd->options[i].name; i++)
+		names[n++] = cmd->options[i].name;
+	if (arg[1] == '-') {
+		option_name(word, sizeof(word), arg + 2, strchr(arg + 2, '='));
+		snprintf(shown, sizeof(shown), "--%s", word);
+	} else {
+		/* the whole letter, UTF-8 continuation bytes included */
+		while (arg[1] && len < 4 && ((unsigned char)arg[1 + len] & 0xc0) == 0x80)
+			len++;
+		if (!arg[1])
+			len = 0;
+		shown[0] = '-';
+		memcpy(shown + 1, arg + 1, len);
+		shown[1 + len] = '\0';
+		/* "-check": the long name typed with one dash */
+		option_name(word, sizeof(word), arg + 1, strchr(arg + 1, '='));
+	}
+	hint = word[0] ? dc_suggest(word, names, n) : NULL;
+	if (!path[0] && hint)
+		cli_error(NULL, "unknown option '%s' (did you mean '--%s'?)", shown, hint);
+	else if (!path[0])
+		cli_error(NULL, "unknown option '%s'; see 'deployclaw --help'", shown);
+	else if (hint)
+		cli_error(NULL, "unknown option '%s' for 'deployclaw %s' (did you mean '--%s'?)",
+		          shown, path, hint);
+	else
+		cli_error(NULL,
+		          "unknown option '%s' for 'deployclaw %s'; see 'deployclaw %s --help'",
+		          shown, path, path);
 }
 
 /* Applies a global option; returns 1 when `i` was consumed as global. */
@@ -520,8 +543,14 @@ int main(int argc, char **argv)
 				set_global(&c, idx, eq + 1);
 				continue;
 			}
-		} else if (a[1] && !a[2]) {
+		} else if (a[1]) {
 			idx = short_index(global_options, a[1]);
+			/* every global short option is a flag: "-qx" is not "-q -x" */
+			if (idx >= 0 && a[2]) {
+				cli_error(NULL, "option '--%s' takes no value",
+				          global_options[idx].name);
+				return 2;
+			}
 		}
 		if (idx < 0) {
 			unknown_option(NULL, "", a);

@@ -368,6 +368,64 @@ static int report(const char *path,
 	                    e->lineno);
 }
 
+/*
+ * The ledger file does not exist (open failed with ENOENT). A head record, or
+ * an expected head, says entries were written there: the whole ledger was
+ * deleted, which is tampering (the tail truncated down to nothing), not a
+ * missing file. Without either, nothing says it ever existed. `x` and `res`
+ * may be NULL.
+ */
+static int ledger_missing(const char *path,
+                          const unsigned char *pk,
+                          const expect *x,
+                          dc_ledger_verify_result *res,
+                          dc_error *err)
+{
+	dc_ledger__head head;
+	char *head_path = dc_ledger__head_path(path);
+	int rc;
+
+	if (!head_path)
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	rc = dc_ledger__head_read(&head, head_path, pk, NULL, err);
+	if (rc == 0) {
+		if (res) {
+			res->head_seq = head.seq;
+			res->bad_seq = 1;
+			res->bad_line = 1;
+		}
+		rc = dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "ledger '%s' is missing but its head record '%s' says seq %" PRId64
+		        ": the whole ledger was deleted (entries seq 1..%" PRId64 " are gone)",
+		        path, head_path, head.seq, head.seq);
+	} else if (rc == DC_ENOTFOUND && x && x->given) {
+		if (res) {
+			res->bad_seq = 1;
+			res->bad_line = 1;
+		}
+		if (x->has_seq)
+			rc = dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "ledger '%s' is missing but the expected head is seq %" PRId64
+			        ": the whole ledger was deleted (entries seq 1..%" PRId64
+			        " are gone)",
+			        path, x->seq, x->seq);
+		else
+			rc = dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "ledger '%s' is missing but a head was expected: the whole "
+			        "ledger was deleted",
+			        path);
+	} else if (rc == DC_ENOTFOUND) {
+		rc = dc_error_set(err, DC_ENOTFOUND, "cannot open ledger '%s': %s", path,
+		                  strerror(ENOENT));
+	}
+	/* else: a head record that does not parse or verify, named by err */
+	free(head_path);
+	return rc;
+}
+
 /* One pass over the ledger; `fast` checks only the last signature. */
 static int verify_pass(const char *path,
                        const dc_ledger_verify_opts *opts,
@@ -417,9 +475,13 @@ static int verify_pass(const char *path,
 		goto out;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		rc = ledger_missing(path, opts->pubkey, &x, res, err);
+		goto out;
+	}
 	if (fd < 0) {
-		rc = dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
-		                  "cannot open ledger '%s': %s", path, strerror(errno));
+		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
+		                  strerror(errno));
 		goto out;
 	}
 	/* size and head together: appends write the line before the head */
@@ -759,9 +821,13 @@ int dc_ledger_read(const char *path,
 	if (!buf)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		rc = ledger_missing(path, NULL, NULL, NULL, err);
+		goto out;
+	}
 	if (fd < 0) {
-		rc = dc_error_set(err, errno == ENOENT ? DC_ENOTFOUND : DC_EIO,
-		                  "cannot open ledger '%s': %s", path, strerror(errno));
+		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
+		                  strerror(errno));
 		goto out;
 	}
 	rc = snapshot(fd, path, &size, err);

@@ -320,14 +320,21 @@ int dc_file_write_atomic(const char *path,
                          dc_error *err)
 {
 	dc_strbuf tmp = DC_STRBUF_INIT;
-	const char *p = data;
+	const char *p = data, *base = strrchr(path, '/');
 	int fd = -1, rc = 0;
 	size_t off = 0;
 
 	if (exclusive && dc_path_exists(path))
 		return dc_error_set(err, DC_EEXISTS, "'%s' already exists, refusing to overwrite",
 		                    path);
-	dc_strbuf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	/*
+	 * A dotfile: folders are scanned by other commands at the same time (the
+	 * migration loader reads the folder deployclaw.sum is written into), and a
+	 * crash leaves the temporary file behind; scanners skip dotfiles.
+	 */
+	base = base ? base + 1 : path;
+	dc_strbuf_add(&tmp, path, (size_t)(base - path));
+	dc_strbuf_addf(&tmp, ".%s.tmp.%ld", base, (long)getpid());
 	if (dc_strbuf_error(&tmp))
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);

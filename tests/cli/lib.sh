@@ -45,6 +45,12 @@ expect_err() {
 	grep -qF -- "$1" "$ERR" || fail "stderr lacks '$1'"
 }
 
+# expect_err_is TEXT: stderr is exactly TEXT (one line, its newline aside).
+expect_err_is() {
+	CHECKS=$((CHECKS + 1))
+	[ "$(cat "$ERR")" = "$1" ] || fail "stderr is not '$1'"
+}
+
 expect_no_out() {
 	CHECKS=$((CHECKS + 1))
 	! grep -qF -- "$1" "$OUT" || fail "stdout has '$1'"

@@ -106,6 +106,41 @@ run "$DC" audit verify --expect-head "$HEAD"
 expect_rc 4
 cp good.jsonl audit/ledger.jsonl
 
+# the whole ledger deleted: its head record, or --expect-head, makes it tampering
+rm audit/ledger.jsonl
+run "$DC" audit verify
+expect_rc 4
+expect_err "deployclaw: error: ledger '"
+expect_err "audit/ledger.jsonl' is missing but its head record '"
+expect_err "says seq 3: the whole ledger was deleted (entries seq 1..3 are gone)"
+expect_no_err "cannot open"
+run "$DC" audit verify --expect-head "$HEAD"
+expect_rc 4
+expect_err "says seq 3: the whole ledger was deleted"
+run "$DC" --json audit verify
+expect_rc 4
+expect_out '"ok": false'
+expect_out '"bad_seq": 1'
+run "$DC" audit export
+expect_rc 4
+expect_err "the whole ledger was deleted"
+CHECKS=$((CHECKS + 1))
+[ ! -s "$OUT" ] || fail "a deleted ledger was exported"
+run "$DC" audit show
+expect_rc 4
+expect_err "the whole ledger was deleted"
+rm audit/ledger.jsonl.head
+run "$DC" audit verify --expect-head "$HEAD"
+expect_rc 4
+expect_err "is missing but the expected head is seq 3: the whole ledger was deleted (entries seq 1..3 are gone)"
+# neither a head record nor an expected head: nothing says it existed
+run "$DC" audit verify
+expect_rc 2
+expect_err "cannot open ledger"
+expect_err "No such file or directory"
+cp good.jsonl audit/ledger.jsonl
+cp good.head audit/ledger.jsonl.head
+
 # a torn last line
 printf '{"seq":4,"ts":"2026' >> audit/ledger.jsonl
 run "$DC" audit verify

@@ -56,7 +56,30 @@ expect_err "unknown option '--chekc' for 'deployclaw hash' (did you mean '--chec
 
 run "$DC" --jsn hash
 expect_rc 2
-expect_err "(did you mean '--json'?)"
+expect_err_is "deployclaw: error: unknown option '--jsn' (did you mean '--json'?)"
+
+# a short option is named as typed; one before the command is a global option
+run "$DC" hash -c
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '-c' for 'deployclaw hash'; see 'deployclaw hash --help'"
+run "$DC" audit verify -p key.pub
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '-p' for 'deployclaw audit verify'; see 'deployclaw audit verify --help'"
+run "$DC" hash -check
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '-c' for 'deployclaw hash' (did you mean '--check'?)"
+run "$DC" -x help
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '-x'; see 'deployclaw --help'"
+run "$DC" --bogus help
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '--bogus'; see 'deployclaw --help'"
+run "$DC" --confg=secret.yaml help
+expect_rc 2
+expect_err_is "deployclaw: error: unknown option '--confg' (did you mean '--config'?)"
+run "$DC" -qx help
+expect_rc 2
+expect_err_is "deployclaw: error: option '--quiet' takes no value"
 
 run "$DC" hash extra-arg
 expect_rc 2

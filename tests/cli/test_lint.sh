@@ -87,6 +87,15 @@ lint:
     DC101: error
 YAML
 cd proj
+# the configured migrations are checked against deployclaw.sum first
+run "$DC" lint
+expect_rc 2
+expect_err "no 'deployclaw.sum' in 'migrations': run 'deployclaw hash' to create it"
+expect_no_out "DC101"
+run "$DC" plan
+expect_rc 2
+expect_err "run 'deployclaw hash' to create it"
+"$DC" -q audit keygen && "$DC" -q hash || fail "cannot hash the project"
 run "$DC" lint
 expect_rc 1
 expect_out "migrations/0001_add.yaml:7:7: error [DC101 create-index-non-concurrent]"
@@ -121,5 +130,52 @@ expect_out '"effect": "scan"'
 run "$DC" plan 0002
 expect_rc 2
 expect_err "no migration '0002'"
+
+# an edited or added migration: lint and plan refuse before reading it (exit 4)
+sed -i 's/nickname text/nickname varchar/' migrations/0001_add.yaml
+run "$DC" lint
+expect_rc 4
+expect_err "deployclaw.sum does not match the migrations: edited '0001_add.yaml'"
+expect_no_out "DC101"
+run "$DC" plan
+expect_rc 4
+expect_err "edited '0001_add.yaml'"
+expect_no_out "0001  add column"
+run "$DC" plan --safe 0001
+expect_rc 4
+expect_err "edited '0001_add.yaml'"
+# an explicit path is the author's file, not hashed yet: exempt
+run "$DC" lint migrations/0001_add.yaml
+expect_rc 1
+expect_out "[DC502 missing-down]"
+run "$DC" plan --safe migrations/0001_add.yaml
+expect_rc 0
+expect_out "CREATE INDEX CONCURRENTLY"
+"$DC" -q hash || fail "cannot rehash"
+printf 'version: "0002"\nphases:\n  - name: a\n    up: SELECT 1;\n' > migrations/0002_more.yaml
+run "$DC" lint
+expect_rc 4
+expect_err "added '0002_more.yaml'"
+run "$DC" plan
+expect_rc 4
+expect_err "added '0002_more.yaml'"
+rm migrations/0002_more.yaml
+
+# plan --safe -o into the migrations folder says the sum needs writing again
+run "$DC" plan --safe 0001 -o migrations/0001_add.yaml
+expect_rc 0
+expect_err "note: 'migrations/0001_add.yaml' is in the migrations folder: run 'deployclaw hash' to update deployclaw.sum"
+expect_file migrations/0001_add.yaml
+run "$DC" plan --safe 0001
+expect_rc 4
+expect_err "edited '0001_add.yaml'"
+run "$DC" plan --safe 0001 -o ../safe.yaml
+expect_rc 4
+"$DC" -q hash || fail "cannot rehash"
+run "$DC" plan --safe 0001 -o ../safe.yaml
+expect_rc 0
+expect_no_err "run 'deployclaw hash'"
+run "$DC" plan
+expect_rc 0
 
 finish

@@ -37,6 +37,8 @@ phases:
     up: ALTER TABLE users ALTER COLUMN id TYPE bigint;
     down: ALTER TABLE users ALTER COLUMN id TYPE int;
 YAML
+# plan reads the migrations behind their deployclaw.sum
+"$DC" -q audit keygen && "$DC" -q hash || exit 1
 run "$DC" plan --live
 expect_rc 0
 expect_out "ACCESS EXCLUSIVE on users"

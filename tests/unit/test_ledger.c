@@ -809,6 +809,63 @@ static void batch_and_limits(void **state)
 	assert_int_equal(res.entries, 51);
 }
 
+static int count_entry(json_t *entry, void *ctx)
+{
+	(void)entry;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/*
+ * The whole ledger file deleted while its signed head record (or a head the
+ * auditor noted) says entries were written: tampering naming the head's seq,
+ * not "cannot open". Without either a missing ledger stays not found.
+ */
+static void detects_deleted_ledger(void **state)
+{
+	fx *f = *state;
+	dc_ledger_verify_result res;
+	dc_error err = { 0 };
+	char msg[1024], eh[100], hash[65];
+	int seen = 0;
+
+	append_n(f, f->k, 1, N, NULL);
+	assert_int_equal(verify(f, NULL, &res, msg), 0);
+	snprintf(eh, sizeof(eh), "%d:%s", N, res.head_hash);
+	snprintf(hash, sizeof(hash), "%s", res.head_hash);
+	assert_int_equal(unlink(f->ledger), 0);
+
+	assert_int_equal(verify(f, NULL, &res, msg), DC_EINTEGRITY);
+	assert_contains(msg, "is missing but its head record");
+	assert_contains(msg,
+	                "says seq 20: the whole ledger was deleted (entries seq 1..20 are gone)");
+	assert_int_equal(res.head_seq, N);
+	assert_int_equal(res.bad_seq, 1);
+	assert_int_equal(res.entries, 0);
+	assert_int_equal(verify(f, eh, &res, msg), DC_EINTEGRITY);
+	assert_contains(msg, "says seq 20: the whole ledger was deleted");
+	/* reading it (audit show, export) is refused the same way */
+	assert_int_equal(dc_ledger_read(f->ledger, NULL, count_entry, &seen, &err), DC_EINTEGRITY);
+	assert_contains(err.message, "says seq 20: the whole ledger was deleted");
+
+	/* the head record deleted too: the expected head still catches it */
+	assert_int_equal(unlink(f->head), 0);
+	assert_int_equal(verify(f, eh, &res, msg), DC_EINTEGRITY);
+	assert_contains(msg, "is missing but the expected head is seq 20: the whole ledger was "
+	                     "deleted (entries seq 1..20 are gone)");
+	assert_int_equal(res.bad_seq, 1);
+	assert_int_equal(verify(f, hash, &res, msg), DC_EINTEGRITY);
+	assert_contains(msg, "is missing but a head was expected: the whole ledger was deleted");
+
+	/* nothing says a ledger ever existed: not found, as before */
+	assert_int_equal(verify(f, NULL, &res, msg), DC_ENOTFOUND);
+	assert_contains(msg, "cannot open ledger");
+	assert_contains(msg, "No such file or directory");
+	dc_error_clear(&err);
+	assert_int_equal(dc_ledger_read(f->ledger, NULL, count_entry, &seen, &err), DC_ENOTFOUND);
+	assert_int_equal(seen, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +892,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(filtered_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_and_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(detects_deleted_ledger, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

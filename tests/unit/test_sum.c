@@ -265,6 +265,25 @@ static void missing(void **state)
 	remove_dir(dir);
 }
 
+/* A temporary file a crashed sum write left behind is not read as a migration. */
+static void leftover_temp_is_ignored(void **state)
+{
+	char *dir = fixture();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, ".deployclaw.sum.tmp.123", "total 00\n001_a.up");
+	assert_int_equal(check(dir, &err), 0);
+	/* and a later write beside it */
+	assert_int_equal(dc_migration_set_load(&set, dir, DC_DIALECT_SQLITE, &err), 0);
+	assert_int_equal(set->count, 3);
+	assert_int_equal(dc_sum_write(set, &err), 0);
+	dc_migration_set_free(set);
+	assert_int_equal(check(dir, &err), 0);
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +297,7 @@ int main(void)
 		cmocka_unit_test(reordered_native_versions),
 		cmocka_unit_test(garbled),
 		cmocka_unit_test(missing),
+		cmocka_unit_test(leftover_temp_is_ignored),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

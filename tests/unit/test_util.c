@@ -4,10 +4,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include <deployclaw/util.h>
+
+#include "tmpdir.h"
 
 static void strbuf_appends_and_detaches(void **state)
 {
@@ -191,6 +194,83 @@ static void arena(void **state)
 	assert_null(a.head);
 }
 
+/* How many entries of `dir` are not dotfiles (what a folder scanner would see). */
+static int visible_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The temporary file of an atomic write is a dotfile next to the target:
+ * a folder scanned while the write runs (or after a crash left it behind)
+ * shows nothing but the target. A folder in the temporary file's place makes
+ * the write fail where it would have created it, which reveals its name.
+ */
+static void atomic_write_uses_a_dotfile(void **state)
+{
+	char *dir = make_dir(), *path = dc_path_join(dir, "deployclaw.sum"), *text = NULL;
+	char tmpname[64], cwd[4096], want[256];
+	dc_strbuf blocker = DC_STRBUF_INIT;
+	dc_error err = { 0 };
+	size_t len = 0;
+
+	(void)state;
+	snprintf(tmpname, sizeof(tmpname), ".deployclaw.sum.tmp.%ld", (long)getpid());
+	dc_strbuf_addf(&blocker, "%s/%s", dir, tmpname);
+	assert_int_equal(mkdir(blocker.buf, 0755), 0);
+	assert_int_equal(dc_file_write_atomic(path, "x\n", 2, 0644, false, &err), DC_EIO);
+	snprintf(want, sizeof(want), "cannot create '%s':", blocker.buf);
+	assert_non_null(strstr(err.message, want));
+	assert_false(dc_path_exists(path));
+	assert_int_equal(visible_entries(dir), 0);
+	assert_int_equal(rmdir(blocker.buf), 0);
+
+	/* done: the target (replaced) and nothing else, also with exclusive */
+	put(dir, "deployclaw.sum", "old\n");
+	dc_error_clear(&err);
+	assert_int_equal(dc_file_write_atomic(path, "x\n", 2, 0644, false, &err), 0);
+	assert_int_equal(dc_file_read(&text, &len, path, 100, &err), 0);
+	assert_string_equal(text, "x\n");
+	free(text);
+	dc_strbuf_setlen(&blocker, 0);
+	dc_strbuf_addf(&blocker, "%s/other", dir);
+	assert_int_equal(dc_file_write_atomic(blocker.buf, "y", 1, 0600, true, &err), 0);
+	assert_int_equal(visible_entries(dir), 2);
+	{
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			assert_null(strstr(de->d_name, ".tmp."));
+		closedir(d);
+	}
+
+	/* a bare name: the temporary file is in the current folder */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	snprintf(tmpname, sizeof(tmpname), ".bare.tmp.%ld", (long)getpid());
+	assert_int_equal(mkdir(tmpname, 0755), 0);
+	dc_error_clear(&err);
+	assert_int_equal(dc_file_write_atomic("bare", "z", 1, 0644, false, &err), DC_EIO);
+	snprintf(want, sizeof(want), "cannot create '%s':", tmpname);
+	assert_non_null(strstr(err.message, want));
+	assert_int_equal(rmdir(tmpname), 0);
+	assert_int_equal(chdir(cwd), 0);
+
+	dc_strbuf_release(&blocker);
+	free(path);
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +283,7 @@ int main(void)
 		cmocka_unit_test(errors_keep_the_first),
 		cmocka_unit_test(paths),
 		cmocka_unit_test(arena),
+		cmocka_unit_test(atomic_write_uses_a_dotfile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
