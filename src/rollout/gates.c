@@ -62,18 +62,19 @@ static int gate_ledger(const dc_gate *gate,
 	(void)gate;
 	(void)err;
 	memset(&vr, 0, sizeof(vr));
-	if (!dc_path_exists(ctx->cfg->audit.ledger)) {
-		res->verdict = DC_GATE_PASS;
-		snprintf(res->detail, sizeof(res->detail), "ledger '%s' is new",
-		         ctx->cfg->audit.ledger);
-		return 0;
-	}
 	/* Every hash and link, and the signatures of the last entry and the head: the chain
 	 * makes that signature vouch for every entry's content. `audit verify` checks all. */
 	rc = dc_ledger_verify_with(ctx->cfg->audit.ledger, &vo, DC_LEDGER_VERIFY_FAST, 0, &vr,
 	                           &verr);
 	pf->ledger_entries = vr.entries;
 	res->measured = (double)vr.entries;
+	/* no ledger and no head record saying there was one: a new ledger */
+	if (rc == DC_ENOTFOUND) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail), "ledger '%s' is new",
+		         ctx->cfg->audit.ledger);
+		return 0;
+	}
 	if (rc) {
 		char buf[1200];
 

@@ -96,4 +96,24 @@ for t in alpha beta delta; do
 done
 run "$DC" audit verify
 expect_rc 0
+
+# The ledger file deleted, its signed head record left: apply refuses before
+# touching any tenant (a missing ledger is new only when nothing says it existed)
+cat > migrations/0003_note.yaml <<'YAML'
+version: "0003"
+name: a note column
+phases:
+  - name: expand
+    up: ALTER TABLE accounts ADD COLUMN note TEXT;
+    down: ALTER TABLE accounts DROP COLUMN note;
+YAML
+run "$DC" hash
+expect_rc 0
+rm audit/ledger.jsonl
+run "$DC" apply
+expect_rc 4
+expect_err "the tail was truncated (entry seq 1 onwards is missing)"
+for t in alpha beta gamma delta; do
+	check_eq "$t 0003" "$(sqlite3 tenants/$t.db "SELECT count(*) FROM deployclaw_history WHERE version = '0003'")" 0
+done
 finish
