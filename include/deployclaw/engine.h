@@ -125,7 +125,9 @@ typedef struct dc_engine_ops {
 	/** Runs a verify assertion: a query returning one boolean-ish value. */
 	int (*query_bool)(dc_conn *conn, const dc_statement *stmt, bool *out, dc_error *err);
 
-	/** Creates the history table when missing. */
+	/** Makes the history table ready to be read and written: creates it when
+	 * missing, or leaves that to the first history_write (SQLite: in the
+	 * transaction that writes the row; history_read has no rows meanwhile). */
 	int (*history_ensure)(dc_conn *conn, dc_error *err);
 	/** The tenant's history rows, in the order they were written. */
 	int (*history_read)(dc_conn *conn, dc_history_row **rows, size_t *n, dc_error *err);

@@ -1430,11 +1430,13 @@ static int history_create(dc_conn *c, dc_error *err)
 }
 
 /*
- * Inside a transaction the table is created at once (it commits with the
- * transaction). Outside one, creating it would cost a durable commit of its
- * own on every new tenant, so it is left to the first history_write, which
- * creates it in the migration's transaction: history_read meanwhile has no
- * rows, exactly as with an empty table.
+ * A missing table is left to the first history_write, which creates it in
+ * the transaction that writes the row: history_read meanwhile has no rows,
+ * exactly as with an empty table. Outside a transaction, creating it here
+ * would cost a durable commit of its own on every new tenant; inside one,
+ * it would sit in the schema while the migration runs, and every ALTER
+ * TABLE of the migration (which re-parses the whole schema) would parse it
+ * again.
  */
 static int sq_history_ensure(dc_conn *c, dc_error *err)
 {
@@ -1444,9 +1446,7 @@ static int sq_history_ensure(dc_conn *c, dc_error *err)
 		return ret;
 	if (c->history == HISTORY_UNKNOWN && (ret = history_probe(c, err)) != 0)
 		return ret;
-	if (c->history != HISTORY_MISSING || sqlite3_get_autocommit(c->db))
-		return 0;
-	return history_create(c, err);
+	return 0;
 }
 
 static int dup_column(char **out, sqlite3_stmt *st, int col)
@@ -1725,12 +1725,10 @@ static int sq_history_peek(dc_conn *c,
 		ret = readonly_fail(c, t, err);
 		goto out;
 	}
-	/* the existence check and the read share one read transaction */
-	if (sqlite3_exec(c->host, "BEGIN; PRAGMA " PEEK_SCHEMA ".schema_version", NULL, NULL,
-	                 NULL) != SQLITE_OK) {
-		ret = db_fail_on(c, c->host, err, NULL);
-		goto out;
-	}
+	/* ATTACH loaded the schema: the existence check reads nothing, and the
+	 * read runs in a read transaction of its own (a schema changed since
+	 * makes SQLite prepare it again). What planning reads is confirmed by the
+	 * run, under the tenant lock, before anything changes. */
 	found = history_exists(c->host, PEEK_SCHEMA);
 	if (found < 0)
 		ret = db_fail_on(c, c->host, err, "deployclaw_history");
