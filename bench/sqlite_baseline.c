@@ -13,7 +13,7 @@
  * deployclaw leaves them. -j N splits the sorted tenant list into N
  * interleaved parts, one thread each (deployclaw's workers are threads too).
  * Prints one line: tenants, threads, wall seconds, tenants/s, peak RSS (KiB,
- * getrusage), failures and CPU seconds (user + system).
+ * getrusage), failures, CPU seconds (user + system) and user CPU seconds.
  */
 #include <glob.h>
 #include <pthread.h>
@@ -250,10 +250,11 @@ static int apply(const char *dir, int threads)
 	secs = now() - t0;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("tenants %zu threads %d wall_s %.3f tenants_per_s %.1f maxrss_kib %ld failed %zu "
-	       "cpu_s %.2f\n",
+	       "cpu_s %.2f user_s %.2f\n",
 	       g.gl_pathc, threads, secs, (double)g.gl_pathc / secs, ru.ru_maxrss, failed,
 	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+	       (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6);
 	globfree(&g);
 	free(parts);
 	return failed ? 1 : 0;

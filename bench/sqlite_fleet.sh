@@ -23,13 +23,15 @@
 #              history, the preflight gates -- the part of a run the baseline
 #              has no counterpart for, shown as a fraction of the baseline
 #
-# Every run prints wall time, tenants/s, peak RSS and CPU time, user + system
-# (deployclaw: `time -f "%M %U %S"`; the baseline: getrusage); the summary gives
-# medians, the ratio deployclaw/baseline of the median wall times at equal
-# parallelism, the median of the per-repeat ratios (each deployclaw run against
-# the baseline run next to it: steadier when the machine's load drifts), and
-# the same ratio for CPU time, which a noisy disk disturbs far less. TMPDIR
-# picks the disk measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other
+# Every run prints wall time, tenants/s, peak RSS, CPU time (user + system)
+# and user CPU time alone (deployclaw: `time -f "%M %U %S"`; the baseline:
+# getrusage); the summary gives medians, the ratio deployclaw/baseline of the
+# median wall times at equal parallelism, the median of the per-repeat ratios
+# (each deployclaw run against the baseline run next to it: steadier when the
+# machine's load drifts), and the same ratio for CPU time and for user CPU
+# time alone: the work each side does itself, which a noisy disk disturbs
+# least (system time grows with the disk's contention). TMPDIR picks the disk
+# measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other
 # builds, with no build step when both are given. SQLite's default durability
 # throughout (rollback journal, synchronous=FULL).
 set -eu
@@ -126,11 +128,11 @@ run_baseline() { # J REPEAT
 	fresh
 	out=$("$base" apply "$dir/run/tenants" -j "$1")
 	set -- "$1" "$2" $out
-	# tenants N threads J wall_s S tenants_per_s R maxrss_kib K failed F cpu_s C
+	# tenants N threads J wall_s S tenants_per_s R maxrss_kib K failed F cpu_s C user_s U
 	[ "${14}" = 0 ] || { echo "baseline: ${14} tenants failed" >&2; exit 1; }
-	echo "baseline $1 $2 $8 ${12} ${16}" >>"$results"
-	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s\n' baseline "$1" \
-		"$2" "$8" "${10}" "${12}" "${16}"
+	echo "baseline $1 $2 $8 ${12} ${16} ${18}" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s (user %6.2f s)\n' \
+		baseline "$1" "$2" "$8" "${10}" "${12}" "${16}" "${18}"
 }
 
 run_deployclaw() { # CONFIG J REPEAT
@@ -144,16 +146,18 @@ run_deployclaw() { # CONFIG J REPEAT
 	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
 	rss=$(tail -n 1 "$dir/rss" | awk '{print $1}')
 	cpu=$(tail -n 1 "$dir/rss" | awk '{printf "%.2f", $2 + $3}')
-	echo "$1 $2 $3 $t $rss $cpu" >>"$results"
-	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s\n' "$1" "$2" "$3" \
-		"$t" "$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss" "$cpu"
+	user=$(tail -n 1 "$dir/rss" | awk '{printf "%.2f", $2}')
+	echo "$1 $2 $3 $t $rss $cpu $user" >>"$results"
+	printf '%-9s -j %s  #%s  %8.2f s  %8.1f tenants/s  %7s KiB  CPU %6.2f s (user %6.2f s)\n' \
+		"$1" "$2" "$3" "$t" "$(echo "$n $t" | awk '{printf "%.1f", $1 / $2}')" "$rss" "$cpu" \
+		"$user"
 }
 
 run_plan() { # J REPEAT: `apply --dry-run` (discover, read every history, gates): the planning pass alone
 	t=$(now)
 	(cd "$fleet" && "$dc" -q --config checks.yaml apply --dry-run -j "$1") >/dev/null
 	t=$(echo "$(now) $t" | awk '{printf "%.3f", $1 - $2}')
-	echo "plan $1 $2 $t 0 0" >>"$results"
+	echo "plan $1 $2 $t 0 0 0" >>"$results"
 	printf '%-9s -j %s  #%s  %8.2f s  (apply --dry-run: the planning pass)\n' plan "$1" "$2" "$t"
 }
 
@@ -190,18 +194,21 @@ paired_ratio() { # KIND J: median over repeats of deployclaw / the baseline of t
 }
 echo
 echo "medians of $repeats runs, $n tenants; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s |\n' run -j "wall (s)" \
-	tenants/s "peak RSS" ratio paired "CPU (s)" "CPU ratio"
-printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s |\n' --- -- --- --- --- --- --- \
-	--- ---
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s | %10s |\n' run -j "wall (s)" \
+	tenants/s "peak RSS" ratio paired "CPU (s)" "CPU ratio" "user ratio"
+printf '| %-26s | %2s | %9s | %10s | %12s | %8s | %8s | %8s | %9s | %10s |\n' --- -- --- --- --- \
+	--- --- --- --- ---
 for j in $pars; do
 	bw=$(median baseline "$j" 4)
 	bc=$(median baseline "$j" 6)
+	bu=$(median baseline "$j" 7)
 	for k in baseline $configs plan; do
 		w=$(median "$k" "$j" 4)
 		m=$(median "$k" "$j" 5)
 		c=$(median "$k" "$j" 6)
+		u=$(median "$k" "$j" 7)
 		cratio=$(echo "$c $bc" | awk '{printf "%.2f", $1 / $2}')
+		uratio=$(echo "$u $bu" | awk '{printf "%.2f", $1 / $2}')
 		case $k in
 		baseline) label="baseline (plain SQLite)"; ratio="-"; paired="-" ;;
 		plan) label="deployclaw apply --dry-run" ;;
@@ -214,13 +221,13 @@ for j in $pars; do
 		fi
 		if [ "$k" = plan ]; then
 			# what the planning pass adds: its time over the baseline's whole run
-			printf '| %-26s | %2s | %9.2f | %10s | %12s | %8s | %8s | %8s | %9s |\n' "$label" \
-				"$j" "$w" - - "+$ratio" "+$paired" - -
+			printf '| %-26s | %2s | %9.2f | %10s | %12s | %8s | %8s | %8s | %9s | %10s |\n' \
+				"$label" "$j" "$w" - - "+$ratio" "+$paired" - - -
 			continue
 		fi
-		[ "$k" = baseline ] && cratio=-
-		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %8s | %8s | %8.2f | %9s |\n' \
+		if [ "$k" = baseline ]; then cratio=-; uratio=-; fi
+		printf '| %-26s | %2s | %9.2f | %10.1f | %8.1f MiB | %8s | %8s | %8.2f | %9s | %10s |\n' \
 			"$label" "$j" "$w" "$(echo "$n $w" | awk '{print $1 / $2}')" \
-			"$(echo "$m" | awk '{print $1 / 1024}')" "$ratio" "$paired" "$c" "$cratio"
+			"$(echo "$m" | awk '{print $1 / 1024}')" "$ratio" "$paired" "$c" "$cratio" "$uratio"
 	done
 done
