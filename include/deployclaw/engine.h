@@ -97,6 +97,17 @@ typedef struct dc_engine_ops {
 	/** Points `conn` at `tenant` (borrowed until the next enter). */
 	int (*enter)(dc_conn *conn, const dc_tenant *tenant, dc_error *err);
 
+	/**
+	 * Optional (NULL: none): a hint that `tenant` (borrowed until the
+	 * connection's next enter after it) is probably the next one this
+	 * connection enters. The engine may prepare for it in the background
+	 * (SQLite: a thread of the connection opens the file while the current
+	 * tenant runs); enter uses that work for the same tenant and discards it
+	 * otherwise. A prefetch locks, reads and changes nothing; a tenant that
+	 * fails to open fails in enter, with enter's error.
+	 */
+	void (*prefetch)(dc_conn *conn, const dc_tenant *tenant);
+
 	/** Exclusive lock on the tenant across processes; waits up to `timeout_ms`,
 	 * then DC_ELOCKED naming the holder. An engine may defer taking it to
 	 * the next operation on the connection (PostgreSQL asks for it in the

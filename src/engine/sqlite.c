@@ -106,6 +106,35 @@ typedef enum history_state {
 	HISTORY_PRESENT = 3
 } history_state;
 
+/* The canonical path of a tenant's folder (realpath), for the folder it was
+ * computed from: consecutive tenants share it. */
+typedef struct path_cache {
+	char *dir_spelling;
+	char *dir_real;
+	dc_strbuf canon; /* the tenant file's canonical path */
+} path_cache;
+
+/*
+ * Opens the tenant a worker will probably enter next while it still works on
+ * the current one (see sq_prefetch): a thread of the connection, started on
+ * first use, with one job slot and one result. Guarded by `mu`.
+ */
+typedef struct prefetcher {
+	pthread_t thread;
+	bool running;
+	bool quit;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const dc_tenant *job;     /* to open next; NULL: none */
+	const dc_tenant *working; /* being opened now */
+	const dc_tenant *done_for;
+	sqlite3 *done;  /* opened and checked for done_for */
+	dev_t done_dev; /* the file it opened */
+	ino_t done_ino;
+	sqlite3 *to_close; /* a handle the worker left behind */
+	path_cache paths;
+} prefetcher;
+
 /* A table a user statement wrote (see dc_conn.written). */
 typedef struct written_table {
 	char *name;
@@ -147,11 +176,8 @@ struct dc_conn {
 
 	dc_strbuf scratch; /* "EXPLAIN <sql>", reused across statements */
 
-	/* The canonical path of the current tenant's folder (realpath), for
-	 * the folder it was computed from: consecutive tenants share it. */
-	char *dir_spelling;
-	char *dir_real;
-	dc_strbuf canon; /* the tenant file's canonical path */
+	path_cache paths; /* the worker's own (the prefetch thread has its own) */
+	prefetcher pf;
 
 	/* history_peek: an in-memory database each tenant is attached to in
 	 * turn, opened on first use (see sq_history_peek). */
@@ -454,7 +480,17 @@ static int sq_connect(dc_engine *e, dc_conn **out, dc_error *err)
 	c->engine = e;
 	c->lock_fd = -1;
 	dc_strbuf_init(&c->scratch, 1024 * 1024);
-	dc_strbuf_init(&c->canon, PATH_MAX + 1);
+	dc_strbuf_init(&c->paths.canon, PATH_MAX + 1);
+	dc_strbuf_init(&c->pf.paths.canon, PATH_MAX + 1);
+	if (pthread_mutex_init(&c->pf.mu, NULL) != 0) {
+		free(c);
+		return dc_error_set(err, DC_ENOMEM, "cannot create a mutex");
+	}
+	if (pthread_cond_init(&c->pf.cv, NULL) != 0) {
+		pthread_mutex_destroy(&c->pf.mu);
+		free(c);
+		return dc_error_set(err, DC_ENOMEM, "cannot create a condition variable");
+	}
 	*out = c;
 	return 0;
 }
@@ -487,11 +523,38 @@ static void written_reset(dc_conn *c)
 	c->ignored_checks = false;
 }
 
+static void path_cache_release(path_cache *pc)
+{
+	dc_strbuf_release(&pc->canon);
+	free(pc->dir_spelling);
+	free(pc->dir_real);
+	pc->dir_spelling = pc->dir_real = NULL;
+}
+
+/* Closes `db` on the prefetch thread when it runs and has room, else here:
+ * a close is SQLite's teardown of the handle, off the worker's path. */
+static void close_later(dc_conn *c, sqlite3 *db)
+{
+	prefetcher *pf = &c->pf;
+
+	if (!db)
+		return;
+	if (pf->running) {
+		pthread_mutex_lock(&pf->mu);
+		if (!pf->to_close) {
+			pf->to_close = db;
+			db = NULL;
+			pthread_cond_broadcast(&pf->cv);
+		}
+		pthread_mutex_unlock(&pf->mu);
+	}
+	sqlite3_close(db);
+}
+
 static void leave(dc_conn *c)
 {
 	(void)release_lock(c);
-	if (c->db)
-		sqlite3_close(c->db);
+	close_later(c, c->db);
 	c->db = NULL;
 	c->tenant = NULL;
 	c->in_tx = false;
@@ -504,14 +567,24 @@ static void sq_disconnect(dc_conn *c)
 	if (!c)
 		return;
 	leave(c);
+	if (c->pf.running) {
+		pthread_mutex_lock(&c->pf.mu);
+		c->pf.quit = true;
+		pthread_cond_broadcast(&c->pf.cv);
+		pthread_mutex_unlock(&c->pf.mu);
+		pthread_join(c->pf.thread, NULL);
+	}
+	sqlite3_close(c->pf.done);
+	sqlite3_close(c->pf.to_close);
+	pthread_cond_destroy(&c->pf.cv);
+	pthread_mutex_destroy(&c->pf.mu);
 	sqlite3_finalize(c->attach);
 	sqlite3_finalize(c->detach);
 	sqlite3_close(c->host);
 	free(c->written);
 	dc_strbuf_release(&c->scratch);
-	dc_strbuf_release(&c->canon);
-	free(c->dir_spelling);
-	free(c->dir_real);
+	path_cache_release(&c->paths);
+	path_cache_release(&c->pf.paths);
 	free(c);
 }
 
@@ -763,11 +836,11 @@ static void canonical_register(void)
 }
 
 /*
- * The canonical name of `target` in c->canon, when its folder resolves and
+ * The canonical name of `target` in pc->canon, when its folder resolves and
  * the file is not a symlink (lstat into *sb); false otherwise (then *sb is
  * not filled and the caller stats the name as given).
  */
-static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
+static bool canonical_path(path_cache *pc, const char *target, struct stat *sb)
 {
 	const char *slash = strrchr(target, '/');
 	const char *base = slash ? slash + 1 : target;
@@ -776,8 +849,8 @@ static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
 
 	if (!canonical_ok || !*base || !strcmp(base, ".") || !strcmp(base, ".."))
 		return false;
-	if (!c->dir_spelling || strlen(c->dir_spelling) != klen ||
-	    strncmp(c->dir_spelling, target, klen) != 0) {
+	if (!pc->dir_spelling || strlen(pc->dir_spelling) != klen ||
+	    strncmp(pc->dir_spelling, target, klen) != 0) {
 		char *spelling = dc_strndup(target, klen);
 		char *folder =
 		        klen > 1 ? dc_strndup(target, klen - 1) : dc_strdup(klen ? "/" : ".");
@@ -788,14 +861,14 @@ static bool canonical_path(dc_conn *c, const char *target, struct stat *sb)
 			free(spelling);
 			return false;
 		}
-		free(c->dir_spelling);
-		free(c->dir_real);
-		c->dir_spelling = spelling;
-		c->dir_real = real;
+		free(pc->dir_spelling);
+		free(pc->dir_real);
+		pc->dir_spelling = spelling;
+		pc->dir_real = real;
 	}
-	dc_strbuf_reset(&c->canon);
-	dc_strbuf_addf(&c->canon, "%s/%s", strcmp(c->dir_real, "/") ? c->dir_real : "", base);
-	if (dc_strbuf_error(&c->canon) || lstat(c->canon.buf, sb) != 0 || S_ISLNK(sb->st_mode))
+	dc_strbuf_reset(&pc->canon);
+	dc_strbuf_addf(&pc->canon, "%s/%s", strcmp(pc->dir_real, "/") ? pc->dir_real : "", base);
+	if (dc_strbuf_error(&pc->canon) || lstat(pc->canon.buf, sb) != 0 || S_ISLNK(sb->st_mode))
 		return false;
 	return true;
 }
@@ -842,15 +915,20 @@ static int check_magic(dc_conn *c,
 }
 
 /* The tenant's file as enter and history_peek find it before SQLite opens
- * it: `*canonical` when c->canon holds its canonical name (see
+ * it: `*canonical` when pc->canon holds its canonical name (see
  * canonical_path). A missing file, one that is not a regular file and one
  * without any write bit fail here. */
-static int tenant_file(dc_conn *c, const dc_tenant *t, bool *canonical, dc_error *err)
+static int tenant_file(dc_conn *c,
+                       path_cache *pc,
+                       const dc_tenant *t,
+                       bool *canonical,
+                       struct stat *st,
+                       dc_error *err)
 {
 	struct stat sb;
 
 	pthread_once(&canonical_once, canonical_register);
-	*canonical = canonical_path(c, t->target, &sb);
+	*canonical = canonical_path(pc, t->target, &sb);
 	if (!*canonical && stat(t->target, &sb) != 0) {
 		if (errno == ENOENT)
 			return conn_fail(c, err, DC_ENOTFOUND, NULL, 0, 0,
@@ -866,57 +944,191 @@ static int tenant_file(dc_conn *c, const dc_tenant *t, bool *canonical, dc_error
 	 * anyway: a file someone made read-only is not ours to change. */
 	if (!(sb.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))
 		return readonly_fail(c, t, err);
+	if (st)
+		*st = sb;
 	return 0;
 }
 
-static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
+/*
+ * Opens tenant `t` into `*out`, ready for the run: the file checks, the
+ * handle's settings (busy timeout, foreign keys, deployclaw_tenant(), the
+ * authorizer -- all bound to `c`) and the magic. `pc` is the caller's path
+ * cache. With `err` NULL (the prefetch thread) nothing of `c` is written.
+ */
+static int open_tenant(dc_conn *c,
+                       path_cache *pc,
+                       const dc_tenant *t,
+                       sqlite3 **out,
+                       struct stat *st,
+                       dc_error *err)
 {
 	const char *path = t->target, *vfs = NULL;
+	sqlite3 *db = NULL;
 	bool canonical = false;
 	int rc, ret = 0;
 
-	leave(c);
-	c->tenant = t;
-	if ((ret = tenant_file(c, t, &canonical, err)) != 0)
+	*out = NULL;
+	if ((ret = tenant_file(c, pc, t, &canonical, st, err)) != 0)
 		return ret;
 	if (canonical) {
-		path = c->canon.buf;
+		path = pc->canon.buf;
 		vfs = CANONICAL_VFS;
 	}
-	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
 	if (rc != SQLITE_OK) {
 		ret = conn_fail(c, err, rc == SQLITE_NOMEM ? DC_ENOMEM : DC_EDB, NULL, 0, 0,
 		                "tenant '%s' ('%s'): %s", t->id, t->target,
-		                c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		                db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
 	/* SQLite falls back to read-only when it may not write the file. */
-	if (sqlite3_db_readonly(c->db, "main") == 1)
-		goto readonly;
-	sqlite3_busy_timeout(c->db, c->engine->busy_ms);
-	sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, (int *)NULL);
-	if (sqlite3_create_function_v2(c->db, "deployclaw_tenant", 0, SQLITE_UTF8, c, fn_tenant,
-	                               NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_set_authorizer(c->db, authorize, c) != SQLITE_OK) {
+	if (sqlite3_db_readonly(db, "main") == 1) {
+		ret = readonly_fail(c, t, err);
+		goto out;
+	}
+	sqlite3_busy_timeout(db, c->engine->busy_ms);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, (int *)NULL);
+	if (sqlite3_create_function_v2(db, "deployclaw_tenant", 0, SQLITE_UTF8, c, fn_tenant, NULL,
+	                               NULL, NULL) != SQLITE_OK ||
+	    sqlite3_set_authorizer(db, authorize, c) != SQLITE_OK) {
 		ret = conn_fail(c, err, DC_EDB, NULL, 0, 0, "tenant '%s' ('%s'): %s", t->id,
-		                t->target, sqlite3_errmsg(c->db));
+		                t->target, sqlite3_errmsg(db));
 		goto out;
 	}
 	/* sqlite3_open is lazy: a file that is not a database would fail only at
 	 * its first read. The magic says so at once; the schema is loaded, and
 	 * deployclaw_history looked for, by the first transaction that needs them
 	 * (the run's, under the tenant lock; planning's history_read). */
-	c->history = HISTORY_UNKNOWN;
-	ret = check_magic(c, c->db, "main", t, err);
-	goto out;
-readonly:
-	ret = readonly_fail(c, t, err);
+	ret = check_magic(c, db, "main", t, err);
 out:
-	if (ret != 0 && c->db) {
-		sqlite3_close(c->db);
-		c->db = NULL;
+	if (ret != 0) {
+		sqlite3_close(db);
+		db = NULL;
 	}
+	*out = db;
 	return ret;
+}
+
+/*
+ * The prefetch thread: closes the handles the worker leaves behind and opens
+ * the tenant it was told comes next (open_tenant with its own path cache and
+ * no error: a tenant that does not open is left for enter to open, and to
+ * report, as if no prefetch had run). It only opens: it loads no schema and
+ * takes no lock, so what the run reads under the tenant lock is read then.
+ */
+static void *prefetch_main(void *arg)
+{
+	dc_conn *c = arg;
+	prefetcher *pf = &c->pf;
+
+	pthread_mutex_lock(&pf->mu);
+	for (;;) {
+		sqlite3 *db = NULL, *stale = NULL;
+		const dc_tenant *t;
+		struct stat st;
+
+		memset(&st, 0, sizeof(st));
+		while (!pf->quit && !pf->job && !pf->to_close)
+			pthread_cond_wait(&pf->cv, &pf->mu);
+		if (pf->quit)
+			break;
+		if (pf->to_close) {
+			db = pf->to_close;
+			pf->to_close = NULL;
+			pthread_mutex_unlock(&pf->mu);
+			sqlite3_close(db);
+			pthread_mutex_lock(&pf->mu);
+			continue;
+		}
+		t = pf->job;
+		pf->job = NULL;
+		pf->working = t;
+		stale = pf->done; /* a guess that did not come true */
+		pf->done = NULL;
+		pf->done_for = NULL;
+		pthread_mutex_unlock(&pf->mu);
+		sqlite3_close(stale);
+		(void)open_tenant(c, &pf->paths, t, &db, &st, NULL);
+		pthread_mutex_lock(&pf->mu);
+		pf->working = NULL;
+		pf->done = db;
+		pf->done_for = t;
+		pf->done_dev = st.st_dev;
+		pf->done_ino = st.st_ino;
+		pthread_cond_broadcast(&pf->cv);
+	}
+	pthread_mutex_unlock(&pf->mu);
+	return NULL;
+}
+
+/*
+ * A hint that the worker will probably enter `t` next: the prefetch thread
+ * opens it while the current tenant runs (its commit waits on the disk), so
+ * the open -- SQLite's setup of a handle, most of it registering the built-in
+ * extensions, and the file checks -- is off the worker's path. enter takes
+ * the handle when it is for the tenant entered, and ignores it otherwise.
+ */
+static void sq_prefetch(dc_conn *c, const dc_tenant *t)
+{
+	prefetcher *pf = &c->pf;
+
+	if (!t)
+		return;
+	if (!pf->running) {
+		pf->quit = false;
+		if (pthread_create(&pf->thread, NULL, prefetch_main, c) != 0)
+			return; /* no prefetch: enter opens every tenant itself */
+		pf->running = true;
+	}
+	pthread_mutex_lock(&pf->mu);
+	pf->job = t;
+	pthread_cond_broadcast(&pf->cv);
+	pthread_mutex_unlock(&pf->mu);
+}
+
+/* The handle the prefetch thread opened for `t`, or NULL: not asked for, not
+ * started yet (then it is cancelled: opening it here is as quick), or failed. */
+static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t)
+{
+	prefetcher *pf = &c->pf;
+	sqlite3 *db = NULL;
+	struct stat sb;
+	dev_t dev = 0;
+	ino_t ino = 0;
+
+	if (!pf->running)
+		return NULL;
+	pthread_mutex_lock(&pf->mu);
+	if (pf->job == t)
+		pf->job = NULL;
+	while (pf->working == t)
+		pthread_cond_wait(&pf->cv, &pf->mu);
+	if (pf->done_for == t) {
+		db = pf->done;
+		dev = pf->done_dev;
+		ino = pf->done_ino;
+		pf->done = NULL;
+		pf->done_for = NULL;
+	}
+	pthread_mutex_unlock(&pf->mu);
+	/* the name must still be that file: one removed or replaced since is
+	 * found (or reported missing) by a fresh open, as without a prefetch */
+	if (db && (stat(t->target, &sb) != 0 || sb.st_dev != dev || sb.st_ino != ino)) {
+		close_later(c, db);
+		db = NULL;
+	}
+	return db;
+}
+
+static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
+{
+	leave(c);
+	c->tenant = t;
+	c->history = HISTORY_UNKNOWN;
+	c->db = prefetch_take(c, t);
+	if (c->db)
+		return 0;
+	return open_tenant(c, &c->paths, t, &c->db, NULL, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1690,10 +1902,11 @@ static int sq_history_peek(dc_conn *c,
 	*n = 0;
 	leave(c);
 	c->tenant = t;
-	if ((ret = tenant_file(c, t, &canonical, err)) != 0 || (ret = host_open(c, err)) != 0)
+	if ((ret = tenant_file(c, &c->paths, t, &canonical, NULL, err)) != 0 ||
+	    (ret = host_open(c, err)) != 0)
 		goto out;
 	if (canonical) {
-		path = c->canon.buf;
+		path = c->paths.canon.buf;
 	} else if (canonical_ok) {
 		/* The host's VFS takes an absolute name as it is: give it the real
 		 * one, or a symlinked tenant's journal would be looked for next to
@@ -2292,6 +2505,7 @@ const dc_engine_ops dc_engine_sqlite = {
 	.connect = sq_connect,
 	.disconnect = sq_disconnect,
 	.enter = sq_enter,
+	.prefetch = sq_prefetch,
 	.lock_tenant = sq_lock_tenant,
 	.unlock_tenant = sq_unlock_tenant,
 	.begin = sq_begin,

@@ -33,6 +33,11 @@ typedef struct worker {
 	rollout *r;
 	dc_conn **conns; /* one per engine, connected on first use */
 	pthread_t thread;
+	/* Engines with a prefetch: the queue slot this worker expects to take
+	 * next (its connection is opening that tenant), and the tenant to name
+	 * to the engine once the current one is entered; SIZE_MAX: none. */
+	size_t hint;
+	size_t next_ti;
 } worker;
 
 /* A phase that is done for a tenant in this run (for compensation). */
@@ -78,6 +83,7 @@ struct rollout {
 	/* the wave being dispatched (under mu) */
 	size_t *queue;
 	bool *taken;
+	bool *hinted; /* a worker's connection is opening it (see take_next) */
 	size_t qlen;
 	size_t qhead;
 	int wave;
@@ -939,6 +945,17 @@ static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *ret
 		goto out;
 	if ((rc = r->ops->enter(t.conn, tenant, err)) != 0)
 		goto out;
+	/* the next tenant opens in the background while this one runs (after
+	 * the enter, which takes what an earlier hint opened) */
+	if (w->next_ti != SIZE_MAX) {
+		size_t nt = w->next_ti;
+		dc_conn *nc = NULL;
+		dc_error ignored = { 0 };
+
+		w->next_ti = SIZE_MAX;
+		if (worker_conn(w, r->tenant_engine[nt], &nc, &ignored) == 0)
+			r->ops->prefetch(nc, &r->rep->tenants[nt]);
+	}
 	if ((rc = r->ops->lock_tenant(t.conn, r->cfg->gates.lock_timeout_ms, err)) != 0)
 		goto out;
 	locked = true;
@@ -1067,28 +1084,75 @@ static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 /* ------------------------------------------------------------------------ */
 /* Waves.                                                                   */
 
-/* Under r->mu: the next tenant whose shard has room; SIZE_MAX when none now. */
-static size_t take_next(rollout *r, bool *exhausted)
+/* Under r->mu: whether queue slot `i`'s shard has room for one more tenant. */
+static bool shard_room(const rollout *r, size_t i)
 {
-	size_t i;
+	size_t e = r->tenant_engine[r->queue[i]];
+
+	return r->shard_budget[e] == 0 || r->shard_inflight[e] < r->shard_budget[e];
+}
+
+static size_t claim(rollout *r, size_t i)
+{
+	r->taken[i] = true;
+	r->hinted[i] = false;
+	r->shard_inflight[r->tenant_engine[r->queue[i]]]++;
+	return i;
+}
+
+/*
+ * Under r->mu: the next tenant for worker `w` whose shard has room; SIZE_MAX
+ * when none now. First the one w's connection is opening (hinted to it when
+ * it took its last tenant), then the first free one no other worker's
+ * connection is opening; another worker's only when nothing else is left.
+ */
+static size_t take_next(rollout *r, worker *w, bool *exhausted)
+{
+	size_t i, pass;
 
 	*exhausted = true;
 	while (r->qhead < r->qlen && r->taken[r->qhead])
 		r->qhead++;
-	for (i = r->qhead; i < r->qlen; i++) {
-		size_t e;
-
-		if (r->taken[i])
-			continue;
-		*exhausted = false;
-		e = r->tenant_engine[r->queue[i]];
-		if (r->shard_budget[e] > 0 && r->shard_inflight[e] >= r->shard_budget[e])
-			continue;
-		r->taken[i] = true;
-		r->shard_inflight[e]++;
-		return i;
+	if (w->hint != SIZE_MAX) {
+		i = w->hint;
+		w->hint = SIZE_MAX;
+		r->hinted[i] = false;
+		if (!r->taken[i] && shard_room(r, i)) {
+			*exhausted = false;
+			return claim(r, i);
+		}
+	}
+	for (pass = 0; pass < 2; pass++) {
+		for (i = r->qhead; i < r->qlen; i++) {
+			if (r->taken[i])
+				continue;
+			*exhausted = false;
+			if ((pass == 0 && r->hinted[i]) || !shard_room(r, i))
+				continue;
+			return claim(r, i);
+		}
 	}
 	return SIZE_MAX;
+}
+
+/* Under r->mu, after `w` took slot `qi`: the slot it will probably take next,
+ * when its engine prefetches -- the first free one after qi that no worker
+ * expects -- marked as expected, for attempt_tenant to name to the engine. */
+static void hint_next(rollout *r, worker *w, size_t qi)
+{
+	size_t i;
+
+	w->next_ti = SIZE_MAX;
+	if (!r->ops->prefetch)
+		return;
+	for (i = qi + 1; i < r->qlen; i++) {
+		if (r->taken[i] || r->hinted[i])
+			continue;
+		r->hinted[i] = true;
+		w->hint = i;
+		w->next_ti = r->queue[i];
+		return;
+	}
 }
 
 static void *wave_worker(void *arg)
@@ -1098,13 +1162,15 @@ static void *wave_worker(void *arg)
 	bool exhausted;
 
 	pthread_mutex_lock(&r->mu);
+	w->hint = SIZE_MAX;
+	w->next_ti = SIZE_MAX;
 	for (;;) {
 		size_t qi, ti;
 		dc_tenant_outcome *o;
 		dc_rollout_progress p;
 		if (stop_requested(r))
 			break;
-		qi = take_next(r, &exhausted);
+		qi = take_next(r, w, &exhausted);
 		if (qi == SIZE_MAX) {
 			if (exhausted)
 				break;
@@ -1113,6 +1179,7 @@ static void *wave_worker(void *arg)
 		}
 		ti = r->queue[qi];
 		o = &r->rep->outcomes[ti];
+		hint_next(r, w, qi);
 		pthread_mutex_unlock(&r->mu);
 
 		run_tenant(w, ti, o);
@@ -1562,6 +1629,7 @@ static void free_rollout(rollout *r)
 	free(r->shard_inflight);
 	free(r->queue);
 	free(r->taken);
+	free(r->hinted);
 	dc_gate_registry_free(r->gates);
 	free_derived(r);
 	pthread_mutex_destroy(&r->mu);
@@ -1679,6 +1747,8 @@ static int setup(rollout *r, dc_error *err)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	for (w = 0; w < parallel; w++) {
 		r->workers[w].r = r;
+		r->workers[w].hint = SIZE_MAX;
+		r->workers[w].next_ti = SIZE_MAX;
 		r->workers[w].conns = calloc(r->nengines, sizeof(dc_conn *));
 		if (!r->workers[w].conns)
 			return dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -1728,6 +1798,10 @@ static bool grow_queue(rollout *r, size_t n)
 	if (!taken)
 		return false;
 	r->taken = taken;
+	taken = dc_realloc_array(r->hinted, n, sizeof(*taken));
+	if (!taken)
+		return false;
+	r->hinted = taken;
 	return true;
 }
 
@@ -1751,6 +1825,7 @@ static int run_waves(rollout *r, size_t *planned_idx, dc_error *err)
 		for (i = 0; i < w->total; i++) {
 			r->queue[i] = planned_idx[base + i];
 			r->taken[i] = false;
+			r->hinted[i] = false;
 			rep->outcomes[r->queue[i]].wave = (int)wi;
 		}
 		r->qlen = w->total;

@@ -940,6 +940,101 @@ static void test_history_peek_rolls_back_a_hot_journal(void **state)
 	assert_text(f, "PRAGMA integrity_check", "ok\n");
 }
 
+/* Writes row `v` into t of the entered tenant, committed. */
+static void write_mark(fx *f, const char *v)
+{
+	char sql[128];
+
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	snprintf(sql, sizeof(sql), "INSERT INTO t VALUES ('%s')", v);
+	run_ok(f, sql);
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+}
+
+/* The rows of t in tenant file `name`, read with sqlite3 itself. */
+static void assert_marks(fx *f, const char *name, const char *expected)
+{
+	char path[512];
+	dc_strbuf got = DC_STRBUF_INIT;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	path_in(path, sizeof(path), f, name);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT a FROM t ORDER BY a", -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		dc_strbuf_addf(&got, "%s,", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_string_equal(got.buf, expected);
+	dc_strbuf_release(&got);
+}
+
+static void test_prefetch_opens_the_next_tenant(void **state)
+{
+	fx *f = *state;
+	char path[512], other[512], expected[1200];
+
+	make_db(f, "a.db", "CREATE TABLE t (a)");
+	make_db(f, "b.db", "CREATE TABLE t (a)");
+	make_db(f, "c.db", "CREATE TABLE t (a)");
+	make_db(f, "d.db", "CREATE TABLE t (a)");
+	make_db(f, "frozen.db", "CREATE TABLE t (a)");
+	path_in(path, sizeof(path), f, "frozen.db");
+	assert_int_equal(chmod(path, 0444), 0);
+	start(f);
+
+	/* the guess comes true: b runs on what the prefetch opened */
+	assert_int_equal(E->enter(f->conn, tenant(f, "a"), &f->err), 0);
+	E->prefetch(f->conn, tenant(f, "b"));
+	write_mark(f, "a1");
+	assert_int_equal(E->enter(f->conn, tenant(f, "b"), &f->err), 0);
+	write_mark(f, "b1");
+	/* a wrong guess: the tenant entered is the one written */
+	E->prefetch(f->conn, tenant(f, "c"));
+	assert_int_equal(E->enter(f->conn, tenant(f, "a"), &f->err), 0);
+	write_mark(f, "a2");
+	assert_int_equal(E->enter(f->conn, tenant(f, "c"), &f->err), 0);
+	write_mark(f, "c1");
+	assert_marks(f, "a.db", "a1,a2,");
+	assert_marks(f, "b.db", "b1,");
+	assert_marks(f, "c.db", "c1,");
+
+	/* a file replaced after the prefetch opened it: the new one is entered */
+	E->prefetch(f->conn, tenant(f, "d"));
+	assert_int_equal(E->enter(f->conn, tenant(f, "a"), &f->err), 0);
+	make_db(f, "d2.db", "CREATE TABLE t (a); INSERT INTO t VALUES ('new')");
+	path_in(path, sizeof(path), f, "d2.db");
+	path_in(other, sizeof(other), f, "d.db");
+	assert_int_equal(rename(path, other), 0);
+	assert_int_equal(E->enter(f->conn, tenant(f, "d"), &f->err), 0);
+	write_mark(f, "d1");
+	assert_marks(f, "d.db", "d1,new,");
+
+	/* one removed since: enter says so, as without a prefetch */
+	E->prefetch(f->conn, tenant(f, "b"));
+	assert_int_equal(E->enter(f->conn, tenant(f, "a"), &f->err), 0);
+	path_in(path, sizeof(path), f, "b.db");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(E->enter(f->conn, tenant(f, "b"), &f->err), DC_ENOTFOUND);
+	snprintf(expected, sizeof(expected), "tenant 'b' ('%s'): the database file does not exist",
+	         path);
+	assert_string_equal(f->err.message, expected);
+
+	/* a file that does not open fails in enter, with enter's message */
+	E->prefetch(f->conn, tenant(f, "frozen"));
+	dc_error_clear(&f->err);
+	path_in(path, sizeof(path), f, "frozen.db");
+	assert_int_equal(E->enter(f->conn, tenant(f, "frozen"), &f->err), DC_EINVAL);
+	snprintf(expected, sizeof(expected),
+	         "tenant 'frozen' ('%s'): the database file is read-only", path);
+	assert_string_equal(f->err.message, expected);
+
+	/* a prefetch never entered is closed with the connection (teardown) */
+	E->prefetch(f->conn, tenant(f, "c"));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Locks                                                                    */
 
@@ -1260,6 +1355,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schema_fingerprint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_integrity_check_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_peek_reads_like_enter, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_opens_the_next_tenant, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_history_peek_rolls_back_a_hot_journal, setup,
 		                                teardown),
