@@ -683,9 +683,13 @@ static int authorize(void *arg,
 {
 	dc_conn *c = arg;
 
-	(void)trigger;
-	if (!c->user)
+	if (!c->user) {
+		/* deployclaw's own statements; a trigger a migration put on one of
+		 * its tables writes unseen tables: the checks then cover the file */
+		if (trigger && action != SQLITE_READ && action != SQLITE_SELECT)
+			c->written_all = true;
 		return SQLITE_OK;
+	}
 	c->actions++;
 	switch (action) {
 	case SQLITE_ATTACH:
@@ -713,40 +717,18 @@ static int authorize(void *arg,
 		       db, tenant_id(c));
 		return SQLITE_DENY;
 	}
+	/* The class and tables of the statement; and for the checks scoped to
+	 * what a migration wrote, the tables it writes (note_written). */
 	switch (action) {
-	case SQLITE_INSERT:
-	case SQLITE_UPDATE:
-	case SQLITE_DELETE:
-	case SQLITE_CREATE_TABLE:
-		note_written(c, a1, db, false);
-		break;
-	case SQLITE_DROP_TABLE:
-		note_written(c, a1, db, true);
-		break;
 	case SQLITE_CREATE_INDEX:
 	case SQLITE_DROP_INDEX:
-	case SQLITE_ALTER_TABLE:
+		c->ddl = true;
+		note_table(c, a2);
 		note_written(c, a2, db, false);
 		break;
-	case SQLITE_CREATE_VTABLE:
-	case SQLITE_DROP_VTABLE:
-		c->written_all = true; /* its module writes shadow tables unseen */
-		break;
-	case SQLITE_PRAGMA:
-		if (a1 && strcasecmp(a1, "writable_schema") == 0)
-			c->written_all = true;
-		if (a1 && strcasecmp(a1, "ignore_check_constraints") == 0)
-			c->ignored_checks = true;
-		break;
-	default:
-		break;
-	}
-	switch (action) {
-	case SQLITE_CREATE_INDEX:
 	case SQLITE_CREATE_TEMP_INDEX:
 	case SQLITE_CREATE_TRIGGER:
 	case SQLITE_CREATE_TEMP_TRIGGER:
-	case SQLITE_DROP_INDEX:
 	case SQLITE_DROP_TEMP_INDEX:
 	case SQLITE_DROP_TRIGGER:
 	case SQLITE_DROP_TEMP_TRIGGER:
@@ -754,14 +736,18 @@ static int authorize(void *arg,
 		note_table(c, a2);
 		break;
 	case SQLITE_CREATE_TABLE:
+	case SQLITE_DROP_TABLE:
+		c->ddl = true;
+		note_table(c, a1);
+		note_written(c, a1, db, action == SQLITE_DROP_TABLE);
+		break;
 	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_VIEW:
 	case SQLITE_CREATE_TEMP_VIEW:
-	case SQLITE_DROP_TABLE:
 	case SQLITE_DROP_TEMP_TABLE:
 	case SQLITE_DROP_VIEW:
 	case SQLITE_DROP_TEMP_VIEW:
-	case SQLITE_REINDEX:
+	case SQLITE_REINDEX: /* rebuilds indexes from their tables: nothing to check */
 	case SQLITE_ANALYZE:
 		c->ddl = true;
 		note_table(c, a1);
@@ -770,10 +756,12 @@ static int authorize(void *arg,
 	case SQLITE_DROP_VTABLE:
 		c->ddl = true;
 		note_table(c, a1);
+		c->written_all = true; /* its module writes shadow tables unseen */
 		break;
 	case SQLITE_ALTER_TABLE:
 		c->ddl = true;
 		note_table(c, a2);
+		note_written(c, a2, db, false);
 		break;
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
@@ -782,6 +770,13 @@ static int authorize(void *arg,
 		if (a1 && strncmp(a1, "sqlite_", 7) != 0)
 			c->dml = true;
 		note_table(c, a1);
+		note_written(c, a1, db, false);
+		break;
+	case SQLITE_PRAGMA:
+		if (a1 && strcasecmp(a1, "writable_schema") == 0)
+			c->written_all = true;
+		if (a1 && strcasecmp(a1, "ignore_check_constraints") == 0)
+			c->ignored_checks = true;
 		break;
 	case SQLITE_READ:
 		note_table(c, a1);
@@ -1025,7 +1020,7 @@ static void *prefetch_main(void *arg)
 	for (;;) {
 		sqlite3 *db = NULL, *stale = NULL;
 		const dc_tenant *t;
-		struct stat st;
+		struct stat st, again;
 
 		memset(&st, 0, sizeof(st));
 		while (!pf->quit && !pf->job && !pf->to_close)
@@ -1049,6 +1044,13 @@ static void *prefetch_main(void *arg)
 		pthread_mutex_unlock(&pf->mu);
 		sqlite3_close(stale);
 		(void)open_tenant(c, &pf->paths, t, &db, &st, NULL);
+		/* the file opened must be the one checked: replaced in between,
+		 * its identity would be the wrong file's */
+		if (db && (stat(t->target, &again) != 0 || again.st_dev != st.st_dev ||
+		           again.st_ino != st.st_ino)) {
+			sqlite3_close(db);
+			db = NULL;
+		}
 		pthread_mutex_lock(&pf->mu);
 		pf->working = NULL;
 		pf->done = db;
@@ -1091,29 +1093,36 @@ static void sq_prefetch(dc_conn *c, const dc_tenant *t)
 static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t)
 {
 	prefetcher *pf = &c->pf;
-	sqlite3 *db = NULL;
+	sqlite3 *db = NULL, *other = NULL;
 	struct stat sb;
 	dev_t dev = 0;
 	ino_t ino = 0;
 
 	if (!pf->running)
 		return NULL;
+	/* Whatever the thread holds is given up here, so a hint's tenant is
+	 * borrowed only until this enter: a job not started is cancelled (opening
+	 * it here is as quick), one under way is waited for, and a handle for
+	 * another tenant is closed. */
 	pthread_mutex_lock(&pf->mu);
-	if (pf->job == t)
-		pf->job = NULL;
-	while (pf->working == t)
+	pf->job = NULL;
+	while (pf->working)
 		pthread_cond_wait(&pf->cv, &pf->mu);
-	if (pf->done_for == t) {
-		db = pf->done;
-		dev = pf->done_dev;
-		ino = pf->done_ino;
-		pf->done = NULL;
-		pf->done_for = NULL;
+	db = pf->done;
+	if (pf->done_for != t) {
+		other = db;
+		db = NULL;
 	}
+	dev = pf->done_dev;
+	ino = pf->done_ino;
+	pf->done = NULL;
+	pf->done_for = NULL;
 	pthread_mutex_unlock(&pf->mu);
-	/* the name must still be that file: one removed or replaced since is
-	 * found (or reported missing) by a fresh open, as without a prefetch */
-	if (db && (stat(t->target, &sb) != 0 || sb.st_dev != dev || sb.st_ino != ino)) {
+	sqlite3_close(other);
+	/* the name must still be that file, writable: one removed, replaced or
+	 * made read-only since is opened afresh, and fails as without a prefetch */
+	if (db && (stat(t->target, &sb) != 0 || sb.st_dev != dev || sb.st_ino != ino ||
+	           !(sb.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))) {
 		close_later(c, db);
 		db = NULL;
 	}
@@ -1438,14 +1447,17 @@ static int prepare_user(dc_conn *c,
 	return 0;
 }
 
-/* True when `st` compiles to the Vacuum opcode. SQLite's authorizer does not
- * report VACUUM, so the program itself is inspected (never the SQL text). */
-static int is_vacuum(dc_conn *c, sqlite3_stmt *st, bool *out)
+/* True when `st` compiles to the Vacuum opcode; `*into` when it writes its
+ * copy to a file (VACUUM INTO: the opcode's P2 names the register holding the
+ * file name). SQLite's authorizer does not report VACUUM, so the program
+ * itself is inspected (never the SQL text). */
+static int is_vacuum(dc_conn *c, sqlite3_stmt *st, bool *out, bool *into)
 {
 	sqlite3_stmt *ex = NULL;
 	int rc;
 
 	*out = false;
+	*into = false;
 	dc_strbuf_reset(&c->scratch);
 	dc_strbuf_adds(&c->scratch, "EXPLAIN ");
 	dc_strbuf_adds(&c->scratch, sqlite3_sql(st));
@@ -1457,6 +1469,7 @@ static int is_vacuum(dc_conn *c, sqlite3_stmt *st, bool *out)
 
 		if (op && strcmp((const char *)op, "Vacuum") == 0) {
 			*out = true;
+			*into = sqlite3_column_int(ex, 3) != 0;
 			break;
 		}
 		rc = SQLITE_OK;
@@ -1470,7 +1483,7 @@ static int sq_exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error
 	sqlite3_stmt *st = NULL;
 	const char *sql = stmt->sql, *tail = NULL;
 	int64_t total = 0;
-	bool vacuum;
+	bool vacuum, into;
 	int ret, rc;
 
 	if ((ret = need_db(c, err)) != 0)
@@ -1483,13 +1496,25 @@ static int sq_exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error
 		if (!st)
 			break;
 		/* A statement the authorizer never saw may be VACUUM: only those pay
-		 * for the EXPLAIN, and only inside a transaction. */
-		if (!sqlite3_get_autocommit(c->db) && c->actions == 0) {
-			if (is_vacuum(c, st, &vacuum) != 0) {
+		 * for the EXPLAIN. VACUUM INTO writes a copy of the tenant to a file
+		 * of its own, outside the tenant (and SQLite's ATTACH for it runs
+		 * while stepping, unseen): never. */
+		if (c->actions == 0) {
+			if (is_vacuum(c, st, &vacuum, &into) != 0) {
 				ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
 				goto out;
 			}
-			if (vacuum) {
+			if (into) {
+				ret = conn_fail(
+				        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+				        "statement refused: VACUUM INTO would write tenant '%s' to a file outside it (tenant isolation)",
+				        tenant_id(c));
+				goto out;
+			}
+			/* unseen, it may still write: REINDEX without a name, VACUUM */
+			if (!sqlite3_stmt_readonly(st))
+				c->written_all = true;
+			if (vacuum && !sqlite3_get_autocommit(c->db)) {
 				ret = conn_fail(
 				        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
 				        "tenant '%s': VACUUM cannot run inside a transaction: put it in a phase with `transaction: false`",
@@ -1953,11 +1978,20 @@ out:
 		if (!sqlite3_get_autocommit(c->host))
 			sqlite3_exec(c->host, "ROLLBACK", NULL, NULL, NULL);
 	}
-	if (attached && sqlite3_step(c->detach) != SQLITE_DONE && ret == 0) {
-		ret = db_fail_on(c, c->host, err, NULL);
-		dc_history_rows_free(*rows, *n);
-		*rows = NULL;
-		*n = 0;
+	if (attached && sqlite3_step(c->detach) != SQLITE_DONE) {
+		if (ret == 0) {
+			ret = db_fail_on(c, c->host, err, NULL);
+			dc_history_rows_free(*rows, *n);
+			*rows = NULL;
+			*n = 0;
+		}
+		/* still attached: start over with a new host next time */
+		sqlite3_finalize(c->attach);
+		sqlite3_finalize(c->detach);
+		sqlite3_close(c->host);
+		c->attach = c->detach = NULL;
+		c->host = NULL;
+		attached = false;
 	}
 	if (attached)
 		sqlite3_reset(c->detach);

@@ -35,19 +35,20 @@ struct dc_ledger {
 	/*
 	 * The tail as this handle left it: the last line it wrote (with its
 	 * newline), that entry's seq and hash, the ledger's size then and the
-	 * head record's identity. While the ledger still ends in exactly those
-	 * bytes at that size and the head record is the file this handle wrote,
+	 * head record's bytes. While the ledger still ends in exactly those
+	 * bytes at that size and the head record holds exactly what it wrote,
 	 * nobody else appended or rewrote either, and the next append need not
 	 * parse, re-hash and re-check the tail and head record it wrote itself
 	 * (a batch of tenant outcomes is ~100 KiB of JSON). Anything else takes
 	 * the full path: read_tail and check_head.
 	 */
 	dc_strbuf tail_line;
+	dc_strbuf head_text; /* the head record as this handle last wrote it */
 	int64_t tail_seq;
 	char tail_hash[65];
 	off_t tail_size;
-	dev_t tail_dev, head_dev;
-	ino_t tail_ino, head_ino;
+	dev_t tail_dev;
+	ino_t tail_ino;
 	bool tail_known;
 };
 
@@ -79,6 +80,7 @@ int dc_ledger_open(dc_ledger **out,
 	l->fd = -1;
 	l->key = key;
 	dc_strbuf_init(&l->tail_line, 0);
+	dc_strbuf_init(&l->head_text, 0);
 	if (!run_id) {
 		randombytes_buf(rnd, sizeof(rnd));
 		dc_hex_encode(id, rnd, sizeof(rnd));
@@ -138,6 +140,7 @@ void dc_ledger_close(dc_ledger *ledger)
 	free(ledger->head_path);
 	free(ledger->run_id);
 	dc_strbuf_release(&ledger->tail_line);
+	dc_strbuf_release(&ledger->head_text);
 	free(ledger);
 }
 
@@ -537,6 +540,9 @@ static int write_head(dc_ledger *l, int64_t seq, const char *hash, dc_error *err
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	}
 	rc = dc_file_write_atomic(l->head_path, sb.buf, sb.len, 0644, false, err);
+	dc_strbuf_reset(&l->head_text);
+	if (rc == 0)
+		dc_strbuf_add(&l->head_text, sb.buf, sb.len);
 	dc_strbuf_release(&sb);
 	return rc;
 }
@@ -553,15 +559,20 @@ static int lock_fd(int fd, int op)
 /* The cached tail still is the file's: see struct dc_ledger. */
 static bool tail_is_ours(dc_ledger *l, const struct stat *st)
 {
-	size_t len = l->tail_line.len;
-	struct stat hst;
-	char *buf;
+	size_t len = l->tail_line.len, hlen = 0;
+	char *buf, *head = NULL;
 	bool same;
 
 	if (!l->tail_known || st->st_dev != l->tail_dev || st->st_ino != l->tail_ino ||
-	    st->st_size != l->tail_size || (off_t)len > st->st_size)
+	    st->st_size != l->tail_size || (off_t)len > st->st_size ||
+	    dc_strbuf_error(&l->head_text))
 		return false;
-	if (stat(l->head_path, &hst) != 0 || hst.st_dev != l->head_dev || hst.st_ino != l->head_ino)
+	/* the head record by its bytes: a file's identity can be reused */
+	if (dc_file_read(&head, &hlen, l->head_path, DC_LEDGER__MAX_HEAD, NULL) != 0)
+		return false;
+	same = hlen == l->head_text.len && memcmp(head, l->head_text.buf, hlen) == 0;
+	free(head);
+	if (!same)
 		return false;
 	buf = malloc(len);
 	if (!buf)
@@ -575,23 +586,20 @@ static bool tail_is_ours(dc_ledger *l, const struct stat *st)
 /* Remembers the tail just written: the last line of `lines`. */
 static void tail_remember(dc_ledger *l, const dc_strbuf *lines, int64_t seq, const char *hash)
 {
-	struct stat st, hst;
+	struct stat st;
 	size_t start = lines->len - 1;
 
 	while (start > 0 && lines->buf[start - 1] != '\n')
 		start--;
 	dc_strbuf_reset(&l->tail_line);
 	dc_strbuf_add(&l->tail_line, lines->buf + start, lines->len - start);
-	if (dc_strbuf_error(&l->tail_line) || fstat(l->fd, &st) != 0 ||
-	    stat(l->head_path, &hst) != 0)
+	if (dc_strbuf_error(&l->tail_line) || fstat(l->fd, &st) != 0)
 		return;
 	l->tail_seq = seq;
 	memcpy(l->tail_hash, hash, sizeof(l->tail_hash));
 	l->tail_size = st.st_size;
 	l->tail_dev = st.st_dev;
 	l->tail_ino = st.st_ino;
-	l->head_dev = hst.st_dev;
-	l->head_ino = hst.st_ino;
 	l->tail_known = true;
 }
 

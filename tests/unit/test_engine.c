@@ -554,6 +554,7 @@ static void test_transaction_control_refused(void **state)
 static void test_vacuum_only_outside_transaction(void **state)
 {
 	fx *f = *state;
+	char sql[600];
 
 	start_acme(f, "CREATE TABLE t (a); INSERT INTO t VALUES (1)");
 	assert_int_equal(E->begin(f->conn, &f->err), 0);
@@ -568,6 +569,15 @@ static void test_vacuum_only_outside_transaction(void **state)
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 	run_ok(f, "VACUUM");
 	run_ok(f, "VACUUM main");
+
+	/* VACUUM INTO writes the tenant to a file outside it: never */
+	snprintf(sql, sizeof(sql), "VACUUM INTO '%s/copy.db'", f->dir);
+	assert_int_equal(run(f, sql), DC_EINVAL);
+	assert_string_equal(
+	        f->err.message,
+	        "statement refused: VACUUM INTO would write tenant 'acme' to a file outside it (tenant isolation)");
+	snprintf(sql, sizeof(sql), "%s/copy.db", f->dir);
+	assert_int_equal(access(sql, F_OK), -1);
 }
 
 static void test_error_names_position_and_tenant(void **state)
@@ -1230,13 +1240,22 @@ static char *check(fx *f, dc_check_kind kind, bool full)
 	return s;
 }
 
-static void assert_check(fx *f, dc_check_kind kind, bool full, const char *expected)
+static void assert_check_at(fx *f,
+                            dc_check_kind kind,
+                            bool full,
+                            const char *expected,
+                            const char *file,
+                            int line)
 {
 	char *s = check(f, kind, full);
 
-	assert_string_equal(s, expected);
+	_assert_string_equal(s, expected, file, line);
 	free(s);
 }
+
+/* Fails at the caller's line. */
+#define assert_check(f, kind, full, expected) \
+	assert_check_at(f, kind, full, expected, __FILE__, __LINE__)
 
 /* A tenant with a CHECK violation in `other` and a dangling reference in
  * `lone`, both there before any migration: a check of the whole file finds
@@ -1264,8 +1283,11 @@ static void test_checks_scoped_to_what_was_written(void **state)
 	assert_check(f, DC_CHECK_FOREIGN_KEYS, true,
 	             "lone: row 1 references a missing row of other\n");
 
-	/* a dropped table is not missed, and does not widen the check */
+	/* a dropped table is not missed, and does not widen the check; nor
+	 * does an index built (SQLite authorizes the build as a REINDEX) */
 	run_ok(f, "DROP TABLE g");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	run_ok(f, "CREATE INDEX c_p ON c (p)");
 	assert_check(f, DC_CHECK_INTEGRITY, false, "");
 	/* a parent's rows deleted: its children are checked, the rest not */
 	run_ok(f, "PRAGMA defer_foreign_keys = ON");
@@ -1288,6 +1310,7 @@ static void test_checks_scoped_to_what_was_written(void **state)
 static void test_checks_cover_everything_when_unsure(void **state)
 {
 	fx *f = *state;
+	dc_history_row row;
 
 	start_acme(f, CHECKS_SCHEMA);
 	/* a table renamed away: its new name is unknown, the whole file is checked */
@@ -1302,6 +1325,17 @@ static void test_checks_cover_everything_when_unsure(void **state)
 	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
 	assert_int_equal(E->begin(f->conn, &f->err), 0);
 	run_ok(f, "CREATE VIRTUAL TABLE docs USING rtree (id, lo, hi)");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "CHECK constraint failed in other\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* a trigger on deployclaw's own table writes where nothing was noted */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	fill_row(&row, "0001", DC_HISTORY_APPLIED);
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
+	run_ok(f, "CREATE TEMP TRIGGER h AFTER INSERT ON deployclaw_history BEGIN "
+	          "UPDATE p SET code = 'x'; END");
+	assert_int_equal(E->history_write(f->conn, &row, &f->err), 0);
 	assert_check(f, DC_CHECK_INTEGRITY, false, "CHECK constraint failed in other\n");
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 

@@ -505,10 +505,24 @@ static void open_handle_rechecks_a_changed_tail(void **state)
 	assert_int_equal(verify(f, NULL, &res, msg), 0);
 	assert_int_equal(res.entries, 4);
 
+	/* another writer appended, then the ledger was cut back to exactly the
+	 * bytes this handle left: the head record says more, and is believed */
+	{
+		dc_ledger *other = NULL;
+
+		assert_int_equal(dc_ledger_open(&other, f->ledger, f->k, "run-2", &err), 0);
+		assert_int_equal(dc_ledger_append(other, "step", NULL, NULL, &err), 0);
+		dc_ledger_close(other);
+	}
+	truncate_to(f, 4);
+	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_contains(err.message, "ends at seq 4 but its head record says seq 5");
+	dc_error_clear(&err);
+
 	/* its own last entry cut off */
 	truncate_to(f, 3);
 	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
-	assert_contains(err.message, "ends at seq 3 but its head record says seq 4");
+	assert_contains(err.message, "ends at seq 3 but its head record says seq 5");
 	dc_error_clear(&err);
 	dc_ledger_close(l);
 }
