@@ -518,7 +518,7 @@ static int derive_set(rollout *r, dc_error *err)
 	}
 	if (ac.len > 1)
 		qsort(ac.items, ac.len, sizeof(*ac.items), cmp_ptr);
-	r->autocommit = (const dc_statement **)ac.items;
+	r->autocommit = (const dc_statement **)(void *)ac.items;
 	r->nautocommit = ac.len;
 	for (i = 0; i < set->count && !split; i++)
 		for (k = 0; k < set->migrations[i].nphases && !split; k++)
