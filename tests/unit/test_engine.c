@@ -101,9 +101,10 @@ static int teardown(void **state)
 {
 	fx *f = *state;
 
-	dc_tenants_free(f->tenants, f->ntenants);
+	/* the connection first: a prefetch borrows its tenant until then */
 	E->disconnect(f->conn);
 	E->close(f->engine);
+	dc_tenants_free(f->tenants, f->ntenants);
 	rm_rf(f->dir);
 	free(f);
 	return 0;
