@@ -99,7 +99,7 @@ typedef struct dc_engine_ops {
 
 	/**
 	 * Optional (NULL: none): a hint that `tenant` (borrowed until the
-	 * connection's next enter after it) is probably the next one this
+	 * connection's next enter, or its disconnect) is probably the next one this
 	 * connection enters. The engine may prepare for it in the background
 	 * (SQLite: a thread of the connection opens the file while the current
 	 * tenant runs); enter uses that work for the same tenant and discards it
