@@ -49,6 +49,7 @@ static const cli_option global_options[] = {
 static bool stderr_color;
 
 DC_PRINTF(3, 0)
+
 static void vdiag(const char *label, const char *color, const char *fmt, va_list ap)
 {
 	if (stderr_color)
