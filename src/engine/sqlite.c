@@ -532,7 +532,10 @@ static void path_cache_release(path_cache *pc)
 }
 
 /* Closes `db` on the prefetch thread when it runs and has room, else here:
- * a close is SQLite's teardown of the handle, off the worker's path. */
+ * a close is SQLite's teardown of the handle, off the worker's path. The
+ * thread is not woken for it: the next prefetch, which follows at once,
+ * wakes it for both (one wake-up per tenant, not two); the disconnect closes
+ * what is still there. */
 static void close_later(dc_conn *c, sqlite3 *db)
 {
 	prefetcher *pf = &c->pf;
@@ -544,7 +547,6 @@ static void close_later(dc_conn *c, sqlite3 *db)
 		if (!pf->to_close) {
 			pf->to_close = db;
 			db = NULL;
-			pthread_cond_broadcast(&pf->cv);
 		}
 		pthread_mutex_unlock(&pf->mu);
 	}
@@ -1018,7 +1020,7 @@ static void *prefetch_main(void *arg)
 
 	pthread_mutex_lock(&pf->mu);
 	for (;;) {
-		sqlite3 *db = NULL, *stale = NULL;
+		sqlite3 *db = NULL, *stale, *finished;
 		const dc_tenant *t;
 		struct stat st, again;
 
@@ -1027,37 +1029,44 @@ static void *prefetch_main(void *arg)
 			pthread_cond_wait(&pf->cv, &pf->mu);
 		if (pf->quit)
 			break;
-		if (pf->to_close) {
-			db = pf->to_close;
-			pf->to_close = NULL;
-			pthread_mutex_unlock(&pf->mu);
-			sqlite3_close(db);
-			pthread_mutex_lock(&pf->mu);
-			continue;
-		}
+		/* one wake-up: the next tenant to open, the finished one to close */
+		finished = pf->to_close;
+		pf->to_close = NULL;
 		t = pf->job;
 		pf->job = NULL;
 		pf->working = t;
-		stale = pf->done; /* a guess that did not come true */
-		pf->done = NULL;
-		pf->done_for = NULL;
+		stale = t ? pf->done : NULL; /* a guess that did not come true */
+		if (stale) {
+			pf->done = NULL;
+			pf->done_for = NULL;
+		}
 		pthread_mutex_unlock(&pf->mu);
-		sqlite3_close(stale);
-		(void)open_tenant(c, &pf->paths, t, &db, &st, NULL);
-		/* the file opened must be the one checked: replaced in between,
-		 * its identity would be the wrong file's */
-		if (db && (stat(t->target, &again) != 0 || again.st_dev != st.st_dev ||
-		           again.st_ino != st.st_ino)) {
-			sqlite3_close(db);
-			db = NULL;
+		if (t) {
+			(void)open_tenant(c, &pf->paths, t, &db, &st, NULL);
+			/* the file opened must be the one checked: replaced in between,
+			 * its identity would be the wrong file's */
+			if (db && (stat(t->target, &again) != 0 || again.st_dev != st.st_dev ||
+			           again.st_ino != st.st_ino)) {
+				sqlite3_close(db);
+				db = NULL;
+			}
 		}
 		pthread_mutex_lock(&pf->mu);
-		pf->working = NULL;
-		pf->done = db;
-		pf->done_for = t;
-		pf->done_dev = st.st_dev;
-		pf->done_ino = st.st_ino;
-		pthread_cond_broadcast(&pf->cv);
+		if (t) {
+			pf->working = NULL;
+			pf->done = db;
+			pf->done_for = t;
+			pf->done_dev = st.st_dev;
+			pf->done_ino = st.st_ino;
+			pthread_cond_broadcast(&pf->cv);
+		}
+		/* the closes after the result is out: a worker may be waiting for it */
+		if (stale || finished) {
+			pthread_mutex_unlock(&pf->mu);
+			sqlite3_close(stale);
+			sqlite3_close(finished);
+			pthread_mutex_lock(&pf->mu);
+		}
 	}
 	pthread_mutex_unlock(&pf->mu);
 	return NULL;
@@ -1084,8 +1093,9 @@ static void sq_prefetch(dc_conn *c, const dc_tenant *t)
 	}
 	pthread_mutex_lock(&pf->mu);
 	pf->job = t;
-	pthread_cond_broadcast(&pf->cv);
 	pthread_mutex_unlock(&pf->mu);
+	/* after the unlock: the thread wakes to a free mutex */
+	pthread_cond_broadcast(&pf->cv);
 }
 
 /* The handle the prefetch thread opened for `t`, or NULL: not asked for, not
