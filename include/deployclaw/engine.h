@@ -157,8 +157,10 @@ typedef struct dc_engine_ops {
 	/** Inserts or replaces the row of `row->version`, inside the open transaction. */
 	int (*history_write)(dc_conn *conn, const dc_history_row *row, dc_error *err);
 
-	/** Runs `sql` (deployclaw's own checks, e.g. PRAGMA integrity_check) and appends the
-	 * first column of each row, one per line, to `out`; at most `max_rows` rows. */
+	/** Runs `sql`, a query of deployclaw's own on the open connection (tests and
+	 * diagnostics read the tenant's state with it, inside its transaction), and
+	 * appends the first column of each row, one per line, to `out`; at most
+	 * `max_rows` rows. The consistency gates use `check`. */
 	int (*query_text)(dc_conn *conn,
 	                  const char *sql,
 	                  dc_strbuf *out,

@@ -630,7 +630,7 @@ static void note_table(dc_conn *c, const char *table)
 /* Notes that the user's statement writes `table` of database `db`. */
 static void note_written(dc_conn *c, const char *table, const char *db, bool dropped)
 {
-	struct written_table *w;
+	written_table *w;
 	size_t i;
 
 	if (!table || strncasecmp(table, "sqlite_", 7) == 0 || (db && strcmp(db, "main") != 0))
@@ -2115,9 +2115,16 @@ out:
 /* A table of the tenant's file, as PRAGMA table_list names it. */
 typedef struct check_table {
 	char *name;
-	char type; /* 't'able, 'v'iew, 'V'irtual, 's'hadow */
-	bool in_set;
+	char type;   /* 't'able, 'v'iew, 'V'irtual, 's'hadow */
+	bool in_set; /* to be checked */
+	bool has_fk; /* has a foreign key (mark_referencing) */
 } check_table;
+
+/* A foreign key of table t[child] referencing `parent` (see mark_referencing). */
+typedef struct fk_edge {
+	size_t child;
+	char *parent;
+} fk_edge;
 
 /* Runs one check (`fmt` with the quoted `table`, or `fmt` as is) and appends
  * its problems to `out`: integrity_check's rows other than "ok", one line per
@@ -2219,6 +2226,7 @@ static int check_tables(dc_conn *c, check_table **out, size_t *n, dc_error *err)
 		             : strcmp(type, "shadow") == 0  ? 's'
 		                                            : 't';
 		t[nt].in_set = false;
+		t[nt].has_fk = false;
 		nt++;
 	}
 	sqlite3_finalize(st);
@@ -2267,15 +2275,26 @@ static void mark_written(const dc_conn *c, check_table *t, size_t n, bool *full)
 	}
 }
 
+/* Whether `name` is a table the migration dropped (see mark_referencing). */
+static bool dropped_by_migration(const dc_conn *c, const char *name)
+{
+	size_t w;
+
+	for (w = 0; w < c->nwritten; w++)
+		if (c->written[w].dropped && strcasecmp(c->written[w].name, name) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Adds to the set every table referencing one in the set (or a dropped
  * written one), transitively: a deleted, re-keyed or dropped parent orphans
- * its children's rows. `refs[i]` receives whether t[i] has a foreign key.
+ * its children's rows. Fills has_fk on the way.
  */
-static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool *refs, dc_error *err)
+static int mark_referencing(dc_conn *c, check_table *t, size_t n, dc_error *err)
 {
-	char **parent = NULL;
-	size_t *child = NULL, nedges = 0, aedges = 0, i;
+	fk_edge *edges = NULL;
+	size_t nedges = 0, aedges = 0, i;
 	sqlite3_stmt *st = NULL;
 	bool grew;
 	int ret = 0, rc = SQLITE_OK;
@@ -2283,7 +2302,6 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool *refs, dc
 	for (i = 0; i < n && rc == SQLITE_OK; i++) {
 		char *sql;
 
-		refs[i] = false;
 		if (t[i].type != 't')
 			continue;
 		sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t[i].name);
@@ -2295,27 +2313,22 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool *refs, dc
 			const char *p = (const char *)sqlite3_column_text(st, 2);
 
 			rc = SQLITE_OK;
-			refs[i] = true;
+			t[i].has_fk = true;
 			if (!p)
 				continue;
 			if (nedges == aedges) {
 				size_t na = aedges ? aedges * 2 : 16;
-				size_t *nc = dc_realloc_array(child, na, sizeof(*nc));
-				char **np;
+				fk_edge *ne = dc_realloc_array(edges, na, sizeof(*ne));
 
-				if (!nc)
+				if (!ne)
 					goto oom;
-				child = nc;
-				np = dc_realloc_array(parent, na, sizeof(*np));
-				if (!np)
-					goto oom;
-				parent = np;
+				edges = ne;
 				aedges = na;
 			}
-			parent[nedges] = dc_strdup(p);
-			if (!parent[nedges])
+			edges[nedges].parent = dc_strdup(p);
+			if (!edges[nedges].parent)
 				goto oom;
-			child[nedges++] = i;
+			edges[nedges++].child = i;
 		}
 		sqlite3_finalize(st);
 		st = NULL;
@@ -2330,19 +2343,12 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool *refs, dc
 		grew = false;
 		for (i = 0; i < nedges; i++) {
 			const check_table *p;
-			bool parent_in = false;
-			size_t w;
 
-			if (t[child[i]].in_set)
+			if (t[edges[i].child].in_set)
 				continue;
-			p = find_table(t, n, parent[i]);
-			if (p)
-				parent_in = p->in_set;
-			for (w = 0; !parent_in && w < c->nwritten; w++)
-				parent_in = c->written[w].dropped &&
-				            strcasecmp(c->written[w].name, parent[i]) == 0;
-			if (parent_in) {
-				t[child[i]].in_set = true;
+			p = find_table(t, n, edges[i].parent);
+			if (p ? p->in_set : dropped_by_migration(c, edges[i].parent)) {
+				t[edges[i].child].in_set = true;
 				grew = true;
 			}
 		}
@@ -2353,9 +2359,8 @@ oom:
 out:
 	sqlite3_finalize(st);
 	for (i = 0; i < nedges; i++)
-		free(parent[i]);
-	free(parent);
-	free(child);
+		free(edges[i].parent);
+	free(edges);
 	return ret;
 }
 
@@ -2367,7 +2372,6 @@ static int sq_check(dc_conn *c,
                     dc_error *err)
 {
 	check_table *t = NULL;
-	bool *refs = NULL;
 	size_t nt = 0, rows = 0, i;
 	int ret;
 
@@ -2400,19 +2404,13 @@ static int sq_check(dc_conn *c,
 				                t[i].name, out, max_rows, &rows, err);
 		goto out;
 	}
-	refs = calloc(nt ? nt : 1, sizeof(*refs));
-	if (!refs) {
-		ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
-		goto out;
-	}
-	if ((ret = mark_referencing(c, t, nt, refs, err)) != 0)
+	if ((ret = mark_referencing(c, t, nt, err)) != 0)
 		goto out;
 	for (i = 0; i < nt && ret == 0 && rows < max_rows; i++)
-		if (t[i].in_set && refs[i])
+		if (t[i].in_set && t[i].has_fk)
 			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")", t[i].name,
 			                out, max_rows, &rows, err);
 out:
-	free(refs);
 	check_tables_free(t, nt);
 	return ret;
 }
