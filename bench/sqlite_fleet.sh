@@ -31,7 +31,8 @@
 # machine's load drifts), and the same ratio for CPU time and for user CPU
 # time alone: the work each side does itself, which a noisy disk disturbs
 # least (system time grows with the disk's contention). TMPDIR picks the disk
-# measured; DEPLOYCLAW=path (and BASELINE=path) benchmark other
+# measured; SETTLE the pause after each fresh copy (see fresh); DEPLOYCLAW=path
+# (and BASELINE=path) benchmark other
 # builds, with no build step when both are given. SQLite's default durability
 # throughout (rollback journal, synchronous=FULL).
 set -eu
@@ -118,10 +119,19 @@ echo "fleet: $n tenants, $(du -sh "$fleet/tenants" | cut -f1), created in $(($(d
 # --- runs ----------------------------------------------------------------------
 now() { date +%s.%N; }
 
+# A fresh copy of the fleet, then a pause: ext4 without a journal (this VM's
+# disk) skips, for every new inode, each inode freed in the last 5-10 seconds
+# (fs/ext4/ialloc.c, recently_deleted), reading its inode table block. The
+# TENANTS files the previous run's copy just freed make every rollback journal
+# created in the next seconds scan past them: `perf record` of a 2,000-tenant
+# run started right after a 10,000-tenant copy was removed put 9-10 % of it in
+# that scan (find_inode_bit, recently_deleted), against under 1 % otherwise.
+# SETTLE (seconds, default 11) lets them age out before the clock starts.
 fresh() {
 	rm -rf "$dir/run"
 	cp -a "$fleet" "$dir/run"
 	sync
+	sleep "${SETTLE:-11}"
 }
 
 run_baseline() { # J REPEAT
