@@ -174,6 +174,12 @@ struct dc_conn {
 	bool written_all;
 	bool ignored_checks; /* the user ran PRAGMA ignore_check_constraints */
 
+	/* The file's tables as the checks last listed them (see check_tables),
+	 * kept from one check to the next while no statement ran in between. */
+	struct check_table *ct;
+	size_t nct;
+	bool ct_valid;
+
 	dc_strbuf scratch; /* "EXPLAIN <sql>", reused across statements */
 
 	path_cache paths; /* the worker's own (the prefetch thread has its own) */
@@ -184,6 +190,8 @@ struct dc_conn {
 	sqlite3 *host;
 	sqlite3_stmt *attach, *detach;
 };
+
+static void check_tables_free(dc_conn *c);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -521,6 +529,7 @@ static void written_reset(dc_conn *c)
 	c->nwritten = 0;
 	c->written_all = false;
 	c->ignored_checks = false;
+	c->ct_valid = false;
 }
 
 static void path_cache_release(path_cache *pc)
@@ -584,6 +593,7 @@ static void sq_disconnect(dc_conn *c)
 	sqlite3_finalize(c->detach);
 	sqlite3_close(c->host);
 	free(c->written);
+	check_tables_free(c);
 	dc_strbuf_release(&c->scratch);
 	path_cache_release(&c->paths);
 	path_cache_release(&c->pf.paths);
@@ -1339,6 +1349,7 @@ static void sync_tx(dc_conn *c)
 {
 	bool in = !sqlite3_get_autocommit(c->db);
 
+	c->ct_valid = false; /* a statement ran: the schema may have changed */
 	if (c->in_tx && !in)
 		c->history = HISTORY_UNKNOWN;
 	c->in_tx = in;
@@ -1408,6 +1419,7 @@ static int sq_rollback(dc_conn *c, dc_error *err)
 		return ret;
 	/* The transaction may have created the history table. */
 	c->history = HISTORY_UNKNOWN;
+	c->ct_valid = false;
 	if (sqlite3_get_autocommit(c->db)) {
 		c->in_tx = false; /* SQLite already rolled it back (or none was open) */
 		return 0;
@@ -1420,6 +1432,7 @@ static int sq_rollback(dc_conn *c, dc_error *err)
 
 static void classify_reset(dc_conn *c)
 {
+	c->ct_valid = false;
 	c->actions = 0;
 	c->ddl = false;
 	c->dml = false;
@@ -2079,6 +2092,7 @@ static int sq_query_text(dc_conn *c,
 
 	if ((ret = need_db(c, err)) != 0)
 		return ret;
+	c->ct_valid = false;
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(c, err, NULL);
 		goto out;
@@ -2112,10 +2126,11 @@ out:
 #define CHECK_INTEGRITY_ALL "PRAGMA main.integrity_check"
 #define CHECK_FK_ALL        "PRAGMA main.foreign_key_check"
 
-/* A table of the tenant's file, as PRAGMA table_list names it. */
+/* A table or view of the tenant's file (see check_tables). */
 typedef struct check_table {
 	char *name;
-	char type;   /* 't'able, 'v'iew, 'V'irtual, 's'hadow */
+	char type;   /* 't'able, 'v'iew, 'V'irtual table */
+	bool refs;   /* its SQL mentions REFERENCES: it may have a foreign key */
 	bool in_set; /* to be checked */
 	bool has_fk; /* has a foreign key (mark_referencing) */
 } check_table;
@@ -2173,13 +2188,16 @@ static int check_run(dc_conn *c,
 	return ret;
 }
 
-static void check_tables_free(check_table *t, size_t n)
+static void check_tables_free(dc_conn *c)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		free(t[i].name);
-	free(t);
+	for (i = 0; i < c->nct; i++)
+		free(c->ct[i].name);
+	free(c->ct);
+	c->ct = NULL;
+	c->nct = 0;
+	c->ct_valid = false;
 }
 
 static int check_table_cmp(const void *a, const void *b)
@@ -2187,20 +2205,43 @@ static int check_table_cmp(const void *a, const void *b)
 	return strcasecmp(((const check_table *)a)->name, ((const check_table *)b)->name);
 }
 
-/* The file's tables and views (PRAGMA main.table_list), SQLite's own left out. */
-static int check_tables(dc_conn *c, check_table **out, size_t *n, dc_error *err)
+/* Whether `hay` contains `needle` (an upper-case word), in any case. */
+static bool mentions(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay; hay++)
+		if ((*hay == needle[0] || *hay == needle[0] + ('a' - 'A')) &&
+		    strncasecmp(hay, needle, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The file's tables and views, SQLite's own left out, in c->ct, by name:
+ * one read of sqlite_schema, which both checks of a tenant share (a statement
+ * run in between lists them again). A table's SQL tells a virtual table
+ * ("CREATE VIRTUAL TABLE", as SQLite stores it) and whether it may have a
+ * foreign key (REFERENCES is how SQLite declares one).
+ */
+static int check_tables(dc_conn *c, dc_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	check_table *t = NULL;
 	size_t nt = 0, at = 0;
 	int rc;
 
-	*out = NULL;
-	*n = 0;
-	rc = sqlite3_prepare_v2(c->db, "PRAGMA main.table_list", -1, &st, NULL);
+	if (c->ct_valid)
+		return 0;
+	check_tables_free(c);
+	rc = sqlite3_prepare_v2(c->db,
+	                        "SELECT type, name, sql FROM main.sqlite_schema "
+	                        "WHERE type IN ('table', 'view')",
+	                        -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 1);
-		const char *type = (const char *)sqlite3_column_text(st, 2);
+		const char *sql = (const char *)sqlite3_column_text(st, 2);
 
 		rc = SQLITE_OK;
 		if (!name || !type || strncasecmp(name, "sqlite_", 7) == 0)
@@ -2221,25 +2262,26 @@ static int check_tables(dc_conn *c, check_table **out, size_t *n, dc_error *err)
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		t[nt].type = strcmp(type, "view") == 0      ? 'v'
-		             : strcmp(type, "virtual") == 0 ? 'V'
-		             : strcmp(type, "shadow") == 0  ? 's'
-		                                            : 't';
+		t[nt].type = strcmp(type, "view") == 0 ? 'v'
+		             : sql && strncasecmp(sql, "CREATE VIRTUAL TABLE", 20) == 0 ? 'V'
+		                                                                         : 't';
+		t[nt].refs = t[nt].type == 't' && sql && mentions(sql, "REFERENCES");
 		t[nt].in_set = false;
 		t[nt].has_fk = false;
 		nt++;
 	}
 	sqlite3_finalize(st);
+	c->ct = t;
+	c->nct = nt;
 	if (rc != SQLITE_DONE) {
-		check_tables_free(t, nt);
+		check_tables_free(c);
 		return rc == SQLITE_NOMEM
 		               ? conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory")
 		               : db_fail(c, err, "sqlite_schema");
 	}
 	if (nt > 1) /* problems in name order, whatever the schema's */
 		qsort(t, nt, sizeof(*t), check_table_cmp);
-	*out = t;
-	*n = nt;
+	c->ct_valid = true;
 	return 0;
 }
 
@@ -2263,6 +2305,8 @@ static void mark_written(const dc_conn *c, check_table *t, size_t n, bool *full)
 {
 	size_t i;
 
+	for (i = 0; i < n; i++)
+		t[i].in_set = false;
 	for (i = 0; i < c->nwritten && !*full; i++) {
 		check_table *x = find_table(t, n, c->written[i].name);
 
@@ -2289,7 +2333,14 @@ static bool dropped_by_migration(const dc_conn *c, const char *name)
 /*
  * Adds to the set every table referencing one in the set (or a dropped
  * written one), transitively: a deleted, re-keyed or dropped parent orphans
- * its children's rows. Fills has_fk on the way.
+ * its children's rows. Only a table whose SQL mentions REFERENCES can have a
+ * foreign key: only those are listed. Fills has_fk on the way.
+ *
+ * SQLite's own enforcement (deployclaw's connections turn foreign keys on)
+ * does not make this redundant: it keeps a count, and a statement that
+ * orphans a row while mending one dangling from before (UPDATE p SET id = 99
+ * WHERE id = 1, with a child of 1 and an old child of 99) nets to zero and
+ * passes.
  */
 static int mark_referencing(dc_conn *c, check_table *t, size_t n, dc_error *err)
 {
@@ -2302,7 +2353,8 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, dc_error *err)
 	for (i = 0; i < n && rc == SQLITE_OK; i++) {
 		char *sql;
 
-		if (t[i].type != 't')
+		t[i].has_fk = false;
+		if (t[i].type != 't' || !t[i].refs)
 			continue;
 		sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t[i].name);
 		if (!sql)
@@ -2364,6 +2416,13 @@ out:
 	return ret;
 }
 
+/*
+ * The consistency checks of what the migration wrote: integrity_check of
+ * every table written, with its indexes; foreign_key_check of every table
+ * written and every table referencing one, transitively (mark_referencing).
+ * The whole file when `full`, or after a write the authorizer could not
+ * follow. Both checks of a tenant share one listing of its tables.
+ */
 static int sq_check(dc_conn *c,
                     dc_check_kind kind,
                     bool full,
@@ -2371,8 +2430,7 @@ static int sq_check(dc_conn *c,
                     size_t max_rows,
                     dc_error *err)
 {
-	check_table *t = NULL;
-	size_t nt = 0, rows = 0, i;
+	size_t rows = 0, i;
 	int ret;
 
 	if ((ret = need_db(c, err)) != 0)
@@ -2387,31 +2445,27 @@ static int sq_check(dc_conn *c,
 	if (!full && c->nwritten == 0)
 		return 0; /* nothing written, nothing to check */
 	if (!full) {
-		if ((ret = check_tables(c, &t, &nt, err)) != 0)
+		if ((ret = check_tables(c, err)) != 0)
 			return ret;
-		mark_written(c, t, nt, &full);
+		mark_written(c, c->ct, c->nct, &full);
 	}
-	if (full) {
-		ret = check_run(c, kind,
-		                kind == DC_CHECK_INTEGRITY ? CHECK_INTEGRITY_ALL : CHECK_FK_ALL,
-		                NULL, out, max_rows, &rows, err);
-		goto out;
-	}
+	if (full)
+		return check_run(c, kind,
+		                 kind == DC_CHECK_INTEGRITY ? CHECK_INTEGRITY_ALL : CHECK_FK_ALL,
+		                 NULL, out, max_rows, &rows, err);
 	if (kind == DC_CHECK_INTEGRITY) {
-		for (i = 0; i < nt && ret == 0 && rows < max_rows; i++)
-			if (t[i].in_set && t[i].type != 'v')
+		for (i = 0; i < c->nct && ret == 0 && rows < max_rows; i++)
+			if (c->ct[i].in_set && c->ct[i].type != 'v')
 				ret = check_run(c, kind, "PRAGMA main.integrity_check(\"%w\")",
-				                t[i].name, out, max_rows, &rows, err);
-		goto out;
+				                c->ct[i].name, out, max_rows, &rows, err);
+		return ret;
 	}
-	if ((ret = mark_referencing(c, t, nt, err)) != 0)
-		goto out;
-	for (i = 0; i < nt && ret == 0 && rows < max_rows; i++)
-		if (t[i].in_set && t[i].has_fk)
-			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")", t[i].name,
-			                out, max_rows, &rows, err);
-out:
-	check_tables_free(t, nt);
+	if ((ret = mark_referencing(c, c->ct, c->nct, err)) != 0)
+		return ret;
+	for (i = 0; i < c->nct && ret == 0 && rows < max_rows; i++)
+		if (c->ct[i].in_set && c->ct[i].has_fk)
+			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")",
+			                c->ct[i].name, out, max_rows, &rows, err);
 	return ret;
 }
 

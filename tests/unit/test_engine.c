@@ -1308,6 +1308,69 @@ static void test_checks_scoped_to_what_was_written(void **state)
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 }
 
+/*
+ * The tables referencing a written one are checked even though SQLite
+ * enforces foreign keys as the migration runs: its enforcement keeps a
+ * count, which a statement orphaning one row while mending another that
+ * dangled from before nets to zero. A dropped unique index that a foreign
+ * key needs is found too.
+ */
+static void test_foreign_key_check_beyond_enforcement(void **state)
+{
+	fx *f = *state;
+	dc_strbuf sb = DC_STRBUF_INIT;
+
+	start_acme(f, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+	              "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p (id));"
+	              "CREATE TABLE k (code TEXT); CREATE UNIQUE INDEX k_code ON k (code);"
+	              "CREATE TABLE r (code TEXT REFERENCES k (code));"
+	              "INSERT INTO p VALUES (1), (2); INSERT INTO c VALUES (1, 1), (2, 99);"
+	              "INSERT INTO k VALUES ('a'); INSERT INTO r VALUES ('a')");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	/* enforced: a plain orphan fails its statement */
+	assert_int_not_equal(run(f, "DELETE FROM p WHERE id = 1"), 0);
+	assert_non_null(strstr(f->err.message, "FOREIGN KEY constraint failed"));
+	/* c's row 1 orphaned, its row 2 mended: SQLite lets it through */
+	run_ok(f, "UPDATE p SET id = 99 WHERE id = 1");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 1 references a missing row of p\n");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* the unique index r's foreign key needs, dropped */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "DROP INDEX k_code");
+	dc_error_clear(&f->err);
+	assert_int_not_equal(E->check(f->conn, DC_CHECK_FOREIGN_KEYS, false, &sb, 10, &f->err),
+	                     0);
+	assert_non_null(strstr(f->err.message, "foreign key mismatch"));
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	dc_strbuf_release(&sb);
+}
+
+/* Both checks of a visit share one listing of the tables, listed again
+ * after any statement: a table created in between is checked alone (a stale
+ * listing would not know it, and check the whole file: `lone` too). */
+static void test_checks_list_tables_again_after_a_statement(void **state)
+{
+	fx *f = *state;
+
+	start_acme(f, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+	              "CREATE TABLE o (id INTEGER PRIMARY KEY);"
+	              "CREATE TABLE lone (x INTEGER REFERENCES o (id)); INSERT INTO lone VALUES (7)");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "INSERT INTO p VALUES (1)");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "");
+	run_ok(f, "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p (id))");
+	run_ok(f, "PRAGMA foreign_keys = OFF"); /* inside a transaction: no effect */
+	assert_int_not_equal(run(f, "INSERT INTO c VALUES (1, 5)"), 0);
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "INSERT INTO c VALUES (1, 5)");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
 static void test_checks_cover_everything_when_unsure(void **state)
 {
 	fx *f = *state;
@@ -1397,6 +1460,10 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_checks_scoped_to_what_was_written, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_key_check_beyond_enforcement, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_checks_list_tables_again_after_a_statement,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
 		                                teardown),
 	};
