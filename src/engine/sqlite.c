@@ -131,6 +131,7 @@ typedef struct prefetcher {
 	sqlite3 *done;  /* opened and checked for done_for */
 	dev_t done_dev; /* the file it opened */
 	ino_t done_ino;
+	int done_version; /* its SQLITE_FCNTL_DATA_VERSION once the schema loaded */
 	sqlite3 *to_close; /* a handle the worker left behind */
 	path_cache paths;
 } prefetcher;
@@ -184,6 +185,11 @@ struct dc_conn {
 
 	path_cache paths; /* the worker's own (the prefetch thread has its own) */
 	prefetcher pf;
+	/* SQLite holds db's schema as loaded outside a transaction of ours (by
+	 * the prefetch thread, or a read transaction since ended) when the
+	 * file's data version was `preload_version` (see schema_current) */
+	bool preloaded;
+	int preload_version;
 
 	/* history_peek: an in-memory database each tenant is attached to in
 	 * turn, opened on first use (see sq_history_peek). */
@@ -568,6 +574,7 @@ static void leave(dc_conn *c)
 	close_later(c, c->db);
 	c->db = NULL;
 	c->tenant = NULL;
+	c->preloaded = false;
 	c->in_tx = false;
 	c->history = HISTORY_UNKNOWN;
 	written_reset(c);
@@ -1016,12 +1023,29 @@ out:
 	return ret;
 }
 
+static int history_exists(sqlite3 *db, const char *schema);
+
+/* The file's data version: SQLite changes it whenever a transaction finds the
+ * file written since the last (by this or another connection). */
+static int data_version(sqlite3 *db)
+{
+	int v = 0;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
+		return -1;
+	return v;
+}
+
 /*
  * The prefetch thread: closes the handles the worker leaves behind and opens
  * the tenant it was told comes next (open_tenant with its own path cache and
  * no error: a tenant that does not open is left for enter to open, and to
- * report, as if no prefetch had run). It only opens: it loads no schema and
- * takes no lock, so what the run reads under the tenant lock is read then.
+ * report, as if no prefetch had run), and loads its schema -- SQLite parses
+ * every CREATE statement of the file, a tenth of a migration's work -- in a
+ * read transaction of its own, waiting for no lock (a file busy is left to
+ * the worker). It takes no tenant lock and decides nothing: the run checks,
+ * inside its transaction, that the file has not changed since, and SQLite
+ * loads the schema again if it has (schema_current).
  */
 static void *prefetch_main(void *arg)
 {
@@ -1033,6 +1057,7 @@ static void *prefetch_main(void *arg)
 		sqlite3 *db = NULL, *stale, *finished;
 		const dc_tenant *t;
 		struct stat st, again;
+		int version = 0;
 
 		memset(&st, 0, sizeof(st));
 		while (!pf->quit && !pf->job && !pf->to_close)
@@ -1060,10 +1085,17 @@ static void *prefetch_main(void *arg)
 				sqlite3_close(db);
 				db = NULL;
 			}
+			if (db) {
+				sqlite3_busy_timeout(db, 0);
+				(void)history_exists(db, "main"); /* loads the schema */
+				sqlite3_busy_timeout(db, c->engine->busy_ms);
+				version = data_version(db);
+			}
 		}
 		pthread_mutex_lock(&pf->mu);
 		if (t) {
 			pf->working = NULL;
+			pf->done_version = version;
 			pf->done = db;
 			pf->done_for = t;
 			pf->done_dev = st.st_dev;
@@ -1110,7 +1142,7 @@ static void sq_prefetch(dc_conn *c, const dc_tenant *t)
 
 /* The handle the prefetch thread opened for `t`, or NULL: not asked for, not
  * started yet (then it is cancelled: opening it here is as quick), or failed. */
-static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t)
+static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version)
 {
 	prefetcher *pf = &c->pf;
 	sqlite3 *db = NULL, *other = NULL;
@@ -1135,6 +1167,7 @@ static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t)
 	}
 	dev = pf->done_dev;
 	ino = pf->done_ino;
+	*version = pf->done_version;
 	pf->done = NULL;
 	pf->done_for = NULL;
 	pthread_mutex_unlock(&pf->mu);
@@ -1154,9 +1187,11 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	leave(c);
 	c->tenant = t;
 	c->history = HISTORY_UNKNOWN;
-	c->db = prefetch_take(c, t);
-	if (c->db)
+	c->db = prefetch_take(c, t, &c->preload_version);
+	if (c->db) {
+		c->preloaded = true;
 		return 0;
+	}
 	return open_tenant(c, &c->paths, t, &c->db, NULL, err);
 }
 
@@ -1374,6 +1409,24 @@ static int run_internal(dc_conn *c, const char *sql, dc_error *err)
 	return db_fail(c, err, NULL);
 }
 
+/*
+ * In a transaction just begun on a handle whose schema the prefetch thread
+ * loaded: if the file was written since (another connection: its data
+ * version moved), SQLite's copy of the schema may be stale, and the history
+ * probe reads that copy -- a table created since would be missed. A statement
+ * on sqlite_schema makes SQLite compare the file's schema cookie with its
+ * copy's, and reload it when they differ.
+ */
+static int schema_current(dc_conn *c, dc_error *err)
+{
+	if (!c->preloaded)
+		return 0;
+	c->preloaded = false;
+	if (data_version(c->db) == c->preload_version)
+		return 0;
+	return run_internal(c, "SELECT 1 FROM main.sqlite_schema WHERE 0", err);
+}
+
 static int sq_begin(dc_conn *c, dc_error *err)
 {
 	int ret;
@@ -1388,7 +1441,13 @@ static int sq_begin(dc_conn *c, dc_error *err)
 	 * the transaction, where nobody else can change it (else a stale
 	 * "missing" becomes "empty" and the tenant is applied a second time). */
 	c->history = HISTORY_UNKNOWN;
-	return run_internal(c, "BEGIN IMMEDIATE", err);
+	if ((ret = run_internal(c, "BEGIN IMMEDIATE", err)) != 0)
+		return ret;
+	if ((ret = schema_current(c, err)) != 0) {
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		sync_tx(c);
+	}
+	return ret;
 }
 
 static int sq_commit(dc_conn *c, dc_error *err)
@@ -1807,11 +1866,16 @@ static int sq_history_read(dc_conn *c, dc_history_row **rows, size_t *n, dc_erro
 			return ret;
 		}
 		c->history = HISTORY_UNKNOWN;
-		ret = history_read_in_tx(c, rows, n, err);
+		ret = schema_current(c, err);
+		if (ret == 0)
+			ret = history_read_in_tx(c, rows, n, err);
 		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
 		if (!sqlite3_get_autocommit(c->db))
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		c->history = HISTORY_UNKNOWN;
+		/* the schema stays loaded, as of this version */
+		c->preloaded = true;
+		c->preload_version = data_version(c->db);
 		return ret;
 	}
 	return history_read_in_tx(c, rows, n, err);

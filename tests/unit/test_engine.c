@@ -1046,6 +1046,62 @@ static void test_prefetch_opens_the_next_tenant(void **state)
 	E->prefetch(f->conn, tenant(f, "c"));
 }
 
+/* The schema SQLite holds from before a transaction (read by the prefetch
+ * thread, or by a read transaction since ended) is checked against the file
+ * when the next one begins: a history table another process created in
+ * between is seen, and its rows. */
+static void test_schema_loaded_before_is_checked(void **state)
+{
+	fx *f = *state;
+	dc_history_row *rows = NULL;
+	size_t n = 0;
+	char path[512];
+	sqlite3 *other = NULL;
+	int round;
+
+	make_db(f, "a.db", "CREATE TABLE t (a)");
+	make_db(f, "b.db", "CREATE TABLE t (a)");
+	make_db(f, "c.db", "CREATE TABLE t (a)");
+	start(f);
+	for (round = 0; round < 2; round++) {
+		const char *id = round == 0 ? "b" : "c";
+
+		if (round == 0) {
+			/* a read transaction loads b's schema, then ends */
+			assert_int_equal(E->enter(f->conn, tenant(f, id), &f->err), 0);
+			assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+			assert_int_equal(n, 0);
+		} else {
+			/* the prefetch thread loads c's: given the time to start (enter
+			 * cancels a prefetch not started; then c opens unloaded, and the
+			 * check passes trivially) */
+			assert_int_equal(E->enter(f->conn, tenant(f, "a"), &f->err), 0);
+			E->prefetch(f->conn, tenant(f, id));
+			usleep(200 * 1000);
+			assert_int_equal(E->enter(f->conn, tenant(f, id), &f->err), 0);
+		}
+		path_in(path, sizeof(path), f, round == 0 ? "b.db" : "c.db");
+		assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(other,
+		                              "CREATE TABLE deployclaw_history (version TEXT PRIMARY"
+		                              " KEY NOT NULL, name TEXT, checksum TEXT, phase TEXT,"
+		                              " status TEXT NOT NULL, started_at TEXT, finished_at"
+		                              " TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT);"
+		                              "INSERT INTO deployclaw_history (version, status)"
+		                              " VALUES ('0007', 'applied')",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(other);
+		assert_int_equal(E->begin(f->conn, &f->err), 0);
+		assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(rows[0].version, "0007");
+		dc_history_rows_free(rows, n);
+		rows = NULL;
+		assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Locks                                                                    */
 
@@ -1455,6 +1511,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_history_peek_reads_like_enter, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_prefetch_opens_the_next_tenant, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_schema_loaded_before_is_checked, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_history_peek_rolls_back_a_hot_journal, setup,
 		                                teardown),
