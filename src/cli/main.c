@@ -553,8 +553,8 @@ static void mi_sqlite_shutdown(void *unused)
 static void sqlite_use_mimalloc(void)
 {
 	static const sqlite3_mem_methods methods = {
-	        mi_sqlite_malloc, mi_sqlite_free,     mi_sqlite_realloc, mi_sqlite_size,
-	        mi_sqlite_roundup, mi_sqlite_init, mi_sqlite_shutdown, NULL,
+		mi_sqlite_malloc,  mi_sqlite_free, mi_sqlite_realloc,  mi_sqlite_size,
+		mi_sqlite_roundup, mi_sqlite_init, mi_sqlite_shutdown, NULL,
 	};
 
 	sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);

@@ -131,7 +131,7 @@ typedef struct prefetcher {
 	sqlite3 *done;  /* opened and checked for done_for */
 	dev_t done_dev; /* the file it opened */
 	ino_t done_ino;
-	int done_version; /* its SQLITE_FCNTL_DATA_VERSION once the schema loaded */
+	int done_version;  /* its SQLITE_FCNTL_DATA_VERSION once the schema loaded */
 	sqlite3 *to_close; /* a handle the worker left behind */
 	path_cache paths;
 } prefetcher;
@@ -1410,19 +1410,20 @@ static int run_internal(dc_conn *c, const char *sql, dc_error *err)
 }
 
 /*
- * In a transaction just begun on a handle whose schema the prefetch thread
- * loaded: if the file was written since (another connection: its data
- * version moved), SQLite's copy of the schema may be stale, and the history
- * probe reads that copy -- a table created since would be missed. A statement
- * on sqlite_schema makes SQLite compare the file's schema cookie with its
- * copy's, and reload it when they differ.
+ * In a transaction just begun on a handle whose schema was loaded outside it
+ * (by the prefetch thread, or a read transaction since ended): if the file
+ * was written since (another connection: its data version moved), SQLite's
+ * copy of the schema may be stale, and the history probe reads that copy --
+ * a table created since would be missed. A statement on sqlite_schema makes
+ * SQLite compare the file's schema cookie with its copy's, and reload it when
+ * they differ.
  */
 static int schema_current(dc_conn *c, dc_error *err)
 {
 	if (!c->preloaded)
 		return 0;
 	c->preloaded = false;
-	if (data_version(c->db) == c->preload_version)
+	if (c->preload_version >= 0 && data_version(c->db) == c->preload_version)
 		return 0;
 	return run_internal(c, "SELECT 1 FROM main.sqlite_schema WHERE 0", err);
 }
@@ -2326,9 +2327,9 @@ static int check_tables(dc_conn *c, dc_error *err)
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		t[nt].type = strcmp(type, "view") == 0 ? 'v'
+		t[nt].type = strcmp(type, "view") == 0                                  ? 'v'
 		             : sql && strncasecmp(sql, "CREATE VIRTUAL TABLE", 20) == 0 ? 'V'
-		                                                                         : 't';
+		                                                                        : 't';
 		t[nt].refs = t[nt].type == 't' && sql && mentions(sql, "REFERENCES");
 		t[nt].in_set = false;
 		t[nt].has_fk = false;
