@@ -1404,6 +1404,61 @@ static void test_foreign_key_check_beyond_enforcement(void **state)
 	dc_strbuf_release(&sb);
 }
 
+/*
+ * The tables referencing a written one are checked when it may have taken
+ * from their rows what they reference -- rows inserted or deleted, the
+ * column a foreign key references updated (the primary key, for one that
+ * names no column; the rowid, always) -- and not for an update of any other
+ * column, which SQLite's enforcement settles. Rows of theirs that dangled
+ * from before are then not the migration's: a full check finds them.
+ */
+static void test_foreign_key_check_follows_the_keys(void **state)
+{
+	static const struct {
+		const char *sql;
+		const char *found;
+	} cases[] = {
+		{ "UPDATE p SET note = 'm'", "" },
+		{ "UPDATE p SET code = 'a'", "bycode: row 2 references a missing row of p\n" },
+		{ "UPDATE p SET id = id", "byid: row 2 references a missing row of p\n" },
+		{ "UPDATE p SET rowid = rowid",
+		  "bycode: row 2 references a missing row of p\n"
+		  "byid: row 2 references a missing row of p\n" },
+		{ "INSERT INTO p VALUES (2, 'b', NULL)",
+		  "bycode: row 2 references a missing row of p\n"
+		  "byid: row 2 references a missing row of p\n" },
+	};
+	fx *f = *state;
+	size_t i;
+
+	start_acme(f, "CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT UNIQUE, note TEXT);"
+	              "CREATE TABLE byid (x INTEGER REFERENCES p);"
+	              "CREATE TABLE bycode (y TEXT REFERENCES p (code));"
+	              "INSERT INTO p VALUES (1, 'a', 'n');"
+	              "INSERT INTO byid VALUES (1), (7); INSERT INTO bycode VALUES ('a'), ('zz')");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+		assert_int_equal(E->begin(f->conn, &f->err), 0);
+		run_ok(f, cases[i].sql);
+		assert_check(f, DC_CHECK_FOREIGN_KEYS, false, cases[i].found);
+		assert_check(f, DC_CHECK_FOREIGN_KEYS, true,
+		             "bycode: row 2 references a missing row of p\n"
+		             "byid: row 2 references a missing row of p\n");
+		assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	}
+
+	/* enforcement turned off by the migration: every table referencing a
+	 * written one is checked again */
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	run_ok(f, "PRAGMA foreign_keys = OFF");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "UPDATE p SET note = 'm'");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "bycode: row 2 references a missing row of p\n"
+	             "byid: row 2 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
 /* Both checks of a visit share one listing of the tables, listed again
  * after any statement: a table created in between is checked alone (a stale
  * listing would not know it, and check the whole file: `lone` too). */
@@ -1537,6 +1592,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_checks_list_tables_again_after_a_statement,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_key_check_follows_the_keys, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_after_a_virtual_table_write,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
