@@ -50,10 +50,6 @@
  * whole database. */
 #define MAX_WRITTEN 256
 
-/* Distinct columns recorded as updated per written table; more counts as a
- * change of its keys (see written_table). */
-#define MAX_UPDATED 16
-
 /* How often lock_tenant retries while another process holds the lock. */
 #define LOCK_POLL_MS 10
 
@@ -140,31 +136,11 @@ typedef struct prefetcher {
 	path_cache paths;
 } prefetcher;
 
-/*
- * A table a user statement wrote (see dc_conn.written), and how: whether the
- * rows of tables referencing it may have lost what they reference (see
- * mark_referencing). `rekeyed`: rows inserted (an INSERT may REPLACE a row,
- * or give an old dangling reference its row back while another loses its),
- * deleted, the table dropped, one of its indexes dropped (maybe the unique one
- * a foreign key needs), or more columns updated than `updated` holds. Other
- * updates name their columns in `updated`: only one a foreign key references
- * can orphan a row. Adding a column, creating an index or a trigger cannot.
- */
+/* A table a user statement wrote (see dc_conn.written). */
 typedef struct written_table {
 	char *name;
 	bool dropped; /* by DROP TABLE: its absence is expected */
-	bool rekeyed;
-	size_t nupdated;
-	char *updated[MAX_UPDATED];
 } written_table;
-
-/* How a statement writes a table (see note_written). */
-typedef enum write_kind {
-	WRITE_PLAIN,  /* adds a column, an index, a table: no row loses its key */
-	WRITE_UPDATE, /* updates the column named */
-	WRITE_REKEY,  /* inserts, deletes, drops an index */
-	WRITE_DROP,   /* drops the table */
-} write_kind;
 
 struct dc_conn {
 	dc_engine *engine;
@@ -182,6 +158,7 @@ struct dc_conn {
 	 * authorizer. `refusal` is non-empty when the authorizer denied it. */
 	bool user;
 	unsigned actions;
+	bool altering; /* an ALTER TABLE (see authorize) */
 	bool ddl;
 	bool dml;
 	size_t ntables;
@@ -198,10 +175,6 @@ struct dc_conn {
 	size_t nwritten, awritten;
 	bool written_all;
 	bool ignored_checks; /* the user ran PRAGMA ignore_check_constraints */
-	/* The user ran a PRAGMA that changes how SQLite enforces foreign keys
-	 * (foreign_keys, defer_foreign_keys, legacy_alter_table): the tables
-	 * referencing every written one are checked (see mark_referencing). */
-	bool fk_unenforced;
 
 	/* The file's tables as the checks last listed them (see check_tables),
 	 * kept from one check to the next while no statement ran in between. */
@@ -558,17 +531,11 @@ static void written_reset(dc_conn *c)
 {
 	size_t i;
 
-	for (i = 0; i < c->nwritten; i++) {
-		size_t k;
-
+	for (i = 0; i < c->nwritten; i++)
 		free(c->written[i].name);
-		for (k = 0; k < c->written[i].nupdated; k++)
-			free(c->written[i].updated[k]);
-	}
 	c->nwritten = 0;
 	c->written_all = false;
 	c->ignored_checks = false;
-	c->fk_unenforced = false;
 	c->ct_valid = false;
 }
 
@@ -678,39 +645,8 @@ static void note_table(dc_conn *c, const char *table)
 		snprintf(c->tables[c->ntables++], sizeof(c->tables[0]), "%s", table);
 }
 
-/* Adds `how` (and `column`) to what is known of written table `w`. */
-static void written_add(written_table *w, write_kind how, const char *column)
-{
-	size_t k;
-
-	w->dropped |= how == WRITE_DROP;
-	w->rekeyed |= how == WRITE_DROP || how == WRITE_REKEY;
-	if (how != WRITE_UPDATE || w->rekeyed)
-		return;
-	/* the rowid, which SQLite names "ROWID" whatever the alias: conservatively
-	 * a key (an INTEGER PRIMARY KEY column is its alias) */
-	if (!column || strcasecmp(column, "rowid") == 0 || strcasecmp(column, "oid") == 0 ||
-	    strcasecmp(column, "_rowid_") == 0) {
-		w->rekeyed = true;
-		return;
-	}
-	for (k = 0; k < w->nupdated; k++)
-		if (strcasecmp(w->updated[k], column) == 0)
-			return;
-	if (w->nupdated == MAX_UPDATED || !(w->updated[w->nupdated] = dc_strdup(column))) {
-		w->rekeyed = true;
-		return;
-	}
-	w->nupdated++;
-}
-
-/* Notes that the user's statement writes `table` of database `db`, `how`
- * (`column`: the one a WRITE_UPDATE updates). */
-static void note_written(dc_conn *c,
-                         const char *table,
-                         const char *db,
-                         write_kind how,
-                         const char *column)
+/* Notes that the user's statement writes `table` of database `db`. */
+static void note_written(dc_conn *c, const char *table, const char *db, bool dropped)
 {
 	written_table *w;
 	size_t i;
@@ -719,7 +655,7 @@ static void note_written(dc_conn *c,
 		return; /* SQLite's own tables; temp tables are not in the file */
 	for (i = 0; i < c->nwritten; i++) {
 		if (strcasecmp(c->written[i].name, table) == 0) {
-			written_add(&c->written[i], how, column);
+			c->written[i].dropped |= dropped;
 			return;
 		}
 	}
@@ -739,14 +675,13 @@ static void note_written(dc_conn *c,
 		c->awritten = na;
 	}
 	w = &c->written[c->nwritten];
-	memset(w, 0, sizeof(*w));
 	w->name = dc_strdup(table);
 	if (!w->name) {
 		c->written_all = true;
 		return;
 	}
+	w->dropped = dropped;
 	c->nwritten++;
-	written_add(w, how, column);
 }
 
 static bool own_database(const char *db)
@@ -809,8 +744,7 @@ static int authorize(void *arg,
 	case SQLITE_DROP_INDEX:
 		c->ddl = true;
 		note_table(c, a2);
-		note_written(c, a2, db, action == SQLITE_DROP_INDEX ? WRITE_REKEY : WRITE_PLAIN,
-		             NULL);
+		note_written(c, a2, db, false);
 		break;
 	case SQLITE_CREATE_TEMP_INDEX:
 	case SQLITE_CREATE_TRIGGER:
@@ -825,8 +759,7 @@ static int authorize(void *arg,
 	case SQLITE_DROP_TABLE:
 		c->ddl = true;
 		note_table(c, a1);
-		note_written(c, a1, db, action == SQLITE_DROP_TABLE ? WRITE_DROP : WRITE_PLAIN,
-		             NULL);
+		note_written(c, a1, db, action == SQLITE_DROP_TABLE);
 		break;
 	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_VIEW:
@@ -846,32 +779,35 @@ static int authorize(void *arg,
 		c->written_all = true; /* its module writes shadow tables unseen */
 		break;
 	case SQLITE_ALTER_TABLE:
-		/* adding a column keeps every row's keys; renaming one rewrites the
-		 * foreign keys naming it; SQLite drops no column a key needs (one
-		 * indexed, unique or in the primary key); renaming the table is
-		 * seen by the checks as a written table gone (mark_written) */
 		c->ddl = true;
+		c->altering = true;
 		note_table(c, a2);
-		note_written(c, a2, db, WRITE_PLAIN, NULL);
+		note_written(c, a2, db, false);
 		break;
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE:
+		/* ALTER TABLE ... RENAME TO rewrites the table's name in sqlite_schema
+		 * (its nested UPDATE is authorized with the ALTER; CREATE TABLE
+		 * writes the name too, not under an ALTER): the rows now live
+		 * under a name no statement wrote, and a table made under the old
+		 * name hides the move -- the checks cover the whole file */
+		if (action == SQLITE_UPDATE && c->altering && a1 && a2 && own_database(db) &&
+		    (strcasecmp(a1, "sqlite_master") == 0 ||
+		     strcasecmp(a1, "sqlite_schema") == 0) &&
+		    (strcasecmp(a2, "name") == 0 || strcasecmp(a2, "tbl_name") == 0))
+			c->written_all = true;
 		/* DDL writes sqlite_schema: that is not a row change of the user's. */
 		if (a1 && strncmp(a1, "sqlite_", 7) != 0)
 			c->dml = true;
 		note_table(c, a1);
-		note_written(c, a1, db, action == SQLITE_UPDATE ? WRITE_UPDATE : WRITE_REKEY, a2);
+		note_written(c, a1, db, false);
 		break;
 	case SQLITE_PRAGMA:
 		if (a1 && strcasecmp(a1, "writable_schema") == 0)
 			c->written_all = true;
 		if (a1 && strcasecmp(a1, "ignore_check_constraints") == 0)
 			c->ignored_checks = true;
-		if (a1 && (strcasecmp(a1, "foreign_keys") == 0 ||
-		           strcasecmp(a1, "defer_foreign_keys") == 0 ||
-		           strcasecmp(a1, "legacy_alter_table") == 0))
-			c->fk_unenforced = true;
 		break;
 	case SQLITE_READ:
 		note_table(c, a1);
@@ -1496,12 +1432,18 @@ static int run_internal(dc_conn *c, const char *sql, dc_error *err)
  */
 static int schema_current(dc_conn *c, dc_error *err)
 {
+	int ret;
+
 	if (!c->preloaded)
 		return 0;
-	c->preloaded = false;
-	if (c->preload_version >= 0 && data_version(c->db) == c->preload_version)
+	if (c->preload_version >= 0 && data_version(c->db) == c->preload_version) {
+		c->preloaded = false;
 		return 0;
-	return run_internal(c, "SELECT 1 FROM main.sqlite_schema WHERE 0", err);
+	}
+	/* kept on failure: the next transaction checks again */
+	if ((ret = run_internal(c, "SELECT 1 FROM main.sqlite_schema WHERE 0", err)) == 0)
+		c->preloaded = false;
+	return ret;
 }
 
 static int sq_begin(dc_conn *c, dc_error *err)
@@ -1570,6 +1512,7 @@ static void classify_reset(dc_conn *c)
 {
 	c->ct_valid = false;
 	c->actions = 0;
+	c->altering = false;
 	c->ddl = false;
 	c->dml = false;
 	c->ntables = 0;
@@ -2280,7 +2223,6 @@ typedef struct check_table {
 typedef struct fk_edge {
 	size_t child;
 	char *parent;
-	char *to; /* the parent's column referenced; NULL: its primary key */
 } fk_edge;
 
 /* Runs one check (`fmt` with the quoted `table`, or `fmt` as is) and appends
@@ -2461,61 +2403,30 @@ static void mark_written(const dc_conn *c, check_table *t, size_t n, bool *full)
 	}
 }
 
-/* The written table named `name`, or NULL. */
-static const written_table *find_written(const dc_conn *c, const char *name)
+/* Whether `name` is a table the migration dropped (see mark_referencing). */
+static bool dropped_by_migration(const dc_conn *c, const char *name)
 {
 	size_t w;
 
 	for (w = 0; w < c->nwritten; w++)
-		if (strcasecmp(c->written[w].name, name) == 0)
-			return &c->written[w];
-	return NULL;
-}
-
-/* Whether the migration may have taken from rows of `e`'s child what they
- * reference: see written_table. The primary key a foreign key without
- * columns references is SQLite's to tell. */
-static bool edge_broken(dc_conn *c, const fk_edge *e)
-{
-	const written_table *w = find_written(c, e->parent);
-	size_t k;
-
-	if (!w)
-		return false;
-	if (w->rekeyed)
-		return true;
-	for (k = 0; k < w->nupdated; k++) {
-		int pk = 0;
-
-		if (e->to) {
-			if (strcasecmp(w->updated[k], e->to) == 0)
-				return true;
-		} else if (sqlite3_table_column_metadata(c->db, "main", e->parent, w->updated[k],
-		                                         NULL, NULL, NULL, &pk,
-		                                         NULL) != SQLITE_OK ||
-		           pk) {
+		if (c->written[w].dropped && strcasecmp(c->written[w].name, name) == 0)
 			return true;
-		}
-	}
 	return false;
 }
 
 /*
- * Adds to the set the tables with a foreign key to a written table that may
- * have taken from their rows what they reference (edge_broken), or to any
- * table in the set, transitively, when `all`. Only a table whose SQL mentions
- * REFERENCES can have a foreign key: only those are listed. Fills has_fk on
- * the way.
+ * Adds to the set every table referencing one in the set (or a dropped
+ * written one), transitively: a deleted, re-keyed or dropped parent orphans
+ * its children's rows. Only a table whose SQL mentions REFERENCES can have a
+ * foreign key: only those are listed. Fills has_fk on the way.
  *
  * SQLite's own enforcement (deployclaw's connections turn foreign keys on)
  * does not make this redundant: it keeps a count, and a statement that
  * orphans a row while mending one dangling from before (UPDATE p SET id = 99
  * WHERE id = 1, with a child of 1 and an old child of 99) nets to zero and
- * passes. What it does settle: a row of a written table cannot lose its
- * parent unless that parent lost a key -- an update of a column no foreign
- * key references leaves the tables referencing it as they were.
+ * passes.
  */
-static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool all, dc_error *err)
+static int mark_referencing(dc_conn *c, check_table *t, size_t n, dc_error *err)
 {
 	fk_edge *edges = NULL;
 	size_t nedges = 0, aedges = 0, i;
@@ -2536,7 +2447,6 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool all, dc_e
 		sqlite3_free(sql);
 		while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			const char *p = (const char *)sqlite3_column_text(st, 2);
-			const char *to = (const char *)sqlite3_column_text(st, 4);
 
 			rc = SQLITE_OK;
 			t[i].has_fk = true;
@@ -2551,12 +2461,10 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool all, dc_e
 				edges = ne;
 				aedges = na;
 			}
-			edges[nedges].child = i;
 			edges[nedges].parent = dc_strdup(p);
-			edges[nedges].to = to ? dc_strdup(to) : NULL;
-			nedges++;
-			if (!edges[nedges - 1].parent || (to && !edges[nedges - 1].to))
+			if (!edges[nedges].parent)
 				goto oom;
+			edges[nedges++].child = i;
 		}
 		sqlite3_finalize(st);
 		st = NULL;
@@ -2567,23 +2475,15 @@ static int mark_referencing(dc_conn *c, check_table *t, size_t n, bool all, dc_e
 		ret = db_fail(c, err, "foreign_key_list");
 		goto out;
 	}
-	if (!all) {
-		for (i = 0; i < nedges; i++)
-			if (edge_broken(c, &edges[i]))
-				t[edges[i].child].in_set = true;
-		goto out;
-	}
 	do {
 		grew = false;
 		for (i = 0; i < nedges; i++) {
 			const check_table *p;
-			const written_table *w;
 
 			if (t[edges[i].child].in_set)
 				continue;
 			p = find_table(t, n, edges[i].parent);
-			w = p ? NULL : find_written(c, edges[i].parent);
-			if (p ? p->in_set : w && w->dropped) {
+			if (p ? p->in_set : dropped_by_migration(c, edges[i].parent)) {
 				t[edges[i].child].in_set = true;
 				grew = true;
 			}
@@ -2594,10 +2494,8 @@ oom:
 	ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
 out:
 	sqlite3_finalize(st);
-	for (i = 0; i < nedges; i++) {
+	for (i = 0; i < nedges; i++)
 		free(edges[i].parent);
-		free(edges[i].to);
-	}
 	free(edges);
 	return ret;
 }
@@ -2605,12 +2503,9 @@ out:
 /*
  * The consistency checks of what the migration wrote: integrity_check of
  * every table written, with its indexes; foreign_key_check of every table
- * written that has a foreign key, and of those referencing a written table
- * that may have taken from their rows what they reference (mark_referencing)
- * -- of all referencing a written one, transitively, when the migration
- * changed how SQLite enforces foreign keys or left violations pending. The
- * whole file when `full`, or after a write the authorizer could not follow.
- * Both checks of a tenant share one listing of its tables.
+ * written and every table referencing one, transitively (mark_referencing).
+ * The whole file when `full`, or after a write the authorizer could not
+ * follow. Both checks of a tenant share one listing of its tables.
  */
 static int sq_check(dc_conn *c,
                     dc_check_kind kind,
@@ -2649,15 +2544,8 @@ static int sq_check(dc_conn *c,
 				                c->ct[i].name, out, max_rows, &rows, err);
 		return ret;
 	}
-	{
-		int pending = 0, high = 0;
-		bool all;
-
-		sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &pending, &high, 0);
-		all = c->fk_unenforced || pending != 0;
-		if ((ret = mark_referencing(c, c->ct, c->nct, all, err)) != 0)
-			return ret;
-	}
+	if ((ret = mark_referencing(c, c->ct, c->nct, err)) != 0)
+		return ret;
 	for (i = 0; i < c->nct && ret == 0 && rows < max_rows; i++)
 		if (c->ct[i].in_set && c->ct[i].has_fk)
 			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")",
