@@ -1439,6 +1439,16 @@ static void test_foreign_key_check_counts_cannot_hide_an_orphan(void **state)
 		  "INSERT INTO d VALUES (99)",
 		  { "UPDATE p SET u = 'b' WHERE id = 1", "INSERT INTO q VALUES (99)" },
 		  "c: row 1 references a missing row of p\n" },
+		/* the same with a WITHOUT ROWID parent */
+		{ "CREATE TABLE p (k TEXT PRIMARY KEY, u TEXT UNIQUE) WITHOUT ROWID;"
+		  "CREATE TABLE c (pk TEXT REFERENCES p (k));"
+		  "CREATE TABLE q (id INTEGER PRIMARY KEY);"
+		  "CREATE TABLE d (qid INTEGER REFERENCES q (id));"
+		  "INSERT INTO p VALUES ('x', 'a'), ('y', 'b'); INSERT INTO c VALUES ('y');"
+		  "INSERT INTO d VALUES (99);"
+		  "CREATE TRIGGER p_au AFTER UPDATE ON p BEGIN INSERT INTO q VALUES (99); END",
+		  { "UPDATE OR REPLACE p SET u = 'b' WHERE k = 'x'" },
+		  "c: row 1 references a missing row of p\n" },
 		/* a foreign key to a generated column: the authorizer names only
 		 * the column it is computed from */
 		{ "CREATE TABLE p (id INTEGER PRIMARY KEY, a INTEGER, g INTEGER AS (a * 2));"
