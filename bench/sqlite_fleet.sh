@@ -38,6 +38,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
+. bench/sqlite_fleet_lib.sh
 
 n=10000
 repeats=3
@@ -67,7 +68,6 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/dc-sqlite-bench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT INT TERM
 fleet=$dir/fleet
 results=$dir/results
-mkdir -p "$fleet/tenants" "$fleet/migrations" "$fleet/audit"
 : >"$results"
 
 echo "sqlite_fleet on $(uname -m), $(nproc) CPUs, $(df -P "$dir" | awk 'NR==2 {print $1}')," \
@@ -76,44 +76,7 @@ echo "sqlite_fleet on $(uname -m), $(nproc) CPUs, $(df -P "$dir" | awk 'NR==2 {p
 
 # --- the fleet, created once ---------------------------------------------------
 t0=$(date +%s)
-"$base" make-fleet "$fleet/tenants" "$n"
-config() {
-	cat <<EOF
-engine: sqlite
-migrations: migrations
-tenancy:
-  model: database
-  glob: tenants/*.db
-gates:
-  lock_timeout: 5s
-$1
-rollout:
-  canary: 1
-  waves: [10%, 100%]
-  max_failures: 0
-audit:
-  ledger: audit/ledger.jsonl
-  key: audit/signing.key
-EOF
-}
-config "" >"$fleet/checks.yaml"
-config "  integrity_check: false
-  foreign_key_check: false" >"$fleet/nochecks.yaml"
-# The baseline runs these three statements (bench/sqlite_baseline.c).
-cat >"$fleet/migrations/0001_add_plan.yaml" <<'EOF'
-version: "0001"
-name: add a plan to every account
-phases:
-  - name: expand
-    up: |
-      ALTER TABLE accounts ADD COLUMN plan TEXT;
-      UPDATE accounts SET plan = CASE WHEN seats > 10 THEN 'team' ELSE 'solo' END;
-      CREATE INDEX accounts_plan ON accounts (plan);
-    down: |
-      DROP INDEX accounts_plan;
-      ALTER TABLE accounts DROP COLUMN plan;
-EOF
-(cd "$fleet" && "$dc" -q --config checks.yaml audit keygen && "$dc" -q --config checks.yaml hash)
+make_fleet "$fleet" "$n" "$dc" "$base"
 echo "fleet: $n tenants, $(du -sh "$fleet/tenants" | cut -f1), created in $(($(date +%s) - t0))s"
 
 # --- runs ----------------------------------------------------------------------

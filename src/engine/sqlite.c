@@ -2289,18 +2289,6 @@ static int check_table_cmp(const void *a, const void *b)
 	return strcasecmp(((const check_table *)a)->name, ((const check_table *)b)->name);
 }
 
-/* Whether `hay` contains `needle` (an upper-case word), in any case. */
-static bool mentions(const char *hay, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (; *hay; hay++)
-		if ((*hay == needle[0] || *hay == needle[0] + ('a' - 'A')) &&
-		    strncasecmp(hay, needle, n) == 0)
-			return true;
-	return false;
-}
-
 /*
  * The file's tables and views, SQLite's own left out, in c->ct, by name:
  * one read of sqlite_schema, which both checks of a tenant share (a statement
@@ -2349,7 +2337,8 @@ static int check_tables(dc_conn *c, dc_error *err)
 		t[nt].type = strcmp(type, "view") == 0                                  ? 'v'
 		             : sql && strncasecmp(sql, "CREATE VIRTUAL TABLE", 20) == 0 ? 'V'
 		                                                                        : 't';
-		t[nt].refs = t[nt].type == 't' && sql && mentions(sql, "REFERENCES");
+		t[nt].refs = t[nt].type == 't' && sql &&
+		             sqlite3_strlike("%REFERENCES%", sql, 0) == 0; /* any case */
 		t[nt].in_set = false;
 		t[nt].has_fk = false;
 		nt++;
