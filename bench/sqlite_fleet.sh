@@ -38,7 +38,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
-. bench/sqlite_fleet_lib.sh
+. bench/lib/sqlite_fleet.sh
 
 n=10000
 repeats=3
