@@ -91,6 +91,11 @@ struct dc_engine {
 	char **list; /* resolved explicit tenant files */
 	size_t nlist;
 	int busy_ms; /* sqlite3_busy_timeout, from gates.lock_timeout */
+	/* a check scoped to what was written will run (gates.*: changed): the
+	 * prefetch thread reads the check graph, with its foreign keys when
+	 * the foreign key check is one of them */
+	bool graph_wanted;
+	bool edges_wanted;
 
 	pthread_mutex_t mu; /* guards `folders` */
 	lock_folder *folders;
@@ -114,6 +119,34 @@ typedef struct path_cache {
 	dc_strbuf canon; /* the tenant file's canonical path */
 } path_cache;
 
+/* A table or view of the tenant's file (see graph_load). */
+typedef struct check_table {
+	char *name;
+	char type;   /* 't'able, 'v'iew, 'V'irtual table */
+	bool refs;   /* its SQL mentions REFERENCES: it may have a foreign key */
+	bool in_set; /* to be checked */
+	bool has_fk; /* has a foreign key (graph_edges) */
+} check_table;
+
+/* A foreign key of table t[child] referencing `parent` (see graph_edges). */
+typedef struct fk_edge {
+	size_t child;
+	char *parent;
+} fk_edge;
+
+/*
+ * What the scoped checks need to know of a file's schema: its tables and
+ * views by name, and (once `edges` is set) its foreign keys. Read by
+ * graph_load, on the worker or ahead of it by the prefetch thread.
+ */
+typedef struct check_graph {
+	check_table *t;
+	size_t n;
+	fk_edge *e;
+	size_t ne;
+	bool edges; /* e and every has_fk are filled */
+} check_graph;
+
 /*
  * Opens the tenant a worker will probably enter next while it still works on
  * the current one (see sq_prefetch): a thread of the connection, started on
@@ -126,13 +159,16 @@ typedef struct prefetcher {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	const dc_tenant *job;     /* to open next; NULL: none */
+	bool job_graph;           /* read its check graph too (see sq_prefetch) */
+	bool job_edges;           /* with its foreign keys */
 	const dc_tenant *working; /* being opened now */
 	const dc_tenant *done_for;
 	sqlite3 *done;  /* opened and checked for done_for */
 	dev_t done_dev; /* the file it opened */
 	ino_t done_ino;
-	int done_version;  /* its SQLITE_FCNTL_DATA_VERSION once the schema loaded */
-	sqlite3 *to_close; /* a handle the worker left behind */
+	int done_version;        /* its SQLITE_FCNTL_DATA_VERSION once the schema loaded */
+	check_graph *done_graph; /* read at done_version, or NULL */
+	sqlite3 *to_close;       /* a handle the worker left behind */
 	path_cache paths;
 } prefetcher;
 
@@ -176,11 +212,24 @@ struct dc_conn {
 	bool written_all;
 	bool ignored_checks; /* the user ran PRAGMA ignore_check_constraints */
 
-	/* The file's tables as the checks last listed them (see check_tables),
-	 * kept from one check to the next while no statement ran in between. */
-	struct check_table *ct;
-	size_t nct;
-	bool ct_valid;
+	/* The file's schema as the checks last read it (see check_graph). While
+	 * !graph_sticky (read by the worker), it is kept from one check to the
+	 * next while no statement ran in between. A sticky one came from the
+	 * prefetch thread, read before the run's transaction: it stays valid,
+	 * in that first transaction only, while the file's data version is the
+	 * one it was read at (schema_current) and no statement of the run could
+	 * change it (authorize). graph_taken/graph_used: a prefetched graph was
+	 * installed for this tenant / a check used it; graph_unwanted: the last
+	 * one went unused, so the next prefetch skips it (sq_prefetch). */
+	check_graph graph;
+	bool graph_valid;
+	bool graph_sticky;
+	bool graph_pending; /* sticky, not yet confirmed by schema_current */
+	bool graph_taken;
+	bool graph_used;
+	bool graph_unwanted;
+	bool schema_changed;  /* a user statement since enter could change the graph */
+	const char *stmt_sql; /* the user statement being prepared (authorize) */
 
 	dc_strbuf scratch; /* "EXPLAIN <sql>", reused across statements */
 
@@ -198,7 +247,9 @@ struct dc_conn {
 	sqlite3_stmt *attach, *detach;
 };
 
-static void check_tables_free(dc_conn *c);
+static void graph_free(check_graph *g);
+static void graph_drop(dc_conn *c);
+static int graph_load(sqlite3 *db, bool edges, check_graph *g);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -329,6 +380,8 @@ static int sq_open(dc_engine **out,
 		e->busy_ms = INT_MAX;
 	else
 		e->busy_ms = (int)cfg->gates.lock_timeout_ms;
+	e->edges_wanted = cfg->gates.foreign_key_check == DC_CHECK_CHANGED;
+	e->graph_wanted = e->edges_wanted || cfg->gates.integrity_check == DC_CHECK_CHANGED;
 	*out = e;
 	e = NULL;
 	goto out;
@@ -536,7 +589,8 @@ static void written_reset(dc_conn *c)
 	c->nwritten = 0;
 	c->written_all = false;
 	c->ignored_checks = false;
-	c->ct_valid = false;
+	c->schema_changed = false;
+	graph_drop(c);
 }
 
 static void path_cache_release(path_cache *pc)
@@ -571,6 +625,12 @@ static void close_later(dc_conn *c, sqlite3 *db)
 
 static void leave(dc_conn *c)
 {
+	/* a prefetched graph no check used (the migration changed the schema,
+	 * wrote what only a full check covers, or nothing): the next tenant is
+	 * likely alike, and its prefetch skips the graph */
+	if (c->graph_taken)
+		c->graph_unwanted = !c->graph_used;
+	c->graph_taken = c->graph_used = false;
 	(void)release_lock(c);
 	close_later(c, c->db);
 	c->db = NULL;
@@ -601,7 +661,10 @@ static void sq_disconnect(dc_conn *c)
 	sqlite3_finalize(c->detach);
 	sqlite3_close(c->host);
 	free(c->written);
-	check_tables_free(c);
+	graph_drop(c);
+	if (c->pf.done_graph)
+		graph_free(c->pf.done_graph);
+	free(c->pf.done_graph);
 	dc_strbuf_release(&c->scratch);
 	path_cache_release(&c->paths);
 	path_cache_release(&c->pf.paths);
@@ -684,6 +747,15 @@ static void note_written(dc_conn *c, const char *table, const char *db, bool dro
 	c->nwritten++;
 }
 
+/* A user statement may change what the checks know of the schema (tables,
+ * views, foreign keys): the prefetched graph no longer holds. */
+static void schema_change(dc_conn *c)
+{
+	c->schema_changed = true;
+	c->graph_valid = false;
+	c->graph_pending = false;
+}
+
 static bool own_database(const char *db)
 {
 	return !db || strcmp(db, "main") == 0 || strcmp(db, "temp") == 0;
@@ -758,14 +830,17 @@ static int authorize(void *arg,
 	case SQLITE_CREATE_TABLE:
 	case SQLITE_DROP_TABLE:
 		c->ddl = true;
+		schema_change(c);
 		note_table(c, a1);
 		note_written(c, a1, db, action == SQLITE_DROP_TABLE);
 		break;
-	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_VIEW:
+	case SQLITE_DROP_VIEW:
+		schema_change(c);
+		/* fall through */
+	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_TEMP_VIEW:
 	case SQLITE_DROP_TEMP_TABLE:
-	case SQLITE_DROP_VIEW:
 	case SQLITE_DROP_TEMP_VIEW:
 	case SQLITE_REINDEX: /* rebuilds indexes from their tables: nothing to check */
 	case SQLITE_ANALYZE:
@@ -775,12 +850,19 @@ static int authorize(void *arg,
 	case SQLITE_CREATE_VTABLE:
 	case SQLITE_DROP_VTABLE:
 		c->ddl = true;
+		schema_change(c);
 		note_table(c, a1);
 		c->written_all = true; /* its module writes shadow tables unseen */
 		break;
 	case SQLITE_ALTER_TABLE:
 		c->ddl = true;
 		c->altering = true;
+		/* Its table keeps its name (a rename makes the checks cover the
+		 * whole file: see SQLITE_UPDATE) and may gain a foreign key only by
+		 * an ADD COLUMN that says REFERENCES: SQLite stores the column's
+		 * definition as written, and allows no DROP COLUMN of a key's. */
+		if (!c->stmt_sql || sqlite3_strlike("%REFERENCES%", c->stmt_sql, 0) == 0)
+			schema_change(c);
 		note_table(c, a2);
 		note_written(c, a2, db, false);
 		break;
@@ -1049,6 +1131,42 @@ static int data_version(sqlite3 *db)
 }
 
 /*
+ * On the prefetch thread, a handle just opened: in one read transaction,
+ * loads its schema and reads the check graph (with its foreign keys when
+ * `edges`), and sets `*version` to the data version they were read at.
+ * NULL when any of it fails (a file busy: no wait). The authorizer is off
+ * meanwhile: it is the worker's, and classifies the worker's statements.
+ */
+static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *version)
+{
+	check_graph *g = calloc(1, sizeof(*g));
+	int rc = g ? SQLITE_OK : SQLITE_NOMEM, v = -1;
+
+	sqlite3_set_authorizer(db, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		/* the listing's prepare loads the schema, and its step checks
+		 * the schema cookie in the transaction: both are this snapshot's */
+		rc = graph_load(db, edges, g);
+		v = data_version(db);
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			rc = SQLITE_ERROR;
+		}
+	}
+	sqlite3_set_authorizer(db, authorize, c);
+	if (rc != SQLITE_OK || v < 0) {
+		if (g)
+			graph_free(g);
+		free(g);
+		return NULL;
+	}
+	*version = v;
+	return g;
+}
+
+/*
  * The prefetch thread: closes the handles the worker leaves behind and opens
  * the tenant it was told comes next (open_tenant with its own path cache and
  * no error: a tenant that does not open is left for enter to open, and to
@@ -1057,7 +1175,9 @@ static int data_version(sqlite3 *db)
  * read transaction of its own, waiting for no lock (a file busy is left to
  * the worker). It takes no tenant lock and decides nothing: the run checks,
  * inside its transaction, that the file has not changed since, and SQLite
- * loads the schema again if it has (schema_current).
+ * loads the schema again if it has (schema_current). When asked, it reads
+ * the check graph in the same transaction (prefetch_graph): the checks then
+ * use it, under the same condition, instead of reading it on the worker.
  */
 static void *prefetch_main(void *arg)
 {
@@ -1067,9 +1187,11 @@ static void *prefetch_main(void *arg)
 	pthread_mutex_lock(&pf->mu);
 	for (;;) {
 		sqlite3 *db = NULL, *stale, *finished;
+		check_graph *graph = NULL, *stale_graph = NULL;
 		const dc_tenant *t;
 		struct stat st, again;
 		int version = 0;
+		bool want_graph, edges;
 
 		memset(&st, 0, sizeof(st));
 		while (!pf->quit && !pf->job && !pf->to_close)
@@ -1082,10 +1204,14 @@ static void *prefetch_main(void *arg)
 		t = pf->job;
 		pf->job = NULL;
 		pf->working = t;
+		want_graph = pf->job_graph;
+		edges = pf->job_edges;
 		stale = t ? pf->done : NULL; /* a guess that did not come true */
 		if (stale) {
+			stale_graph = pf->done_graph;
 			pf->done = NULL;
 			pf->done_for = NULL;
+			pf->done_graph = NULL;
 		}
 		pthread_mutex_unlock(&pf->mu);
 		if (t) {
@@ -1099,15 +1225,20 @@ static void *prefetch_main(void *arg)
 			}
 			if (db) {
 				sqlite3_busy_timeout(db, 0);
-				(void)history_exists(db, "main"); /* loads the schema */
+				if (want_graph)
+					graph = prefetch_graph(c, db, edges, &version);
+				if (!graph) {
+					(void)history_exists(db, "main"); /* loads the schema */
+					version = data_version(db);
+				}
 				sqlite3_busy_timeout(db, c->engine->busy_ms);
-				version = data_version(db);
 			}
 		}
 		pthread_mutex_lock(&pf->mu);
 		if (t) {
 			pf->working = NULL;
 			pf->done_version = version;
+			pf->done_graph = graph;
 			pf->done = db;
 			pf->done_for = t;
 			pf->done_dev = st.st_dev;
@@ -1119,6 +1250,9 @@ static void *prefetch_main(void *arg)
 			pthread_mutex_unlock(&pf->mu);
 			sqlite3_close(stale);
 			sqlite3_close(finished);
+			if (stale_graph)
+				graph_free(stale_graph);
+			free(stale_graph);
 			pthread_mutex_lock(&pf->mu);
 		}
 	}
@@ -1147,17 +1281,21 @@ static void sq_prefetch(dc_conn *c, const dc_tenant *t)
 	}
 	pthread_mutex_lock(&pf->mu);
 	pf->job = t;
+	pf->job_graph = c->engine->graph_wanted && !c->graph_unwanted;
+	pf->job_edges = c->engine->edges_wanted;
 	pthread_mutex_unlock(&pf->mu);
 	/* after the unlock: the thread wakes to a free mutex */
 	pthread_cond_broadcast(&pf->cv);
 }
 
 /* The handle the prefetch thread opened for `t`, or NULL: not asked for, not
- * started yet (then it is cancelled: opening it here is as quick), or failed. */
-static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version)
+ * started yet (then it is cancelled: opening it here is as quick), or failed.
+ * `*graph`: the check graph it read with it, or NULL. */
+static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version, check_graph **graph)
 {
 	prefetcher *pf = &c->pf;
 	sqlite3 *db = NULL, *other = NULL;
+	check_graph *g = NULL, *other_graph = NULL;
 	struct stat sb;
 	dev_t dev = 0;
 	ino_t ino = 0;
@@ -1173,17 +1311,24 @@ static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version)
 	while (pf->working)
 		pthread_cond_wait(&pf->cv, &pf->mu);
 	db = pf->done;
+	g = pf->done_graph;
 	if (pf->done_for != t) {
 		other = db;
+		other_graph = g;
 		db = NULL;
+		g = NULL;
 	}
 	dev = pf->done_dev;
 	ino = pf->done_ino;
 	*version = pf->done_version;
 	pf->done = NULL;
 	pf->done_for = NULL;
+	pf->done_graph = NULL;
 	pthread_mutex_unlock(&pf->mu);
 	sqlite3_close(other);
+	if (other_graph)
+		graph_free(other_graph);
+	free(other_graph);
 	/* the name must still be that file, writable: one removed, replaced or
 	 * made read-only since is opened afresh, and fails as without a prefetch */
 	if (db && (stat(t->target, &sb) != 0 || sb.st_dev != dev || sb.st_ino != ino ||
@@ -1191,17 +1336,34 @@ static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version)
 		close_later(c, db);
 		db = NULL;
 	}
+	if (!db && g) {
+		graph_free(g);
+		free(g);
+		g = NULL;
+	}
+	*graph = g;
 	return db;
 }
 
 static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 {
+	check_graph *g = NULL;
+
 	leave(c);
 	c->tenant = t;
 	c->history = HISTORY_UNKNOWN;
-	c->db = prefetch_take(c, t, &c->preload_version);
+	c->db = prefetch_take(c, t, &c->preload_version, &g);
 	if (c->db) {
 		c->preloaded = true;
+		if (g) {
+			/* used once the run's transaction finds the file as it
+			 * was read (schema_current) */
+			c->graph = *g;
+			free(g);
+			c->graph_sticky = true;
+			c->graph_pending = true;
+			c->graph_taken = true;
+		}
 		return 0;
 	}
 	return open_tenant(c, &c->paths, t, &c->db, NULL, err);
@@ -1396,7 +1558,13 @@ static void sync_tx(dc_conn *c)
 {
 	bool in = !sqlite3_get_autocommit(c->db);
 
-	c->ct_valid = false; /* a statement ran: the schema may have changed */
+	/* a statement ran: the schema may have changed -- unless the graph is
+	 * the prefetched one, which the authorizer keeps watch over inside the
+	 * transaction; outside one, another connection may change the file */
+	if (!c->graph_sticky || !in) {
+		c->graph_valid = false;
+		c->graph_pending = false;
+	}
 	if (c->in_tx && !in)
 		c->history = HISTORY_UNKNOWN;
 	c->in_tx = in;
@@ -1432,12 +1600,16 @@ static int run_internal(dc_conn *c, const char *sql, dc_error *err)
  */
 static int schema_current(dc_conn *c, dc_error *err)
 {
+	bool graph = c->graph_pending;
 	int ret;
 
+	c->graph_pending = false;
 	if (!c->preloaded)
 		return 0;
 	if (c->preload_version >= 0 && data_version(c->db) == c->preload_version) {
 		c->preloaded = false;
+		/* the prefetched graph was read with the schema: current too */
+		c->graph_valid = graph;
 		return 0;
 	}
 	/* kept on failure: the next transaction checks again */
@@ -1497,7 +1669,8 @@ static int sq_rollback(dc_conn *c, dc_error *err)
 		return ret;
 	/* The transaction may have created the history table. */
 	c->history = HISTORY_UNKNOWN;
-	c->ct_valid = false;
+	c->graph_valid = false;
+	c->graph_pending = false;
 	if (sqlite3_get_autocommit(c->db)) {
 		c->in_tx = false; /* SQLite already rolled it back (or none was open) */
 		return 0;
@@ -1510,7 +1683,8 @@ static int sq_rollback(dc_conn *c, dc_error *err)
 
 static void classify_reset(dc_conn *c)
 {
-	c->ct_valid = false;
+	if (!c->graph_sticky)
+		c->graph_valid = false;
 	c->actions = 0;
 	c->altering = false;
 	c->ddl = false;
@@ -1542,8 +1716,10 @@ static int prepare_user(dc_conn *c,
 
 	classify_reset(c);
 	c->user = true;
+	c->stmt_sql = sql;
 	rc = sqlite3_prepare_v2(c->db, sql, -1, st, tail);
 	c->user = false;
+	c->stmt_sql = NULL;
 	if (rc != SQLITE_OK)
 		return stmt_fail(c, stmt, err);
 	return 0;
@@ -2176,7 +2352,9 @@ static int sq_query_text(dc_conn *c,
 
 	if ((ret = need_db(c, err)) != 0)
 		return ret;
-	c->ct_valid = false;
+	/* SQL of any kind, unwatched by the authorizer */
+	c->graph_valid = false;
+	c->graph_pending = false;
 	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		ret = db_fail(c, err, NULL);
 		goto out;
@@ -2209,21 +2387,6 @@ out:
  */
 #define CHECK_INTEGRITY_ALL "PRAGMA main.integrity_check"
 #define CHECK_FK_ALL        "PRAGMA main.foreign_key_check"
-
-/* A table or view of the tenant's file (see check_tables). */
-typedef struct check_table {
-	char *name;
-	char type;   /* 't'able, 'v'iew, 'V'irtual table */
-	bool refs;   /* its SQL mentions REFERENCES: it may have a foreign key */
-	bool in_set; /* to be checked */
-	bool has_fk; /* has a foreign key (mark_referencing) */
-} check_table;
-
-/* A foreign key of table t[child] referencing `parent` (see mark_referencing). */
-typedef struct fk_edge {
-	size_t child;
-	char *parent;
-} fk_edge;
 
 /* Runs one check (`fmt` with the quoted `table`, or `fmt` as is) and appends
  * its problems to `out`: integrity_check's rows other than "ok", one line per
@@ -2272,16 +2435,26 @@ static int check_run(dc_conn *c,
 	return ret;
 }
 
-static void check_tables_free(dc_conn *c)
+static void graph_free(check_graph *g)
 {
 	size_t i;
 
-	for (i = 0; i < c->nct; i++)
-		free(c->ct[i].name);
-	free(c->ct);
-	c->ct = NULL;
-	c->nct = 0;
-	c->ct_valid = false;
+	for (i = 0; i < g->n; i++)
+		free(g->t[i].name);
+	for (i = 0; i < g->ne; i++)
+		free(g->e[i].parent);
+	free(g->t);
+	free(g->e);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Forgets the connection's graph, whoever read it. */
+static void graph_drop(dc_conn *c)
+{
+	graph_free(&c->graph);
+	c->graph_valid = false;
+	c->graph_sticky = false;
+	c->graph_pending = false;
 }
 
 static int check_table_cmp(const void *a, const void *b)
@@ -2290,72 +2463,152 @@ static int check_table_cmp(const void *a, const void *b)
 }
 
 /*
- * The file's tables and views, SQLite's own left out, in c->ct, by name:
- * one read of sqlite_schema, which both checks of a tenant share (a statement
- * run in between lists them again). A table's SQL tells a virtual table
- * ("CREATE VIRTUAL TABLE", as SQLite stores it) and whether it may have a
- * foreign key (REFERENCES is how SQLite declares one).
+ * The foreign keys of g's tables (graph_load listed them): only a table
+ * whose SQL mentions REFERENCES can have one (REFERENCES is how SQLite
+ * declares one), so only those are asked. Fills has_fk. An SQLite code.
  */
-static int check_tables(dc_conn *c, dc_error *err)
+static int graph_edges(sqlite3 *db, check_graph *g)
 {
 	sqlite3_stmt *st = NULL;
-	check_table *t = NULL;
-	size_t nt = 0, at = 0;
+	size_t i, ae = g->ne;
+	int rc = SQLITE_OK;
+
+	for (i = 0; i < g->n && rc == SQLITE_OK; i++) {
+		char *sql;
+
+		g->t[i].has_fk = false;
+		if (g->t[i].type != 't' || !g->t[i].refs)
+			continue;
+		sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", g->t[i].name);
+		if (!sql)
+			return SQLITE_NOMEM;
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+		sqlite3_free(sql);
+		while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 2);
+
+			rc = SQLITE_OK;
+			g->t[i].has_fk = true;
+			if (!p)
+				continue;
+			if (g->ne == ae) {
+				size_t na = ae ? ae * 2 : 16;
+				fk_edge *ne = dc_realloc_array(g->e, na, sizeof(*ne));
+
+				if (!ne) {
+					rc = SQLITE_NOMEM;
+					break;
+				}
+				g->e = ne;
+				ae = na;
+			}
+			g->e[g->ne].parent = dc_strdup(p);
+			if (!g->e[g->ne].parent) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			g->e[g->ne++].child = i;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_OK)
+		g->edges = true;
+	return rc;
+}
+
+/*
+ * Reads into `g` (empty) the file's tables and views, SQLite's own left out,
+ * by name -- one read of sqlite_schema -- and with `edges` their foreign
+ * keys (graph_edges). A table's SQL tells a virtual table ("CREATE VIRTUAL
+ * TABLE", as SQLite stores it) and whether it may have a foreign key. An
+ * SQLite code; on failure `g` is left empty.
+ */
+static int graph_load(sqlite3 *db, bool edges, check_graph *g)
+{
+	sqlite3_stmt *st = NULL;
+	size_t at = 0;
 	int rc;
 
-	if (c->ct_valid)
-		return 0;
-	check_tables_free(c);
 	/* no WHERE: filtering the few rows here costs less than compiling it */
-	rc = sqlite3_prepare_v2(c->db, "SELECT type, name, sql FROM main.sqlite_schema", -1, &st,
+	rc = sqlite3_prepare_v2(db, "SELECT type, name, sql FROM main.sqlite_schema", -1, &st,
 	                        NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *type = (const char *)sqlite3_column_text(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		const char *sql = (const char *)sqlite3_column_text(st, 2);
+		check_table *x;
 
 		rc = SQLITE_OK;
 		if (!name || !type || strncasecmp(name, "sqlite_", 7) == 0 ||
 		    (strcmp(type, "table") != 0 && strcmp(type, "view") != 0))
 			continue;
-		if (nt == at) {
+		if (g->n == at) {
 			size_t na = at ? at * 2 : 16;
-			check_table *nt2 = dc_realloc_array(t, na, sizeof(*nt2));
+			check_table *nt = dc_realloc_array(g->t, na, sizeof(*nt));
 
-			if (!nt2) {
+			if (!nt) {
 				rc = SQLITE_NOMEM;
 				break;
 			}
-			t = nt2;
+			g->t = nt;
 			at = na;
 		}
-		t[nt].name = dc_strdup(name);
-		if (!t[nt].name) {
+		x = &g->t[g->n];
+		memset(x, 0, sizeof(*x));
+		x->name = dc_strdup(name);
+		if (!x->name) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		t[nt].type = strcmp(type, "view") == 0                                  ? 'v'
-		             : sql && strncasecmp(sql, "CREATE VIRTUAL TABLE", 20) == 0 ? 'V'
-		                                                                        : 't';
-		t[nt].refs = t[nt].type == 't' && sql &&
-		             sqlite3_strlike("%REFERENCES%", sql, 0) == 0; /* any case */
-		t[nt].in_set = false;
-		t[nt].has_fk = false;
-		nt++;
+		x->type = strcmp(type, "view") == 0                                  ? 'v'
+		          : sql && strncasecmp(sql, "CREATE VIRTUAL TABLE", 20) == 0 ? 'V'
+		                                                                     : 't';
+		x->refs = x->type == 't' && sql &&
+		          sqlite3_strlike("%REFERENCES%", sql, 0) == 0; /* any case */
+		g->n++;
 	}
 	sqlite3_finalize(st);
-	c->ct = t;
-	c->nct = nt;
-	if (rc != SQLITE_DONE) {
-		check_tables_free(c);
-		return rc == SQLITE_NOMEM
-		               ? conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory")
-		               : db_fail(c, err, "sqlite_schema");
+	if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+		if (g->n > 1) /* problems in name order, whatever the schema's */
+			qsort(g->t, g->n, sizeof(*g->t), check_table_cmp);
+		if (edges)
+			rc = graph_edges(db, g);
 	}
-	if (nt > 1) /* problems in name order, whatever the schema's */
-		qsort(t, nt, sizeof(*t), check_table_cmp);
-	c->ct_valid = true;
-	return 0;
+	if (rc != SQLITE_OK)
+		graph_free(g);
+	return rc;
+}
+
+/*
+ * Makes c->graph the file's as it stands, with its foreign keys when
+ * `edges`: the one held when still valid (read by the prefetch thread, or
+ * by an earlier check with no statement run since), else read now.
+ */
+static int check_graph_ready(dc_conn *c, bool edges, dc_error *err)
+{
+	int rc = SQLITE_OK;
+
+	if (c->graph_valid && c->graph_sticky)
+		c->graph_used = true;
+	else if (!c->graph_valid && !c->graph_taken && !c->schema_changed)
+		c->graph_unwanted = false; /* a prefetched one would have served */
+	if (!c->graph_valid) {
+		graph_drop(c);
+		rc = graph_load(c->db, edges, &c->graph);
+	} else if (edges && !c->graph.edges) {
+		rc = graph_edges(c->db, &c->graph);
+	}
+	if (rc == SQLITE_OK) {
+		c->graph_valid = true;
+		return 0;
+	}
+	graph_drop(c);
+	return rc == SQLITE_NOMEM ? conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory")
+	                          : db_fail(c, err, "sqlite_schema");
 }
 
 static check_table *find_table(check_table *t, size_t n, const char *name)
@@ -2405,9 +2658,8 @@ static bool dropped_by_migration(const dc_conn *c, const char *name)
 
 /*
  * Adds to the set every table referencing one in the set (or a dropped
- * written one), transitively: a deleted, re-keyed or dropped parent orphans
- * its children's rows. Only a table whose SQL mentions REFERENCES can have a
- * foreign key: only those are listed. Fills has_fk on the way.
+ * written one), transitively, along g's foreign keys: a deleted, re-keyed
+ * or dropped parent orphans its children's rows.
  *
  * SQLite's own enforcement (deployclaw's connections turn foreign keys on)
  * does not make this redundant: it keeps a count, and a statement that
@@ -2415,78 +2667,25 @@ static bool dropped_by_migration(const dc_conn *c, const char *name)
  * WHERE id = 1, with a child of 1 and an old child of 99) nets to zero and
  * passes.
  */
-static int mark_referencing(dc_conn *c, check_table *t, size_t n, dc_error *err)
+static void mark_referencing(const dc_conn *c, check_graph *g)
 {
-	fk_edge *edges = NULL;
-	size_t nedges = 0, aedges = 0, i;
-	sqlite3_stmt *st = NULL;
 	bool grew;
-	int ret = 0, rc = SQLITE_OK;
+	size_t i;
 
-	for (i = 0; i < n && rc == SQLITE_OK; i++) {
-		char *sql;
-
-		t[i].has_fk = false;
-		if (t[i].type != 't' || !t[i].refs)
-			continue;
-		sql = sqlite3_mprintf("PRAGMA main.foreign_key_list(\"%w\")", t[i].name);
-		if (!sql)
-			goto oom;
-		rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-		sqlite3_free(sql);
-		while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *p = (const char *)sqlite3_column_text(st, 2);
-
-			rc = SQLITE_OK;
-			t[i].has_fk = true;
-			if (!p)
-				continue;
-			if (nedges == aedges) {
-				size_t na = aedges ? aedges * 2 : 16;
-				fk_edge *ne = dc_realloc_array(edges, na, sizeof(*ne));
-
-				if (!ne)
-					goto oom;
-				edges = ne;
-				aedges = na;
-			}
-			edges[nedges].parent = dc_strdup(p);
-			if (!edges[nedges].parent)
-				goto oom;
-			edges[nedges++].child = i;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-		if (rc == SQLITE_DONE)
-			rc = SQLITE_OK;
-	}
-	if (rc != SQLITE_OK) {
-		ret = db_fail(c, err, "foreign_key_list");
-		goto out;
-	}
 	do {
 		grew = false;
-		for (i = 0; i < nedges; i++) {
+		for (i = 0; i < g->ne; i++) {
 			const check_table *p;
 
-			if (t[edges[i].child].in_set)
+			if (g->t[g->e[i].child].in_set)
 				continue;
-			p = find_table(t, n, edges[i].parent);
-			if (p ? p->in_set : dropped_by_migration(c, edges[i].parent)) {
-				t[edges[i].child].in_set = true;
+			p = find_table(g->t, g->n, g->e[i].parent);
+			if (p ? p->in_set : dropped_by_migration(c, g->e[i].parent)) {
+				g->t[g->e[i].child].in_set = true;
 				grew = true;
 			}
 		}
 	} while (grew);
-	goto out;
-oom:
-	ret = conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
-out:
-	sqlite3_finalize(st);
-	for (i = 0; i < nedges; i++)
-		free(edges[i].parent);
-	free(edges);
-	return ret;
 }
 
 /*
@@ -2518,27 +2717,26 @@ static int sq_check(dc_conn *c,
 	if (!full && c->nwritten == 0)
 		return 0; /* nothing written, nothing to check */
 	if (!full) {
-		if ((ret = check_tables(c, err)) != 0)
+		if ((ret = check_graph_ready(c, kind == DC_CHECK_FOREIGN_KEYS, err)) != 0)
 			return ret;
-		mark_written(c, c->ct, c->nct, &full);
+		mark_written(c, c->graph.t, c->graph.n, &full);
 	}
 	if (full)
 		return check_run(c, kind,
 		                 kind == DC_CHECK_INTEGRITY ? CHECK_INTEGRITY_ALL : CHECK_FK_ALL,
 		                 NULL, out, max_rows, &rows, err);
 	if (kind == DC_CHECK_INTEGRITY) {
-		for (i = 0; i < c->nct && ret == 0 && rows < max_rows; i++)
-			if (c->ct[i].in_set && c->ct[i].type != 'v')
+		for (i = 0; i < c->graph.n && ret == 0 && rows < max_rows; i++)
+			if (c->graph.t[i].in_set && c->graph.t[i].type != 'v')
 				ret = check_run(c, kind, "PRAGMA main.integrity_check(\"%w\")",
-				                c->ct[i].name, out, max_rows, &rows, err);
+				                c->graph.t[i].name, out, max_rows, &rows, err);
 		return ret;
 	}
-	if ((ret = mark_referencing(c, c->ct, c->nct, err)) != 0)
-		return ret;
-	for (i = 0; i < c->nct && ret == 0 && rows < max_rows; i++)
-		if (c->ct[i].in_set && c->ct[i].has_fk)
+	mark_referencing(c, &c->graph);
+	for (i = 0; i < c->graph.n && ret == 0 && rows < max_rows; i++)
+		if (c->graph.t[i].in_set && c->graph.t[i].has_fk)
 			ret = check_run(c, kind, "PRAGMA main.foreign_key_check(\"%w\")",
-			                c->ct[i].name, out, max_rows, &rows, err);
+			                c->graph.t[i].name, out, max_rows, &rows, err);
 	return ret;
 }
 

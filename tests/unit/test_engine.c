@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1530,6 +1531,150 @@ static void test_checks_cover_everything_after_a_virtual_table_write(void **stat
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 }
 
+/* Whether this process has `path` open (the prefetch thread opened it). */
+static bool file_open_here(const char *path)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	char link[300], target[1024];
+	bool found = false;
+
+	assert_non_null(d);
+	while (!found && (de = readdir(d)) != NULL) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			found = strcmp(target, path) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Enters `id` on what the prefetch thread read ahead: from `from`, the
+ * prefetch is asked for and waited for until it has started (enter then
+ * waits for it to finish; a prefetch not started would be cancelled, and
+ * the test would pass without one).
+ */
+static void enter_prefetched(fx *f, const char *from, const char *id)
+{
+	char path[512], real[PATH_MAX];
+	int i;
+
+	/* a new connection: one whose last prefetched graph went unused skips
+	 * the next (a heuristic this test must not meet) */
+	E->disconnect(f->conn);
+	assert_int_equal(E->connect(f->engine, &f->conn, &f->err), 0);
+	assert_int_equal(E->enter(f->conn, tenant(f, from), &f->err), 0);
+	E->prefetch(f->conn, tenant(f, id));
+	path_in(path, sizeof(path), f, id);
+	strcat(path, ".db");
+	assert_non_null(realpath(path, real));
+	for (i = 0; i < 10000 && !file_open_here(real); i++)
+		usleep(1000);
+	assert_true(file_open_here(real));
+	assert_int_equal(E->enter(f->conn, tenant(f, id), &f->err), 0);
+}
+
+#define GRAPH_SCHEMA                                                    \
+	"CREATE TABLE p (id INTEGER PRIMARY KEY);"                      \
+	"CREATE TABLE c (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p (id));" \
+	"CREATE TABLE u (id INTEGER PRIMARY KEY, x INTEGER);"           \
+	"INSERT INTO p VALUES (1), (5); INSERT INTO c VALUES (1, 1), (2, 99);" \
+	"INSERT INTO u VALUES (1, 1)"
+
+/*
+ * The checks' graph of a tenant (its tables, their foreign keys) read ahead
+ * by the prefetch thread serves the run's first transaction as long as the
+ * file is as it was read and the run changed nothing the graph holds. Each
+ * round leaves an orphan only a current graph finds:
+ *   used       the prefetched graph itself: c references p, netted orphan;
+ *   changed    another connection adds a table referencing p before the run
+ *              (c's row 2, dangling from the start, is found with it);
+ *   altered    the run adds a foreign key to u (ADD COLUMN ... REFERENCES);
+ *   later      the graph read before the first transaction, and a table
+ *              referencing p added between it and a second.
+ */
+static void test_prefetched_graph_holds_only_while_current(void **state)
+{
+	fx *f = *state;
+	char path[512];
+	sqlite3 *other = NULL;
+	int round;
+
+	make_db(f, "a.db", NULL);
+	for (round = 0; round < 4; round++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "t%d.db", round);
+		make_db(f, name, GRAPH_SCHEMA);
+	}
+	f->cfg.gates.integrity_check = DC_CHECK_CHANGED;
+	f->cfg.gates.foreign_key_check = DC_CHECK_CHANGED;
+	start(f);
+
+	/* used: UPDATE p orphans c's row 1 and mends its row 2 */
+	enter_prefetched(f, "a", "t0");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "UPDATE p SET id = 99 WHERE id = 1");
+	assert_check(f, DC_CHECK_INTEGRITY, false, "");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* changed: k, made after the prefetch, references p's row 5 */
+	enter_prefetched(f, "a", "t1");
+	path_in(path, sizeof(path), f, "t1.db");
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other,
+	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
+	                              "INSERT INTO k VALUES (5)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "DELETE FROM p WHERE id = 5");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "c: row 2 references a missing row of p\n"
+	             "k: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* altered: u gains a foreign key, and a row dangling from it */
+	enter_prefetched(f, "a", "t2");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "ALTER TABLE u ADD COLUMN pid INTEGER REFERENCES p (id)");
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "UPDATE u SET pid = 7");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "u: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* later: a first transaction commits; k is made before the second */
+	enter_prefetched(f, "a", "t3");
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "INSERT INTO p VALUES (3)");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 2 references a missing row of p\n");
+	assert_int_equal(E->commit(f->conn, &f->err), 0);
+	path_in(path, sizeof(path), f, "t3.db");
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other,
+	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
+	                              "INSERT INTO k VALUES (3)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "DELETE FROM p WHERE id = 3");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "c: row 2 references a missing row of p\n"
+	             "k: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
 static void test_checks_cover_everything_when_unsure(void **state)
 {
 	fx *f = *state;
@@ -1631,6 +1776,8 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_prefetched_graph_holds_only_while_current,
+		                                setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
