@@ -215,16 +215,18 @@ struct dc_conn {
 	/* The file's schema as the checks last read it (see check_graph). While
 	 * !graph_sticky (read by the worker), it is kept from one check to the
 	 * next while no statement ran in between. A sticky one came from the
-	 * prefetch thread, read before the run's transaction: it stays valid,
-	 * in that first transaction only, while the file's data version is the
-	 * one it was read at (schema_current) and no statement of the run could
-	 * change it (authorize). graph_taken/graph_used: a prefetched graph was
+	 * prefetch thread, read before the run's transaction: it is valid in
+	 * the first transaction only, when that transaction finds the file's
+	 * data version the one it was read at (sq_begin), and until a statement
+	 * of the run could change it (authorize). graph_taken/graph_used: a prefetched graph was
 	 * installed for this tenant / a check used it; graph_unwanted: the last
 	 * one went unused, so the next prefetch skips it (sq_prefetch). */
 	check_graph graph;
 	bool graph_valid;
 	bool graph_sticky;
-	bool graph_pending; /* sticky, not yet confirmed by schema_current */
+	bool graph_pending; /* sticky, not yet confirmed by begin */
+	int graph_version;  /* the data version it was read at */
+	unsigned txs;       /* transactions begun since enter */
 	bool graph_taken;
 	bool graph_used;
 	bool graph_unwanted;
@@ -249,7 +251,7 @@ struct dc_conn {
 
 static void graph_free(check_graph *g);
 static void graph_drop(dc_conn *c);
-static int graph_load(sqlite3 *db, bool edges, check_graph *g);
+static int graph_load(sqlite3 *db, bool edges, check_graph *g, const char **what);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -631,6 +633,7 @@ static void leave(dc_conn *c)
 	if (c->graph_taken)
 		c->graph_unwanted = !c->graph_used;
 	c->graph_taken = c->graph_used = false;
+	c->txs = 0;
 	(void)release_lock(c);
 	close_later(c, c->db);
 	c->db = NULL;
@@ -1140,6 +1143,7 @@ static int data_version(sqlite3 *db)
 static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *version)
 {
 	check_graph *g = calloc(1, sizeof(*g));
+	const char *what = NULL;
 	int rc = g ? SQLITE_OK : SQLITE_NOMEM, v = -1;
 
 	sqlite3_set_authorizer(db, NULL, NULL);
@@ -1148,7 +1152,7 @@ static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *ver
 	if (rc == SQLITE_OK) {
 		/* the listing's prepare loads the schema, and its step checks
 		 * the schema cookie in the transaction: both are this snapshot's */
-		rc = graph_load(db, edges, g);
+		rc = graph_load(db, edges, g, &what);
 		v = data_version(db);
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -1232,6 +1236,15 @@ static void *prefetch_main(void *arg)
 					version = data_version(db);
 				}
 				sqlite3_busy_timeout(db, c->engine->busy_ms);
+				/* its read transaction would not end: not handed on */
+				if (!sqlite3_get_autocommit(db)) {
+					sqlite3_close(db);
+					db = NULL;
+					if (graph)
+						graph_free(graph);
+					free(graph);
+					graph = NULL;
+				}
 			}
 		}
 		pthread_mutex_lock(&pf->mu);
@@ -1357,11 +1370,12 @@ static int sq_enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		c->preloaded = true;
 		if (g) {
 			/* used once the run's transaction finds the file as it
-			 * was read (schema_current) */
+			 * was read (sq_begin) */
 			c->graph = *g;
 			free(g);
 			c->graph_sticky = true;
 			c->graph_pending = true;
+			c->graph_version = c->preload_version;
 			c->graph_taken = true;
 		}
 		return 0;
@@ -1600,16 +1614,12 @@ static int run_internal(dc_conn *c, const char *sql, dc_error *err)
  */
 static int schema_current(dc_conn *c, dc_error *err)
 {
-	bool graph = c->graph_pending;
 	int ret;
 
-	c->graph_pending = false;
 	if (!c->preloaded)
 		return 0;
 	if (c->preload_version >= 0 && data_version(c->db) == c->preload_version) {
 		c->preloaded = false;
-		/* the prefetched graph was read with the schema: current too */
-		c->graph_valid = graph;
 		return 0;
 	}
 	/* kept on failure: the next transaction checks again */
@@ -1637,8 +1647,16 @@ static int sq_begin(dc_conn *c, dc_error *err)
 	if ((ret = schema_current(c, err)) != 0) {
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		sync_tx(c);
+		return ret;
 	}
-	return ret;
+	c->txs++;
+	/* the prefetched graph serves this transaction if the file is still
+	 * as it was read (whatever read transactions ran in between) */
+	if (c->graph_pending) {
+		c->graph_valid = c->graph_version >= 0 && data_version(c->db) == c->graph_version;
+		c->graph_pending = false;
+	}
+	return 0;
 }
 
 static int sq_commit(dc_conn *c, dc_error *err)
@@ -2524,9 +2542,9 @@ static int graph_edges(sqlite3 *db, check_graph *g)
  * by name -- one read of sqlite_schema -- and with `edges` their foreign
  * keys (graph_edges). A table's SQL tells a virtual table ("CREATE VIRTUAL
  * TABLE", as SQLite stores it) and whether it may have a foreign key. An
- * SQLite code; on failure `g` is left empty.
+ * SQLite code; on failure `g` is left empty and `*what` names what failed.
  */
-static int graph_load(sqlite3 *db, bool edges, check_graph *g)
+static int graph_load(sqlite3 *db, bool edges, check_graph *g, const char **what)
 {
 	sqlite3_stmt *st = NULL;
 	size_t at = 0;
@@ -2571,12 +2589,15 @@ static int graph_load(sqlite3 *db, bool edges, check_graph *g)
 		g->n++;
 	}
 	sqlite3_finalize(st);
+	*what = "sqlite_schema";
 	if (rc == SQLITE_DONE) {
 		rc = SQLITE_OK;
 		if (g->n > 1) /* problems in name order, whatever the schema's */
 			qsort(g->t, g->n, sizeof(*g->t), check_table_cmp);
-		if (edges)
+		if (edges) {
+			*what = "foreign_key_list";
 			rc = graph_edges(db, g);
+		}
 	}
 	if (rc != SQLITE_OK)
 		graph_free(g);
@@ -2590,15 +2611,17 @@ static int graph_load(sqlite3 *db, bool edges, check_graph *g)
  */
 static int check_graph_ready(dc_conn *c, bool edges, dc_error *err)
 {
+	const char *what = "foreign_key_list";
 	int rc = SQLITE_OK;
 
 	if (c->graph_valid && c->graph_sticky)
 		c->graph_used = true;
-	else if (!c->graph_valid && !c->graph_taken && !c->schema_changed)
+	else if (!c->graph_valid && !c->graph_taken && !c->schema_changed && c->in_tx &&
+	         c->txs == 1)
 		c->graph_unwanted = false; /* a prefetched one would have served */
 	if (!c->graph_valid) {
 		graph_drop(c);
-		rc = graph_load(c->db, edges, &c->graph);
+		rc = graph_load(c->db, edges, &c->graph, &what);
 	} else if (edges && !c->graph.edges) {
 		rc = graph_edges(c->db, &c->graph);
 	}
@@ -2608,7 +2631,7 @@ static int check_graph_ready(dc_conn *c, bool edges, dc_error *err)
 	}
 	graph_drop(c);
 	return rc == SQLITE_NOMEM ? conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory")
-	                          : db_fail(c, err, "sqlite_schema");
+	                          : db_fail(c, err, what);
 }
 
 static check_table *find_table(check_table *t, size_t n, const char *name)

@@ -1597,17 +1597,21 @@ static void enter_prefetched(fx *f, const char *from, const char *id)
  *              (c's row 2, dangling from the start, is found with it);
  *   altered    the run adds a foreign key to u (ADD COLUMN ... REFERENCES);
  *   later      the graph read before the first transaction, and a table
- *              referencing p added between it and a second.
+ *              referencing p added between it and a second;
+ *   read       the history read first, in a read transaction of its own (the
+ *              file as the graph has it), and the table added after that.
  */
 static void test_prefetched_graph_holds_only_while_current(void **state)
 {
 	fx *f = *state;
+	dc_history_row *rows = NULL;
+	size_t n = 0;
 	char path[512];
 	sqlite3 *other = NULL;
 	int round;
 
 	make_db(f, "a.db", NULL);
-	for (round = 0; round < 4; round++) {
+	for (round = 0; round < 5; round++) {
 		char name[16];
 
 		snprintf(name, sizeof(name), "t%d.db", round);
@@ -1673,6 +1677,29 @@ static void test_prefetched_graph_holds_only_while_current(void **state)
 	             "c: row 2 references a missing row of p\n"
 	             "k: row 1 references a missing row of p\n");
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+
+	/* read: history_read outside a transaction, then k */
+	enter_prefetched(f, "a", "t4");
+	assert_int_equal(E->lock_tenant(f->conn, 1000, &f->err), 0);
+	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
+	assert_int_equal(n, 0);
+	path_in(path, sizeof(path), f, "t4.db");
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other,
+	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
+	                              "INSERT INTO k VALUES (5)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	run_ok(f, "DELETE FROM p WHERE id = 5");
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "c: row 2 references a missing row of p\n"
+	             "k: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	assert_int_equal(E->unlock_tenant(f->conn, &f->err), 0);
 }
 
 static void test_checks_cover_everything_when_unsure(void **state)
