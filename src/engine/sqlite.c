@@ -1147,11 +1147,16 @@ static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *ver
 	int rc = g ? SQLITE_OK : SQLITE_NOMEM, v = -1;
 
 	sqlite3_set_authorizer(db, NULL, NULL);
+	/* PRAGMA schema_version starts the read transaction without the schema:
+	 * the listing's prepare then loads it in that transaction (else SQLite
+	 * would load it in one of its own, a second shared lock and hot journal
+	 * check), and its step checks the schema cookie: both are this
+	 * snapshot's */
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+		rc = sqlite3_exec(db, "BEGIN; PRAGMA schema_version", NULL, NULL, NULL);
+	if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
-		/* the listing's prepare loads the schema, and its step checks
-		 * the schema cookie in the transaction: both are this snapshot's */
 		rc = graph_load(db, edges, g, &what);
 		v = data_version(db);
 		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
