@@ -250,6 +250,7 @@ struct dc_conn {
 };
 
 static void graph_free(check_graph *g);
+static void graph_destroy(check_graph *g);
 static void graph_drop(dc_conn *c);
 static int graph_load(sqlite3 *db, bool edges, check_graph *g, const char **what);
 
@@ -665,9 +666,7 @@ static void sq_disconnect(dc_conn *c)
 	sqlite3_close(c->host);
 	free(c->written);
 	graph_drop(c);
-	if (c->pf.done_graph)
-		graph_free(c->pf.done_graph);
-	free(c->pf.done_graph);
+	graph_destroy(c->pf.done_graph);
 	dc_strbuf_release(&c->scratch);
 	path_cache_release(&c->paths);
 	path_cache_release(&c->pf.paths);
@@ -1166,9 +1165,7 @@ static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *ver
 	}
 	sqlite3_set_authorizer(db, authorize, c);
 	if (rc != SQLITE_OK || v < 0) {
-		if (g)
-			graph_free(g);
-		free(g);
+		graph_destroy(g);
 		return NULL;
 	}
 	*version = v;
@@ -1245,9 +1242,7 @@ static void *prefetch_main(void *arg)
 				if (!sqlite3_get_autocommit(db)) {
 					sqlite3_close(db);
 					db = NULL;
-					if (graph)
-						graph_free(graph);
-					free(graph);
+					graph_destroy(graph);
 					graph = NULL;
 				}
 			}
@@ -1268,9 +1263,7 @@ static void *prefetch_main(void *arg)
 			pthread_mutex_unlock(&pf->mu);
 			sqlite3_close(stale);
 			sqlite3_close(finished);
-			if (stale_graph)
-				graph_free(stale_graph);
-			free(stale_graph);
+			graph_destroy(stale_graph);
 			pthread_mutex_lock(&pf->mu);
 		}
 	}
@@ -1344,9 +1337,7 @@ static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version, chec
 	pf->done_graph = NULL;
 	pthread_mutex_unlock(&pf->mu);
 	sqlite3_close(other);
-	if (other_graph)
-		graph_free(other_graph);
-	free(other_graph);
+	graph_destroy(other_graph);
 	/* the name must still be that file, writable: one removed, replaced or
 	 * made read-only since is opened afresh, and fails as without a prefetch */
 	if (db && (stat(t->target, &sb) != 0 || sb.st_dev != dev || sb.st_ino != ino ||
@@ -1354,9 +1345,8 @@ static sqlite3 *prefetch_take(dc_conn *c, const dc_tenant *t, int *version, chec
 		close_later(c, db);
 		db = NULL;
 	}
-	if (!db && g) {
-		graph_free(g);
-		free(g);
+	if (!db) {
+		graph_destroy(g);
 		g = NULL;
 	}
 	*graph = g;
@@ -2469,6 +2459,15 @@ static void graph_free(check_graph *g)
 	free(g->t);
 	free(g->e);
 	memset(g, 0, sizeof(*g));
+}
+
+/* Frees a graph of the prefetch thread's, and the graph itself (NULL: none). */
+static void graph_destroy(check_graph *g)
+{
+	if (!g)
+		return;
+	graph_free(g);
+	free(g);
 }
 
 /* Forgets the connection's graph, whoever read it. */
