@@ -77,6 +77,7 @@ struct rollout {
 
 	worker *workers;
 	int nworkers;
+	bool prefetch; /* workers name their next tenant to the engine (see setup) */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -1143,7 +1144,7 @@ static void hint_next(rollout *r, worker *w, size_t qi)
 	size_t i;
 
 	w->next_ti = SIZE_MAX;
-	if (!r->ops->prefetch)
+	if (!r->prefetch)
 		return;
 	for (i = qi + 1; i < r->qlen; i++) {
 		if (r->taken[i] || r->hinted[i])
@@ -1715,6 +1716,7 @@ static int setup(rollout *r, dc_error *err)
 {
 	const dc_config *cfg = r->cfg;
 	size_t e;
+	long cpus;
 	int w, rc, parallel;
 
 	r->ops = dc_engine_for(cfg->engine);
@@ -1742,6 +1744,13 @@ static int setup(rollout *r, dc_error *err)
 	if (parallel < 1)
 		parallel = 1;
 	r->nworkers = parallel;
+	/* A prefetch runs beside its worker, on a core the workers leave idle
+	 * while their commits wait on the disk. With a worker per core there is
+	 * none: the prefetch would compete with the workers, and cost a read
+	 * transaction and a thread hand-off per tenant besides (bench/sqlite_fleet.sh
+	 * at -j 2 on 2 cores); each worker then opens its tenants itself. */
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	r->prefetch = r->ops->prefetch && (cpus < 1 || parallel < cpus);
 	r->workers = calloc((size_t)parallel, sizeof(*r->workers));
 	if (!r->workers)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
