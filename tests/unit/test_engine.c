@@ -1580,6 +1580,32 @@ static void enter_prefetched(fx *f, const char *from, const char *id)
 	assert_int_equal(E->enter(f->conn, tenant(f, id), &f->err), 0);
 }
 
+/*
+ * Another connection adds to `file` a table k referencing p's row `id`;
+ * then a transaction of the run deletes that row: the check must name k's
+ * orphan (and c's row 2, dangling from the start), so it must know k.
+ */
+static void orphan_in_new_table(fx *f, const char *file, int id)
+{
+	char path[512], sql[128];
+	sqlite3 *other = NULL;
+
+	path_in(path, sizeof(path), f, file);
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+	         "CREATE TABLE k (pid INTEGER REFERENCES p (id)); INSERT INTO k VALUES (%d)", id);
+	assert_int_equal(sqlite3_exec(other, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(E->begin(f->conn, &f->err), 0);
+	run_ok(f, "PRAGMA defer_foreign_keys = ON");
+	snprintf(sql, sizeof(sql), "DELETE FROM p WHERE id = %d", id);
+	run_ok(f, sql);
+	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
+	             "c: row 2 references a missing row of p\n"
+	             "k: row 1 references a missing row of p\n");
+	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+}
+
 #define GRAPH_SCHEMA                                                    \
 	"CREATE TABLE p (id INTEGER PRIMARY KEY);"                      \
 	"CREATE TABLE c (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p (id));" \
@@ -1606,8 +1632,6 @@ static void test_prefetched_graph_holds_only_while_current(void **state)
 	fx *f = *state;
 	dc_history_row *rows = NULL;
 	size_t n = 0;
-	char path[512];
-	sqlite3 *other = NULL;
 	int round;
 
 	make_db(f, "a.db", NULL);
@@ -1631,21 +1655,7 @@ static void test_prefetched_graph_holds_only_while_current(void **state)
 
 	/* changed: k, made after the prefetch, references p's row 5 */
 	enter_prefetched(f, "a", "t1");
-	path_in(path, sizeof(path), f, "t1.db");
-	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other,
-	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
-	                              "INSERT INTO k VALUES (5)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(other);
-	assert_int_equal(E->begin(f->conn, &f->err), 0);
-	run_ok(f, "PRAGMA defer_foreign_keys = ON");
-	run_ok(f, "DELETE FROM p WHERE id = 5");
-	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
-	             "c: row 2 references a missing row of p\n"
-	             "k: row 1 references a missing row of p\n");
-	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	orphan_in_new_table(f, "t1.db", 5);
 
 	/* altered: u gains a foreign key, and a row dangling from it */
 	enter_prefetched(f, "a", "t2");
@@ -1662,21 +1672,7 @@ static void test_prefetched_graph_holds_only_while_current(void **state)
 	run_ok(f, "INSERT INTO p VALUES (3)");
 	assert_check(f, DC_CHECK_FOREIGN_KEYS, false, "c: row 2 references a missing row of p\n");
 	assert_int_equal(E->commit(f->conn, &f->err), 0);
-	path_in(path, sizeof(path), f, "t3.db");
-	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other,
-	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
-	                              "INSERT INTO k VALUES (3)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(other);
-	assert_int_equal(E->begin(f->conn, &f->err), 0);
-	run_ok(f, "PRAGMA defer_foreign_keys = ON");
-	run_ok(f, "DELETE FROM p WHERE id = 3");
-	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
-	             "c: row 2 references a missing row of p\n"
-	             "k: row 1 references a missing row of p\n");
-	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	orphan_in_new_table(f, "t3.db", 3);
 
 	/* read: history_read outside a transaction, then k */
 	enter_prefetched(f, "a", "t4");
@@ -1684,21 +1680,7 @@ static void test_prefetched_graph_holds_only_while_current(void **state)
 	assert_int_equal(E->history_ensure(f->conn, &f->err), 0);
 	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
 	assert_int_equal(n, 0);
-	path_in(path, sizeof(path), f, "t4.db");
-	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other,
-	                              "CREATE TABLE k (pid INTEGER REFERENCES p (id));"
-	                              "INSERT INTO k VALUES (5)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(other);
-	assert_int_equal(E->begin(f->conn, &f->err), 0);
-	run_ok(f, "PRAGMA defer_foreign_keys = ON");
-	run_ok(f, "DELETE FROM p WHERE id = 5");
-	assert_check(f, DC_CHECK_FOREIGN_KEYS, false,
-	             "c: row 2 references a missing row of p\n"
-	             "k: row 1 references a missing row of p\n");
-	assert_int_equal(E->rollback(f->conn, &f->err), 0);
+	orphan_in_new_table(f, "t4.db", 5);
 	assert_int_equal(E->unlock_tenant(f->conn, &f->err), 0);
 }
 
