@@ -1606,11 +1606,11 @@ static void orphan_in_new_table(fx *f, const char *file, int id)
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 }
 
-#define GRAPH_SCHEMA                                                    \
-	"CREATE TABLE p (id INTEGER PRIMARY KEY);"                      \
+#define GRAPH_SCHEMA                                                              \
+	"CREATE TABLE p (id INTEGER PRIMARY KEY);"                                \
 	"CREATE TABLE c (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p (id));" \
-	"CREATE TABLE u (id INTEGER PRIMARY KEY, x INTEGER);"           \
-	"INSERT INTO p VALUES (1), (5); INSERT INTO c VALUES (1, 1), (2, 99);" \
+	"CREATE TABLE u (id INTEGER PRIMARY KEY, x INTEGER);"                     \
+	"INSERT INTO p VALUES (1), (5); INSERT INTO c VALUES (1, 1), (2, 99);"    \
 	"INSERT INTO u VALUES (1, 1)"
 
 /*
