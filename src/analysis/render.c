@@ -2,13 +2,11 @@
  * Rendering lint findings: human (compiler style), JSON, SARIF 2.1.0 and
  * GitHub workflow annotations. Pure text building; the caller prints.
  */
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,6 +14,7 @@
 #include <deployclaw/util.h>
 
 #include "lint_internal.h"
+#include "util/pool.h"
 
 int dc_lint_format_parse(const char *s, dc_lint_format *out)
 {
@@ -189,9 +188,9 @@ static int dump_indented(json_t *v, const char *indent, dc_strbuf *out)
 	return dc_strbuf_error(out);
 }
 
-static void *json_slice_run(void *arg)
+static void json_slice_run(size_t slice, void *arg)
 {
-	json_slice *sl = arg;
+	json_slice *sl = &((json_slice *)arg)[slice];
 	const dc_lint_rule *rules;
 	rule_json *rj;
 	size_t i, nrules;
@@ -199,7 +198,7 @@ static void *json_slice_run(void *arg)
 	rules = dc_lint_rules(&nrules);
 	if (!(rj = calloc(nrules + 1, sizeof(*rj)))) {
 		sl->rc = DC_ENOMEM;
-		return NULL;
+		return;
 	}
 	for (i = sl->from; i < sl->to && !sl->rc; i++) {
 		const dc_finding *f = &sl->l->items[i];
@@ -223,7 +222,6 @@ static void *json_slice_run(void *arg)
 		json_decref(rj[i].help);
 	}
 	free(rj);
-	return NULL;
 }
 
 #define JSON_SLICE_MIN 2000 /* findings per thread worth starting one for */
@@ -231,10 +229,8 @@ static void *json_slice_run(void *arg)
 static int render_json(const dc_finding_list *l, dc_strbuf *out)
 {
 	json_slice sl[8];
-	pthread_t th[8];
-	bool started[8] = { false };
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus, i;
+	unsigned cpus = dc_pool_cpus();
+	size_t n = cpus > 8 ? 8 : cpus, i;
 	int rc = 0;
 
 	if (n > l->len / JSON_SLICE_MIN)
@@ -246,15 +242,8 @@ static int render_json(const dc_finding_list *l, dc_strbuf *out)
 		sl[i].rc = 0;
 		dc_strbuf_init(&sl[i].out, 0);
 	}
-	for (i = 1; i < n; i++)
-		started[i] = pthread_create(&th[i], NULL, json_slice_run, &sl[i]) == 0;
-	json_slice_run(&sl[0]);
-	for (i = 1; i < n; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			json_slice_run(&sl[i]);
-	}
+	/* Never fails: threads that cannot be had make the run narrower. */
+	(void)dc_pool_run(n, (unsigned)n, 0, json_slice_run, sl);
 	dc_strbuf_adds(out, l->len ? "{\n  \"findings\": [\n    " : "{\n  \"findings\": []");
 	for (i = 0; i < n; i++) {
 		if (sl[i].rc || dc_strbuf_error(&sl[i].out))

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include <deployclaw/util.h>
 
 #include "ledger_internal.h"
+#include "util/pool.h"
 
 /* Big enough for several maximal lines; one read() fills most of it. */
 #define BUF_SIZE    ((size_t)8 * 1024 * 1024)
@@ -65,7 +65,6 @@ typedef struct worker {
 	bool check_sigs;
 	char *buf;
 	size_t cap;
-	pthread_t thread;
 } worker;
 
 static const char *field_hex(json_t *o, const char *key, size_t n)
@@ -175,38 +174,27 @@ field:
 	json_decref(o);
 }
 
-static void *worker_run(void *arg)
+static void worker_run(size_t i, void *arg)
 {
-	worker *w = arg;
-	size_t i;
+	worker *w = &((worker *)arg)[i];
 
-	for (i = w->from; i < w->to; i++)
-		check_entry(w, &w->ents[i]);
-	return NULL;
+	for (size_t k = w->from; k < w->to; k++)
+		check_entry(w, &w->ents[k]);
 }
 
-/* Checks ents[0..n) on up to `nw` workers (workers[0] runs on this thread). */
+/* Checks ents[0..n) in `nw` slices, one per worker struct, on the pool. */
 static void check_batch(worker *workers, int nw, vent *ents, size_t n)
 {
 	int used = n < MIN_PARALLEL ? 1 : nw, i;
 	size_t per = (n + (size_t)used - 1) / (size_t)used;
-	bool started[MAX_THREADS] = { false };
 
 	for (i = 0; i < used; i++) {
 		workers[i].ents = ents;
 		workers[i].from = (size_t)i * per < n ? (size_t)i * per : n;
 		workers[i].to = workers[i].from + per < n ? workers[i].from + per : n;
-		if (i > 0)
-			started[i] = pthread_create(&workers[i].thread, NULL, worker_run,
-			                            &workers[i]) == 0;
 	}
-	worker_run(&workers[0]);
-	for (i = 1; i < used; i++) {
-		if (started[i])
-			pthread_join(workers[i].thread, NULL);
-		else
-			worker_run(&workers[i]); /* could not start a thread: do it here */
-	}
+	/* Never fails: threads that cannot be had make the run narrower. */
+	(void)dc_pool_run((size_t)used, (unsigned)used, 0, worker_run, workers);
 }
 
 /* A consistent snapshot: the size and the head record, read under a shared lock. */
@@ -499,7 +487,7 @@ static int verify_pass(const char *path,
 		res->head_seq = head.seq;
 	}
 
-	ncpu = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+	ncpu = threads > 0 ? threads : (long)dc_pool_cpus();
 	nw = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
 	for (i = 0; i < nw; i++) {
 		workers[i].pk = opts->pubkey;
