@@ -107,7 +107,7 @@ typedef enum dc_effect {
 DC_API const char *dc_effect_name(dc_effect effect);
 
 /**
- * One row of the lock table (../shared/reference/pg15-locks.md, checked on
+ * One row of the lock table (docs/reference/pg15-locks.md, checked on
  * PostgreSQL 15): a statement kind or ALTER TABLE subcommand, the lock it
  * takes on its own relation, the lock on a second relation (referenced
  * table, partition, index, parent), and what it does to the data. The

@@ -1,7 +1,7 @@
 /**
  * deployclaw/common.h — export attribute, error codes and the error struct.
  *
- * Conventions (see STYLE.md): a fallible function returns 0 or a negative
+ * Conventions (see docs/STYLE.md): a fallible function returns 0 or a negative
  * DC_E... code and fills a caller-owned dc_error on failure. The error is
  * written only when it is still empty, so the first failure in a chain of
  * calls survives.

@@ -1,7 +1,7 @@
 /**
  * deployclaw/config.h — deployclaw.yaml, parsed with libfyaml.
  *
- * The schema is DESIGN.md's "Files a user writes". Every error names
+ * The schema is docs/config.md (and docs/design.md's "Files a user writes"). Every error names
  * file:line:col and the key path ("shards[1].replicas[0]") in dc_error:
  * err->file/line/col hold the position, err->message starts with the key
  * path, e.g. "shards[1].paralel: unknown key (did you mean 'parallel'?)".

@@ -2,7 +2,7 @@
  * deployclaw/migration.h — a migrations folder as an ordered set.
  *
  * Four layouts are recognised: deployclaw's native YAML (one file per
- * migration, DESIGN.md), golang-migrate (NNN_name.up.sql + .down.sql),
+ * migration, docs/migrations.md), golang-migrate (NNN_name.up.sql + .down.sql),
  * dbmate (one file, "-- migrate:up" / "-- migrate:down") and Flyway
  * (V<ver>__name.sql + optional U<ver>__name.sql). A folder mixing them is
  * refused. SQL is split into statements by the real parsers (libpg_query

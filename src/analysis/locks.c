@@ -1,7 +1,7 @@
 /*
  * The lock table: PostgreSQL 15's lock level, second relation and effect for
  * every statement kind and ALTER TABLE subcommand the model knows, from
- * ../shared/reference/pg15-locks.md (checked on a 15.18 server). The model
+ * docs/reference/pg15-locks.md (checked on a 15.18 server). The model
  * (model.c) only decides which row a parse tree is; every lock level and
  * rewrite/scan answer comes from this one table.
  */

@@ -4,7 +4,7 @@
  * Commands are data (git's builtin table, redis' command table): a name, a
  * usage line, an option table and a function. main.c parses the global and
  * the command's options from the same tables, generates --help from them,
- * and maps the command's DC_E... return code to the exit code of DESIGN.md.
+ * and maps the command's DC_E... return code to the exit code of docs/design.md.
  */
 #ifndef DC_CLI_H
 #define DC_CLI_H
@@ -79,7 +79,7 @@ void cli_note(const cli *c, const char *fmt, ...) DC_PRINTF(2, 3);
 /* Reports `err` (file:line:col: message) and returns the exit code for `rc`. */
 int cli_fail(const cli *c, int rc, const dc_error *err);
 
-/* Exit code of DESIGN.md for a DC_E... code. */
+/* Exit code of docs/design.md for a DC_E... code. */
 int cli_exit_code(int rc);
 
 /* Loads the config named by --config (default ./deployclaw.yaml). */

@@ -14,7 +14,7 @@
 
 /*
  * Ledger and key paths: from the config when there is one; without a
- * config (an auditor holding only the ledger) the defaults of DESIGN.md, or
+ * config (an auditor holding only the ledger) the defaults of docs/config.md, or
  * the --ledger / --key / --pubkey options.
  */
 typedef struct audit_paths {

@@ -1,5 +1,5 @@
 /*
- * The statement model against ../shared/reference/pg15-locks.md: for a broad
+ * The statement model against docs/reference/pg15-locks.md: for a broad
  * table of statements, the lock on the statement's relation, the lock on a
  * second relation, rewrite/scan, whether it runs in a transaction, and the
  * mechanical inverse.
