@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
+#include "ledger/ledger_json.h"
 #include <deployclaw/util.h>
 
 static double now(void)
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
 	dc_signing_key *key = NULL;
 	dc_ledger *l = NULL;
 	dc_error err = { 0 };
-	dc_ledger_event *evs;
+	dc_ledger__event *evs;
 	double t, dt_append, dt_raw, dt_batch, dt_full, dt_full1, dt_fast, dt_sha, dt_lines;
 	size_t line_len;
 	int a;
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < durable; i++) {
 		json_t *d = event_data(i);
 
-		if (dc_ledger_append(l, "tenant.applied", d, NULL, &err))
+		if (dc_ledger__append(l, "tenant.applied", d, NULL, &err))
 			die("append", &err);
 		json_decref(d);
 	}
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
 			evs[j].event = "tenant.applied";
 			evs[j].data = event_data(i + j);
 		}
-		if (dc_ledger_append_batch(l, evs, (size_t)n, NULL, &err))
+		if (dc_ledger__append_batch(l, evs, (size_t)n, NULL, &err))
 			die("append_batch", &err);
 		for (j = 0; j < n; j++)
 			json_decref(evs[j].data);

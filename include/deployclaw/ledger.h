@@ -15,8 +15,6 @@
 #ifndef DEPLOYCLAW_LEDGER_H
 #define DEPLOYCLAW_LEDGER_H
 
-#include <jansson.h>
-
 #include <deployclaw/common.h>
 
 /** An Ed25519 key pair. Wiped with sodium_memzero by dc_signing_key_free. */
@@ -63,21 +61,21 @@ DC_API const char *dc_ledger_run_id(const dc_ledger *ledger);
 /**
  * Appends one entry and returns only once it is written and fsync'd. Safe
  * against concurrent writers in other processes (O_APPEND + an exclusive
- * flock while the tail is read and the line written). `data` is borrowed
+ * flock while the tail is read and the line written). `data_json` is borrowed
  * (NULL = {}). A torn last line left by a crash makes the append fail with
  * DC_EINTEGRITY rather than extend a broken chain. `seq` (may be NULL)
  * receives the new entry's seq.
  */
 DC_API int dc_ledger_append(dc_ledger *ledger,
                             const char *event,
-                            json_t *data,
+                            const char *data_json,
                             int64_t *seq,
                             dc_error *err);
 
 /** One event of a dc_ledger_append_batch. */
 typedef struct dc_ledger_event {
-	const char *event; /**< non-empty UTF-8 */
-	json_t *data;      /**< borrowed; NULL = {} */
+	const char *event;     /**< non-empty UTF-8 */
+	const char *data_json; /**< a JSON object's text, borrowed; NULL = {} */
 } dc_ledger_event;
 
 /**
@@ -89,7 +87,8 @@ typedef struct dc_ledger_event {
  * `first_seq` (may be NULL) receives the seq of events[0]. At most
  * DC_LEDGER_BATCH_MAX events.
  *
- * `data` of either append: a JSON object of strings, integers, booleans,
+ * `data_json` of either append: the text of a JSON object (DC_EINVAL, with
+ * the line and column, when it is not one) of strings, integers, booleans,
  * nulls, arrays and objects (nesting depth <= 64). Reals are refused
  * (DC_EINVAL): their text form is not portable enough to hash (log
  * durations as integer milliseconds). A line longer than 1 MiB is DC_ELIMIT.
@@ -177,14 +176,14 @@ typedef struct dc_ledger_filter {
 /**
  * Calls `fn` for every entry matching `filter`, in order; `fn` returning
  * non-zero stops the walk (that value is returned). Lines that do not parse
- * are DC_EINTEGRITY naming the line. `entry` is borrowed for the call
- * (json_incref it to keep it). Reads the entries that were complete when
+ * are DC_EINTEGRITY naming the line. `entry_json` is the entry as compact JSON
+ * text, borrowed for the call. Reads the entries that were complete when
  * the call started (appends running meanwhile are not waited for). Read
  * does not check hashes or signatures: verify first for that.
  */
 DC_API int dc_ledger_read(const char *path,
                           const dc_ledger_filter *filter,
-                          int (*fn)(json_t *entry, void *ctx),
+                          int (*fn)(const char *entry_json, void *ctx),
                           void *ctx,
                           dc_error *err);
 

@@ -5,8 +5,6 @@
 #ifndef DEPLOYCLAW_REPORT_H
 #define DEPLOYCLAW_REPORT_H
 
-#include <jansson.h>
-
 #include <deployclaw/rollout.h>
 #include <deployclaw/util.h>
 
@@ -15,9 +13,10 @@
  * {task, timestamp, run_id, agent, execution_log: [{step, action, detail,
  * status, duration_ms}], safety_gates_status, tenants: {total, succeeded,
  * failed, skipped}, estimated_completion}. `task` describes the run
- * ("apply 0003 to 1000 tenants"). A new reference; NULL on OOM.
+ * ("apply 0003 to 1000 tenants"). As JSON text indented by two spaces, keys
+ * in that order, which the caller frees with free(); NULL on OOM.
  */
-DC_API json_t *dc_report_execution_log(const dc_rollout_report *rep, const char *task);
+DC_API char *dc_report_execution_log(const dc_rollout_report *rep, const char *task);
 
 /**
  * One progress line for a terminal (no newline): the wave, done/total,

@@ -9,6 +9,7 @@
 
 #include <deployclaw/config.h>
 #include <deployclaw/ledger.h>
+#include "ledger/ledger_json.h"
 
 #include "cli.h"
 
@@ -296,7 +297,7 @@ static int run_show(cli *c)
 	if ((rc = load_paths(c, &p, &err)) != 0 || (rc = load_filter(c, &f, &err)) != 0)
 		goto out;
 	s.tenant = f.tenant;
-	if ((rc = dc_ledger_read(p.ledger, &f, show_entry, &s, &err)) != 0)
+	if ((rc = dc_ledger__read(p.ledger, &f, show_entry, &s, &err)) != 0)
 		goto out;
 	if (!c->json && !c->quiet && s.shown == 0)
 		cli_note(c, "no entry of '%s' matches", p.ledger);
@@ -414,7 +415,7 @@ static int run_export(cli *c)
 		goto out;
 	if (e.csv)
 		dc_strbuf_adds(&e.out, "seq,ts,run_id,actor,event,key_id,prev,hash,sig,data\n");
-	if ((rc = dc_ledger_read(p.ledger, &f, export_entry, &e, &err)) != 0) {
+	if ((rc = dc_ledger__read(p.ledger, &f, export_entry, &e, &err)) != 0) {
 		dc_error_set(&err, rc, "could not export '%s'", p.ledger);
 		goto out;
 	}

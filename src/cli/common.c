@@ -6,6 +6,7 @@
 
 #include <deployclaw/config.h>
 #include <deployclaw/ledger.h>
+#include "ledger/ledger_json.h"
 #include <deployclaw/migration.h>
 
 #include "cli.h"
@@ -44,7 +45,7 @@ int cli_record(const dc_config *cfg, const char *event, json_t *data, int64_t *s
 		goto out;
 	if ((rc = dc_ledger_open(&ledger, cfg->audit.ledger, key, NULL, err)) != 0)
 		goto out;
-	rc = dc_ledger_append(ledger, event, data, seq, err);
+	rc = dc_ledger__append(ledger, event, data, seq, err);
 out:
 	dc_ledger_close(ledger);
 	dc_signing_key_free(key);

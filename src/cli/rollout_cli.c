@@ -12,6 +12,7 @@
 #include <deployclaw/rollout.h>
 
 #include "cli.h"
+#include "report/report_internal.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -138,7 +139,7 @@ int cli_rollout(cli *c, const cli_rollout_args *a)
 			         : a->to                          ? a->to
 			                                          : "the previous version",
 			         rep->ntenants);
-		log = dc_report_execution_log(rep, task);
+		log = dc_report__execution_log(rep, task);
 		if (log)
 			cli_print_json(log);
 		json_decref(log);

@@ -20,6 +20,7 @@
 #include <deployclaw/util.h>
 
 #include "ledger_internal.h"
+#include "ledger_json.h"
 
 #define ZERO_HASH  "0000000000000000000000000000000000000000000000000000000000000000"
 #define MAX_RUN_ID 128
@@ -417,7 +418,7 @@ static const char *last_key(const char *s, const char *key)
 static int build_line(dc_ledger *l,
                       int64_t seq,
                       char hash[65],
-                      const dc_ledger_event *ev,
+                      const dc_ledger__event *ev,
                       dc_strbuf *out,
                       dc_error *err)
 {
@@ -603,11 +604,11 @@ static void tail_remember(dc_ledger *l, const dc_strbuf *lines, int64_t seq, con
 	l->tail_known = true;
 }
 
-int dc_ledger_append_batch(dc_ledger *ledger,
-                           const dc_ledger_event *events,
-                           size_t n,
-                           int64_t *first_seq,
-                           dc_error *err)
+int dc_ledger__append_batch(dc_ledger *ledger,
+                            const dc_ledger__event *events,
+                            size_t n,
+                            int64_t *first_seq,
+                            dc_error *err)
 {
 	dc_strbuf lines = DC_STRBUF_INIT;
 	char hash[65];
@@ -697,13 +698,73 @@ out:
 	return rc;
 }
 
+int dc_ledger__append(dc_ledger *ledger,
+                      const char *event,
+                      json_t *data,
+                      int64_t *seq,
+                      dc_error *err)
+{
+	dc_ledger__event ev = { event, data };
+
+	return dc_ledger__append_batch(ledger, &ev, 1, seq, err);
+}
+
+/* The data of a public append: a JSON object's text, or NULL for {}. */
+static int parse_data(json_t **out, const char *event, const char *text, dc_error *err)
+{
+	json_error_t jerr;
+
+	*out = NULL;
+	if (!text)
+		return 0;
+	*out = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*out)
+		return dc_error_set(err, DC_EINVAL,
+		                    "data of event '%s' is not JSON (line %d, column %d): %s",
+		                    event ? event : "", jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return dc_error_set(err, DC_EINVAL, "data of event '%s' is not a JSON object",
+		                    event ? event : "");
+	}
+	return 0;
+}
+
+int dc_ledger_append_batch(dc_ledger *ledger,
+                           const dc_ledger_event *events,
+                           size_t n,
+                           int64_t *first_seq,
+                           dc_error *err)
+{
+	dc_ledger__event *evs = NULL;
+	size_t i, parsed = 0;
+	int rc = 0;
+
+	if (n > DC_LEDGER_BATCH_MAX)
+		return dc_error_set(err, DC_ELIMIT, "more than %d events in one batch",
+		                    DC_LEDGER_BATCH_MAX);
+	if (n && !(evs = calloc(n, sizeof(*evs))))
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	for (i = 0; i < n && rc == 0; i++, parsed++) {
+		evs[i].event = events[i].event;
+		rc = parse_data(&evs[i].data, events[i].event, events[i].data_json, err);
+	}
+	if (rc == 0)
+		rc = dc_ledger__append_batch(ledger, evs, n, first_seq, err);
+	for (i = 0; i < parsed; i++)
+		json_decref(evs[i].data);
+	free(evs);
+	return rc;
+}
+
 int dc_ledger_append(dc_ledger *ledger,
                      const char *event,
-                     json_t *data,
+                     const char *data_json,
                      int64_t *seq,
                      dc_error *err)
 {
-	dc_ledger_event ev = { event, data };
+	dc_ledger_event ev = { event, data_json };
 
 	return dc_ledger_append_batch(ledger, &ev, 1, seq, err);
 }

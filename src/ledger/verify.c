@@ -25,6 +25,7 @@
 #include <deployclaw/util.h>
 
 #include "ledger_internal.h"
+#include "ledger_json.h"
 #include "util/pool.h"
 
 /* Big enough for several maximal lines; one read() fills most of it. */
@@ -790,11 +791,11 @@ static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
 	return 0;
 }
 
-int dc_ledger_read(const char *path,
-                   const dc_ledger_filter *filter,
-                   int (*fn)(json_t *entry, void *ctx),
-                   void *ctx,
-                   dc_error *err)
+int dc_ledger__read(const char *path,
+                    const dc_ledger_filter *filter,
+                    int (*fn)(json_t *entry, void *ctx),
+                    void *ctx,
+                    dc_error *err)
 {
 	char *buf = NULL;
 	size_t start = 0, end = 0;
@@ -886,5 +887,40 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(buf);
+	return rc;
+}
+
+typedef struct {
+	int (*fn)(const char *entry_json, void *ctx);
+	void *ctx;
+	bool oom;
+} text_reader;
+
+static int read_as_text(json_t *entry, void *arg)
+{
+	text_reader *r = arg;
+	char *text = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int rc;
+
+	if (!text) {
+		r->oom = true;
+		return DC_ENOMEM;
+	}
+	rc = r->fn(text, r->ctx);
+	free(text);
+	return rc;
+}
+
+int dc_ledger_read(const char *path,
+                   const dc_ledger_filter *filter,
+                   int (*fn)(const char *entry_json, void *ctx),
+                   void *ctx,
+                   dc_error *err)
+{
+	text_reader r = { fn, ctx, false };
+	int rc = dc_ledger__read(path, filter, read_as_text, &r, err);
+
+	if (r.oom)
+		dc_error_set(err, rc, "out of memory");
 	return rc;
 }

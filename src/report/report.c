@@ -2,9 +2,12 @@
  * report.c — progress lines, summaries and the JSON execution log.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <deployclaw/report.h>
+
+#include "report_internal.h"
 
 static const char *verdict_word(dc_gate_verdict v)
 {
@@ -21,7 +24,7 @@ static const char *verdict_word(dc_gate_verdict v)
 	return "unknown";
 }
 
-json_t *dc_report_execution_log(const dc_rollout_report *rep, const char *task)
+json_t *dc_report__execution_log(const dc_rollout_report *rep, const char *task)
 {
 	char ts[32], done[32], agent[300];
 	json_t *log = NULL, *steps, *gates, *o;
@@ -135,4 +138,13 @@ void dc_report_summary(const dc_rollout_report *rep, size_t max_failures_listed,
 		               rep->interrupted ? "interrupted"
 		                                : "the failure budget stopped the rollout");
 	dc_strbuf_addf(out, ". run %s\n", rep->run_id);
+}
+
+char *dc_report_execution_log(const dc_rollout_report *rep, const char *task)
+{
+	json_t *log = dc_report__execution_log(rep, task);
+	char *text = log ? json_dumps(log, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(log);
+	return text;
 }

@@ -16,6 +16,7 @@
 #include <deployclaw/rollout.h>
 #include <deployclaw/util.h>
 
+#include "ledger/ledger_json.h"
 #include "rollout_internal.h"
 
 /* Tenant outcomes are appended to the ledger in batches of at most this many,
@@ -94,7 +95,7 @@ struct rollout {
 	/* per-phase planning work (under mu) */
 	size_t plan_next;
 	/* ledger batch (under mu) */
-	dc_ledger_event pending[OUTCOME_BATCH];
+	dc_ledger__event pending[OUTCOME_BATCH];
 	size_t npending;
 	size_t retries;    /* tenant attempts retried */
 	int64_t first_seq; /* ledger entries this run appended: first_seq..last_seq */
@@ -105,7 +106,7 @@ struct rollout {
 	 * appends each full batch, so no worker waits for 256 Ed25519
 	 * signatures and three fsyncs (under mu; see queue_event). */
 	pthread_cond_t wcv;
-	dc_ledger_event wbatch[OUTCOME_BATCH];
+	dc_ledger__event wbatch[OUTCOME_BATCH];
 	size_t wn; /* entries in wbatch, the writer's until it sets wn = 0 */
 	bool writer_on;
 	bool writer_quit;
@@ -188,7 +189,7 @@ static int record(rollout *r, const char *event, json_t *data, dc_error *err)
 	int rc = 0;
 
 	if (r->ledger && data) {
-		rc = dc_ledger_append(r->ledger, event, data, &seq, err);
+		rc = dc_ledger__append(r->ledger, event, data, &seq, err);
 		if (rc == 0)
 			note_seqs(r, seq, 1);
 	} else if (!data)
@@ -229,13 +230,13 @@ static size_t outcome_size(json_t *o)
  * number of entries appended. The events' data stay the caller's.
  */
 static int append_events(rollout *r,
-                         const dc_ledger_event *ev,
+                         const dc_ledger__event *ev,
                          size_t n,
                          int64_t *first,
                          size_t *nentries,
                          dc_error *err)
 {
-	dc_ledger_event out[OUTCOME_BATCH] = { { NULL, NULL } };
+	dc_ledger__event out[OUTCOME_BATCH] = { { NULL, NULL } };
 	bool packed[OUTCOME_BATCH];
 	size_t i = 0, m = 0;
 	int rc = 0;
@@ -268,7 +269,7 @@ static int append_events(rollout *r,
 			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 	}
 	if (rc == 0)
-		rc = dc_ledger_append_batch(r->ledger, out, m, first, err);
+		rc = dc_ledger__append_batch(r->ledger, out, m, first, err);
 	for (i = 0; i < m; i++)
 		if (packed[i])
 			json_decref(out[i].data);
@@ -1570,7 +1571,7 @@ static int record_interrupted(rollout *r, dc_error *err)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	gethostname(host, sizeof(host) - 1);
 	if (dc_path_exists(r->cfg->audit.ledger) &&
-	    (rc = dc_ledger_read(r->cfg->audit.ledger, NULL, scan_run, o, err)) != 0)
+	    (rc = dc_ledger__read(r->cfg->audit.ledger, NULL, scan_run, o, err)) != 0)
 		goto out;
 	for (i = 0; i < o->n; i++) {
 		/* a run of a live process on this host is not interrupted, just concurrent */
@@ -2091,7 +2092,7 @@ int dc_rollout_run(dc_rollout_report **out,
 		goto out;
 	started = true;
 	{
-		dc_ledger_event ev[64];
+		dc_ledger__event ev[64];
 		size_t n = rep->ngates < 64 ? rep->ngates : 64;
 
 		for (i = 0; i < n; i++) {
@@ -2100,7 +2101,7 @@ int dc_rollout_run(dc_rollout_report **out,
 		}
 		int64_t first = 0;
 
-		rc = n ? dc_ledger_append_batch(ledger, ev, n, &first, err) : 0;
+		rc = n ? dc_ledger__append_batch(ledger, ev, n, &first, err) : 0;
 		if (rc == 0 && n)
 			note_seqs(&r, first, n);
 		for (i = 0; i < n; i++)
@@ -2339,7 +2340,7 @@ int dc_status_collect(dc_status **out,
 			}
 	}
 	if (dc_path_exists(cfg->audit.ledger) &&
-	    (rc = dc_ledger_read(cfg->audit.ledger, NULL, scan_outcome, st, err)) != 0)
+	    (rc = dc_ledger__read(cfg->audit.ledger, NULL, scan_outcome, st, err)) != 0)
 		goto out;
 	for (i = 0; i < st->ntenants; i++) {
 		/* a failure the tenant has since recovered from is not shown */

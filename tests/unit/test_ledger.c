@@ -16,6 +16,8 @@
 #include <deployclaw/ledger.h>
 #include <deployclaw/util.h>
 
+#include "ledger/ledger_json.h"
+
 #define N 20
 
 typedef struct fx {
@@ -75,8 +77,8 @@ static void append_n(const fx *f, const dc_signing_key *key, int from, int n, co
 		        json_pack("{s:s+, s:i}", "tenant", "t", i % 2 ? "odd" : "even", "n", i);
 
 		assert_non_null(data);
-		assert_int_equal(dc_ledger_append(l, i % 3 ? "tenant.applied" : "wave.started",
-		                                  data, &seq, &err),
+		assert_int_equal(dc_ledger__append(l, i % 3 ? "tenant.applied" : "wave.started",
+		                                   data, &seq, &err),
 		                 0);
 		json_decref(data);
 	}
@@ -283,6 +285,60 @@ static void empty_ledger_verifies(void **state)
 	assert_int_equal(res.head_seq, -1);
 }
 
+/* The public API takes and gives JSON text: no jansson type in the installed headers. */
+static int collect_text(const char *entry_json, void *ctx)
+{
+	dc_strbuf *sb = ctx;
+
+	dc_strbuf_adds(sb, entry_json);
+	dc_strbuf_addch(sb, '\n');
+	return 0;
+}
+
+static void public_api_takes_json_text(void **state)
+{
+	fx *f = *state;
+	dc_ledger_verify_result res;
+	dc_ledger *l = NULL;
+	dc_error err = { 0 };
+	dc_strbuf seen = DC_STRBUF_INIT;
+	dc_ledger_event evs[2] = { { "b.one", "{\"tenant\":\"t1\",\"n\":1}" }, { "b.two", NULL } };
+	dc_ledger_filter tenant = { NULL, NULL, "t1", 0, 0 };
+	int64_t seq = 0;
+	char msg[1024];
+
+	assert_int_equal(dc_ledger_open(&l, f->ledger, f->k, "run-t", &err), 0);
+	assert_int_equal(dc_ledger_append(l, "a.text", "{\"k\": [1, \"x\", null]}", &seq, &err), 0);
+	assert_int_equal(seq, 1);
+	assert_int_equal(dc_ledger_append_batch(l, evs, 2, &seq, &err), 0);
+	assert_int_equal(seq, 2);
+	/* not JSON: refused with where it broke, nothing written */
+	assert_int_equal(dc_ledger_append(l, "bad", "{\"k\": }", NULL, &err), DC_EINVAL);
+	assert_non_null(strstr(err.message, "data of event 'bad' is not JSON (line 1, column"));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(dc_ledger_append(l, "bad", "[1]", NULL, &err), DC_EINVAL);
+	assert_string_equal(err.message, "data of event 'bad' is not a JSON object");
+	memset(&err, 0, sizeof(err));
+	/* a batch with one bad event writes none of it */
+	evs[1].data_json = "7";
+	assert_int_equal(dc_ledger_append_batch(l, evs, 2, NULL, &err), DC_EINVAL);
+	memset(&err, 0, sizeof(err));
+	dc_ledger_close(l);
+
+	assert_int_equal(verify(f, NULL, &res, msg), 0);
+	assert_int_equal(res.entries, 3);
+	assert_int_equal(dc_ledger_read(f->ledger, NULL, collect_text, &seen, &err), 0);
+	assert_non_null(strstr(seen.buf, "\"event\":\"a.text\""));
+	assert_non_null(strstr(seen.buf, "\"data\":{\"k\":[1,\"x\",null]}"));
+	assert_non_null(strstr(seen.buf, "\"event\":\"b.two\""));
+	assert_non_null(strstr(seen.buf, "\"data\":{}"));
+	dc_strbuf_reset(&seen);
+	assert_int_equal(dc_ledger_read(f->ledger, &tenant, collect_text, &seen, &err), 0);
+	assert_non_null(strstr(seen.buf, "\"event\":\"b.one\""));
+	assert_null(strstr(seen.buf, "a.text"));
+	dc_strbuf_release(&seen);
+}
+
 /* Rewrites line `i` (0-based) with data.n changed; `rehash` recomputes its hash. */
 static void modify_line(const fx *f, size_t i, bool rehash)
 {
@@ -460,7 +516,7 @@ static void detects_truncated_tail_by_head(void **state)
 	assert_int_equal(res.bad_line, 18);
 	/* and an append does not paper over it */
 	assert_int_equal(dc_ledger_open(&l, f->ledger, f->k, NULL, &err), 0);
-	assert_int_equal(dc_ledger_append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "truncated");
 	dc_ledger_close(l);
 }
@@ -480,7 +536,7 @@ static void open_handle_rechecks_a_changed_tail(void **state)
 	for (i = 1; i <= 3; i++) {
 		json_t *d = json_pack("{s:i}", "n", i);
 
-		assert_int_equal(dc_ledger_append(l, "step", d, NULL, &err), 0);
+		assert_int_equal(dc_ledger__append(l, "step", d, NULL, &err), 0);
 		json_decref(d);
 	}
 
@@ -492,7 +548,7 @@ static void open_handle_rechecks_a_changed_tail(void **state)
 	assert_non_null(p);
 	p[4] = '4';
 	write_lines(f->ledger, lines, n);
-	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "entry seq 3 (line 3) was modified");
 	dc_error_clear(&err);
 
@@ -501,7 +557,7 @@ static void open_handle_rechecks_a_changed_tail(void **state)
 	lines[2] = orig;
 	write_lines(f->ledger, lines, n);
 	free_lines(lines, n);
-	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), 0);
+	assert_int_equal(dc_ledger__append(l, "step", NULL, NULL, &err), 0);
 	assert_int_equal(verify(f, NULL, &res, msg), 0);
 	assert_int_equal(res.entries, 4);
 
@@ -511,17 +567,17 @@ static void open_handle_rechecks_a_changed_tail(void **state)
 		dc_ledger *other = NULL;
 
 		assert_int_equal(dc_ledger_open(&other, f->ledger, f->k, "run-2", &err), 0);
-		assert_int_equal(dc_ledger_append(other, "step", NULL, NULL, &err), 0);
+		assert_int_equal(dc_ledger__append(other, "step", NULL, NULL, &err), 0);
 		dc_ledger_close(other);
 	}
 	truncate_to(f, 4);
-	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "ends at seq 4 but its head record says seq 5");
 	dc_error_clear(&err);
 
 	/* its own last entry cut off */
 	truncate_to(f, 3);
-	assert_int_equal(dc_ledger_append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "step", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "ends at seq 3 but its head record says seq 5");
 	dc_error_clear(&err);
 	dc_ledger_close(l);
@@ -632,7 +688,7 @@ static void torn_last_line_fails_verify_and_append(void **state)
 	assert_contains(msg, "ends in a torn line at line 21");
 	assert_int_equal(res.bad_line, 21);
 	assert_int_equal(dc_ledger_open(&l, f->ledger, f->k, NULL, &err), 0);
-	assert_int_equal(dc_ledger_append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "ends in a torn line at line 21");
 	dc_error_clear(&err);
 
@@ -643,7 +699,7 @@ static void torn_last_line_fails_verify_and_append(void **state)
 	fclose(fp);
 	assert_int_equal(verify(f, NULL, &res, msg), DC_EINTEGRITY);
 	assert_contains(msg, "ends in a torn line at line 21: the last line does not parse");
-	assert_int_equal(dc_ledger_append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__append(l, "x", NULL, NULL, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "ends in a torn line at line 21");
 	dc_ledger_close(l);
 	/* nothing was appended behind it */
@@ -681,7 +737,8 @@ static void concurrent_writers(void **state)
 			for (j = 0; j < 200 && ok; j++) {
 				json_t *d = json_pack("{s:i, s:i}", "writer", i, "j", j);
 
-				ok = d && dc_ledger_append(l, "tenant.applied", d, NULL, &err) == 0;
+				ok = d &&
+				     dc_ledger__append(l, "tenant.applied", d, NULL, &err) == 0;
 				json_decref(d);
 			}
 			if (!ok)
@@ -730,12 +787,12 @@ static void filtered_read(void **state)
 	append_n(f, f->k, 1, 12, "run-a"); /* events: 4 wave.started, 8 tenant.applied */
 	append_n(f, f->k, 13, 6, "run-b");
 
-#define READ(...)                                                                              \
-	do {                                                                                   \
-		memset(&flt, 0, sizeof(flt));                                                  \
-		memset(&c, 0, sizeof(c));                                                      \
-		__VA_ARGS__;                                                                   \
-		assert_int_equal(dc_ledger_read(f->ledger, &flt, collect_entry, &c, &err), 0); \
+#define READ(...)                                                                               \
+	do {                                                                                    \
+		memset(&flt, 0, sizeof(flt));                                                   \
+		memset(&c, 0, sizeof(c));                                                       \
+		__VA_ARGS__;                                                                    \
+		assert_int_equal(dc_ledger__read(f->ledger, &flt, collect_entry, &c, &err), 0); \
 	} while (0)
 
 	READ((void)0);
@@ -760,9 +817,9 @@ static void filtered_read(void **state)
 #undef READ
 	memset(&c, 0, sizeof(c));
 	c.stop_after = 5;
-	assert_int_equal(dc_ledger_read(f->ledger, NULL, collect_entry, &c, &err), 42);
+	assert_int_equal(dc_ledger__read(f->ledger, NULL, collect_entry, &c, &err), 42);
 	assert_int_equal(c.count, 5);
-	assert_int_equal(dc_ledger_read("/nonexistent/ledger", NULL, collect_entry, &c, &err),
+	assert_int_equal(dc_ledger__read("/nonexistent/ledger", NULL, collect_entry, &c, &err),
 	                 DC_ENOTFOUND);
 }
 
@@ -770,7 +827,7 @@ static void batch_and_limits(void **state)
 {
 	fx *f = *state;
 	dc_ledger_verify_result res;
-	dc_ledger_event evs[50];
+	dc_ledger__event evs[50];
 	dc_ledger *l = NULL;
 	dc_error err = { 0 };
 	json_t *d, *big;
@@ -779,35 +836,35 @@ static void batch_and_limits(void **state)
 	int i;
 
 	assert_int_equal(dc_ledger_open(&l, f->ledger, f->k, NULL, &err), 0);
-	assert_int_equal(dc_ledger_append(l, "run.started", NULL, &first, &err), 0);
+	assert_int_equal(dc_ledger__append(l, "run.started", NULL, &first, &err), 0);
 	assert_int_equal(first, 1);
 	for (i = 0; i < 50; i++) {
 		evs[i].event = "tenant.applied";
 		evs[i].data = json_pack("{s:i}", "i", i);
 	}
-	assert_int_equal(dc_ledger_append_batch(l, evs, 50, &first, &err), 0);
+	assert_int_equal(dc_ledger__append_batch(l, evs, 50, &first, &err), 0);
 	assert_int_equal(first, 2);
 	for (i = 0; i < 50; i++)
 		json_decref(evs[i].data);
 
 	/* refused without writing anything */
 	d = json_pack("{s:f}", "seconds", 1.5);
-	assert_int_equal(dc_ledger_append(l, "x", d, NULL, &err), DC_EINVAL);
+	assert_int_equal(dc_ledger__append(l, "x", d, NULL, &err), DC_EINVAL);
 	assert_contains(err.message, "real number");
 	json_decref(d);
 	dc_error_clear(&err);
 	d = json_pack("[i]", 1);
-	assert_int_equal(dc_ledger_append(l, "x", d, NULL, &err), DC_EINVAL);
+	assert_int_equal(dc_ledger__append(l, "x", d, NULL, &err), DC_EINVAL);
 	json_decref(d);
 	dc_error_clear(&err);
-	assert_int_equal(dc_ledger_append(l, "", NULL, NULL, &err), DC_EINVAL);
+	assert_int_equal(dc_ledger__append(l, "", NULL, NULL, &err), DC_EINVAL);
 	dc_error_clear(&err);
 	huge = malloc(1100000);
 	memset(huge, 'a', 1099999);
 	huge[1099999] = '\0';
 	big = json_pack("{s:s}", "blob", huge);
 	free(huge);
-	assert_int_equal(dc_ledger_append(l, "x", big, NULL, &err), DC_ELIMIT);
+	assert_int_equal(dc_ledger__append(l, "x", big, NULL, &err), DC_ELIMIT);
 	json_decref(big);
 	dc_error_clear(&err);
 	/* a batch is all or nothing: the bad event 3 stops the lot */
@@ -815,7 +872,7 @@ static void batch_and_limits(void **state)
 		evs[i].event = "tenant.applied";
 		evs[i].data = i == 3 ? json_pack("{s:f}", "x", 0.5) : NULL;
 	}
-	assert_int_equal(dc_ledger_append_batch(l, evs, 5, &first, &err), DC_EINVAL);
+	assert_int_equal(dc_ledger__append_batch(l, evs, 5, &first, &err), DC_EINVAL);
 	json_decref(evs[3].data);
 	dc_ledger_close(l);
 
@@ -859,7 +916,7 @@ static void detects_deleted_ledger(void **state)
 	assert_int_equal(verify(f, eh, &res, msg), DC_EINTEGRITY);
 	assert_contains(msg, "says seq 20: the whole ledger was deleted");
 	/* reading it (audit show, export) is refused the same way */
-	assert_int_equal(dc_ledger_read(f->ledger, NULL, count_entry, &seen, &err), DC_EINTEGRITY);
+	assert_int_equal(dc_ledger__read(f->ledger, NULL, count_entry, &seen, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "says seq 20: the whole ledger was deleted");
 
 	/* the head record deleted too: the expected head still catches it */
@@ -876,7 +933,7 @@ static void detects_deleted_ledger(void **state)
 	assert_contains(msg, "cannot open ledger");
 	assert_contains(msg, "No such file or directory");
 	dc_error_clear(&err);
-	assert_int_equal(dc_ledger_read(f->ledger, NULL, count_entry, &seen, &err), DC_ENOTFOUND);
+	assert_int_equal(dc_ledger__read(f->ledger, NULL, count_entry, &seen, &err), DC_ENOTFOUND);
 	assert_int_equal(seen, 0);
 }
 
@@ -887,6 +944,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(appends_and_verifies, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_ledger_verifies, setup, teardown),
+		cmocka_unit_test_setup_teardown(public_api_takes_json_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_modified_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_rehashed_entry_by_signature, setup,
 		                                teardown),
