@@ -20,8 +20,9 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "ledger/ledger_json.h"
 #include <deployclaw/util.h>
+
+#include "ledger/ledger_json.h"
 
 static double now(void)
 {
@@ -185,20 +186,24 @@ int main(int argc, char **argv)
 	}
 
 	{
-		dc_ledger_verify_opts opts = { key->pk, NULL };
+		dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
 		dc_ledger_verify_result res;
+
+		opts.pubkey = key->pk;
 
 		t = now();
 		if (dc_ledger_verify(big, &opts, &res, &err) || res.entries != total)
 			die("verify", &err);
 		dt_full = now() - t;
 		t = now();
-		if (dc_ledger_verify_with(big, &opts, 0, 1, &res, &err) || res.entries != total)
+		opts.threads = 1;
+		if (dc_ledger_verify(big, &opts, &res, &err) || res.entries != total)
 			die("verify", &err);
 		dt_full1 = now() - t;
 		t = now();
-		if (dc_ledger_verify_with(big, &opts, DC_LEDGER_VERIFY_FAST, 0, &res, &err) ||
-		    res.entries != total)
+		opts.threads = 0;
+		opts.flags = DC_LEDGER_VERIFY_FAST;
+		if (dc_ledger_verify(big, &opts, &res, &err) || res.entries != total)
 			die("verify --fast", &err);
 		dt_fast = now() - t;
 	}

@@ -104,7 +104,27 @@ DC_API int dc_ledger_append_batch(dc_ledger *ledger,
                                   int64_t *first_seq,
                                   dc_error *err);
 
+/**
+ * dc_ledger_verify_opts.flags: check only the signatures of the last entry
+ * and of the head record. Every hash and link is still checked, and the
+ * hash chain carries the last signature back to every earlier entry, so
+ * any change to any entry's content is still caught; what goes unnoticed is
+ * a damaged `sig` field on an entry whose content is intact. When the last
+ * signature fails, a full verify runs to name the first bad entry. Several
+ * times faster: Ed25519 verification dominates a full verify.
+ */
+#define DC_LEDGER_VERIFY_FAST 0x1u
+
+/** The layout of dc_ledger_verify_opts this header describes. */
+#define DC_LEDGER_VERIFY_OPTIONS_VERSION 1
+
+/**
+ * How to verify. Start from DC_LEDGER_VERIFY_OPTIONS_INIT (or
+ * dc_ledger_verify_opts_init) and set fields by name: later versions add
+ * fields at the end, and a caller built against this header keeps working.
+ */
 typedef struct dc_ledger_verify_opts {
+	unsigned version; /**< DC_LEDGER_VERIFY_OPTIONS_VERSION */
 	/**
 	 * 32 bytes: every entry and the head record must be signed by this key
 	 * (key_id and signature). NULL = no key to check against: hashes,
@@ -114,10 +134,20 @@ typedef struct dc_ledger_verify_opts {
 	 */
 	const unsigned char *pubkey;
 	const char *expect_head; /**< "seq:hash" or a hash; NULL = the head record */
-	/* Add no field here: callers initialise this positionally ({ pk, NULL })
-	 * and -Wmissing-field-initializers would break them; see
-	 * dc_ledger_verify_with for the tuning knobs. */
+	unsigned flags;          /**< DC_LEDGER_VERIFY_... */
+	/** Workers that parse, hash and check signatures: 0 = the process's CPU
+	 * budget (at most 16); they come from the shared worker pool. */
+	int threads;
 } dc_ledger_verify_opts;
+
+#define DC_LEDGER_VERIFY_OPTIONS_INIT                              \
+	{                                                          \
+		DC_LEDGER_VERIFY_OPTIONS_VERSION, NULL, NULL, 0, 0 \
+	}
+
+/** Fills `opts` with the defaults of `version`; DC_EINVAL for a version this
+ * library does not know. */
+DC_API int dc_ledger_verify_opts_init(dc_ledger_verify_opts *opts, unsigned version);
 
 typedef struct dc_ledger_verify_result {
 	int64_t entries;  /**< entries checked */
@@ -134,35 +164,13 @@ typedef struct dc_ledger_verify_result {
  * with a message naming the first bad entry by seq and line and saying what
  * is wrong: modified (hash mismatch), bad signature / signed by a different
  * key, inserted/deleted/reordered (seq or prev link broken), torn last line,
- * tail truncated (behind the head record or --expect-head).
+ * tail truncated (behind the head record or --expect-head). `opts` may be
+ * NULL (the defaults, no key); an unknown `opts->version` is DC_EINVAL.
  */
 DC_API int dc_ledger_verify(const char *path,
                             const dc_ledger_verify_opts *opts,
                             dc_ledger_verify_result *result,
                             dc_error *err);
-
-/**
- * dc_ledger_verify_with flag: check only the signatures of the last entry
- * and of the head record. Every hash and link is still checked, and the
- * hash chain carries the last signature back to every earlier entry, so
- * any change to any entry's content is still caught; what goes unnoticed is
- * a damaged `sig` field on an entry whose content is intact. When the last
- * signature fails, a full verify runs to name the first bad entry. Several
- * times faster: Ed25519 verification dominates a full verify.
- */
-#define DC_LEDGER_VERIFY_FAST 0x1u
-
-/**
- * dc_ledger_verify with tuning: `flags` (DC_LEDGER_VERIFY_...) and the
- * number of worker threads that parse, hash and check signatures (0 = one
- * per online CPU, at most 16). dc_ledger_verify is this with 0, 0.
- */
-DC_API int dc_ledger_verify_with(const char *path,
-                                 const dc_ledger_verify_opts *opts,
-                                 unsigned flags,
-                                 int threads,
-                                 dc_ledger_verify_result *result,
-                                 dc_error *err);
 
 /** Filter for dc_ledger_read; NULL/0 fields match everything. */
 typedef struct dc_ledger_filter {

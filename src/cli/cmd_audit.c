@@ -152,7 +152,7 @@ static const cli_option verify_options[] = {
 
 static int run_verify(cli *c)
 {
-	dc_ledger_verify_opts opts = { NULL, NULL };
+	dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
 	dc_ledger_verify_result res;
 	unsigned char pk[32];
 	char key_id[17] = "", *pub = NULL;
@@ -377,7 +377,7 @@ static int run_export(cli *c)
 {
 	const char *format = cli_value(c, "format"), *output = cli_value(c, "output");
 	const char *pubkey = cli_value(c, "pubkey");
-	dc_ledger_verify_opts opts = { NULL, NULL };
+	dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
 	dc_ledger_verify_result res;
 	export_ctx e = { DC_STRBUF_INIT, false };
 	dc_ledger_filter f;

@@ -141,10 +141,11 @@ static int run_demo(cli *c)
 		dc_ledger_verify_result vr;
 		unsigned char pk[32];
 		char key_id[17];
-		dc_ledger_verify_opts vo = { pk, NULL };
+		dc_ledger_verify_opts vo = DC_LEDGER_VERIFY_OPTIONS_INIT;
 
 		dc_strbuf_reset(&text);
 		dc_strbuf_addf(&text, "%s.pub", vcfg->audit.key);
+		vo.pubkey = pk;
 		memset(&vr, 0, sizeof(vr));
 		if ((rc = dc_public_key_load(pk, key_id, text.buf, &err)) != 0 ||
 		    (rc = dc_ledger_verify(vcfg->audit.ledger, &vo, &vr, &err)) != 0)

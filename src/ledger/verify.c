@@ -423,7 +423,6 @@ static int verify_pass(const char *path,
                        dc_ledger_verify_result *result,
                        dc_error *err)
 {
-	static const dc_ledger_verify_opts no_opts;
 	dc_ledger_verify_result local;
 	dc_ledger_verify_result *res = result ? result : &local;
 	worker workers[MAX_THREADS];
@@ -444,8 +443,6 @@ static int verify_pass(const char *path,
 	memcpy(res->head_hash, "0000000000000000000000000000000000000000000000000000000000000000",
 	       65);
 	res->head_seq = -1;
-	if (!opts)
-		opts = &no_opts;
 	rc = dc_ledger__crypto_init(err);
 	if (rc)
 		return rc;
@@ -685,30 +682,15 @@ out:
 	return rc;
 }
 
-int dc_ledger_verify_with(const char *path,
-                          const dc_ledger_verify_opts *opts,
-                          unsigned flags,
-                          int threads,
-                          dc_ledger_verify_result *result,
-                          dc_error *err)
+int dc_ledger_verify_opts_init(dc_ledger_verify_opts *opts, unsigned version)
 {
-	dc_error first = { 0 };
-	int rc;
+	static const dc_ledger_verify_opts defaults = DC_LEDGER_VERIFY_OPTIONS_INIT;
 
-	if (!(flags & DC_LEDGER_VERIFY_FAST) || !opts || !opts->pubkey)
-		return verify_pass(path, opts, false, threads, result, err);
-	rc = verify_pass(path, opts, true, threads, result, &first);
-	if (rc != DC_EINTEGRITY)
-		return rc ? dc_error_set(err, rc, "%s", first.message) : 0;
-	/*
-	 * Something is wrong. Without every signature the first failure seen
-	 * may not be the first bad entry (a re-hashed entry shows up as a
-	 * broken link one line later): a full pass names it.
-	 */
-	rc = verify_pass(path, opts, false, threads, result, err);
-	if (rc == 0) /* changed in between (a torn line completed?): still report */
-		rc = dc_error_set(err, DC_EINTEGRITY, "%s", first.message);
-	return rc;
+	if (version == 0 || version > DC_LEDGER_VERIFY_OPTIONS_VERSION)
+		return DC_EINVAL;
+	*opts = defaults;
+	opts->version = version;
+	return 0;
 }
 
 int dc_ledger_verify(const char *path,
@@ -716,7 +698,31 @@ int dc_ledger_verify(const char *path,
                      dc_ledger_verify_result *result,
                      dc_error *err)
 {
-	return dc_ledger_verify_with(path, opts, 0, 0, result, err);
+	static const dc_ledger_verify_opts defaults = DC_LEDGER_VERIFY_OPTIONS_INIT;
+	dc_error first = { 0 };
+	int rc;
+
+	if (!opts)
+		opts = &defaults;
+	if (opts->version == 0 || opts->version > DC_LEDGER_VERIFY_OPTIONS_VERSION)
+		return dc_error_set(
+		        err, DC_EINVAL,
+		        "ledger verify options of version %u (this library knows 1 to %d)",
+		        opts->version, DC_LEDGER_VERIFY_OPTIONS_VERSION);
+	if (!(opts->flags & DC_LEDGER_VERIFY_FAST) || !opts->pubkey)
+		return verify_pass(path, opts, false, opts->threads, result, err);
+	rc = verify_pass(path, opts, true, opts->threads, result, &first);
+	if (rc != DC_EINTEGRITY)
+		return rc ? dc_error_set(err, rc, "%s", first.message) : 0;
+	/*
+	 * Something is wrong. Without every signature the first failure seen
+	 * may not be the first bad entry (a re-hashed entry shows up as a
+	 * broken link one line later): a full pass names it.
+	 */
+	rc = verify_pass(path, opts, false, opts->threads, result, err);
+	if (rc == 0) /* changed in between (a torn line completed?): still report */
+		rc = dc_error_set(err, DC_EINTEGRITY, "%s", first.message);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------ */

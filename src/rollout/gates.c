@@ -54,7 +54,7 @@ static int gate_ledger(const dc_gate *gate,
                        dc_error *err)
 {
 	dc_rollout__preflight *pf = ctx->user;
-	dc_ledger_verify_opts vo = { pf->opts->ledger_pubkey, NULL };
+	dc_ledger_verify_opts vo = DC_LEDGER_VERIFY_OPTIONS_INIT;
 	dc_ledger_verify_result vr;
 	dc_error verr = { 0 };
 	int rc;
@@ -64,8 +64,9 @@ static int gate_ledger(const dc_gate *gate,
 	memset(&vr, 0, sizeof(vr));
 	/* Every hash and link, and the signatures of the last entry and the head: the chain
 	 * makes that signature vouch for every entry's content. `audit verify` checks all. */
-	rc = dc_ledger_verify_with(ctx->cfg->audit.ledger, &vo, DC_LEDGER_VERIFY_FAST, 0, &vr,
-	                           &verr);
+	vo.pubkey = pf->opts->ledger_pubkey;
+	vo.flags = DC_LEDGER_VERIFY_FAST;
+	rc = dc_ledger_verify(ctx->cfg->audit.ledger, &vo, &vr, &verr);
 	pf->ledger_entries = vr.entries;
 	res->measured = (double)vr.entries;
 	/* no ledger and no head record saying there was one: a new ledger */

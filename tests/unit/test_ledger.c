@@ -136,9 +136,13 @@ static const char *field(const char *line, const char *key, char *out, size_t si
 /* Verifies with the fixture's key; returns the code, `msg` the message. */
 static int verify(const fx *f, const char *expect_head, dc_ledger_verify_result *res, char *msg)
 {
-	dc_ledger_verify_opts opts = { f->pk, expect_head };
+	dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
 	dc_error err = { 0 };
-	int rc = dc_ledger_verify(f->ledger, &opts, res, &err);
+	int rc;
+
+	opts.pubkey = f->pk;
+	opts.expect_head = expect_head;
+	rc = dc_ledger_verify(f->ledger, &opts, res, &err);
 
 	snprintf(msg, 1024, "%s", err.message);
 	return rc;
@@ -244,15 +248,18 @@ static void appends_and_verifies(void **state)
 
 	/* fast mode, one thread, and no key at all */
 	{
-		dc_ledger_verify_opts opts = { f->pk, NULL };
-		dc_ledger_verify_opts nokey = { NULL, NULL };
+		dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
+		dc_ledger_verify_opts nokey = DC_LEDGER_VERIFY_OPTIONS_INIT;
 		dc_error err = { 0 };
 
-		assert_int_equal(dc_ledger_verify_with(f->ledger, &opts, DC_LEDGER_VERIFY_FAST, 0,
-		                                       &res, &err),
-		                 0);
+		opts.pubkey = f->pk;
+		opts.flags = DC_LEDGER_VERIFY_FAST;
+
+		assert_int_equal(dc_ledger_verify(f->ledger, &opts, &res, &err), 0);
 		assert_int_equal(res.entries, N);
-		assert_int_equal(dc_ledger_verify_with(f->ledger, &opts, 0, 1, &res, &err), 0);
+		opts.flags = 0;
+		opts.threads = 1;
+		assert_int_equal(dc_ledger_verify(f->ledger, &opts, &res, &err), 0);
 		assert_int_equal(dc_ledger_verify(f->ledger, &nokey, &res, &err), 0);
 		assert_false(res.signatures_checked);
 		assert_int_equal(dc_ledger_verify(f->ledger, NULL, NULL, &err), 0);
@@ -283,6 +290,34 @@ static void empty_ledger_verifies(void **state)
 	assert_int_equal(verify(f, NULL, &res, msg), 0);
 	assert_int_equal(res.entries, 0);
 	assert_int_equal(res.head_seq, -1);
+}
+
+/* Options carry their version: an unknown one is refused, a known one gets its defaults. */
+static void verify_options_are_versioned(void **state)
+{
+	fx *f = *state;
+	dc_ledger_verify_opts opts;
+	dc_ledger_verify_result res;
+	dc_error err = { 0 };
+
+	append_n(f, f->k, 1, 3, "run-v");
+	assert_int_equal(dc_ledger_verify_opts_init(&opts, 0), DC_EINVAL);
+	assert_int_equal(dc_ledger_verify_opts_init(&opts, DC_LEDGER_VERIFY_OPTIONS_VERSION + 1),
+	                 DC_EINVAL);
+	memset(&opts, 0x5a, sizeof(opts));
+	assert_int_equal(dc_ledger_verify_opts_init(&opts, DC_LEDGER_VERIFY_OPTIONS_VERSION), 0);
+	assert_null(opts.pubkey);
+	assert_null(opts.expect_head);
+	assert_int_equal(opts.flags, 0);
+	assert_int_equal(opts.threads, 0);
+	opts.pubkey = f->pk;
+	assert_int_equal(dc_ledger_verify(f->ledger, &opts, &res, &err), 0);
+	assert_int_equal(res.entries, 3);
+	assert_true(res.signatures_checked);
+	opts.version = DC_LEDGER_VERIFY_OPTIONS_VERSION + 1;
+	assert_int_equal(dc_ledger_verify(f->ledger, &opts, &res, &err), DC_EINVAL);
+	assert_string_equal(err.message,
+	                    "ledger verify options of version 2 (this library knows 1 to 1)");
 }
 
 /* The public API takes and gives JSON text: no jansson type in the installed headers. */
@@ -387,9 +422,12 @@ static void detects_rehashed_entry_by_signature(void **state)
 {
 	fx *f = *state;
 	dc_ledger_verify_result res;
-	dc_ledger_verify_opts opts = { f->pk, NULL };
+	dc_ledger_verify_opts opts = DC_LEDGER_VERIFY_OPTIONS_INIT;
 	dc_error err = { 0 };
 	char msg[1024];
+
+	opts.pubkey = f->pk;
+	opts.flags = DC_LEDGER_VERIFY_FAST;
 
 	append_n(f, f->k, 1, N, NULL);
 	modify_line(f, 6, true);
@@ -398,9 +436,7 @@ static void detects_rehashed_entry_by_signature(void **state)
 	assert_int_equal(res.bad_seq, 7);
 	assert_int_equal(res.bad_line, 7);
 	/* fast mode falls back to a full pass and names the same entry */
-	assert_int_equal(
-	        dc_ledger_verify_with(f->ledger, &opts, DC_LEDGER_VERIFY_FAST, 0, &res, &err),
-	        DC_EINTEGRITY);
+	assert_int_equal(dc_ledger_verify(f->ledger, &opts, &res, &err), DC_EINTEGRITY);
 	assert_contains(err.message, "entry seq 7 (line 7) has a bad signature");
 }
 
@@ -945,6 +981,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(appends_and_verifies, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_ledger_verifies, setup, teardown),
 		cmocka_unit_test_setup_teardown(public_api_takes_json_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(verify_options_are_versioned, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_modified_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(detects_rehashed_entry_by_signature, setup,
 		                                teardown),
