@@ -47,6 +47,53 @@ expect_out "over 4 tenant tables; 1 never analyzed"
 expect_out "table rewrite"
 expect_out "risk: HIGH"
 
+# plan --live measures the tenants the engine and topology find, and only
+# those: schemas with LIKE wildcards in their names ('pgxtoast_e' matches an
+# unescaped 'pg_toast%', 'we%ird' holds a '%'), and one that is not a tenant
+# at all ('archive') but has a table of the same name.
+for s in pgxtoast_e 'we%ird' archive; do
+	psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY dbname=$DB" -c "
+		CREATE SCHEMA \"$s\"; CREATE TABLE \"$s\".users (id int PRIMARY KEY, email text);
+		ANALYZE \"$s\".users;" >/dev/null || exit 1
+done
+cp deployclaw.yaml pattern.yaml
+cat > deployclaw.yaml <<YAML
+engine: postgres
+tenancy:
+  model: schema
+  list: [tenant_a, pgxtoast_e, "we%ird", nosuch]
+shards:
+  - name: s1
+    primary: "$DEPLOYCLAW_PRIMARY dbname=$DB"
+YAML
+tenants_of() { # tenants_of TOPOLOGY_JSON: the tenants the topology found
+	python3 -c 'import json, sys; print(sum(s["tenants"] for s in json.load(open(sys.argv[1]))["shards"]))' "$1"
+}
+run "$DC" topology --json
+expect_rc 0
+[ "$(tenants_of "$OUT")" = 3 ] || fail "topology found $(tenants_of "$OUT") tenants, expected 3"
+run "$DC" plan --live
+expect_rc 0
+expect_out "over 3 tenant tables"
+# the same through tenancy.query, with the pattern's tenants besides
+cat > deployclaw.yaml <<YAML
+engine: postgres
+tenancy:
+  model: schema
+  pattern: 'tenant\_%'
+  query: "SELECT nspname FROM pg_namespace WHERE nspname IN ('pgxtoast_e', 'we%ird');"
+shards:
+  - name: s1
+    primary: "$DEPLOYCLAW_PRIMARY dbname=$DB"
+YAML
+run "$DC" topology --json
+expect_rc 0
+[ "$(tenants_of "$OUT")" = 6 ] || fail "topology found $(tenants_of "$OUT") tenants, expected 6"
+run "$DC" plan --live
+expect_rc 0
+expect_out "over 6 tenant tables"
+mv pattern.yaml deployclaw.yaml
+
 # without --live nothing is measured, and a dead shard is named when it is asked
 run "$DC" plan
 expect_rc 0

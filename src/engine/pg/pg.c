@@ -16,13 +16,11 @@ void dc_pg__close(dc_engine *e)
 		return;
 	if (e->admin)
 		PQfinish(e->admin);
-	for (i = 0; i < e->nlist; i++)
-		free(e->list[i]);
-	free(e->list);
+	for (i = 0; i < DC_PG_TENANTS_MAX_PARAMS; i++)
+		free(e->discover_params[i]);
+	free(e->discover_sql);
 	free(e->shard);
 	free(e->conninfo);
-	free(e->pattern);
-	free(e->query);
 	free(e->app_name);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
@@ -31,7 +29,6 @@ void dc_pg__close(dc_engine *e)
 int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *shard, dc_error *err)
 {
 	dc_engine *e = NULL;
-	size_t i;
 	int ret = 0;
 
 	*out = NULL;
@@ -55,20 +52,8 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 	    !(e->conninfo = dc_strdup(shard->primary ? shard->primary : "")) ||
 	    !(e->app_name = dc_strdup("deployclaw")))
 		goto oom;
-	if (cfg->tenancy.pattern && !(e->pattern = dc_strdup(cfg->tenancy.pattern)))
-		goto oom;
-	if (cfg->tenancy.query && !(e->query = dc_strdup(cfg->tenancy.query)))
-		goto oom;
-	if (cfg->tenancy.nlist) {
-		e->list = dc_malloc_array(cfg->tenancy.nlist, sizeof(*e->list));
-		if (!e->list)
-			goto oom;
-		for (i = 0; i < cfg->tenancy.nlist; i++) {
-			if (!(e->list[i] = dc_strdup(cfg->tenancy.list[i])))
-				goto oom;
-			e->nlist++;
-		}
-	}
+	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
+		goto out;
 	snprintf(e->lock_timeout, sizeof(e->lock_timeout), "%lld",
 	         (long long)(cfg->gates.lock_timeout_ms > 0 ? cfg->gates.lock_timeout_ms : 0));
 	snprintf(e->statement_timeout, sizeof(e->statement_timeout), "%lld",

@@ -119,11 +119,12 @@ struct dc_engine {
 	dc_tenancy_model model;
 	char *shard;    /* the shard's name */
 	char *conninfo; /* the shard's primary, as configured: may hold a password */
-	char *pattern;
-	char *query;
-	char **list;
-	size_t nlist;
-	char lock_timeout[24]; /* milliseconds, as set_config wants them */
+	/* dc_pg_tenants_sql's query and its parameters, built by open */
+	char *discover_sql;
+	char *discover_params[DC_PG_TENANTS_MAX_PARAMS];
+	int discover_nparams;
+	char discover_what[64]; /* "tenancy.pattern, tenancy.list", for messages */
+	char lock_timeout[24];  /* milliseconds, as set_config wants them */
 	char statement_timeout[24];
 	char *app_name; /* "deployclaw/<run_id>" */
 
@@ -279,6 +280,11 @@ int dc_pg__run_simple(dc_conn *c, const char *sql, const char *what, dc_error *e
 int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *shard, dc_error *err);
 void dc_pg__close(dc_engine *e);
 void dc_pg__set_run(dc_engine *e, const char *run_id);
+/* Builds e->discover_sql and its parameters (dc_pg_tenants_sql). */
+int dc_pg__discovery_prepare(dc_engine *e,
+                             const dc_config *cfg,
+                             const dc_shard_config *shard,
+                             dc_error *err);
 int dc_pg__discover(dc_engine *e, dc_tenant **tenants, size_t *n, dc_error *err);
 /* Appends `s` to a text[] literal being built in `sb` (after "{"). */
 void dc_pg__array_add(dc_strbuf *sb, const char *s);
