@@ -2,6 +2,20 @@
  * The PostgreSQL engine (libpq): one dc_engine per shard, tenancy `schema`,
  * `database` or `row`.
  *
+ * Files (this header declares what they share, as dc_pg__<verb>):
+ *
+ *   pg.c          the operations table; open, close, set_run
+ *   error.c       messages naming tenant, shard, SQLSTATE and file position
+ *   connection.c  the admin connection, worker connections, enter
+ *   pipeline.c    libpq pipeline mode; reading what was sent without waiting
+ *   discovery.c   the tenants of a shard (dc_pg_tenants_sql, public)
+ *   lock.c        the tenant's session advisory lock
+ *   transaction.c begin, commit, rollback
+ *   statement.c   user statements: classification, exec, verify assertions
+ *   history.c     the tenant's deployclaw_history table
+ *   state.c       the shard's deployclaw.tenant_state; history_read_all
+ *   inspect.c     query_text and the schema fingerprint
+ *
  * Invariants the code relies on:
  *
  * - Connection settings are libpq's own. The shard's conninfo/URI is handed

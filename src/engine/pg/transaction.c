@@ -16,6 +16,36 @@ void dc_pg__abandon_tx(dc_conn *c)
 	PQclear(res);
 }
 
+/* The tenant's settings (SET LOCAL) as one query of begin's pipeline; with
+ * `fold`, a lock deferred by lock_tenant is asked for first in the same
+ * query -- a session lock, held past this transaction. */
+static pipe_q settings_query(const dc_engine *e, bool fold, const char *const *settings)
+{
+	if (fold && e->model == DC_TENANCY_SCHEMA)
+		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), "
+			         "set_config('lock_timeout', $1, true), "
+			         "set_config('statement_timeout', $2, true), "
+			         "set_config('deployclaw.tenant', $3, true), "
+			         "set_config('search_path', $4, true)",
+			         5, settings };
+	if (fold)
+		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), "
+			         "set_config('lock_timeout', $1, true), "
+			         "set_config('statement_timeout', $2, true), "
+			         "set_config('deployclaw.tenant', $3, true)",
+			         4, settings };
+	if (e->model == DC_TENANCY_SCHEMA)
+		return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
+			         "set_config('statement_timeout', $2, true), "
+			         "set_config('deployclaw.tenant', $3, true), "
+			         "set_config('search_path', $4, true)",
+			         4, settings };
+	return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
+		         "set_config('statement_timeout', $2, true), "
+		         "set_config('deployclaw.tenant', $3, true)",
+		         3, settings };
+}
+
 /*
  * BEGIN and the tenant's settings, in one round trip. The first begin after
  * enter also creates the history table when missing (and, in the database
@@ -79,34 +109,9 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	c->lock_key = dc_pg__tenant_key(e->shard, c->tenant->id);
 	dc_pg__key_text(key, c->lock_key);
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
-	if (fold) {
-		/* the lock first: a session lock, held past this transaction */
+	if (fold)
 		lock_i = n;
-		if (e->model == DC_TENANCY_SCHEMA)
-			q[n++] = (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), "
-				           "set_config('lock_timeout', $1, true), "
-				           "set_config('statement_timeout', $2, true), "
-				           "set_config('deployclaw.tenant', $3, true), "
-				           "set_config('search_path', $4, true)",
-				           5, settings };
-		else
-			q[n++] = (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), "
-				           "set_config('lock_timeout', $1, true), "
-				           "set_config('statement_timeout', $2, true), "
-				           "set_config('deployclaw.tenant', $3, true)",
-				           4, settings };
-	} else if (e->model == DC_TENANCY_SCHEMA) {
-		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
-			           "set_config('statement_timeout', $2, true), "
-			           "set_config('deployclaw.tenant', $3, true), "
-			           "set_config('search_path', $4, true)",
-			           4, settings };
-	} else {
-		q[n++] = (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
-			           "set_config('statement_timeout', $2, true), "
-			           "set_config('deployclaw.tenant', $3, true)",
-			           3, settings };
-	}
+	q[n++] = settings_query(e, fold, settings);
 	if (first) {
 		if (dc_pg__history_sql(c, &create, "CREATE TABLE IF NOT EXISTS ",
 		                       " " HISTORY_COLUMNS) ||
