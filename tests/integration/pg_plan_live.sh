@@ -8,7 +8,7 @@ fi
 cd "$TMP"
 DB=dcplan$$
 psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY" -c "CREATE DATABASE $DB" >/dev/null || exit 1
-trap 'psql -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1; rm -rf "$TMP"' EXIT
+trap 'for d in $DB ${DB}_t1 ${DB}_t2; do psql -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1; done; rm -rf "$TMP"' EXIT
 for t in a b c; do
 	psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY dbname=$DB" -c "
 		CREATE SCHEMA tenant_$t;
@@ -92,6 +92,29 @@ expect_rc 0
 run "$DC" plan --live
 expect_rc 0
 expect_out "over 6 tenant tables"
+
+# database model: the tables of every tenant database, not of the primary's
+# own database (which here holds seven tables of the name)
+for t in t1 t2; do
+	psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY" -c "CREATE DATABASE ${DB}_$t" >/dev/null || exit 1
+	psql -X -q -v ON_ERROR_STOP=1 "$DEPLOYCLAW_PRIMARY dbname=${DB}_$t" -c "
+		CREATE TABLE users (id int PRIMARY KEY, email text);
+		INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 1000) g;
+		ANALYZE users;" >/dev/null || exit 1
+done
+cat > deployclaw.yaml <<YAML
+engine: postgres
+tenancy:
+  model: database
+  pattern: '${DB}\_t%'
+shards:
+  - name: s1
+    primary: "$DEPLOYCLAW_PRIMARY dbname=$DB"
+YAML
+run "$DC" plan --live
+expect_rc 0
+expect_out "2 k rows"
+expect_out "over 2 tenant tables"
 mv pattern.yaml deployclaw.yaml
 
 # without --live nothing is measured, and a dead shard is named when it is asked
