@@ -2,8 +2,9 @@
  * deployclaw plan [--live] [VERSION] — what each migration will do: per
  * phase, every statement's lock on each relation, rewrite/scan, whether it
  * runs in a transaction, and a risk summary. --live adds each target
- * table's size and row estimate from the catalog of every shard (one query
- * per shard, across the tenants' schemas under schema tenancy).
+ * table's size and row estimate from the catalog of every shard, summed over
+ * the tenants the engine finds (dc_topology_tables: one query per shard,
+ * one per tenant database under database tenancy).
  *
  * deployclaw plan --safe MIGRATION [-o FILE] — the same change rewritten in
  * safe phases (dc_rewrite_safe), as a native YAML migration.
@@ -99,9 +100,9 @@ static int live_collect(cli *c,
 	for (s = 0; s < cfg->nshards && !rc; s++) {
 		const dc_shard_config *sh = &cfg->shards[s];
 
-		if ((rc = dc_topology_tables(&tables, &n, cfg, sh,
-		                             (const char *const *)names->items, names->len, err)) !=
-		    0)
+		rc = dc_topology_tables(&tables, &n, cfg, sh, (const char *const *)names->items,
+		                        names->len, err);
+		if (rc)
 			break;
 		for (i = 0; i < n && !rc; i++) {
 			live_stat *st = live_find(lv, tables[i].name);
@@ -116,7 +117,11 @@ static int live_collect(cli *c,
 				lv->v = nv;
 				st = &lv->v[lv->n++];
 				memset(st, 0, sizeof(*st));
-				st->name = dc_strdup(tables[i].name);
+				if (!(st->name = dc_strdup(tables[i].name))) {
+					lv->n--;
+					rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+					break;
+				}
 			}
 			st->rows += tables[i].rows;
 			st->bytes += tables[i].bytes;
@@ -494,10 +499,11 @@ const cli_command cmd_plan = {
 	"For every migration (or VERSION) and phase: each statement's lock on every\n"
 	"relation (PostgreSQL 15's lock table), whether it rewrites or scans the table,\n"
 	"whether it can run in a transaction, and a risk summary. --live adds each\n"
-	"table's row estimate and size from every shard's catalog (one query per\n"
-	"shard). --safe MIGRATION (a version or a file) writes the migration rewritten\n"
-	"into safe phases as native YAML. The configured migrations are checked against\n"
-	"deployclaw.sum first (exit 4); a MIGRATION given as a file is not.",
+	"table's row estimate and size from every shard's catalog, over its tenants\n"
+	"(one query per shard). --safe MIGRATION (a version or a file) writes the\n"
+	"migration rewritten into safe phases as native YAML. The configured migrations\n"
+	"are checked against deployclaw.sum first (exit 4); a MIGRATION given as a\n"
+	"file is not.",
 	plan_options,
 	run_plan,
 	NULL,
