@@ -213,11 +213,48 @@ DC_API extern const dc_engine_ops dc_engine_sqlite;
 
 /**
  * The PostgreSQL engine (libpq): one engine per shard, tenancy `schema`,
- * `database` or `row` (src/engine/pg.c; docs in its header comment).
+ * `database` or `row` (src/engine/pg/; docs in pg_internal.h).
  * Errors carry the SQLSTATE; a lost connection is DC_EDB with sqlstate
  * 08006 (the next enter/begin reconnects), a failed connect 08001.
  */
 DC_API extern const dc_engine_ops dc_engine_pg;
+
+/** Most bind parameters the text of dc_pg_tenants_sql uses. */
+#define DC_PG_TENANTS_MAX_PARAMS 2
+
+/**
+ * The tenants of one PostgreSQL shard, as SQL: the one definition of which
+ * schemas or databases are tenants, run by the engine's discover, by
+ * dc_topology_collect and by dc_topology_tables (plan --live), so that they
+ * cannot disagree.
+ *
+ * Appends to `sql` a WITH clause, without its final SELECT, defining
+ * `dc_tenants(tenant text)`: each tenant once, in no particular order.
+ *
+ *  - tenancy.model `row`: the shard's one tenant, `shard` (its name).
+ *  - Otherwise the union of what these find:
+ *    - tenancy.pattern: the schema names LIKE it, never a system schema
+ *      (`pg_` followed by anything, information_schema) nor `deployclaw`;
+ *      model `database`: the names of connectable, non-template databases
+ *      LIKE it;
+ *    - tenancy.query: the first column of the operator's query, spliced in
+ *      as a subquery (trailing `;` dropped; NULLs ignored) -- the only text
+ *      not bound as a parameter;
+ *    - tenancy.list: the listed names that exist on this shard.
+ *
+ * The caller appends its SELECT over dc_tenants, for example
+ * `SELECT tenant FROM dc_tenants ORDER BY tenant COLLATE "C"`. The values of
+ * $1 .. $`*nparams` are stored in `params` (heap strings the caller frees;
+ * unused slots are NULL, and all are NULL on failure); a caller's own
+ * parameters start at $`*nparams + 1`. DC_ECONFIG when the model needs
+ * pattern, query or list and has none; DC_ENOMEM.
+ */
+DC_API int dc_pg_tenants_sql(dc_strbuf *sql,
+                             char *params[DC_PG_TENANTS_MAX_PARAMS],
+                             int *nparams,
+                             const dc_config *cfg,
+                             const char *shard,
+                             dc_error *err);
 
 /** The engine for `kind`, or NULL when this build has none. */
 DC_API const dc_engine_ops *dc_engine_for(dc_engine_kind kind);

@@ -5,7 +5,7 @@
  * per shard, replicas visited one after the other by that thread):
  *
  *  - the primary: server version, and that it is not in recovery;
- *  - its tenants (tenancy.model and tenancy.pattern / query / list) and the
+ *  - its tenants (as dc_pg_tenants_sql in engine.h defines them) and the
  *    latest applied version of each, read from the shard-level state table
  *    `deployclaw.tenant_state` in the same query: discovery and versions
  *    cost one query per shard;
@@ -119,5 +119,40 @@ DC_API int dc_topology_collect(dc_topology **out, const dc_config *cfg, dc_error
 
 /** Frees `topo`; NULL is a no-op. */
 DC_API void dc_topology_free(dc_topology *topo);
+
+/** The tables of one name in the tenants of a shard, summed (catalog estimates). */
+typedef struct dc_topology_table {
+	char *name;      /**< the relation's name (heap, owned by the array) */
+	double rows;     /**< sum of pg_class.reltuples; never-analyzed tables add 0 */
+	double bytes;    /**< sum of pg_total_relation_size */
+	double max_rows; /**< the largest tenant table's estimate */
+	long tenants;    /**< tenant tables of this name */
+	long unanalyzed; /**< of those, never analyzed: their row estimate is unknown */
+} dc_topology_table;
+
+/**
+ * Measures, from the catalog of shard `shard` of `cfg` (engine postgres), the
+ * tables named `names[0 .. nnames)` in the shard's tenants -- the schemas
+ * dc_pg_tenants_sql finds (model schema: one query on the primary), every
+ * tenant database (model database: one connection per tenant database), or
+ * the shard's database (model row); system schemas and `deployclaw` never
+ * count. Connections use DC_TOPOLOGY_CONNECT_TIMEOUT_S unless the DSN sets
+ * connect_timeout, and queries the timeouts of dc_topology_collect.
+ *
+ * On success `*out` holds `*n` tables, one per name found (NULL and 0 when
+ * none), freed with dc_topology_tables_free. DC_EDB naming the shard when it
+ * cannot be reached ("shard 'x': cannot connect: ...") or a query fails;
+ * DC_ECONFIG; DC_ENOMEM.
+ */
+DC_API int dc_topology_tables(dc_topology_table **out,
+                              size_t *n,
+                              const dc_config *cfg,
+                              const dc_shard_config *shard,
+                              const char *const *names,
+                              size_t nnames,
+                              dc_error *err);
+
+/** Frees `n` tables and the array; NULL is a no-op. */
+DC_API void dc_topology_tables_free(dc_topology_table *tables, size_t n);
 
 #endif

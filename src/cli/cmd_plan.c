@@ -2,8 +2,9 @@
  * deployclaw plan [--live] [VERSION] — what each migration will do: per
  * phase, every statement's lock on each relation, rewrite/scan, whether it
  * runs in a transaction, and a risk summary. --live adds each target
- * table's size and row estimate from the catalog of every shard (one query
- * per shard, across the tenants' schemas under schema tenancy).
+ * table's size and row estimate from the catalog of every shard, summed over
+ * the tenants the engine finds (dc_topology_tables: one query per shard,
+ * one per tenant database under database tenancy).
  *
  * deployclaw plan --safe MIGRATION [-o FILE] — the same change rewritten in
  * safe phases (dc_rewrite_safe), as a native YAML migration.
@@ -19,12 +20,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <libpq-fe.h>
-
 #include <deployclaw/analysis.h>
 #include <deployclaw/config.h>
 #include <deployclaw/migration.h>
 #include <deployclaw/rewrite.h>
+#include <deployclaw/topology.h>
 
 #include "cli.h"
 
@@ -83,109 +83,59 @@ static void human_bytes(dc_strbuf *out, double v)
 		dc_strbuf_addf(out, "%.0f kB", v / 1024.0);
 }
 
-/* One catalog query per shard for every relation name the plan touches. */
+/* Every shard's catalog, for every relation name the plan touches
+ * (dc_topology_tables: the tenants as the engine finds them). */
 static int live_collect(cli *c,
                         const dc_config *cfg,
                         const dc_ptrvec *names,
                         live *lv,
                         dc_error *err)
 {
-	dc_strbuf arr = DC_STRBUF_INIT;
-	size_t i, s;
+	dc_topology_table *tables = NULL;
+	size_t i, n = 0, s;
 	int rc = 0;
 
 	if (cfg->engine != DC_ENGINE_POSTGRES)
 		return dc_error_set(err, DC_ECONFIG, "--live needs engine 'postgres'");
-	/* a text[] literal of the names, passed as one parameter */
-	dc_strbuf_addch(&arr, '{');
-	for (i = 0; i < names->len; i++) {
-		const char *p;
-
-		if (i)
-			dc_strbuf_addch(&arr, ',');
-		dc_strbuf_addch(&arr, '"');
-		for (p = names->items[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				dc_strbuf_addch(&arr, '\\');
-			dc_strbuf_addch(&arr, *p);
-		}
-		dc_strbuf_addch(&arr, '"');
-	}
-	dc_strbuf_addch(&arr, '}');
-	if (dc_strbuf_error(&arr)) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-		goto out;
-	}
 	for (s = 0; s < cfg->nshards && !rc; s++) {
 		const dc_shard_config *sh = &cfg->shards[s];
-		const char *schema_filter = cfg->tenancy.model != DC_TENANCY_SCHEMA ? NULL
-		                            : cfg->tenancy.pattern ? cfg->tenancy.pattern
-		                                                   : NULL;
-		const char *params[2] = { arr.buf, schema_filter };
-		const char *sql =
-		        cfg->tenancy.model == DC_TENANCY_SCHEMA && schema_filter
-		                ? "SELECT c.relname, sum(greatest(c.reltuples, 0))::float8, "
-		                  "sum(pg_total_relation_size(c.oid))::float8, "
-		                  "max(greatest(c.reltuples, 0))::float8, count(*), "
-		                  "count(*) FILTER (WHERE c.reltuples < 0) "
-		                  "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		                  "WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r','p','m') "
-		                  "AND n.nspname LIKE $2 GROUP BY c.relname"
-		                : "SELECT c.relname, sum(greatest(c.reltuples, 0))::float8, "
-		                  "sum(pg_total_relation_size(c.oid))::float8, "
-		                  "max(greatest(c.reltuples, 0))::float8, count(*), "
-		                  "count(*) FILTER (WHERE c.reltuples < 0) "
-		                  "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		                  "WHERE c.relname = ANY($1::text[]) AND c.relkind IN ('r','p','m') "
-		                  "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-		                  "AND n.nspname NOT LIKE 'pg_toast%' GROUP BY c.relname";
-		PGconn *conn = PQconnectdb(sh->primary);
-		PGresult *res = NULL;
-		int r;
 
-		if (PQstatus(conn) != CONNECTION_OK) {
-			rc = dc_error_set(err, DC_EDB, "shard '%s': cannot connect: %s", sh->name,
-			                  PQerrorMessage(conn));
-			PQfinish(conn);
+		rc = dc_topology_tables(&tables, &n, cfg, sh, (const char *const *)names->items,
+		                        names->len, err);
+		if (rc)
 			break;
-		}
-		res = PQexecParams(conn, sql, schema_filter ? 2 : 1, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			rc = dc_error_set(err, DC_EDB, "shard '%s': catalog query failed: %s",
-			                  sh->name, PQerrorMessage(conn));
-		} else {
-			for (r = 0; r < PQntuples(res); r++) {
-				live_stat *st = live_find(lv, PQgetvalue(res, r, 0));
+		for (i = 0; i < n && !rc; i++) {
+			live_stat *st = live_find(lv, tables[i].name);
 
-				if (!st) {
-					live_stat *nv = realloc(lv->v, (lv->n + 1) * sizeof(*nv));
+			if (!st) {
+				live_stat *nv = realloc(lv->v, (lv->n + 1) * sizeof(*nv));
 
-					if (!nv) {
-						rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-						break;
-					}
-					lv->v = nv;
-					st = &lv->v[lv->n++];
-					memset(st, 0, sizeof(*st));
-					st->name = dc_strdup(PQgetvalue(res, r, 0));
+				if (!nv) {
+					rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+					break;
 				}
-				st->rows += atof(PQgetvalue(res, r, 1));
-				st->bytes += atof(PQgetvalue(res, r, 2));
-				if (atof(PQgetvalue(res, r, 3)) > st->max_rows)
-					st->max_rows = atof(PQgetvalue(res, r, 3));
-				st->tenants += atol(PQgetvalue(res, r, 4));
-				st->unanalyzed += atol(PQgetvalue(res, r, 5));
+				lv->v = nv;
+				st = &lv->v[lv->n++];
+				memset(st, 0, sizeof(*st));
+				if (!(st->name = dc_strdup(tables[i].name))) {
+					lv->n--;
+					rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+					break;
+				}
 			}
-			if (c->verbose)
-				cli_note(c, "shard '%s': %d table(s) measured", sh->name,
-				         PQntuples(res));
+			st->rows += tables[i].rows;
+			st->bytes += tables[i].bytes;
+			if (tables[i].max_rows > st->max_rows)
+				st->max_rows = tables[i].max_rows;
+			st->tenants += tables[i].tenants;
+			st->unanalyzed += tables[i].unanalyzed;
 		}
-		PQclear(res);
-		PQfinish(conn);
+		if (!rc && c->verbose)
+			cli_note(c, "shard '%s': %zu table(s) measured", sh->name, n);
+		dc_topology_tables_free(tables, n);
+		tables = NULL;
 	}
 	lv->used = rc == 0;
-out:
-	dc_strbuf_release(&arr);
 	return rc;
 }
 
@@ -549,10 +499,11 @@ const cli_command cmd_plan = {
 	"For every migration (or VERSION) and phase: each statement's lock on every\n"
 	"relation (PostgreSQL 15's lock table), whether it rewrites or scans the table,\n"
 	"whether it can run in a transaction, and a risk summary. --live adds each\n"
-	"table's row estimate and size from every shard's catalog (one query per\n"
-	"shard). --safe MIGRATION (a version or a file) writes the migration rewritten\n"
-	"into safe phases as native YAML. The configured migrations are checked against\n"
-	"deployclaw.sum first (exit 4); a MIGRATION given as a file is not.",
+	"table's row estimate and size from every shard's catalog, over its tenants\n"
+	"(one query per shard). --safe MIGRATION (a version or a file) writes the\n"
+	"migration rewritten into safe phases as native YAML. The configured migrations\n"
+	"are checked against deployclaw.sum first (exit 4); a MIGRATION given as a\n"
+	"file is not.",
 	plan_options,
 	run_plan,
 	NULL,

@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include <deployclaw/engine.h>
 #include <deployclaw/migration.h>
 #include <deployclaw/topology.h>
 #include <deployclaw/util.h>
@@ -83,14 +84,19 @@ static void first_line(char *dst, size_t size, const char *msg)
 }
 
 /* Connects with a bounded timeout; the DSN's own settings win (libpq keeps
- * the last value of a repeated keyword, and dbname expands last). */
-static PGconn *connect_dsn(const char *dsn, char *why, size_t why_size)
+ * the last value of a repeated keyword, and dbname expands last). With `db`
+ * (not NULL), to that database instead: only the first dbname is expanded
+ * as a conninfo, the second, a plain name, overrides the database it names. */
+static PGconn *connect_dsn(const char *dsn, const char *db, char *why, size_t why_size)
 {
 	char timeout[16];
-	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-	const char *vals[] = { timeout, "deployclaw/topology", dsn, NULL };
+	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", "dbname",
+		               NULL };
+	const char *vals[] = { timeout, "deployclaw/topology", dsn, db, NULL };
 	PGconn *conn;
 
+	if (!db)
+		keys[3] = NULL;
 	snprintf(timeout, sizeof(timeout), "%d", DC_TOPOLOGY_CONNECT_TIMEOUT_S);
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn) {
@@ -187,117 +193,28 @@ static bool parse_double(const char *s, double *out)
 /* ------------------------------------------------------------------------ */
 /* Tenants and versions: one query per shard.                               */
 
-/* A PostgreSQL text[] literal of `n` names: {"a","b\"c"}. */
-static void array_literal(dc_strbuf *sb, char *const *names, size_t n)
-{
-	size_t i;
-	const char *p;
-
-	dc_strbuf_addch(sb, '{');
-	for (i = 0; i < n; i++) {
-		if (i)
-			dc_strbuf_addch(sb, ',');
-		dc_strbuf_addch(sb, '"');
-		for (p = names[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				dc_strbuf_addch(sb, '\\');
-			dc_strbuf_addch(sb, *p);
-		}
-		dc_strbuf_addch(sb, '"');
-	}
-	dc_strbuf_addch(sb, '}');
-}
-
-/* The discovery query's bind parameters (at most: pattern and list). */
-typedef struct query_params {
-	char *values[2];
-	int n;
-} query_params;
-
-/* Appends "$N" for a new parameter `v` (heap, taken over; NULL is OOM). */
-static void add_param(dc_strbuf *sql, query_params *qp, char *v, const char *cast)
-{
-	if (!v) {
-		sql->failed = DC_ENOMEM;
-		return;
-	}
-	qp->values[qp->n++] = v;
-	dc_strbuf_addf(sql, "$%d%s", qp->n, cast);
-}
-
 /*
- * The discovery query: a CTE t(tenant) of the shard's tenants — the union of
- * what tenancy.pattern, tenancy.query and tenancy.list find, as the engine
- * does (src/engine/pg.c) — joined with the applied and partial rows of the
- * state table when `state_join`. The config's tenancy.query is SQL the
- * operator wrote to be run on the shard; it is the only text spliced in, as
- * a subquery whose first column is the tenant.
+ * The discovery query: the shard's tenants as dc_pg_tenants_sql defines them
+ * (the engine runs the same), joined with the applied and partial rows of
+ * the state table when `state_join`.
  */
 static int discovery_sql(const dc_config *cfg,
                          const dc_shard_config *sc,
                          bool state_join,
                          dc_strbuf *sql,
-                         query_params *qp)
+                         char **params,
+                         int *nparams)
 {
-	bool schema = cfg->tenancy.model == DC_TENANCY_SCHEMA;
-	dc_strbuf arr = DC_STRBUF_INIT;
-	const char *sep = "";
-
-	dc_strbuf_adds(sql, "WITH found(tenant) AS (");
-	if (cfg->tenancy.model == DC_TENANCY_ROW) {
-		/* The row model's one tenant is the shard, named as in the config. */
-		dc_strbuf_adds(sql, "SELECT ");
-		add_param(sql, qp, dc_strdup(sc->name), "::text");
-		goto select;
-	}
-	if (cfg->tenancy.pattern) {
-		/* System schemas and deployclaw's own never are tenants. */
-		dc_strbuf_adds(sql,
-		               schema ? "SELECT nspname::text FROM pg_namespace WHERE nspname "
-		                        "NOT LIKE 'pg\\_%' AND nspname NOT IN "
-		                        "('information_schema', 'deployclaw') AND nspname LIKE "
-		                      : "SELECT datname::text FROM pg_database WHERE datallowconn "
-		                        "AND NOT datistemplate AND datname LIKE ");
-		add_param(sql, qp, dc_strdup(cfg->tenancy.pattern), "");
-		sep = " UNION ";
-	}
-	if (cfg->tenancy.query) {
-		const char *q = cfg->tenancy.query;
-		size_t len = strlen(q);
-
-		/* A trailing ';' would end the subquery. */
-		while (len && strchr("; \t\r\n", q[len - 1]))
-			len--;
-		dc_strbuf_adds(sql, sep);
-		dc_strbuf_adds(sql, "SELECT q.tenant::text FROM (\n");
-		dc_strbuf_add(sql, q, len);
-		dc_strbuf_adds(sql, "\n) AS q(tenant) WHERE q.tenant IS NOT NULL");
-		sep = " UNION ";
-	}
-	if (cfg->tenancy.nlist) {
-		/* A listed tenant lives on one shard: keep those that exist here. */
-		dc_strbuf_adds(sql, sep);
-		dc_strbuf_adds(sql,
-		               schema ? "SELECT nspname::text FROM pg_namespace WHERE nspname = "
-		                        "ANY("
-		                      : "SELECT datname::text FROM pg_database WHERE datallowconn "
-		                        "AND NOT datistemplate AND datname = ANY(");
-		array_literal(&arr, cfg->tenancy.list, cfg->tenancy.nlist);
-		add_param(sql, qp, dc_strbuf_detach(&arr, NULL), "::text[])");
-	}
-select:
-	/* A tenant found twice (by the pattern and the list, or twice by the
-	 * query) counts once. */
-	dc_strbuf_adds(sql, "), t AS (SELECT DISTINCT tenant FROM found)");
+	if (dc_pg_tenants_sql(sql, params, nparams, cfg, sc->name, NULL) != 0)
+		return DC_ENOMEM; /* DC_ECONFIG was ruled out by dc_topology_collect */
 	if (state_join)
-		dc_strbuf_adds(sql, " SELECT t.tenant, s.version, s.status FROM t"
+		dc_strbuf_adds(sql, "SELECT t.tenant, s.version, s.status FROM dc_tenants AS t"
 		                    " LEFT JOIN deployclaw.tenant_state AS s ON s.tenant = t.tenant"
 		                    " AND s.status IN ('applied', 'partial')"
 		                    " ORDER BY t.tenant COLLATE \"C\"");
 	else
-		dc_strbuf_adds(sql, " SELECT t.tenant, NULL::text, NULL::text FROM t"
+		dc_strbuf_adds(sql, "SELECT t.tenant, NULL::text, NULL::text FROM dc_tenants AS t"
 		                    " ORDER BY t.tenant COLLATE \"C\"");
-	dc_strbuf_release(&arr);
 	return dc_strbuf_error(sql) ? DC_ENOMEM : 0;
 }
 
@@ -428,7 +345,7 @@ static int sample_replica(const char *dsn,
 	const char *v;
 	int rc = 0;
 
-	if (!(conn = connect_dsn(dsn, why, sizeof(why)))) {
+	if (!(conn = connect_dsn(dsn, NULL, why, sizeof(why)))) {
 		msgf(r->error, "unreachable: %s", why);
 		goto out;
 	}
@@ -587,12 +504,6 @@ static int read_database_state(const char *dsn, const char *db, PGresult **out, 
 {
 	static const char state_sql[] = "SELECT version, status FROM deployclaw.tenant_state"
 	                                " WHERE tenant = $1 AND status IN ('applied', 'partial')";
-	char timeout[16];
-	/* Only the first dbname is expanded as a conninfo; the second, a plain
-	 * name, overrides the database it names. */
-	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", "dbname",
-		               NULL };
-	const char *vals[] = { timeout, "deployclaw/topology", dsn, db, NULL };
 	const char *params[1] = { db };
 	PGconn *conn;
 	PGresult *res;
@@ -600,14 +511,8 @@ static int read_database_state(const char *dsn, const char *db, PGresult **out, 
 	char line[400];
 
 	*out = NULL;
-	snprintf(timeout, sizeof(timeout), "%d", DC_TOPOLOGY_CONNECT_TIMEOUT_S);
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		first_line(line, sizeof(line), conn ? PQerrorMessage(conn) : "out of memory");
-		msgf(why, "%s", line);
-		PQfinish(conn);
+	if (!(conn = connect_dsn(dsn, db, why, MSG_SIZE)))
 		return -1;
-	}
 	res = PQexecParams(conn, state_sql, 1, NULL, params, NULL, NULL, 0);
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		*out = res;
@@ -642,16 +547,17 @@ static int discover(PGconn *conn,
 {
 	bool per_db = cfg->tenancy.model == DC_TENANCY_DATABASE;
 	dc_strbuf sql = DC_STRBUF_INIT;
-	query_params qp = { { NULL, NULL }, 0 };
+	char *params[DC_PG_TENANTS_MAX_PARAMS] = { NULL };
+	int nparams = 0;
 	PGresult *res = NULL, **dbres = NULL;
 	state_row *rows = NULL;
 	size_t nrows = 0, alloc = 0, ntenants = 0, i;
 	char why[MSG_SIZE];
 	int rc = 0, r, k;
 
-	if ((rc = discovery_sql(cfg, sc, sh->state_table && !per_db, &sql, &qp)) != 0)
+	if ((rc = discovery_sql(cfg, sc, sh->state_table && !per_db, &sql, params, &nparams)) != 0)
 		goto out;
-	res = run(conn, &sh->queries, sql.buf, qp.n, (const char *const *)qp.values, why,
+	res = run(conn, &sh->queries, sql.buf, nparams, (const char *const *)params, why,
 	          sizeof(why));
 	if (!res) {
 		if (!sh->error[0])
@@ -720,8 +626,8 @@ out:
 	free(dbres);
 	free(rows);
 	PQclear(res);
-	free(qp.values[0]);
-	free(qp.values[1]);
+	for (i = 0; i < DC_PG_TENANTS_MAX_PARAMS; i++)
+		free(params[i]);
 	dc_strbuf_release(&sql);
 	return rc;
 }
@@ -753,7 +659,7 @@ static int inspect_shard(const dc_config *cfg, const dc_shard_config *sc, dc_top
 	if (!samples)
 		return DC_ENOMEM;
 
-	if (!(conn = connect_dsn(sc->primary, why, sizeof(why)))) {
+	if (!(conn = connect_dsn(sc->primary, NULL, why, sizeof(why)))) {
 		msgf(sh->error, "unreachable: %s", why);
 		goto replicas;
 	}
@@ -979,4 +885,242 @@ void dc_topology_free(dc_topology *topo)
 	}
 	free(topo->shards);
 	free(topo);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Table sizes (plan --live).                                               */
+
+/* The catalog query's head: per relation name (a text[] parameter, its
+ * number appended by the caller), the tenants' tables of that name summed. */
+static const char tables_sql[] =
+        "SELECT c.relname, sum(greatest(c.reltuples, 0))::float8,"
+        " sum(pg_total_relation_size(c.oid))::float8, max(greatest(c.reltuples, 0))::float8,"
+        " count(*), count(*) FILTER (WHERE c.reltuples < 0)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'p', 'm') AND c.relname = ANY(";
+
+/* Row and database models: a tenant is a whole database, every schema but
+ * the system's (`pg_` and anything: `_` is a LIKE wildcard) and
+ * deployclaw's own. */
+static const char tables_any_schema[] =
+        "::text[]) AND n.nspname NOT IN ('information_schema', 'deployclaw')"
+        " AND n.nspname NOT LIKE 'pg\\_%' GROUP BY c.relname";
+
+/* No catalog or lock wait may hang the command (as info_sql). */
+static const char timeouts_sql[] = "SELECT set_config('statement_timeout', '30s', false),"
+                                   " set_config('lock_timeout', '5s', false)";
+
+/* Adds the rows of one catalog query to the tables measured so far. */
+static int tables_add(dc_topology_table **tables, size_t *n, const PGresult *res)
+{
+	int r;
+
+	for (r = 0; r < PQntuples(res); r++) {
+		const char *name = PQgetvalue(res, r, 0);
+		dc_topology_table *t = NULL, *grown;
+		double max_rows = atof(PQgetvalue(res, r, 3));
+		size_t i;
+
+		for (i = 0; i < *n && !t; i++)
+			if (!strcmp((*tables)[i].name, name))
+				t = &(*tables)[i];
+		if (!t) {
+			if (!(grown = dc_realloc_array(*tables, *n + 1, sizeof(*grown))))
+				return DC_ENOMEM;
+			*tables = grown;
+			t = memset(&grown[*n], 0, sizeof(*grown));
+			if (!(t->name = dc_strdup(name)))
+				return DC_ENOMEM;
+			(*n)++;
+		}
+		t->rows += atof(PQgetvalue(res, r, 1));
+		t->bytes += atof(PQgetvalue(res, r, 2));
+		if (max_rows > t->max_rows)
+			t->max_rows = max_rows;
+		t->tenants += atol(PQgetvalue(res, r, 4));
+		t->unanalyzed += atol(PQgetvalue(res, r, 5));
+	}
+	return 0;
+}
+
+/* Runs the catalog query `sql` on `db` of the shard (NULL: the DSN's own)
+ * and adds what it found. */
+static int tables_measure(const dc_shard_config *sc,
+                          const char *db,
+                          const char *sql,
+                          int nparams,
+                          const char *const *params,
+                          dc_topology_table **tables,
+                          size_t *n,
+                          dc_error *err)
+{
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	size_t queries = 0;
+	char why[MSG_SIZE];
+	int rc = 0;
+
+	if (!(conn = connect_dsn(sc->primary, db, why, sizeof(why)))) {
+		rc = dc_error_set(err, DC_EDB, "shard '%s': cannot connect%s%s%s: %s", sc->name,
+		                  db ? " to tenant database '" : "", db ? db : "", db ? "'" : "",
+		                  why);
+		goto out;
+	}
+	res = run(conn, &queries, timeouts_sql, 0, NULL, why, sizeof(why));
+	if (res) {
+		PQclear(res);
+		res = run(conn, &queries, sql, nparams, params, why, sizeof(why));
+	}
+	if (!res) {
+		rc = dc_error_set(err, DC_EDB, "shard '%s': catalog query failed: %s", sc->name,
+		                  why);
+		goto out;
+	}
+	if (tables_add(tables, n, res) != 0)
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+out:
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
+/* Database model: every tenant database of the shard, found on the primary
+ * by dc_pg_tenants_sql. */
+static int tables_per_database(const dc_config *cfg,
+                               const dc_shard_config *sc,
+                               const char *names,
+                               dc_topology_table **tables,
+                               size_t *n,
+                               dc_error *err)
+{
+	dc_strbuf sql = DC_STRBUF_INIT;
+	char *params[DC_PG_TENANTS_MAX_PARAMS] = { NULL };
+	const char *one[1] = { names };
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	size_t queries = 0;
+	char why[MSG_SIZE];
+	int nparams = 0, r, rc;
+
+	if ((rc = dc_pg_tenants_sql(&sql, params, &nparams, cfg, sc->name, err)) != 0)
+		goto out;
+	dc_strbuf_adds(&sql, "SELECT tenant FROM dc_tenants ORDER BY tenant COLLATE \"C\"");
+	if (dc_strbuf_error(&sql)) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!(conn = connect_dsn(sc->primary, NULL, why, sizeof(why)))) {
+		rc = dc_error_set(err, DC_EDB, "shard '%s': cannot connect: %s", sc->name, why);
+		goto out;
+	}
+	if (!(res = run(conn, &queries, sql.buf, nparams, (const char *const *)params, why,
+	                sizeof(why)))) {
+		rc = dc_error_set(err, DC_EDB, "shard '%s': discovering tenants failed: %s",
+		                  sc->name, why);
+		goto out;
+	}
+	dc_strbuf_reset(&sql);
+	dc_strbuf_adds(&sql, tables_sql);
+	dc_strbuf_adds(&sql, "$1");
+	dc_strbuf_adds(&sql, tables_any_schema);
+	if (dc_strbuf_error(&sql)) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (r = 0; r < PQntuples(res) && !rc; r++)
+		rc = tables_measure(sc, PQgetvalue(res, r, 0), sql.buf, 1, one, tables, n, err);
+out:
+	for (r = 0; r < DC_PG_TENANTS_MAX_PARAMS; r++)
+		free(params[r]);
+	PQclear(res);
+	PQfinish(conn);
+	dc_strbuf_release(&sql);
+	return rc;
+}
+
+int dc_topology_tables(dc_topology_table **out,
+                       size_t *n,
+                       const dc_config *cfg,
+                       const dc_shard_config *sc,
+                       const char *const *names,
+                       size_t nnames,
+                       dc_error *err)
+{
+	dc_strbuf arr = DC_STRBUF_INIT, sql = DC_STRBUF_INIT;
+	char *params[DC_PG_TENANTS_MAX_PARAMS] = { NULL };
+	const char *qparams[DC_PG_TENANTS_MAX_PARAMS + 1];
+	dc_topology_table *tables = NULL;
+	size_t ntables = 0, i;
+	int nparams = 0, rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (cfg->engine != DC_ENGINE_POSTGRES)
+		return dc_error_set(err, DC_ECONFIG, "engine: table sizes need engine 'postgres'");
+	dc_strbuf_addch(&arr, '{');
+	for (i = 0; i < nnames; i++) {
+		const char *p;
+
+		dc_strbuf_adds(&arr, i ? ",\"" : "\"");
+		for (p = names[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				dc_strbuf_addch(&arr, '\\');
+			dc_strbuf_addch(&arr, *p);
+		}
+		dc_strbuf_addch(&arr, '"');
+	}
+	dc_strbuf_addch(&arr, '}');
+	if (dc_strbuf_error(&arr)) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (cfg->tenancy.model == DC_TENANCY_DATABASE) {
+		rc = tables_per_database(cfg, sc, arr.buf, &tables, &ntables, err);
+		goto out;
+	}
+	if (cfg->tenancy.model == DC_TENANCY_SCHEMA) {
+		/* the tenants' schemas, as the engine finds them */
+		if ((rc = dc_pg_tenants_sql(&sql, params, &nparams, cfg, sc->name, err)) != 0)
+			goto out;
+		dc_strbuf_adds(&sql, tables_sql);
+		dc_strbuf_addf(&sql,
+		               "$%d::text[]) AND n.nspname IN (SELECT tenant FROM dc_tenants)"
+		               " GROUP BY c.relname",
+		               nparams + 1);
+	} else {
+		dc_strbuf_adds(&sql, tables_sql);
+		dc_strbuf_adds(&sql, "$1");
+		dc_strbuf_adds(&sql, tables_any_schema);
+	}
+	if (dc_strbuf_error(&sql)) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < (size_t)nparams; i++)
+		qparams[i] = params[i];
+	qparams[nparams] = arr.buf; /* the names: the last parameter */
+	rc = tables_measure(sc, NULL, sql.buf, nparams + 1, qparams, &tables, &ntables, err);
+out:
+	for (i = 0; i < (size_t)nparams; i++)
+		free(params[i]);
+	dc_strbuf_release(&arr);
+	dc_strbuf_release(&sql);
+	if (rc) {
+		dc_topology_tables_free(tables, ntables);
+		return rc;
+	}
+	*out = tables;
+	*n = ntables;
+	return 0;
+}
+
+void dc_topology_tables_free(dc_topology_table *tables, size_t n)
+{
+	size_t i;
+
+	if (!tables)
+		return;
+	for (i = 0; i < n; i++)
+		free(tables[i].name);
+	free(tables);
 }

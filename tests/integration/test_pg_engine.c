@@ -23,6 +23,7 @@
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/engine.h>
+#include <deployclaw/topology.h>
 
 #define E (&dc_engine_pg)
 
@@ -359,6 +360,80 @@ static void discover_schema_model(void **state)
 	assert_non_null(strstr(f.err.message, "nowhere"));
 	assert_string_equal(f.err.sqlstate, "42P01");
 	E->close(f.engine);
+}
+
+/* The engine's discover, dc_topology_collect and dc_topology_tables (plan
+ * --live) find the same tenants: all three run dc_pg_tenants_sql. The names
+ * hold LIKE wildcards: 'pgxtoast_e' matches an unescaped 'pg_toast%', and
+ * 'archive_x', not a tenant, has the measured table too. */
+static void discovery_agrees_everywhere(void **state)
+{
+	static const char *const extra[] = { "pgxtoast_e", "we%ird", "archive_x" };
+	char *list[] = { (char *)(uintptr_t) "tn_a", (char *)(uintptr_t) "pgxtoast_e",
+		         (char *)(uintptr_t) "we%ird", (char *)(uintptr_t) "nosuch" };
+	const char *names[1] = { "dc_probe" };
+	dc_topology *topo = NULL;
+	dc_topology_table *tables = NULL;
+	size_t i, ntables = 0;
+	fx f;
+
+	(void)state;
+	for (i = 0; i < 3; i++)
+		sql(W.side, "CREATE SCHEMA \"%s\"; CREATE TABLE \"%s\".dc_probe (id int)", extra[i],
+		    extra[i]);
+	sql(W.side, "CREATE TABLE tn_a.dc_probe (id int)");
+
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", NULL);
+	f.cfg.tenancy.list = list;
+	f.cfg.tenancy.nlist = 4;
+	fx_start(&f, "r1");
+	assert_int_equal(f.ntenants, 3);
+	assert_string_equal(f.tenants[0].id, "pgxtoast_e");
+	assert_string_equal(f.tenants[1].id, "tn_a");
+	assert_string_equal(f.tenants[2].id, "we%ird");
+	OK(dc_topology_collect(&topo, &f.cfg, &f.err));
+	assert_int_equal(topo->shards[0].ntenants, 3);
+	OK(dc_topology_tables(&tables, &ntables, &f.cfg, &f.shard, names, 1, &f.err));
+	assert_int_equal(ntables, 1);
+	assert_string_equal(tables[0].name, "dc_probe");
+	assert_int_equal(tables[0].tenants, 3);
+	dc_topology_tables_free(tables, ntables);
+	dc_topology_free(topo);
+	fx_close(&f);
+
+	/* a pattern with an escaped '_' and a query: their union */
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", "tn\\_%");
+	f.cfg.tenancy.query = (char *)(uintptr_t) "SELECT 'pgxtoast_e' UNION SELECT 'we%ird';";
+	fx_start(&f, "r1");
+	assert_int_equal(f.ntenants, 4); /* tn_a, tn_Ünïcødé and the query's two */
+	OK(dc_topology_collect(&topo, &f.cfg, &f.err));
+	assert_int_equal(topo->shards[0].ntenants, 4);
+	OK(dc_topology_tables(&tables, &ntables, &f.cfg, &f.shard, names, 1, &f.err));
+	assert_int_equal(ntables, 1);
+	assert_int_equal(tables[0].tenants, 3); /* tn_Ünïcødé has no dc_probe */
+	dc_topology_tables_free(tables, ntables);
+	dc_topology_free(topo);
+	fx_close(&f);
+
+	/* a pattern matching PostgreSQL's pg_toast schemas, never tenants, and
+	 * 'pgxtoast_e', which only an unescaped 'pg_%' would take for one */
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", "%toast%");
+	fx_start(&f, "r1");
+	assert_int_equal(f.ntenants, 1);
+	assert_string_equal(f.tenants[0].id, "pgxtoast_e");
+	OK(dc_topology_collect(&topo, &f.cfg, &f.err));
+	assert_int_equal(topo->shards[0].ntenants, 1);
+	OK(dc_topology_tables(&tables, &ntables, &f.cfg, &f.shard, names, 1, &f.err));
+	assert_int_equal(ntables, 1);
+	assert_int_equal(tables[0].tenants, 1);
+	dc_topology_tables_free(tables, ntables);
+	dc_topology_free(topo);
+	fx_close(&f);
+
+	sql(W.side, "SET client_min_messages = warning");
+	for (i = 0; i < 3; i++)
+		sql(W.side, "DROP SCHEMA \"%s\" CASCADE", extra[i]);
+	sql(W.side, "DROP TABLE tn_a.dc_probe");
 }
 
 static void discover_database_and_row_models(void **state)
@@ -1156,6 +1231,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(discover_schema_model),
 		cmocka_unit_test(discover_database_and_row_models),
+		cmocka_unit_test(discovery_agrees_everywhere),
 		cmocka_unit_test(exec_and_history_in_one_transaction),
 		cmocka_unit_test(failed_history_write_fails_what_follows),
 		cmocka_unit_test(read_all_equals_per_tenant_reads),
