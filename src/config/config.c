@@ -1,12 +1,9 @@
 /*
  * deployclaw.yaml -> dc_config.
  *
- * libfyaml 0.7.12 has no public start mark for mapping and sequence nodes of
- * its document tree, so we read its event stream instead and build a small
- * tree of our own in which every node carries its 1-based line and column.
- * That also lets us detect duplicate keys ourselves (with the key path in the
- * message) and refuse aliases, which would otherwise allow a tiny file to
- * expand into a huge one.
+ * The YAML is read by the shared reader (src/util/yaml.c), which gives
+ * every node its line and column; this file checks it against the schema
+ * and fills dc_config.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libfyaml.h>
 #include <sodium.h>
 
 #include <deployclaw/config.h>
 
-#define MAX_DEPTH       32
+#include "../util/yaml_internal.h"
+
 #define MAX_SCALAR      ((size_t)64 * 1024)
 #define MAX_SHARDS      4096
 #define MAX_REPLICAS    64
@@ -30,29 +27,6 @@
 #define MAX_COUNT       10000000
 #define MAX_DURATION_MS 2147483647LL /* PostgreSQL's timeouts are int milliseconds */
 #define MAX_VARNAME     128
-
-enum ykind {
-	Y_SCALAR,
-	Y_SEQ,
-	Y_MAP,
-	Y_ALIAS
-};
-
-/* A node of the parsed YAML. A mapping's kids alternate key, value. */
-typedef struct ynode {
-	enum ykind kind;
-	int line; /* 1-based; 0 until known */
-	int col;
-	size_t pos; /* scalar: byte span of its source text, for locating ${...} */
-	size_t end;
-	bool has_span;
-	bool null;
-	char *text;
-	size_t len;
-	struct ynode **kids;
-	size_t nkids;
-	size_t alloc;
-} ynode;
 
 typedef struct ctx {
 	const char *file; /* for messages; may be NULL */
@@ -100,301 +74,6 @@ static const char *shown(char *out, size_t size, const char *s, size_t len)
 	return out;
 }
 
-static const char *kind_name(const ynode *n)
-{
-	if (n->kind == Y_MAP)
-		return "a mapping";
-	if (n->kind == Y_SEQ)
-		return "a sequence";
-	if (n->kind == Y_ALIAS)
-		return "an alias";
-	return n->null ? "an empty value" : "a scalar";
-}
-
-/* ------------------------------------------------------------------------ */
-/* The tree.                                                                */
-
-static void ynode_free(ynode *n)
-{
-	size_t i;
-
-	if (!n)
-		return;
-	for (i = 0; i < n->nkids; i++)
-		ynode_free(n->kids[i]);
-	free(n->kids);
-	if (n->text) {
-		sodium_memzero(n->text, n->len);
-		free(n->text);
-	}
-	free(n);
-}
-
-static int ynode_push(ynode *parent, ynode *kid)
-{
-	if (parent->nkids == parent->alloc) {
-		size_t alloc = parent->alloc ? parent->alloc * 2 : 8;
-		ynode **kids = dc_realloc_array(parent->kids, alloc, sizeof(*kids));
-
-		if (!kids)
-			return DC_ENOMEM;
-		parent->kids = kids;
-		parent->alloc = alloc;
-	}
-	parent->kids[parent->nkids++] = kid;
-	/* an empty value has no mark of its own: point at its key, or its parent */
-	if (kid->line == 0) {
-		const ynode *at = parent->kind == Y_MAP && parent->nkids % 2 == 0
-		                          ? parent->kids[parent->nkids - 2]
-		                          : parent;
-
-		kid->line = at->line;
-		kid->col = at->col;
-	}
-	return 0;
-}
-
-static bool scalar_is_null(const char *s, size_t len, enum fy_scalar_style style)
-{
-	if (style != FYSS_PLAIN)
-		return false;
-	return len == 0 || (len == 1 && s[0] == '~') ||
-	       (len == 4 &&
-	        (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
-
-/*
- * The value of a single-quoted scalar from its source text (between the
- * quotes). libfyaml 0.7.12 gets runs of '' escapes wrong ('x''''y' reads as
- * x'''y) and leaks memory on them, so we unescape and fold ourselves: ''
- * is ', and line breaks fold as in any flow scalar (one break is a space,
- * n breaks are n-1 newlines, blanks around breaks are dropped).
- */
-static int single_quoted(const char *raw, size_t len, char **out, size_t *outlen)
-{
-	dc_strbuf sb = DC_STRBUF_INIT;
-	size_t i = 0, line_start = 0;
-
-	while (i < len) {
-		char ch = raw[i];
-
-		if (ch == '\'' && i + 1 < len && raw[i + 1] == '\'') {
-			dc_strbuf_addch(&sb, '\'');
-			i += 2;
-		} else if (ch == '\n' || ch == '\r') {
-			size_t breaks = 0;
-
-			while (sb.len > line_start &&
-			       (sb.buf[sb.len - 1] == ' ' || sb.buf[sb.len - 1] == '\t'))
-				dc_strbuf_setlen(&sb, sb.len - 1);
-			for (; i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' ||
-			                   raw[i] == '\n');
-			     i++) {
-				if (raw[i] == '\n' ||
-				    (raw[i] == '\r' && (i + 1 == len || raw[i + 1] != '\n')))
-					breaks++;
-			}
-			if (breaks == 1)
-				dc_strbuf_addch(&sb, ' ');
-			for (; breaks > 1; breaks--)
-				dc_strbuf_addch(&sb, '\n');
-			line_start = sb.len;
-		} else {
-			dc_strbuf_addch(&sb, ch);
-			i++;
-		}
-	}
-	*outlen = sb.len;
-	*out = dc_strbuf_detach(&sb, NULL);
-	return *out ? 0 : DC_ENOMEM;
-}
-
-/*
- * libfyaml marks a quoted scalar at its first character inside the quotes
- * and an alias at its name; point at the quote or the '*' instead.
- */
-static void back_to(const ctx *c, ynode *n, const struct fy_mark *sm, char ch)
-{
-	if (sm && sm->input_pos > 0 && sm->input_pos <= c->len &&
-	    c->text[sm->input_pos - 1] == ch && n->col > 1) {
-		n->col--;
-		if (n->has_span)
-			n->pos--;
-	}
-}
-
-static int syntax_error(ctx *c, struct fy_diag *diag)
-{
-	struct fy_diag_error *e;
-	void *it = NULL;
-
-	while ((e = fy_diag_errors_iterate(diag, &it)) != NULL) {
-		if (e->type < FYET_ERROR)
-			continue;
-		/* libfyaml's collected positions are already 1-based */
-		return fail_at(c, e->line > 0 ? e->line : 1, e->column > 0 ? e->column : 1,
-		               "syntax error: %s", e->msg ? e->msg : "invalid YAML");
-	}
-	return fail_at(c, 1, 1, "syntax error: invalid YAML");
-}
-
-static int build_tree(ctx *c, ynode **rootp)
-{
-	struct fy_diag_cfg dcfg;
-	struct fy_parse_cfg pcfg;
-	struct fy_diag *diag = NULL;
-	struct fy_parser *fyp = NULL;
-	struct fy_event *fye = NULL;
-	ynode *stack[MAX_DEPTH];
-	ynode *root = NULL, *n = NULL;
-	int depth = 0, ndocs = 0, rc = 0;
-
-	*rootp = NULL;
-	/* collect diagnostics instead of printing them: library code never prints */
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.output_fn = NULL;
-	dcfg.colorize = false;
-	diag = fy_diag_create(&dcfg);
-	if (!diag) {
-		rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
-		goto out;
-	}
-	fy_diag_set_collect_errors(diag, true);
-	memset(&pcfg, 0, sizeof(pcfg));
-	/* a combination of flags is no named enumerator: say so to -Wassign-enum */
-	pcfg.flags = (enum fy_parse_cfg_flags)(FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_NONE);
-	pcfg.diag = diag;
-	fyp = fy_parser_create(&pcfg);
-	if (!fyp || fy_parser_set_string(fyp, c->text, c->len) != 0) {
-		rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (;;) {
-		const struct fy_mark *sm, *em;
-
-		fye = fy_parser_parse(fyp);
-		if (!fye) {
-			if (fy_parser_get_stream_error(fyp))
-				rc = syntax_error(c, diag);
-			break;
-		}
-		sm = fy_event_start_mark(fye);
-		em = fy_event_end_mark(fye);
-		switch (fye->type) {
-		case FYET_DOCUMENT_START:
-			if (++ndocs > 1) {
-				rc = fail_at(c, sm ? sm->line + 1 : 1, sm ? sm->column + 1 : 1,
-				             "only one YAML document is allowed");
-				goto out;
-			}
-			break;
-		case FYET_MAPPING_START:
-		case FYET_SEQUENCE_START:
-		case FYET_SCALAR:
-		case FYET_ALIAS:
-			n = calloc(1, sizeof(*n));
-			if (!n) {
-				rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			if (sm) {
-				n->line = sm->line + 1;
-				n->col = sm->column + 1;
-			}
-			if (fye->type == FYET_MAPPING_START)
-				n->kind = Y_MAP;
-			else if (fye->type == FYET_SEQUENCE_START)
-				n->kind = Y_SEQ;
-			else if (fye->type == FYET_ALIAS)
-				n->kind = Y_ALIAS;
-			else {
-				enum fy_scalar_style st = fy_token_scalar_style(fye->scalar.value);
-
-				n->kind = Y_SCALAR;
-				if (sm && em && em->input_pos >= sm->input_pos &&
-				    em->input_pos <= c->len) {
-					n->pos = sm->input_pos;
-					n->end = em->input_pos;
-					n->has_span = true;
-				}
-				if (st == FYSS_SINGLE_QUOTED && n->has_span && n->pos > 0 &&
-				    n->end < c->len && c->text[n->pos - 1] == '\'' &&
-				    c->text[n->end] == '\'') {
-					rc = single_quoted(c->text + n->pos, n->end - n->pos,
-					                   &n->text, &n->len);
-				} else {
-					size_t len = 0;
-					const char *t = fy_token_get_text(fye->scalar.value, &len);
-
-					n->text = dc_strndup(t ? t : "", t ? len : 0);
-					/* dc_strndup stops at a NUL: keep the true length to refuse it */
-					n->len = t ? len : 0;
-					rc = n->text ? 0 : DC_ENOMEM;
-				}
-				if (rc != 0) {
-					rc = dc_error_set(c->err, DC_ENOMEM, "out of memory");
-					goto out;
-				}
-				n->null = scalar_is_null(n->text, n->len, st);
-				if (st == FYSS_SINGLE_QUOTED || st == FYSS_DOUBLE_QUOTED)
-					back_to(c, n, sm, st == FYSS_SINGLE_QUOTED ? '\'' : '"');
-			}
-			if (n->kind == Y_ALIAS)
-				back_to(c, n, sm, '*');
-			if (depth == 0) {
-				if (n->line == 0) {
-					n->line = 1;
-					n->col = 1;
-				}
-				root = n;
-			} else if ((rc = ynode_push(stack[depth - 1], n)) != 0) {
-				rc = dc_error_set(c->err, rc, "out of memory");
-				goto out;
-			}
-			/* attached: the tree owns it now */
-			if (n->kind == Y_MAP || n->kind == Y_SEQ) {
-				if (depth == MAX_DEPTH) {
-					n = NULL;
-					rc = fail_at(c, sm ? sm->line + 1 : 1,
-					             sm ? sm->column + 1 : 1,
-					             "nesting deeper than %d levels", MAX_DEPTH);
-					goto out;
-				}
-				stack[depth++] = n;
-			}
-			n = NULL;
-			break;
-		case FYET_MAPPING_END:
-		case FYET_SEQUENCE_END:
-			if (depth > 0)
-				depth--;
-			break;
-		case FYET_NONE:
-		case FYET_STREAM_START:
-		case FYET_STREAM_END:
-		case FYET_DOCUMENT_END:
-		default:
-			break;
-		}
-		fy_parser_event_free(fyp, fye);
-		fye = NULL;
-	}
-out:
-	ynode_free(n); /* created but not attached */
-	if (fye)
-		fy_parser_event_free(fyp, fye);
-	if (fyp)
-		fy_parser_destroy(fyp);
-	if (diag)
-		fy_diag_destroy(diag);
-	if (rc == 0)
-		*rootp = root;
-	else
-		ynode_free(root);
-	return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Scalars: ${VAR} expansion and typed values.                              */
 
@@ -418,7 +97,7 @@ static const char *find(const char *hay, size_t hlen, const char *needle, size_t
 }
 
 /* Where `needle` first occurs in the source text of scalar `n`. */
-static void locate(const ctx *c, const ynode *n, const char *needle, int *line, int *col)
+static void locate(const ctx *c, const dc_yaml_node *n, const char *needle, int *line, int *col)
 {
 	const char *hit = NULL, *p;
 	size_t nlen = strlen(needle);
@@ -440,7 +119,7 @@ static void locate(const ctx *c, const ynode *n, const char *needle, int *line, 
 	}
 }
 
-static int expand(ctx *c, const ynode *n, const char *path, char **out)
+static int expand(ctx *c, const dc_yaml_node *n, const char *path, char **out)
 {
 	dc_strbuf sb = DC_STRBUF_INIT;
 	const char *s = n->text, *end = n->text + n->len;
@@ -530,19 +209,19 @@ out:
 }
 
 /* A non-empty scalar, expanded. `*out` is heap, freed by the caller. */
-static int get_str(ctx *c, const ynode *n, const char *path, char **out)
+static int get_str(ctx *c, const dc_yaml_node *n, const char *path, char **out)
 {
 	*out = NULL;
-	if (n->kind == Y_ALIAS)
+	if (n->kind == DC_YAML_ALIAS)
 		return fail(c, n, "%s: aliases are not supported", path);
-	if (n->kind != Y_SCALAR || n->null)
-		return fail(c, n, "%s: expected a string, got %s", path, kind_name(n));
+	if (n->kind != DC_YAML_SCALAR || n->null)
+		return fail(c, n, "%s: expected a string, got %s", path, dc_yaml__kind_name(n));
 	if (memchr(n->text, '\0', n->len))
 		return fail(c, n, "%s: value contains a NUL character", path);
 	return expand(c, n, path, out);
 }
 
-static int get_nonempty(ctx *c, const ynode *n, const char *path, char **out)
+static int get_nonempty(ctx *c, const dc_yaml_node *n, const char *path, char **out)
 {
 	int rc = get_str(c, n, path, out);
 
@@ -572,7 +251,12 @@ static int parse_int(const char *s, int64_t *v)
 	return 0;
 }
 
-static int get_int(ctx *c, const ynode *n, const char *path, int64_t min, int64_t max, int *out)
+static int get_int(ctx *c,
+                   const dc_yaml_node *n,
+                   const char *path,
+                   int64_t min,
+                   int64_t max,
+                   int *out)
 {
 	char *s = NULL, buf[80];
 	int64_t v = 0;
@@ -600,7 +284,7 @@ out:
 	return rc;
 }
 
-static int get_bool(ctx *c, const ynode *n, const char *path, bool *out)
+static int get_bool(ctx *c, const dc_yaml_node *n, const char *path, bool *out)
 {
 	char *s = NULL, buf[80];
 	int rc;
@@ -620,7 +304,7 @@ out:
 }
 
 /* A consistency check's scope: true or changed, full, false. */
-static int get_check_scope(ctx *c, const ynode *n, const char *path, dc_check_scope *out)
+static int get_check_scope(ctx *c, const dc_yaml_node *n, const char *path, dc_check_scope *out)
 {
 	char *s = NULL, buf[80];
 	int rc;
@@ -643,7 +327,7 @@ out:
 	return rc;
 }
 
-static int get_duration(ctx *c, const ynode *n, const char *path, int64_t *out)
+static int get_duration(ctx *c, const dc_yaml_node *n, const char *path, int64_t *out)
 {
 	char *s = NULL, buf[80];
 	int64_t ms = 0;
@@ -670,7 +354,11 @@ out:
 }
 
 /* A count (min_count..MAX_COUNT) or a percentage (1%..100%). */
-static int get_amount(ctx *c, const ynode *n, const char *path, int64_t min_count, dc_amount *out)
+static int get_amount(ctx *c,
+                      const dc_yaml_node *n,
+                      const char *path,
+                      int64_t min_count,
+                      dc_amount *out)
 {
 	char *s = NULL, buf[80];
 	size_t len;
@@ -710,7 +398,7 @@ out:
 
 /* One of `names`; its index in `*out`. */
 static int get_enum(ctx *c,
-                    const ynode *n,
+                    const dc_yaml_node *n,
                     const char *path,
                     const char *const *names,
                     size_t nnames,
@@ -746,80 +434,56 @@ out:
 /* Mappings and sequences.                                                  */
 
 /* Empty values stand for "not given" where a mapping or sequence is expected. */
-static const ynode *present(const ynode *n)
+static const dc_yaml_node *present(const dc_yaml_node *n)
 {
-	return n && !(n->kind == Y_SCALAR && n->null) ? n : NULL;
+	return n && !(n->kind == DC_YAML_SCALAR && n->null) ? n : NULL;
 }
 
-static int expect(ctx *c, const ynode *n, const char *path, enum ykind kind)
+static int expect(ctx *c, const dc_yaml_node *n, const char *path, dc_yaml_kind kind)
 {
 	if (n->kind == kind)
 		return 0;
-	if (n->kind == Y_ALIAS)
+	if (n->kind == DC_YAML_ALIAS)
 		return fail(c, n, "%s: aliases are not supported", path);
 	return fail(c, n, "%s: expected %s, got %s", path,
-	            kind == Y_MAP ? "a mapping" : "a sequence", kind_name(n));
+	            kind == DC_YAML_MAP ? "a mapping" : "a sequence", dc_yaml__kind_name(n));
 }
 
-/*
- * Checks that every key of mapping `m` is a scalar, known, and given once.
- * Stops at the first bad key, so the quadratic duplicate scan sees at most
- * nkeys + 1 keys.
- */
+/* Every key of mapping `m` a string, known, and given once (dc_yaml__check_keys). */
 static int check_keys(ctx *c,
-                      const ynode *m,
+                      const dc_yaml_node *m,
                       const char *path,
                       const char *const *keys,
                       size_t nkeys)
 {
+	const dc_yaml_node *key = NULL, *first = NULL;
 	char kp[512], buf[80];
-	size_t i, j, k;
+	const char *hint;
 
-	for (i = 0; i + 1 < m->nkids; i += 2) {
-		const ynode *key = m->kids[i];
-		const char *hint;
-		bool known = false;
-
-		if (key->kind != Y_SCALAR || key->null)
-			return fail(c, key, "%s%skeys must be plain strings, got %s",
-			            path[0] ? path : "", path[0] ? ": " : "", kind_name(key));
-		shown(buf, sizeof(buf), key->text, key->len);
-		join_path(kp, sizeof(kp), path, buf);
-		for (j = 0; j < i; j += 2) {
-			const ynode *prev = m->kids[j];
-
-			if (prev->len == key->len && !memcmp(prev->text, key->text, key->len))
-				return fail(c, key,
-				            "%s: duplicate key (first at line %d, column %d)", kp,
-				            prev->line, prev->col);
-		}
-		for (k = 0; k < nkeys && !known; k++)
-			known = strlen(keys[k]) == key->len &&
-			        !memcmp(keys[k], key->text, key->len);
-		if (known)
-			continue;
-		hint = memchr(key->text, '\0', key->len) ? NULL
-		                                         : dc_suggest(key->text, keys, nkeys);
-		if (hint)
-			return fail(c, key, "%s: unknown key (did you mean '%s'?)", kp, hint);
-		return fail(c, key, "%s: unknown key", kp);
+	switch (dc_yaml__check_keys(m, keys, nkeys, &key, &first)) {
+	case DC_YAML_KEYS_OK:
+		return 0;
+	case DC_YAML_KEY_NOT_STRING:
+		return fail(c, key, "%s%skeys must be plain strings, got %s", path[0] ? path : "",
+		            path[0] ? ": " : "", dc_yaml__kind_name(key));
+	case DC_YAML_KEY_DUPLICATE:
+	case DC_YAML_KEY_UNKNOWN:
+	default:
+		break;
 	}
-	return 0;
-}
-
-/* The value of `key` in checked mapping `m`, or NULL. */
-static const ynode *get(const ynode *m, const char *key)
-{
-	size_t i;
-
-	for (i = 0; m && i + 1 < m->nkids; i += 2)
-		if (!strcmp(m->kids[i]->text, key))
-			return m->kids[i + 1];
-	return NULL;
+	shown(buf, sizeof(buf), key->text, key->len);
+	join_path(kp, sizeof(kp), path, buf);
+	if (first)
+		return fail(c, key, "%s: duplicate key (first at line %d, column %d)", kp,
+		            first->line, first->col);
+	hint = dc_yaml__suggest_key(key, keys, nkeys);
+	if (hint)
+		return fail(c, key, "%s: unknown key (did you mean '%s'?)", kp, hint);
+	return fail(c, key, "%s: unknown key", kp);
 }
 
 static int get_str_list(ctx *c,
-                        const ynode *seq,
+                        const dc_yaml_node *seq,
                         const char *path,
                         size_t max,
                         char ***out,
@@ -829,7 +493,7 @@ static int get_str_list(ctx *c,
 	size_t i;
 	int rc;
 
-	if ((rc = expect(c, seq, path, Y_SEQ)) != 0)
+	if ((rc = expect(c, seq, path, DC_YAML_SEQ)) != 0)
 		return rc;
 	if (seq->nkids > max)
 		return fail(c, seq, "%s: more than %zu entries", path, max);
@@ -885,7 +549,7 @@ static int tenant_ref_cmp(const void *a, const void *b)
 }
 
 /* Duplicate tenant ids, found by sorting: a list may hold many thousands. */
-static int check_tenant_list(ctx *c, const dc_config *cfg, const ynode *seq)
+static int check_tenant_list(ctx *c, const dc_config *cfg, const dc_yaml_node *seq)
 {
 	tenant_ref *refs = NULL;
 	size_t i, dup = SIZE_MAX, first = 0;
@@ -925,22 +589,22 @@ static int check_tenant_list(ctx *c, const dc_config *cfg, const ynode *seq)
 	return rc;
 }
 
-static int load_tenancy(ctx *c, dc_config *cfg, const ynode *t)
+static int load_tenancy(ctx *c, dc_config *cfg, const dc_yaml_node *t)
 {
-	const ynode *v;
+	const dc_yaml_node *v;
 	char *s = NULL;
 	int rc, model = 0;
 
-	if ((rc = expect(c, t, "tenancy", Y_MAP)) != 0 ||
+	if ((rc = expect(c, t, "tenancy", DC_YAML_MAP)) != 0 ||
 	    (rc = check_keys(c, t, "tenancy", tenancy_keys, N(tenancy_keys))) != 0)
 		return rc;
-	if ((v = get(t, "model")) != NULL) {
+	if ((v = dc_yaml__get(t, "model")) != NULL) {
 		if ((rc = get_enum(c, v, "tenancy.model", model_names, N(model_names),
 		                   "'schema', 'database' or 'row'", &model)) != 0)
 			return rc;
 		cfg->tenancy.model = (dc_tenancy_model)model;
 	}
-	if ((v = get(t, "glob")) != NULL) {
+	if ((v = dc_yaml__get(t, "glob")) != NULL) {
 		if ((rc = get_nonempty(c, v, "tenancy.glob", &s)) != 0)
 			return rc;
 		cfg->tenancy.glob = dc_path_join(cfg->dir, s);
@@ -948,13 +612,13 @@ static int load_tenancy(ctx *c, dc_config *cfg, const ynode *t)
 		if (!cfg->tenancy.glob)
 			return dc_error_set(c->err, DC_ENOMEM, "out of memory");
 	}
-	if ((v = get(t, "pattern")) != NULL &&
+	if ((v = dc_yaml__get(t, "pattern")) != NULL &&
 	    (rc = get_nonempty(c, v, "tenancy.pattern", &cfg->tenancy.pattern)) != 0)
 		return rc;
-	if ((v = get(t, "query")) != NULL &&
+	if ((v = dc_yaml__get(t, "query")) != NULL &&
 	    (rc = get_nonempty(c, v, "tenancy.query", &cfg->tenancy.query)) != 0)
 		return rc;
-	if ((v = present(get(t, "list"))) != NULL) {
+	if ((v = present(dc_yaml__get(t, "list"))) != NULL) {
 		if ((rc = get_str_list(c, v, "tenancy.list", SIZE_MAX, &cfg->tenancy.list,
 		                       &cfg->tenancy.nlist)) != 0)
 			return rc;
@@ -964,21 +628,21 @@ static int load_tenancy(ctx *c, dc_config *cfg, const ynode *t)
 	return 0;
 }
 
-static int load_shard(ctx *c, dc_config *cfg, const ynode *m, size_t i)
+static int load_shard(ctx *c, dc_config *cfg, const dc_yaml_node *m, size_t i)
 {
 	dc_shard_config *sh = &cfg->shards[i];
-	const ynode *v, *name = NULL;
+	const dc_yaml_node *v, *name = NULL;
 	char path[64], kp[96], buf[80];
 	size_t j;
 	int rc;
 
 	snprintf(path, sizeof(path), "shards[%zu]", i);
-	if ((rc = expect(c, m, path, Y_MAP)) != 0 ||
+	if ((rc = expect(c, m, path, DC_YAML_MAP)) != 0 ||
 	    (rc = check_keys(c, m, path, shard_keys, N(shard_keys))) != 0)
 		return rc;
 	sh->line = m->line;
 	sh->col = m->col;
-	if (!(name = get(m, "name")))
+	if (!(name = dc_yaml__get(m, "name")))
 		return fail(c, m, "%s: missing required key 'name'", path);
 	snprintf(kp, sizeof(kp), "%s.name", path);
 	if ((rc = get_nonempty(c, name, kp, &sh->name)) != 0)
@@ -990,18 +654,18 @@ static int load_shard(ctx *c, dc_config *cfg, const ynode *m, size_t i)
 			            kp, shown(buf, sizeof(buf), sh->name, strlen(sh->name)), j,
 			            cfg->shards[j].line);
 	}
-	if (!(v = get(m, "primary")))
+	if (!(v = dc_yaml__get(m, "primary")))
 		return fail(c, m, "%s: missing required key 'primary'", path);
 	snprintf(kp, sizeof(kp), "%s.primary", path);
 	/* a DSN: get_nonempty never echoes the value */
 	if ((rc = get_nonempty(c, v, kp, &sh->primary)) != 0)
 		return rc;
-	if ((v = present(get(m, "replicas"))) != NULL) {
+	if ((v = present(dc_yaml__get(m, "replicas"))) != NULL) {
 		snprintf(kp, sizeof(kp), "%s.replicas", path);
 		if ((rc = get_str_list(c, v, kp, MAX_REPLICAS, &sh->replicas, &sh->nreplicas)) != 0)
 			return rc;
 	}
-	if ((v = get(m, "parallel")) != NULL) {
+	if ((v = dc_yaml__get(m, "parallel")) != NULL) {
 		snprintf(kp, sizeof(kp), "%s.parallel", path);
 		if ((rc = get_int(c, v, kp, 1, MAX_PARALLEL, &sh->parallel)) != 0)
 			return rc;
@@ -1009,12 +673,12 @@ static int load_shard(ctx *c, dc_config *cfg, const ynode *m, size_t i)
 	return 0;
 }
 
-static int load_shards(ctx *c, dc_config *cfg, const ynode *seq)
+static int load_shards(ctx *c, dc_config *cfg, const dc_yaml_node *seq)
 {
 	size_t i;
 	int rc;
 
-	if ((rc = expect(c, seq, "shards", Y_SEQ)) != 0)
+	if ((rc = expect(c, seq, "shards", DC_YAML_SEQ)) != 0)
 		return rc;
 	if (seq->nkids > MAX_SHARDS)
 		return fail(c, seq, "shards: more than %d shards", MAX_SHARDS);
@@ -1031,43 +695,43 @@ static int load_shards(ctx *c, dc_config *cfg, const ynode *seq)
 	return 0;
 }
 
-static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
+static int load_gates(ctx *c, dc_config *cfg, const dc_yaml_node *g)
 {
-	const ynode *v, *lag;
+	const dc_yaml_node *v, *lag;
 	int rc;
 
-	if ((rc = expect(c, g, "gates", Y_MAP)) != 0 ||
+	if ((rc = expect(c, g, "gates", DC_YAML_MAP)) != 0 ||
 	    (rc = check_keys(c, g, "gates", gates_keys, N(gates_keys))) != 0)
 		return rc;
-	if ((v = get(g, "lock_timeout")) != NULL &&
+	if ((v = dc_yaml__get(g, "lock_timeout")) != NULL &&
 	    (rc = get_duration(c, v, "gates.lock_timeout", &cfg->gates.lock_timeout_ms)) != 0)
 		return rc;
-	if ((v = get(g, "statement_timeout")) != NULL &&
+	if ((v = dc_yaml__get(g, "statement_timeout")) != NULL &&
 	    (rc = get_duration(c, v, "gates.statement_timeout",
 	                       &cfg->gates.statement_timeout_ms)) != 0)
 		return rc;
-	if ((v = get(g, "require_down")) != NULL &&
+	if ((v = dc_yaml__get(g, "require_down")) != NULL &&
 	    (rc = get_bool(c, v, "gates.require_down", &cfg->gates.require_down)) != 0)
 		return rc;
-	if ((v = get(g, "integrity_check")) != NULL &&
+	if ((v = dc_yaml__get(g, "integrity_check")) != NULL &&
 	    (rc = get_check_scope(c, v, "gates.integrity_check", &cfg->gates.integrity_check)) != 0)
 		return rc;
-	if ((v = get(g, "foreign_key_check")) != NULL &&
+	if ((v = dc_yaml__get(g, "foreign_key_check")) != NULL &&
 	    (rc = get_check_scope(c, v, "gates.foreign_key_check",
 	                          &cfg->gates.foreign_key_check)) != 0)
 		return rc;
-	if ((v = get(g, "allow_out_of_order")) != NULL &&
+	if ((v = dc_yaml__get(g, "allow_out_of_order")) != NULL &&
 	    (rc = get_bool(c, v, "gates.allow_out_of_order", &cfg->gates.allow_out_of_order)) != 0)
 		return rc;
-	if ((lag = present(get(g, "replication_lag"))) != NULL) {
-		if ((rc = expect(c, lag, "gates.replication_lag", Y_MAP)) != 0 ||
+	if ((lag = present(dc_yaml__get(g, "replication_lag"))) != NULL) {
+		if ((rc = expect(c, lag, "gates.replication_lag", DC_YAML_MAP)) != 0 ||
 		    (rc = check_keys(c, lag, "gates.replication_lag", lag_keys, N(lag_keys))) != 0)
 			return rc;
-		if ((v = get(lag, "max")) != NULL &&
+		if ((v = dc_yaml__get(lag, "max")) != NULL &&
 		    (rc = get_duration(c, v, "gates.replication_lag.max",
 		                       &cfg->gates.lag_max_ms)) != 0)
 			return rc;
-		if ((v = get(lag, "timeout")) != NULL &&
+		if ((v = dc_yaml__get(lag, "timeout")) != NULL &&
 		    (rc = get_duration(c, v, "gates.replication_lag.timeout",
 		                       &cfg->gates.lag_timeout_ms)) != 0)
 			return rc;
@@ -1076,20 +740,20 @@ static int load_gates(ctx *c, dc_config *cfg, const ynode *g)
 }
 
 /* lint: { rules: { id: severity } }; rule ids are checked by the linter. */
-static int load_lint(ctx *c, dc_config *cfg, const ynode *l)
+static int load_lint(ctx *c, dc_config *cfg, const dc_yaml_node *l)
 {
-	const ynode *rules;
+	const dc_yaml_node *rules;
 	char kp[160], buf[80];
 	size_t i;
 	int rc;
 
-	if ((rc = expect(c, l, "lint", Y_MAP)) != 0 ||
+	if ((rc = expect(c, l, "lint", DC_YAML_MAP)) != 0 ||
 	    (rc = check_keys(c, l, "lint", lint_keys, N(lint_keys))) != 0)
 		return rc;
-	if (!(rules = present(get(l, "rules"))))
+	if (!(rules = present(dc_yaml__get(l, "rules"))))
 		return 0;
 	/* keys are rule ids, checked below (duplicates) and by the linter (names) */
-	if ((rc = expect(c, rules, "lint.rules", Y_MAP)) != 0)
+	if ((rc = expect(c, rules, "lint.rules", DC_YAML_MAP)) != 0)
 		return rc;
 	if (rules->nkids / 2 > 1000)
 		return fail(c, rules, "lint.rules: more than 1000 entries");
@@ -1097,14 +761,14 @@ static int load_lint(ctx *c, dc_config *cfg, const ynode *l)
 	if (!cfg->lint.rules)
 		return dc_error_set(c->err, DC_ENOMEM, "out of memory");
 	for (i = 0; i + 1 < rules->nkids; i += 2) {
-		const ynode *key = rules->kids[i], *val = rules->kids[i + 1];
+		const dc_yaml_node *key = rules->kids[i], *val = rules->kids[i + 1];
 		struct dc_lint_rule_setting *r = &cfg->lint.rules[cfg->lint.nrules];
 		size_t j;
 		int sev = 0;
 
-		if (key->kind != Y_SCALAR || key->null || !key->len)
+		if (key->kind != DC_YAML_SCALAR || key->null || !key->len)
 			return fail(c, key, "lint.rules: keys must be rule ids, got %s",
-			            kind_name(key));
+			            dc_yaml__kind_name(key));
 		shown(buf, sizeof(buf), key->text, key->len);
 		snprintf(kp, sizeof(kp), "lint.rules.%.64s", buf);
 		for (j = 0; j < i; j += 2)
@@ -1127,23 +791,23 @@ static int load_lint(ctx *c, dc_config *cfg, const ynode *l)
 	return 0;
 }
 
-static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
+static int load_rollout(ctx *c, dc_config *cfg, const dc_yaml_node *r)
 {
-	const ynode *v;
+	const dc_yaml_node *v;
 	char wp[64];
 	size_t i;
 	int rc;
 
-	if ((rc = expect(c, r, "rollout", Y_MAP)) != 0 ||
+	if ((rc = expect(c, r, "rollout", DC_YAML_MAP)) != 0 ||
 	    (rc = check_keys(c, r, "rollout", rollout_keys, N(rollout_keys))) != 0)
 		return rc;
-	if ((v = get(r, "canary")) != NULL &&
+	if ((v = dc_yaml__get(r, "canary")) != NULL &&
 	    (rc = get_amount(c, v, "rollout.canary", 0, &cfg->rollout.canary)) != 0)
 		return rc;
-	if ((v = present(get(r, "waves"))) != NULL) {
+	if ((v = present(dc_yaml__get(r, "waves"))) != NULL) {
 		dc_amount *waves;
 
-		if ((rc = expect(c, v, "rollout.waves", Y_SEQ)) != 0)
+		if ((rc = expect(c, v, "rollout.waves", DC_YAML_SEQ)) != 0)
 			return rc;
 		if (v->nkids == 0)
 			return fail(c, v, "rollout.waves: must list at least one wave");
@@ -1161,24 +825,28 @@ static int load_rollout(ctx *c, dc_config *cfg, const ynode *r)
 				return rc;
 		}
 	}
-	if ((v = get(r, "max_failures")) != NULL &&
+	if ((v = dc_yaml__get(r, "max_failures")) != NULL &&
 	    (rc = get_int(c, v, "rollout.max_failures", 0, MAX_FAILURES,
 	                  &cfg->rollout.max_failures)) != 0)
 		return rc;
-	if ((v = get(r, "parallel")) != NULL &&
+	if ((v = dc_yaml__get(r, "parallel")) != NULL &&
 	    (rc = get_int(c, v, "rollout.parallel", 1, MAX_PARALLEL, &cfg->rollout.parallel)) != 0)
 		return rc;
-	if ((v = get(r, "retries")) != NULL &&
+	if ((v = dc_yaml__get(r, "retries")) != NULL &&
 	    (rc = get_int(c, v, "rollout.retries", 0, 100, &cfg->rollout.retries)) != 0)
 		return rc;
-	if ((v = get(r, "backup")) != NULL &&
+	if ((v = dc_yaml__get(r, "backup")) != NULL &&
 	    (rc = get_bool(c, v, "rollout.backup", &cfg->rollout.backup)) != 0)
 		return rc;
 	return 0;
 }
 
 /* Replaces `*slot` (a path relative to the config's folder) by the value of `n`, resolved. */
-static int load_path(ctx *c, const dc_config *cfg, const ynode *n, const char *path, char **slot)
+static int load_path(ctx *c,
+                     const dc_config *cfg,
+                     const dc_yaml_node *n,
+                     const char *path,
+                     char **slot)
 {
 	char *s = NULL, *resolved;
 	int rc;
@@ -1226,50 +894,52 @@ static int set_defaults(dc_config *cfg)
 	return 0;
 }
 
-static int load_root(ctx *c, dc_config *cfg, const ynode *root)
+static int load_root(ctx *c, dc_config *cfg, const dc_yaml_node *root)
 {
-	const ynode *v, *engine, *tenancy, *shards;
+	const dc_yaml_node *v, *engine, *tenancy, *shards;
 	int rc, kind = 0;
 
-	if (!root || (root->kind == Y_SCALAR && root->null))
+	if (!root || (root->kind == DC_YAML_SCALAR && root->null))
 		return fail_at(
 		        c, 1, 1,
 		        "the file is empty (expected a mapping with 'engine', 'tenancy', ...)");
-	if (root->kind != Y_MAP)
+	if (root->kind != DC_YAML_MAP)
 		return fail(c, root, "expected a mapping at the top level, got %s",
-		            kind_name(root));
+		            dc_yaml__kind_name(root));
 	if ((rc = check_keys(c, root, "", root_keys, N(root_keys))) != 0)
 		return rc;
-	if ((engine = get(root, "engine")) != NULL) {
+	if ((engine = dc_yaml__get(root, "engine")) != NULL) {
 		if ((rc = get_enum(c, engine, "engine", engine_names, N(engine_names),
 		                   "'sqlite' or 'postgres'", &kind)) != 0)
 			return rc;
 		cfg->engine = (dc_engine_kind)kind;
 	}
-	if ((v = get(root, "migrations")) != NULL &&
+	if ((v = dc_yaml__get(root, "migrations")) != NULL &&
 	    (rc = load_path(c, cfg, v, "migrations", &cfg->migrations)) != 0)
 		return rc;
-	if ((tenancy = present(get(root, "tenancy"))) != NULL &&
+	if ((tenancy = present(dc_yaml__get(root, "tenancy"))) != NULL &&
 	    (rc = load_tenancy(c, cfg, tenancy)) != 0)
 		return rc;
-	if ((shards = present(get(root, "shards"))) != NULL &&
+	if ((shards = present(dc_yaml__get(root, "shards"))) != NULL &&
 	    (rc = load_shards(c, cfg, shards)) != 0)
 		return rc;
-	if ((v = present(get(root, "gates"))) != NULL && (rc = load_gates(c, cfg, v)) != 0)
+	if ((v = present(dc_yaml__get(root, "gates"))) != NULL && (rc = load_gates(c, cfg, v)) != 0)
 		return rc;
-	if ((v = present(get(root, "rollout"))) != NULL && (rc = load_rollout(c, cfg, v)) != 0)
+	if ((v = present(dc_yaml__get(root, "rollout"))) != NULL &&
+	    (rc = load_rollout(c, cfg, v)) != 0)
 		return rc;
-	if ((v = present(get(root, "lint"))) != NULL && (rc = load_lint(c, cfg, v)) != 0)
+	if ((v = present(dc_yaml__get(root, "lint"))) != NULL && (rc = load_lint(c, cfg, v)) != 0)
 		return rc;
-	if ((v = present(get(root, "audit"))) != NULL) {
-		if ((rc = expect(c, v, "audit", Y_MAP)) != 0 ||
+	if ((v = present(dc_yaml__get(root, "audit"))) != NULL) {
+		if ((rc = expect(c, v, "audit", DC_YAML_MAP)) != 0 ||
 		    (rc = check_keys(c, v, "audit", audit_keys, N(audit_keys))) != 0)
 			return rc;
-		if (get(v, "ledger") && (rc = load_path(c, cfg, get(v, "ledger"), "audit.ledger",
-		                                        &cfg->audit.ledger)) != 0)
+		if (dc_yaml__get(v, "ledger") &&
+		    (rc = load_path(c, cfg, dc_yaml__get(v, "ledger"), "audit.ledger",
+		                    &cfg->audit.ledger)) != 0)
 			return rc;
-		if (get(v, "key") &&
-		    (rc = load_path(c, cfg, get(v, "key"), "audit.key", &cfg->audit.key)) != 0)
+		if (dc_yaml__get(v, "key") && (rc = load_path(c, cfg, dc_yaml__get(v, "key"),
+		                                              "audit.key", &cfg->audit.key)) != 0)
 			return rc;
 	}
 
@@ -1282,7 +952,7 @@ static int load_root(ctx *c, dc_config *cfg, const ynode *root)
 		            "engine: 'postgres' needs at least one shard under 'shards'");
 	}
 	if (cfg->engine == DC_ENGINE_SQLITE) {
-		const ynode *model = get(tenancy, "model");
+		const dc_yaml_node *model = dc_yaml__get(tenancy, "model");
 
 		if (cfg->tenancy.model != DC_TENANCY_DATABASE)
 			return fail(
@@ -1353,7 +1023,8 @@ int dc_config_parse(dc_config **out, const char *path, const char *text, size_t 
 {
 	ctx c = { path, text, len, err };
 	dc_config *cfg = NULL;
-	ynode *root = NULL;
+	dc_yaml_node *root = NULL;
+	dc_yaml_problem why;
 	const char *nul;
 	size_t bad = 0;
 	int rc = 0;
@@ -1396,14 +1067,20 @@ int dc_config_parse(dc_config **out, const char *path, const char *text, size_t 
 		goto out;
 	}
 	c.text = text ? text : "";
-	if ((rc = build_tree(&c, &root)) != 0)
+	rc = dc_yaml__parse(&root, c.text, len, &why);
+	if (rc == DC_EPARSE)
+		rc = fail_at(&c, why.line, why.col, "%s%s", why.syntax ? "syntax error: " : "",
+		             why.msg);
+	else if (rc != 0)
+		rc = dc_error_set(err, rc, "out of memory");
+	if (rc != 0)
 		goto out;
 	if ((rc = load_root(&c, cfg, root)) != 0)
 		goto out;
 	*out = cfg;
 	cfg = NULL;
 out:
-	ynode_free(root);
+	dc_yaml__free(root);
 	dc_config_free(cfg);
 	return rc;
 }
