@@ -4,12 +4,12 @@
  * verify assertions (docs/migrations.md).
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libfyaml.h>
-
+#include "../../util/yaml_internal.h"
 #include "../migration_internal.h"
 
 /* How far the scalar/raw alignment may skip non-blank raw bytes (escapes). */
@@ -23,73 +23,65 @@ struct yctx {
 	size_t rawlen;
 };
 
-static void fy_quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-	(void)diag;
-	(void)user;
-	(void)buf;
-	(void)len;
-}
+typedef const dc_yaml_node node;
 
-/* 1-based position of a node: its token, or its first descendant's. */
-static void node_pos(struct fy_node *n, int *line, int *col)
-{
-	int depth;
+static int yerr(struct yctx *y, node *n, const char *fmt, ...) DC_PRINTF(3, 4);
 
-	*line = *col = 0;
-	for (depth = 0; n && depth < 64; depth++) {
-		void *it = NULL;
-
-		if (fy_node_is_scalar(n)) {
-			struct fy_token *t = fy_node_get_scalar_token(n);
-			const struct fy_mark *mk = t ? fy_token_start_mark(t) : NULL;
-
-			if (mk) {
-				*line = mk->line + 1;
-				*col = mk->column + 1;
-			}
-			return;
-		}
-		if (fy_node_is_mapping(n)) {
-			struct fy_node_pair *pr = fy_node_mapping_iterate(n, &it);
-
-			n = pr ? fy_node_pair_key(pr) : NULL;
-		} else {
-			n = fy_node_sequence_iterate(n, &it);
-		}
-	}
-}
-
-static int yerr(struct yctx *y, struct fy_node *n, const char *fmt, ...) DC_PRINTF(3, 4);
-
-static int yerr(struct yctx *y, struct fy_node *n, const char *fmt, ...)
+static int yerr(struct yctx *y, node *n, const char *fmt, ...)
 {
 	dc_error *err = y->L->err;
-	int line, col;
 	va_list ap;
 
 	if (!err || err->code != 0)
 		return DC_EPARSE;
-	node_pos(n, &line, &col);
 	va_start(ap, fmt);
 	dc_error_vset(err, DC_EPARSE, fmt, ap);
 	va_end(ap);
 	snprintf(err->file, sizeof(err->file), "%s", y->path);
-	err->line = line;
-	err->col = col;
+	err->line = n ? n->line : 0;
+	err->col = n ? n->col : 0;
 	return DC_EPARSE;
 }
 
-/* A scalar's text (not NUL-terminated), or NULL for non-scalars and aliases. */
-static const char *yscalar(struct fy_node *n, size_t *len)
+/* A scalar's text (NUL-terminated, but `*len` counts a NUL inside), or NULL. */
+static const char *yscalar(node *n, size_t *len)
 {
-	if (!n || !fy_node_is_scalar(n) || fy_node_is_alias(n))
+	if (!n || n->kind != DC_YAML_SCALAR)
 		return NULL;
-	return fy_node_get_scalar(n, len);
+	*len = n->len;
+	return n->text;
+}
+
+/* Keys first: each a string, given once, known (with a did-you-mean). */
+static int ykeys(struct yctx *y, node *m, const char *where, const char *const *known, size_t n)
+{
+	node *key = NULL, *first = NULL;
+	char word[128];
+	const char *hint;
+
+	switch (dc_yaml__check_keys(m, known, n, &key, &first)) {
+	case DC_YAML_KEYS_OK:
+		return 0;
+	case DC_YAML_KEY_NOT_STRING:
+		return yerr(y, key, "a key %s in '%s' is not a string", where, y->name);
+	case DC_YAML_KEY_DUPLICATE:
+		dc_migration__copy_word(word, sizeof(word), key->text, key->len);
+		return yerr(y, key, "'%s' given twice %s in '%s' (first at line %d, column %d)",
+		            word, where, y->name, first->line, first->col);
+	case DC_YAML_KEY_UNKNOWN:
+	default:
+		break;
+	}
+	dc_migration__copy_word(word, sizeof(word), key->text, key->len);
+	hint = dc_yaml__suggest_key(key, known, n);
+	if (hint)
+		return yerr(y, key, "unknown key '%s' %s in '%s' (did you mean '%s'?)", word, where,
+		            y->name, hint);
+	return yerr(y, key, "unknown key '%s' %s in '%s'", word, where, y->name);
 }
 
 /* A scalar as a heap string; NULL on a type error (reported) or OOM. */
-static int ystring(struct yctx *y, struct fy_node *key, struct fy_node *val, char **out)
+static int ystring(struct yctx *y, node *key, node *val, char **out)
 {
 	const char *s, *k;
 	size_t len = 0, klen = 0;
@@ -97,44 +89,13 @@ static int ystring(struct yctx *y, struct fy_node *key, struct fy_node *val, cha
 	k = yscalar(key, &klen);
 	s = yscalar(val, &len);
 	if (!s)
-		return yerr(y, val ? val : key, "'%.*s' must be a string in '%s'", (int)klen, k,
-		            y->name);
+		return yerr(y, val, "'%.*s' must be a string in '%s'", (int)klen, k, y->name);
 	if (memchr(s, '\0', len))
 		return yerr(y, val, "'%.*s' contains a NUL character in '%s'", (int)klen, k,
 		            y->name);
 	free(*out);
 	*out = dc_strndup(s, len);
 	return *out ? 0 : dc_error_set(y->L->err, DC_ENOMEM, "out of memory");
-}
-
-/* Unknown key → error with a did-you-mean. */
-static int yunknown(struct yctx *y,
-                    struct fy_node *key,
-                    const char *where,
-                    const char *const *known,
-                    size_t n)
-{
-	char word[128];
-	const char *s, *hint;
-	size_t len = 0;
-
-	s = yscalar(key, &len);
-	if (!s)
-		return yerr(y, key, "a key %s in '%s' is not a string", where, y->name);
-	dc_migration__copy_word(word, sizeof(word), s, len);
-	hint = dc_suggest(word, known, n);
-	if (hint)
-		return yerr(y, key, "unknown key '%s' %s in '%s' (did you mean '%s'?)", word, where,
-		            y->name, hint);
-	return yerr(y, key, "unknown key '%s' %s in '%s'", word, where, y->name);
-}
-
-static bool ykey_is(struct fy_node *key, const char *name)
-{
-	size_t len = 0;
-	const char *s = yscalar(key, &len);
-
-	return s && len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
 /*
@@ -144,13 +105,9 @@ static bool ykey_is(struct fy_node *key, const char *name)
  * each one; escapes in quoted scalars are skipped over, at most ALIGN_SKIP
  * bytes at a time, so a position there is at worst a few columns off.
  */
-static size_t *yalign(struct yctx *y, struct fy_node *n, const char *c, size_t clen)
+static size_t *yalign(struct yctx *y, node *n, const char *c, size_t clen)
 {
-	struct fy_token *t = fy_node_get_scalar_token(n);
-	const struct fy_mark *sm = t ? fy_token_start_mark(t) : NULL;
-	const struct fy_mark *em = t ? fy_token_end_mark(t) : NULL;
-	enum fy_node_style style = fy_node_get_style(n);
-	size_t rs = sm ? sm->input_pos : 0, re = em ? em->input_pos : y->rawlen, r, i;
+	size_t rs = n->has_span ? n->pos : 0, re = n->has_span ? n->end : y->rawlen, r, i;
 	size_t *map = dc_malloc_array(clen + 1, sizeof(*map));
 
 	if (!map)
@@ -159,7 +116,7 @@ static size_t *yalign(struct yctx *y, struct fy_node *n, const char *c, size_t c
 		rs = y->rawlen;
 	if (re > y->rawlen || re < rs)
 		re = y->rawlen;
-	if ((style == FYNS_LITERAL || style == FYNS_FOLDED) && rs < re &&
+	if ((n->style == DC_YAML_LITERAL || n->style == DC_YAML_FOLDED) && rs < re &&
 	    (y->raw[rs] == '|' || y->raw[rs] == '>')) {
 		/*
 		 * Content starts on the line after the indicator. libfyaml 0.7
@@ -170,7 +127,8 @@ static size_t *yalign(struct yctx *y, struct fy_node *n, const char *c, size_t c
 			rs++;
 		if (rs < re)
 			rs++;
-	} else if (style == FYNS_SINGLE_QUOTED || style == FYNS_DOUBLE_QUOTED) {
+	} else if (n->style == DC_YAML_SINGLE_QUOTED || n->style == DC_YAML_DOUBLE_QUOTED) {
+		/* the span starts at the opening quote */
 		if (rs < re)
 			rs++;
 	}
@@ -205,7 +163,7 @@ static size_t *yalign(struct yctx *y, struct fy_node *n, const char *c, size_t c
 	return map;
 }
 
-static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql *out)
+static int ysql(struct yctx *y, node *key, node *val, dc_sql *out)
 {
 	const char *s, *k;
 	size_t len = 0, klen = 0;
@@ -216,8 +174,8 @@ static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql
 	k = yscalar(key, &klen);
 	s = yscalar(val, &len);
 	if (!s)
-		return yerr(y, val ? val : key, "'%.*s' must be a string of sql in '%s'", (int)klen,
-		            k, y->name);
+		return yerr(y, val, "'%.*s' must be a string of sql in '%s'", (int)klen, k,
+		            y->name);
 	if (memchr(s, '\0', len))
 		return yerr(y, val, "'%.*s' contains a NUL character in '%s'", (int)klen, k,
 		            y->name);
@@ -228,14 +186,8 @@ static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql
 	if (!map)
 		return dc_error_set(y->L->err, DC_ENOMEM, "out of memory");
 	dc_migration__srcmap_init(&m, y->raw, y->rawlen, 1, 1);
-	{
-		struct fy_token *t = fy_node_get_scalar_token(val);
-		const struct fy_mark *mk = t ? fy_token_start_mark(t) : NULL;
-
-		if (mk && mk->input_pos <= map[0])
-			dc_migration__srcmap_set_origin(&m, mk->input_pos, mk->line + 1,
-			                                mk->column + 1);
-	}
+	if (val->has_span && val->pos <= map[0])
+		dc_migration__srcmap_set_origin(&m, val->pos, val->line, val->col);
 	m.map = map;
 	m.maplen = len;
 	rc = dc_migration__sql_fill(y->L, out, s, len, &m, y->path);
@@ -243,7 +195,7 @@ static int ysql(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_sql
 	return rc;
 }
 
-static int ybool(struct yctx *y, struct fy_node *key, struct fy_node *val, bool *out)
+static int ybool(struct yctx *y, node *key, node *val, bool *out)
 {
 	size_t len = 0;
 	const char *s = yscalar(val, &len);
@@ -262,28 +214,27 @@ static int ybool(struct yctx *y, struct fy_node *key, struct fy_node *val, bool 
 		}
 	}
 	s = yscalar(key, &len);
-	return yerr(y, val ? val : key, "'%.*s' must be true or false in '%s'", (int)len, s,
-	            y->name);
+	return yerr(y, val, "'%.*s' must be true or false in '%s'", (int)len, s, y->name);
 }
 
-static int ybatch(struct yctx *y, struct fy_node *key, struct fy_node *val, int64_t *rows)
+static int ybatch(struct yctx *y, node *key, node *val, int64_t *rows)
 {
 	static const char *const keys[] = { "rows" };
-	struct fy_node_pair *pr;
-	void *it = NULL;
 	int64_t v = 0;
 	bool have = false;
+	size_t p;
+	int rc;
 
-	if (!val || !fy_node_is_mapping(val))
-		return yerr(y, val ? val : key,
-		            "'batch' must be a mapping like '{ rows: 1000 }' in '%s'", y->name);
-	while ((pr = fy_node_mapping_iterate(val, &it)) != NULL) {
-		struct fy_node *k = fy_node_pair_key(pr), *vn = fy_node_pair_value(pr);
+	if (val->kind != DC_YAML_MAP)
+		return yerr(y, val, "'batch' must be a mapping like '{ rows: 1000 }' in '%s'",
+		            y->name);
+	if ((rc = ykeys(y, val, "in 'batch'", keys, 1)) < 0)
+		return rc;
+	for (p = 0; p + 1 < val->nkids; p += 2) {
+		node *vn = val->kids[p + 1];
 		const char *s;
 		size_t len = 0, i;
 
-		if (!ykey_is(k, "rows"))
-			return yunknown(y, k, "in 'batch'", keys, 1);
 		s = yscalar(vn, &len);
 		if (!s || len == 0 || len > 10)
 			goto bad;
@@ -297,8 +248,8 @@ static int ybatch(struct yctx *y, struct fy_node *key, struct fy_node *val, int6
 		have = true;
 		continue;
 bad:
-		return yerr(y, vn ? vn : k,
-		            "'rows' must be a whole number from 1 to 1000000000 in '%s'", y->name);
+		return yerr(y, vn, "'rows' must be a whole number from 1 to 1000000000 in '%s'",
+		            y->name);
 	}
 	if (!have)
 		return yerr(y, key, "'batch' has no 'rows' in '%s'", y->name);
@@ -306,31 +257,30 @@ bad:
 	return 0;
 }
 
-static int yphase(struct yctx *y, struct fy_node *n, dc_phase *ph, size_t idx, size_t count)
+static int yphase(struct yctx *y, node *n, dc_phase *ph, size_t idx, size_t count)
 {
 	static const char *const keys[] = { "name", "up", "down", "batch", "transaction" };
-	struct fy_node_pair *pr;
-	void *it = NULL;
+	size_t p;
 	int rc;
 
 	ph->transactional = true;
-	if (!fy_node_is_mapping(n))
+	if (n->kind != DC_YAML_MAP)
 		return yerr(y, n, "phase %zu must be a mapping in '%s'", idx + 1, y->name);
-	while ((pr = fy_node_mapping_iterate(n, &it)) != NULL) {
-		struct fy_node *k = fy_node_pair_key(pr), *v = fy_node_pair_value(pr);
+	if ((rc = ykeys(y, n, "in a phase", keys, 5)) < 0)
+		return rc;
+	for (p = 0; p + 1 < n->nkids; p += 2) {
+		node *k = n->kids[p], *v = n->kids[p + 1];
 
-		if (ykey_is(k, "name"))
+		if (dc_yaml__is(k, "name"))
 			rc = ystring(y, k, v, &ph->name);
-		else if (ykey_is(k, "up"))
+		else if (dc_yaml__is(k, "up"))
 			rc = ysql(y, k, v, &ph->up);
-		else if (ykey_is(k, "down"))
+		else if (dc_yaml__is(k, "down"))
 			rc = ysql(y, k, v, &ph->down);
-		else if (ykey_is(k, "batch"))
+		else if (dc_yaml__is(k, "batch"))
 			rc = ybatch(y, k, v, &ph->batch_rows);
-		else if (ykey_is(k, "transaction"))
+		else /* "transaction", the last known key */
 			rc = ybool(y, k, v, &ph->transactional);
-		else
-			rc = yunknown(y, k, "in a phase", keys, 5);
 		if (rc < 0)
 			return rc;
 	}
@@ -353,28 +303,13 @@ static int yphase(struct yctx *y, struct fy_node *n, dc_phase *ph, size_t idx, s
 	return 0;
 }
 
-static size_t yseq_count(struct fy_node *n)
+static int yphases(struct yctx *y, node *val, dc_migration *m)
 {
-	void *it = NULL;
-	size_t c = 0;
-
-	while (fy_node_sequence_iterate(n, &it))
-		c++;
-	return c;
-}
-
-static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_migration *m)
-{
-	struct fy_node *n;
-	void *it = NULL;
-	size_t count, i = 0, j;
+	size_t count, i, j;
 	int rc;
 
-	if (m->phases)
-		return yerr(y, key, "'phases' given twice in '%s'", y->name);
-	if (!val || !fy_node_is_sequence(val) || (count = yseq_count(val)) == 0)
-		return yerr(y, val ? val : key, "'phases' must be a non-empty list in '%s'",
-		            y->name);
+	if (val->kind != DC_YAML_SEQ || (count = val->nkids) == 0)
+		return yerr(y, val, "'phases' must be a non-empty list in '%s'", y->name);
 	if (count > DC_MIGRATION_MAX_PHASES)
 		return dc_error_set_at(y->L->err, DC_ELIMIT, y->path, 0, 0,
 		                       "'%s' has more than %d phases", y->name,
@@ -382,7 +317,9 @@ static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 	rc = dc_migration__phases_alloc(m, count, y->L->err);
 	if (rc < 0)
 		return rc;
-	while ((n = fy_node_sequence_iterate(val, &it)) != NULL && i < count) {
+	for (i = 0; i < count; i++) {
+		node *n = val->kids[i];
+
 		rc = yphase(y, n, &m->phases[i], i, count);
 		if (rc < 0)
 			return rc;
@@ -391,21 +328,18 @@ static int yphases(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 				return yerr(y, n, "duplicate phase name '%s' in '%s'",
 				            m->phases[i].name, y->name);
 		}
-		i++;
 	}
 	return 0;
 }
 
-static int yverify(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_migration *m)
+static int yverify(struct yctx *y, node *key, node *val, dc_migration *m)
 {
-	struct fy_node *n;
-	void *it = NULL;
-	size_t count, i = 0;
+	size_t count, i;
 	int rc;
 
-	if (!val || !fy_node_is_sequence(val))
-		return yerr(y, val ? val : key, "'verify' must be a list of sql in '%s'", y->name);
-	count = yseq_count(val);
+	if (val->kind != DC_YAML_SEQ)
+		return yerr(y, val, "'verify' must be a list of sql in '%s'", y->name);
+	count = val->nkids;
 	if (count == 0)
 		return 0;
 	if (count > DC_MIGRATION_MAX_PHASES)
@@ -416,15 +350,57 @@ static int yverify(struct yctx *y, struct fy_node *key, struct fy_node *val, dc_
 	if (!m->verify)
 		return dc_error_set(y->L->err, DC_ENOMEM, "out of memory");
 	m->nverify = count;
-	while ((n = fy_node_sequence_iterate(val, &it)) != NULL && i < count) {
+	for (i = 0; i < count; i++) {
+		node *n = val->kids[i];
+
 		rc = ysql(y, key, n, &m->verify[i]);
 		if (rc < 0)
 			return rc;
 		if (m->verify[i].nstmts != 1)
 			return yerr(y, n, "each 'verify' entry must be one statement in '%s'",
 			            y->name);
-		i++;
 	}
+	return 0;
+}
+
+/* The top-level mapping, its keys checked, into m. */
+static int yroot(struct yctx *y, node *root, dc_migration *m)
+{
+	static const char *const keys[] = { "version", "name", "audit", "phases", "verify" };
+	node *vnode = NULL;
+	size_t p;
+	int rc;
+
+	if (!root || root->kind != DC_YAML_MAP)
+		return yerr(y, root, "'%s' must be a mapping with 'version' and 'phases'", y->name);
+	if ((rc = ykeys(y, root, "at the top level", keys, 5)) < 0)
+		return rc;
+	for (p = 0; p + 1 < root->nkids; p += 2) {
+		node *k = root->kids[p], *v = root->kids[p + 1];
+
+		if (dc_yaml__is(k, "version")) {
+			vnode = v;
+			rc = ystring(y, k, v, &m->version);
+		} else if (dc_yaml__is(k, "name")) {
+			rc = ystring(y, k, v, &m->name);
+		} else if (dc_yaml__is(k, "audit")) {
+			rc = ystring(y, k, v, &m->audit);
+		} else if (dc_yaml__is(k, "phases")) {
+			rc = yphases(y, v, m);
+		} else { /* "verify", the last known key */
+			rc = yverify(y, k, v, m);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	if (!m->version)
+		return yerr(y, root, "'%s' has no 'version'", y->name);
+	if (!dc_migration__version_valid(m->version))
+		return yerr(y, vnode,
+		            "invalid version '%.*s' in '%s': use letters, digits, '.', '_' and '-'",
+		            MAX_VERSION_LEN, m->version, y->name);
+	if (!m->phases)
+		return yerr(y, root, "'%s' has no 'phases'", y->name);
 	return 0;
 }
 
@@ -435,103 +411,35 @@ static int load(struct loader *L,
                 const char *down,
                 size_t dlen)
 {
-	static const char *const keys[] = { "version", "name", "audit", "phases", "verify" };
-	struct fy_diag_cfg dcfg;
-	struct fy_parse_cfg pcfg;
-	struct fy_diag *diag = NULL;
-	struct fy_document *fyd = NULL;
-	struct fy_node *root, *vnode = NULL;
-	struct fy_node_pair *pr;
 	struct yctx y = { L, m->path, dc_migration__base_name(m->path), raw, len };
-	void *it = NULL;
-	bool seen_verify = false;
-	int rc = 0;
+	dc_yaml_node *root = NULL;
+	dc_yaml_problem why;
+	int rc;
 
 	(void)down;
 	(void)dlen;
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.output_fn = fy_quiet;
-	dcfg.colorize = false;
-	diag = fy_diag_create(&dcfg);
-	if (!diag) {
-		rc = dc_error_set(L->err, DC_ENOMEM, "out of memory");
+	rc = dc_yaml__parse(&root, raw, len, &why);
+	if (rc == DC_EPARSE) {
+		rc = dc_error_set_at(L->err, DC_EPARSE, m->path, why.line, why.col,
+		                     "invalid yaml in '%s': %s", y.name, why.msg);
 		goto out;
 	}
-	fy_diag_set_collect_errors(diag, true);
-	memset(&pcfg, 0, sizeof(pcfg));
-	pcfg.flags = FYPCF_QUIET;
-	pcfg.diag = diag;
-	fyd = fy_document_build_from_string(&pcfg, raw, len);
-	if (!fyd || fy_diag_got_error(diag)) {
-		struct fy_diag_error *de;
-		void *dit = NULL;
-
-		de = fy_diag_errors_iterate(diag, &dit);
-		if (de)
-			rc = dc_error_set_at(
-			        L->err, DC_EPARSE, m->path, de->line >= 0 ? de->line + 1 : 0,
-			        de->column >= 0 ? de->column + 1 : 0, "invalid yaml in '%s': %s",
-			        y.name, de->msg ? de->msg : "parse error");
-		else
-			rc = dc_error_set_at(L->err, DC_EPARSE, m->path, 0, 0,
-			                     "invalid yaml in '%s'", y.name);
+	if (rc < 0) {
+		rc = dc_error_set(L->err, rc, "out of memory");
 		goto out;
 	}
-	root = fy_document_root(fyd);
-	if (!root || !fy_node_is_mapping(root)) {
-		rc = yerr(&y, root, "'%s' must be a mapping with 'version' and 'phases'", y.name);
+	rc = yroot(&y, root, m);
+	if (rc < 0)
 		goto out;
-	}
-	while ((pr = fy_node_mapping_iterate(root, &it)) != NULL) {
-		struct fy_node *k = fy_node_pair_key(pr), *v = fy_node_pair_value(pr);
-
-		if (ykey_is(k, "version")) {
-			vnode = v ? v : k;
-			rc = ystring(&y, k, v, &m->version);
-		} else if (ykey_is(k, "name")) {
-			rc = ystring(&y, k, v, &m->name);
-		} else if (ykey_is(k, "audit")) {
-			rc = ystring(&y, k, v, &m->audit);
-		} else if (ykey_is(k, "phases")) {
-			rc = yphases(&y, k, v, m);
-		} else if (ykey_is(k, "verify")) {
-			rc = seen_verify ? yerr(&y, k, "'verify' given twice in '%s'", y.name)
-			                 : yverify(&y, k, v, m);
-			seen_verify = true;
-		} else {
-			rc = yunknown(&y, k, "at the top level", keys, 5);
-		}
-		if (rc < 0)
-			goto out;
-	}
-	if (!m->version) {
-		rc = yerr(&y, root, "'%s' has no 'version'", y.name);
-		goto out;
-	}
-	if (!dc_migration__version_valid(m->version)) {
-		rc = yerr(&y, vnode,
-		          "invalid version '%.*s' in '%s': use letters, digits, '.', '_' and '-'",
-		          MAX_VERSION_LEN, m->version, y.name);
-		goto out;
-	}
-	if (!m->phases) {
-		rc = yerr(&y, root, "'%s' has no 'phases'", y.name);
-		goto out;
-	}
 	if (!m->name) {
 		const char *dot = strrchr(y.name, '.');
 
 		m->name = dc_strndup(y.name, dot ? (size_t)(dot - y.name) : strlen(y.name));
-		if (!m->name) {
+		if (!m->name)
 			rc = dc_error_set(L->err, DC_ENOMEM, "out of memory");
-			goto out;
-		}
 	}
 out:
-	fy_document_destroy(fyd);
-	if (diag)
-		fy_diag_destroy(diag);
+	dc_yaml__free(root);
 	return rc;
 }
 
