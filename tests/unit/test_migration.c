@@ -647,6 +647,27 @@ static void natural_version_order(void **state)
 	assert_true(dc_version_compare("", "1") < 0);
 }
 
+/*
+ * Layouts claim names in table order: dbmate's <version>_<name>.sql must not
+ * take a golang-migrate name that golang-migrate itself refuses.
+ */
+static void golang_name_without_title_is_refused(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1_.up.sql", "CREATE TABLE a (x int);\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EINVAL);
+	assert_null(set);
+	assert_string_equal(err.message,
+	                    "'1_.up.sql' is not a migration file: expected "
+	                    "<version>_<name>.up.sql and .down.sql, <version>_<name>.sql (dbmate), "
+	                    "V<version>__<name>.sql (flyway) or a .yaml migration");
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -671,6 +692,7 @@ int main(void)
 		cmocka_unit_test(invalid_utf8),
 		cmocka_unit_test(unknown_file_and_missing_folder),
 		cmocka_unit_test(natural_version_order),
+		cmocka_unit_test(golang_name_without_title_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
