@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include <deployclaw/migration.h>
+#include "migration_internal.h"
 
 /* A sum file is about 200 bytes a migration. */
 #define SUM_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -26,13 +26,6 @@ struct sum_line {
 	char hash[65];
 	int lineno;
 };
-
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
 
 static void chain(char out[65], const char *prev, const char *checksum)
 {
@@ -61,7 +54,8 @@ static int render_lines(const dc_migration_set *set, dc_strbuf *lines)
 		const dc_migration *m = &set->migrations[i];
 
 		chain(h, prev, m->checksum);
-		dc_strbuf_addf(lines, "%s %s %s\n", base_name(m->path), m->version, h);
+		dc_strbuf_addf(lines, "%s %s %s\n", dc_migration__base_name(m->path), m->version,
+		               h);
 		memcpy(prev, h, sizeof(prev));
 	}
 	return dc_strbuf_error(lines);
@@ -255,7 +249,7 @@ static struct named *index_migrations(const dc_migration *m, size_t n)
 	if (!idx)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		idx[i].name = base_name(m[i].path);
+		idx[i].name = dc_migration__base_name(m[i].path);
 		idx[i].i = i;
 	}
 	qsort(idx, n, sizeof(*idx), cmp_named);
@@ -358,7 +352,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 			report(&msg, &shown, &hidden, "edited", v[i].name);
 	}
 	for (i = 0; i < set->count; i++) {
-		const char *name = base_name(set->migrations[i].path);
+		const char *name = dc_migration__base_name(set->migrations[i].path);
 
 		if (find_named(lidx, nv, name) == (size_t)-1)
 			report(&msg, &shown, &hidden, "added", name);
@@ -373,7 +367,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	for (i = 0; i < ncs && i < ncm; i++) {
 		if (common_s[i] != common_m[i])
 			report(&msg, &shown, &hidden, "reordered",
-			       base_name(set->migrations[common_m[i]].path));
+			       dc_migration__base_name(set->migrations[common_m[i]].path));
 	}
 	if (hidden)
 		dc_strbuf_addf(&msg, " and %zu more", hidden);

@@ -223,6 +223,77 @@ static void native_block_scalar_syntax_error(void **state)
 	remove_dir(dir);
 }
 
+/*
+ * Native migrations and deployclaw.yaml are read by one YAML reader: a
+ * syntax error is at the position libfyaml reports (1-based already, as in
+ * deployclaw.yaml's "syntax error" messages), not one line below it.
+ */
+static void native_yaml_syntax_error_line(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1.yaml", "version: 1\nphases:\n  - up: SELECT 1\n    down: a: b\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_string_equal(
+	        err.message,
+	        "invalid yaml in '1.yaml': invalid nested block mapping on the same line");
+	assert_int_equal(err.line, 4);
+	assert_int_equal(err.col, 12);
+	remove_dir(dir);
+}
+
+/* A key given twice is named with both positions, like in deployclaw.yaml. */
+static void native_duplicate_key(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1.yaml", "version: 1\nphases:\n  - up: SELECT 1\n    up: SELECT 2\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_string_equal(err.message,
+	                    "'up' given twice in a phase in '1.yaml' (first at line 3, column 5)");
+	assert_int_equal(err.line, 4);
+	assert_int_equal(err.col, 5);
+	put(dir, "1.yaml", "version: 1\nphases:\n  - up: SELECT 1\n---\nversion: 2\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_string_equal(err.message,
+	                    "invalid yaml in '1.yaml': only one YAML document is allowed");
+	assert_int_equal(err.line, 4);
+	remove_dir(dir);
+}
+
+/* Quoted sql: '' is one quote, and statements are placed after the quote. */
+static void native_quoted_sql(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	const dc_phase *ph;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1.yaml",
+	    "version: 1\n"
+	    "phases:\n"
+	    "  - up: 'INSERT INTO t VALUES (''a''''b''); SELECT 2'\n"
+	    "    down: \"DELETE FROM t\"\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), 0);
+	ph = &set->migrations[0].phases[0];
+	assert_int_equal(ph->up.nstmts, 2);
+	assert_string_equal(ph->up.stmts[0].sql, "INSERT INTO t VALUES ('a''b')");
+	assert_int_equal(ph->up.stmts[0].line, 3);
+	assert_int_equal(ph->up.stmts[0].col, 10);
+	assert_int_equal(ph->up.stmts[1].col, 45);
+	assert_int_equal(ph->down.stmts[0].line, 4);
+	assert_int_equal(ph->down.stmts[0].col, 12);
+	dc_migration_set_free(set);
+	remove_dir(dir);
+}
+
 /* ---- golang-migrate ---- */
 
 static const char pg_function[] = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
@@ -576,6 +647,27 @@ static void natural_version_order(void **state)
 	assert_true(dc_version_compare("", "1") < 0);
 }
 
+/*
+ * Layouts claim names in table order: dbmate's <version>_<name>.sql must not
+ * take a golang-migrate name that golang-migrate itself refuses.
+ */
+static void golang_name_without_title_is_refused(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1_.up.sql", "CREATE TABLE a (x int);\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EINVAL);
+	assert_null(set);
+	assert_string_equal(err.message,
+	                    "'1_.up.sql' is not a migration file: expected "
+	                    "<version>_<name>.up.sql and .down.sql, <version>_<name>.sql (dbmate), "
+	                    "V<version>__<name>.sql (flyway) or a .yaml migration");
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +676,9 @@ int main(void)
 		cmocka_unit_test(native_unknown_key_suggests),
 		cmocka_unit_test(native_yaml_errors_are_quiet_and_positioned),
 		cmocka_unit_test(native_block_scalar_syntax_error),
+		cmocka_unit_test(native_yaml_syntax_error_line),
+		cmocka_unit_test(native_duplicate_key),
+		cmocka_unit_test(native_quoted_sql),
 		cmocka_unit_test(golang_migrate_layout),
 		cmocka_unit_test(pg_syntax_error_position),
 		cmocka_unit_test(sqlite_syntax_error_position),
@@ -597,6 +692,7 @@ int main(void)
 		cmocka_unit_test(invalid_utf8),
 		cmocka_unit_test(unknown_file_and_missing_folder),
 		cmocka_unit_test(natural_version_order),
+		cmocka_unit_test(golang_name_without_title_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
