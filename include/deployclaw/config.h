@@ -147,6 +147,9 @@ DC_API void dc_config_free(dc_config *cfg);
  */
 DC_API int dc_config_dump(const dc_config *cfg, dc_strbuf *out);
 
+/** The same document as dc_config_dump, as JSON (one object, newline-terminated). */
+DC_API int dc_config_dump_json(const dc_config *cfg, dc_strbuf *out);
+
 /**
  * A copy of a libpq conninfo ("host=x password=secret") or URI
  * ("postgres://u:secret@h/db?password=x") with the password replaced by

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libfyaml.h>
-
 #include <deployclaw/config.h>
 
 #include "cli.h"
@@ -18,32 +16,18 @@ static int run_show(cli *c)
 {
 	dc_config *cfg = NULL;
 	dc_strbuf out = DC_STRBUF_INIT;
-	struct fy_document *doc = NULL;
-	char *json = NULL;
 	dc_error err = { 0 };
 	int rc;
 
 	if ((rc = cli_load_config(c, &cfg, &err)) != 0)
 		goto out;
-	if ((rc = dc_config_dump(cfg, &out)) != 0) {
+	rc = c->json ? dc_config_dump_json(cfg, &out) : dc_config_dump(cfg, &out);
+	if (rc != 0) {
 		dc_error_set(&err, rc, "out of memory");
 		goto out;
 	}
-	if (!c->json) {
-		cli_write(out.buf, out.len);
-		goto out;
-	}
-	/* The dump is YAML; libfyaml's emitter turns it into JSON. */
-	doc = fy_document_build_from_string(NULL, out.buf, out.len);
-	json = doc ? fy_emit_document_to_string(doc, FYECF_MODE_JSON) : NULL;
-	if (!json) {
-		rc = dc_error_set(&err, DC_ENOMEM, "could not render the configuration as JSON");
-		goto out;
-	}
-	cli_out("%s%s", json, json[0] && json[strlen(json) - 1] == '\n' ? "" : "\n");
+	cli_write(out.buf, out.len);
 out:
-	free(json);
-	fy_document_destroy(doc);
 	dc_strbuf_release(&out);
 	dc_config_free(cfg);
 	return rc ? cli_fail(c, rc, &err) : 0;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libfyaml.h>
+
 #include <deployclaw/config.h>
 
 size_t dc_amount_of(dc_amount a, size_t total)
@@ -245,4 +247,33 @@ static const char template_text[] =
 const char *dc_config_template(void)
 {
 	return template_text;
+}
+
+int dc_config_dump_json(const dc_config *cfg, dc_strbuf *out)
+{
+	dc_strbuf yaml = DC_STRBUF_INIT;
+	struct fy_document *doc = NULL;
+	char *json = NULL;
+	size_t len;
+	int rc;
+
+	if ((rc = dc_config_dump(cfg, &yaml)) != 0)
+		goto out;
+	/* The dump is YAML; libfyaml's emitter turns it into JSON. */
+	doc = fy_document_build_from_string(NULL, yaml.buf, yaml.len);
+	json = doc ? fy_emit_document_to_string(doc, FYECF_MODE_JSON) : NULL;
+	if (!json) {
+		rc = DC_ENOMEM;
+		goto out;
+	}
+	len = strlen(json);
+	dc_strbuf_add(out, json, len);
+	if (len == 0 || json[len - 1] != '\n')
+		dc_strbuf_addch(out, '\n');
+	rc = dc_strbuf_error(out);
+out:
+	free(json);
+	fy_document_destroy(doc);
+	dc_strbuf_release(&yaml);
+	return rc;
 }
