@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +19,6 @@
 
 #include "sqlite_internal.h"
 
-/* See sqlite_internal.h. */
 int dc_sqlite__fail(const dc_conn *c,
                     dc_error *err,
                     int code,
@@ -64,6 +62,7 @@ int dc_sqlite__db_fail(const dc_conn *c, dc_error *err, const char *what)
 int dc_sqlite__connect(dc_engine *e, dc_conn **out, dc_error *err)
 {
 	dc_conn *c = calloc(1, sizeof(*c));
+	int ret;
 
 	*out = NULL;
 	if (!c)
@@ -73,14 +72,9 @@ int dc_sqlite__connect(dc_engine *e, dc_conn **out, dc_error *err)
 	dc_strbuf_init(&c->scratch, 1024 * 1024);
 	dc_strbuf_init(&c->paths.canon, PATH_MAX + 1);
 	dc_strbuf_init(&c->pf.paths.canon, PATH_MAX + 1);
-	if (pthread_mutex_init(&c->pf.mu, NULL) != 0) {
+	if ((ret = dc_sqlite__prefetch_init(&c->pf, err)) != 0) {
 		free(c);
-		return dc_error_set(err, DC_ENOMEM, "cannot create a mutex");
-	}
-	if (pthread_cond_init(&c->pf.cv, NULL) != 0) {
-		pthread_mutex_destroy(&c->pf.mu);
-		free(c);
-		return dc_error_set(err, DC_ENOMEM, "cannot create a condition variable");
+		return ret;
 	}
 	*out = c;
 	return 0;
@@ -133,23 +127,12 @@ void dc_sqlite__disconnect(dc_conn *c)
 	if (!c)
 		return;
 	dc_sqlite__leave(c);
-	if (c->pf.running) {
-		pthread_mutex_lock(&c->pf.mu);
-		c->pf.quit = true;
-		pthread_cond_broadcast(&c->pf.cv);
-		pthread_mutex_unlock(&c->pf.mu);
-		pthread_join(c->pf.thread, NULL);
-	}
-	sqlite3_close(c->pf.done);
-	sqlite3_close(c->pf.to_close);
-	pthread_cond_destroy(&c->pf.cv);
-	pthread_mutex_destroy(&c->pf.mu);
+	dc_sqlite__prefetch_release(&c->pf);
 	sqlite3_finalize(c->attach);
 	sqlite3_finalize(c->detach);
 	sqlite3_close(c->host);
 	free(c->written);
 	dc_sqlite__graph_drop(c);
-	dc_sqlite__graph_destroy(c->pf.done_graph);
 	dc_strbuf_release(&c->scratch);
 	path_cache_release(&c->paths);
 	path_cache_release(&c->pf.paths);

@@ -175,6 +175,36 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
+/* The prefetcher's mutex and condition variable; its thread starts on first
+ * use (dc_sqlite__prefetch). */
+int dc_sqlite__prefetch_init(prefetcher *pf, dc_error *err)
+{
+	if (pthread_mutex_init(&pf->mu, NULL) != 0)
+		return dc_error_set(err, DC_ENOMEM, "cannot create a mutex");
+	if (pthread_cond_init(&pf->cv, NULL) != 0) {
+		pthread_mutex_destroy(&pf->mu);
+		return dc_error_set(err, DC_ENOMEM, "cannot create a condition variable");
+	}
+	return 0;
+}
+
+/* Stops the thread and closes what it still holds. */
+void dc_sqlite__prefetch_release(prefetcher *pf)
+{
+	if (pf->running) {
+		pthread_mutex_lock(&pf->mu);
+		pf->quit = true;
+		pthread_cond_broadcast(&pf->cv);
+		pthread_mutex_unlock(&pf->mu);
+		pthread_join(pf->thread, NULL);
+	}
+	sqlite3_close(pf->done);
+	sqlite3_close(pf->to_close);
+	pthread_cond_destroy(&pf->cv);
+	pthread_mutex_destroy(&pf->mu);
+	dc_sqlite__graph_destroy(pf->done_graph);
+}
+
 /*
  * A hint that the worker will probably enter `t` next: the prefetch thread
  * opens it while the current tenant runs (its commit waits on the disk), so

@@ -24,7 +24,8 @@
 /* How often lock_tenant (and a backup) retries while another holds the lock. */
 #define DC_SQLITE__LOCK_POLL_MS 10
 
-/* The columns of deployclaw_history, in dc_history_row's order. */
+/* The select list of deployclaw_history's rows, in the column order
+ * dc_sqlite__history_rows reads them (history.c, peek.c). */
 #define DC_SQLITE__HISTORY_COLUMNS \
 	"SELECT version, name, checksum, phase, status, started_at, finished_at, duration_ms, run_id, actor "
 
@@ -266,6 +267,8 @@ int dc_sqlite__discover(dc_engine *e, dc_tenant **tenants, size_t *n, dc_error *
 
 /* ---- prefetch.c -------------------------------------------------------- */
 
+int dc_sqlite__prefetch_init(prefetcher *pf, dc_error *err);
+void dc_sqlite__prefetch_release(prefetcher *pf);
 void dc_sqlite__close_later(dc_conn *c, sqlite3 *db);
 void dc_sqlite__prefetch(dc_conn *c, const dc_tenant *t);
 sqlite3 *dc_sqlite__prefetch_take(dc_conn *c,
