@@ -1,6 +1,9 @@
 #include <stdlib.h>
+#include <string.h>
 
 #include <deployclaw/engine.h>
+
+#include "engine_internal.h"
 
 void dc_tenants_free(dc_tenant *tenants, size_t n)
 {
@@ -27,6 +30,21 @@ const char *dc_history_status_name(dc_history_status status)
 		return "partial";
 	}
 	return "unknown";
+}
+
+int dc_engine__parse_status(dc_history_status *out, const char *s)
+{
+	static const dc_history_status all[] = { DC_HISTORY_APPLIED, DC_HISTORY_ROLLED_BACK,
+		                                 DC_HISTORY_PARTIAL };
+	size_t i;
+
+	for (i = 0; s && i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, dc_history_status_name(all[i])) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return DC_EINVAL;
 }
 
 void dc_history_row_release(dc_history_row *row)

@@ -18,6 +18,8 @@
 
 #include <deployclaw/engine.h>
 
+#include "engine/engine_internal.h"
+
 /* ------------------------------------------------------------------------ */
 /* Fixture: a temporary folder of tenant files and an engine over it.      */
 
@@ -399,6 +401,62 @@ static void test_history_rolled_back_row_is_kept(void **state)
 	assert_string_equal(rows[1].version, "1");
 	assert_int_equal(rows[1].status, DC_HISTORY_ROLLED_BACK);
 	dc_history_rows_free(rows, n);
+}
+
+/* The helper both engines read history statuses with: exactly the names
+ * dc_history_status_name writes, nothing else, and `*out` untouched on a
+ * refusal. */
+static void test_parse_status_names(void **state)
+{
+	static const dc_history_status all[] = { DC_HISTORY_APPLIED, DC_HISTORY_ROLLED_BACK,
+		                                 DC_HISTORY_PARTIAL };
+	static const char *const bad[] = { "", "Applied", "applied ", "rolled-back", "unknown" };
+	dc_history_status st;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		st = (dc_history_status)-1;
+		assert_int_equal(dc_engine__parse_status(&st, dc_history_status_name(all[i])), 0);
+		assert_int_equal(st, all[i]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		st = DC_HISTORY_PARTIAL;
+		assert_int_equal(dc_engine__parse_status(&st, bad[i]), DC_EINVAL);
+		assert_int_equal(st, DC_HISTORY_PARTIAL);
+	}
+	assert_int_equal(dc_engine__parse_status(&st, NULL), DC_EINVAL);
+}
+
+/* A row whose status is not one deployclaw writes is refused, naming the
+ * version, by the run's read and by planning's peek alike. */
+static void test_history_unknown_status_is_refused(void **state)
+{
+	fx *f = *state;
+	dc_history_row *rows = NULL;
+	size_t n = 7;
+
+	make_db(f, "acme.db",
+	        "CREATE TABLE deployclaw_history (version TEXT PRIMARY KEY NOT NULL, name TEXT,"
+	        " checksum TEXT, phase TEXT, status TEXT NOT NULL, started_at TEXT, finished_at"
+	        " TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT);"
+	        "INSERT INTO deployclaw_history (version, status) VALUES ('0001', 'applied');"
+	        "INSERT INTO deployclaw_history (version, status) VALUES ('0002', 'done')");
+	start(f);
+	assert_int_equal(E->history_peek(f->conn, tenant(f, "acme"), &rows, &n, &f->err),
+	                 DC_EINTEGRITY);
+	assert_null(rows);
+	assert_int_equal(n, 0);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': deployclaw_history: invalid row for version '0002'");
+	dc_error_clear(&f->err);
+	n = 7;
+	assert_int_equal(E->enter(f->conn, tenant(f, "acme"), &f->err), 0);
+	assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), DC_EINTEGRITY);
+	assert_null(rows);
+	assert_int_equal(n, 0);
+	assert_string_equal(f->err.message,
+	                    "tenant 'acme': deployclaw_history: invalid row for version '0002'");
 }
 
 static void test_history_read_without_table(void **state)
@@ -1083,15 +1141,16 @@ static void test_schema_loaded_before_is_checked(void **state)
 		}
 		path_in(path, sizeof(path), f, round == 0 ? "b.db" : "c.db");
 		assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(other,
-		                              "CREATE TABLE deployclaw_history (version TEXT PRIMARY"
-		                              " KEY NOT NULL, name TEXT, checksum TEXT, phase TEXT,"
-		                              " status TEXT NOT NULL, started_at TEXT, finished_at"
-		                              " TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT);"
-		                              "INSERT INTO deployclaw_history (version, status)"
-		                              " VALUES ('0007', 'applied')",
-		                              NULL, NULL, NULL),
-		                 SQLITE_OK);
+		assert_int_equal(
+		        sqlite3_exec(other,
+		                     "CREATE TABLE deployclaw_history (version TEXT PRIMARY"
+		                     " KEY NOT NULL, name TEXT, checksum TEXT, phase TEXT,"
+		                     " status TEXT NOT NULL, started_at TEXT, finished_at"
+		                     " TEXT, duration_ms INTEGER, run_id TEXT, actor TEXT);"
+		                     "INSERT INTO deployclaw_history (version, status)"
+		                     " VALUES ('0007', 'applied')",
+		                     NULL, NULL, NULL),
+		        SQLITE_OK);
 		sqlite3_close(other);
 		assert_int_equal(E->begin(f->conn, &f->err), 0);
 		assert_int_equal(E->history_read(f->conn, &rows, &n, &f->err), 0);
@@ -1398,8 +1457,7 @@ static void test_foreign_key_check_beyond_enforcement(void **state)
 	assert_int_equal(E->begin(f->conn, &f->err), 0);
 	run_ok(f, "DROP INDEX k_code");
 	dc_error_clear(&f->err);
-	assert_int_not_equal(E->check(f->conn, DC_CHECK_FOREIGN_KEYS, false, &sb, 10, &f->err),
-	                     0);
+	assert_int_not_equal(E->check(f->conn, DC_CHECK_FOREIGN_KEYS, false, &sb, 10, &f->err), 0);
 	assert_non_null(strstr(f->err.message, "foreign key mismatch"));
 	assert_int_equal(E->rollback(f->conn, &f->err), 0);
 	dc_strbuf_release(&sb);
@@ -1473,6 +1531,7 @@ static void test_foreign_key_check_counts_cannot_hide_an_orphan(void **state)
 		    "CREATE TABLE p (id INTEGER PRIMARY KEY)" },
 		  "c: row 1 references a missing row of p_old\n" },
 	};
+
 	fx *f = *state;
 	char name[32];
 	size_t i, k;
@@ -1500,9 +1559,10 @@ static void test_checks_list_tables_again_after_a_statement(void **state)
 {
 	fx *f = *state;
 
-	start_acme(f, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
-	              "CREATE TABLE o (id INTEGER PRIMARY KEY);"
-	              "CREATE TABLE lone (x INTEGER REFERENCES o (id)); INSERT INTO lone VALUES (7)");
+	start_acme(f,
+	           "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+	           "CREATE TABLE o (id INTEGER PRIMARY KEY);"
+	           "CREATE TABLE lone (x INTEGER REFERENCES o (id)); INSERT INTO lone VALUES (7)");
 	assert_int_equal(E->begin(f->conn, &f->err), 0);
 	run_ok(f, "INSERT INTO p VALUES (1)");
 	assert_check(f, DC_CHECK_INTEGRITY, false, "");
@@ -1739,6 +1799,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback_leaves_no_table_and_no_row, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_commit_keeps_change_and_row, setup, teardown),
+		cmocka_unit_test(test_parse_status_names),
+		cmocka_unit_test_setup_teardown(test_history_unknown_status_is_refused, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_history_rolled_back_row_is_kept, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_history_read_without_table, setup, teardown),
@@ -1781,8 +1844,8 @@ int main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_key_check_counts_cannot_hide_an_orphan,
 		                                setup, teardown),
-		cmocka_unit_test_setup_teardown(test_checks_cover_everything_after_a_virtual_table_write,
-		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_checks_cover_everything_after_a_virtual_table_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks_cover_everything_when_unsure, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_prefetched_graph_holds_only_while_current,
