@@ -2,6 +2,7 @@
  * The tenant's history table, deployclaw_history: created and read by the
  * first begin of a visit, written in the same statement as the state row.
  */
+#include "engine/engine_internal.h"
 #include "pg_internal.h"
 
 /* The tail of a history write after "WITH h AS (INSERT INTO <history>": the
@@ -37,21 +38,6 @@ int dc_pg__history_sql(dc_conn *c, dc_strbuf *sb, const char *head, const char *
 
 /* ------------------------------------------------------------------------ */
 /* History                                                                  */
-
-static int parse_status(dc_history_status *out, const char *s)
-{
-	static const dc_history_status all[] = { DC_HISTORY_APPLIED, DC_HISTORY_ROLLED_BACK,
-		                                 DC_HISTORY_PARTIAL };
-	size_t i;
-
-	for (i = 0; s && i < sizeof(all) / sizeof(all[0]); i++) {
-		if (strcmp(s, dc_history_status_name(all[i])) == 0) {
-			*out = all[i];
-			return 0;
-		}
-	}
-	return DC_EINVAL;
-}
 
 static int dup_value(char **out, const PGresult *res, int row, int col)
 {
@@ -112,7 +98,7 @@ int dc_pg__history_rows(const PGresult *res,
 			r->finished_at_ms = int_value(res, row, 6);
 			r->duration_ms = int_value(res, row, 7);
 		}
-		if (!r->version || parse_status(&r->status, status) != 0) {
+		if (!r->version || dc_engine__parse_status(&r->status, status) != 0) {
 			*bad_version = dc_strdup(r->version ? r->version : "(null)");
 			ret = DC_EINVAL;
 			goto out;
