@@ -7,6 +7,8 @@
 #ifndef DEPLOYCLAW_UTIL_H
 #define DEPLOYCLAW_UTIL_H
 
+#include <signal.h>
+
 #include <deployclaw/common.h>
 
 /* ------------------------------------------------------------------------ */
@@ -166,6 +168,21 @@ DC_API int64_t dc_time_now_ms(void);
 
 /** Monotonic clock in milliseconds. */
 DC_API int64_t dc_time_mono_ms(void);
+
+/** Sleeps `ms` milliseconds (none when <= 0), resuming after a signal unless
+ * `*stop` (may be NULL) was set by it: then it returns at once. */
+void dc_sleep_ms(int64_t ms, volatile sig_atomic_t *stop);
+
+/** One pause of a poll loop that gives up at `deadline_ms` (dc_time_mono_ms):
+ * `poll_ms`, or what is left before the deadline when that is less, and at
+ * least 1 ms. */
+void dc_sleep_poll(int64_t deadline_ms, int64_t poll_ms);
+
+/** FNV-1a, 64 bits, over `len` bytes: start from DC_FNV1A64_INIT, or chain a
+ * previous result to hash several pieces as one. Not for anything an attacker
+ * chooses to collide (lock keys and slots only). */
+#define DC_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t dc_fnv1a64(uint64_t h, const void *data, size_t len);
 
 /** RFC 3339 UTC with milliseconds: "2026-11-24T03:07:04.123Z" (25 bytes). */
 DC_API void dc_time_rfc3339(char out[32], int64_t epoch_ms);

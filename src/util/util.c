@@ -249,6 +249,36 @@ int64_t dc_time_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void dc_sleep_ms(int64_t ms, volatile sig_atomic_t *stop)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !(stop && *stop))
+		;
+}
+
+void dc_sleep_poll(int64_t deadline_ms, int64_t poll_ms)
+{
+	int64_t left = deadline_ms - dc_time_mono_ms();
+
+	dc_sleep_ms(left < poll_ms ? (left > 0 ? left : 1) : poll_ms, NULL);
+}
+
+uint64_t dc_fnv1a64(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
 void dc_time_rfc3339(char out[32], int64_t epoch_ms)
 {
 	time_t secs = (time_t)(epoch_ms / 1000);

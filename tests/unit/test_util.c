@@ -12,6 +12,17 @@
 
 #include "tmpdir.h"
 
+/* The published FNV-1a 64 vectors, and hashing in pieces equals hashing at once. */
+static void fnv1a64_matches_the_reference(void **state)
+{
+	(void)state;
+	assert_true(dc_fnv1a64(DC_FNV1A64_INIT, "", 0) == 0xcbf29ce484222325ULL);
+	assert_true(dc_fnv1a64(DC_FNV1A64_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_true(dc_fnv1a64(DC_FNV1A64_INIT, "foobar", 6) == 0x85944171f73967e8ULL);
+	assert_true(dc_fnv1a64(dc_fnv1a64(DC_FNV1A64_INIT, "foo", 3), "bar", 3) ==
+	            dc_fnv1a64(DC_FNV1A64_INIT, "foobar", 6));
+}
+
 static void strbuf_appends_and_detaches(void **state)
 {
 	dc_strbuf sb = DC_STRBUF_INIT;
@@ -274,6 +285,7 @@ static void atomic_write_uses_a_dotfile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(fnv1a64_matches_the_reference),
 		cmocka_unit_test(strbuf_appends_and_detaches),
 		cmocka_unit_test(strbuf_cap_is_sticky),
 		cmocka_unit_test(durations_parse_and_format),

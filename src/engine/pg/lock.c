@@ -16,25 +16,12 @@
 /* ------------------------------------------------------------------------ */
 /* Locks                                                                    */
 
-static uint64_t fnv1a(uint64_t h, const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 uint64_t dc_pg__tenant_key(const char *shard, const char *tenant)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
 	/* the NUL separates ("ab", "c") from ("a", "bc") */
-	h = fnv1a(h, shard, strlen(shard) + 1);
-	h = fnv1a(h, tenant, strlen(tenant));
-	return h;
+	uint64_t h = dc_fnv1a64(DC_FNV1A64_INIT, shard, strlen(shard) + 1);
+
+	return dc_fnv1a64(h, tenant, strlen(tenant));
 }
 
 void dc_pg__key_text(char out[24], uint64_t key)
@@ -156,13 +143,7 @@ int dc_pg__lock_now(dc_conn *c, int64_t timeout_ms, dc_error *err)
 		if (dc_time_mono_ms() >= deadline) {
 			return locked_fail(c, timeout_ms, err);
 		} else {
-			int64_t left = deadline - dc_time_mono_ms();
-			struct timespec ts = { 0, 0 };
-
-			if (left > LOCK_POLL_MS)
-				left = LOCK_POLL_MS;
-			ts.tv_nsec = (long)((left > 0 ? left : 1) * 1000000);
-			nanosleep(&ts, NULL);
+			dc_sleep_poll(deadline, LOCK_POLL_MS);
 		}
 	}
 	c->locked = true;

@@ -34,15 +34,6 @@ int dc_sqlite__release_lock(dc_conn *c)
 	return fcntl(c->lock_fd, F_SETLK, &fl);
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* The lock file of `folder`, opened on first use and kept open (see the
  * comment at the top). `*real` receives the folder's realpath (stable until
  * close). Called with e->mu held. */
@@ -156,7 +147,8 @@ int dc_sqlite__lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
 	 * working folder or spelling of the path) locks the same byte. */
 	base = strrchr(t->target, '/');
 	base = base ? base + 1 : t->target;
-	h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ULL, real), "/"), base);
+	h = dc_fnv1a64(dc_fnv1a64(dc_fnv1a64(DC_FNV1A64_INIT, real, strlen(real)), "/", 1), base,
+	               strlen(base));
 	h ^= h >> 33; /* fold the high bits in: the offset keeps only the low ones */
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_WRLCK;
@@ -186,14 +178,7 @@ int dc_sqlite__lock_tenant(dc_conn *c, int64_t timeout_ms, dc_error *err)
 			        t->id, (long)probe.l_pid, waited);
 			goto out;
 		} else {
-			int64_t left = deadline - dc_time_mono_ms();
-			struct timespec ts = { 0, 0 };
-
-			ts.tv_nsec =
-			        (long)((left < DC_SQLITE__LOCK_POLL_MS ? (left > 0 ? left : 1)
-			                                               : DC_SQLITE__LOCK_POLL_MS) *
-			               1000000);
-			nanosleep(&ts, NULL);
+			dc_sleep_poll(deadline, DC_SQLITE__LOCK_POLL_MS);
 		}
 	}
 	c->locked = true;
