@@ -256,6 +256,31 @@ DC_API int dc_pg_tenants_sql(dc_strbuf *sql,
                              const char *shard,
                              dc_error *err);
 
+/**
+ * An allocator for SQLite, in the shape SQLite calls it (sizes are int): a
+ * program that links a faster malloc hands it over with
+ * dc_engine_sqlite_setup. `size` is the usable size of a block, `roundup`
+ * the size a request of n bytes is rounded up to.
+ */
+typedef struct dc_sqlite_mem {
+	void *(*malloc)(int n);
+	void (*free)(void *p);
+	void *(*realloc)(void *p, int n);
+	int (*size)(void *p);
+	int (*roundup)(int n);
+} dc_sqlite_mem;
+
+/**
+ * Process-wide settings of SQLite, which a program (not a library) decides:
+ * call it once, first thing, before anything uses SQLite. It turns SQLite's
+ * allocation statistics off (they take one global mutex on every malloc and
+ * free, workers migrating tenants in parallel contend on it, and deployclaw
+ * never reads them) and, when `mem` is not NULL, makes SQLite allocate
+ * through it (`mem` must outlive every use of SQLite). DC_EINVAL when SQLite
+ * is already initialised and refuses.
+ */
+DC_API int dc_engine_sqlite_setup(const dc_sqlite_mem *mem);
+
 /** The engine for `kind`, or NULL when this build has none. */
 DC_API const dc_engine_ops *dc_engine_for(dc_engine_kind kind);
 

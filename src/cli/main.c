@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 #ifdef DC_HAVE_MIMALLOC
 #include <mimalloc.h>
 #endif
 
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
+#include <deployclaw/engine.h>
 #include <deployclaw/util.h>
 
 #include "cli.h"
@@ -539,30 +539,12 @@ static int mi_sqlite_roundup(int n)
 	return (int)mi_good_size((size_t)n);
 }
 
-static int mi_sqlite_init(void *unused)
-{
-	(void)unused;
-	return SQLITE_OK;
-}
-
-static void mi_sqlite_shutdown(void *unused)
-{
-	(void)unused;
-}
-
-static void sqlite_use_mimalloc(void)
-{
-	static const sqlite3_mem_methods methods = {
-		mi_sqlite_malloc,  mi_sqlite_free, mi_sqlite_realloc,  mi_sqlite_size,
-		mi_sqlite_roundup, mi_sqlite_init, mi_sqlite_shutdown, NULL,
-	};
-
-	sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);
-}
+static const dc_sqlite_mem mi_sqlite = {
+	mi_sqlite_malloc, mi_sqlite_free, mi_sqlite_realloc, mi_sqlite_size, mi_sqlite_roundup,
+};
+#define SQLITE_MEM (&mi_sqlite)
 #else
-static void sqlite_use_mimalloc(void)
-{
-}
+#define SQLITE_MEM NULL
 #endif
 
 int main(int argc, char **argv)
@@ -575,14 +557,8 @@ int main(int argc, char **argv)
 	int i, rc = 2, k;
 	cli c;
 
-	/*
-	 * SQLite's allocation statistics take one global mutex on every malloc
-	 * and free; workers migrating tenants in parallel contend on it, and
-	 * deployclaw never reads the statistics. Process-wide, so the program
-	 * (not the library) decides; it must precede SQLite's initialisation.
-	 */
-	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	sqlite_use_mimalloc();
+	/* Process-wide, so the program (not the library) decides; before SQLite's first use. */
+	(void)dc_engine_sqlite_setup(SQLITE_MEM);
 	memset(&c, 0, sizeof(c));
 	c.config_path = "deployclaw.yaml";
 	c.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR");

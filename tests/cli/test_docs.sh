@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The repository stands alone: every relative link and every file a comment or
-# a page names resolves inside it, and nothing points outside the tree.
+# a page names resolves inside it, and nothing points outside the tree; and the
+# CLI reaches databases and YAML only through the library.
 . "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -33,5 +34,10 @@ while IFS= read -r ref; do
 	esac || { FAILS=$((FAILS + 1)); echo "FAIL: a source file names '$ref', which is not a file of the repository" >&2; }
 done < <(git ls-files -z -- src include tests bench fuzz scripts meson.build Makefile ':!tests/cli/test_docs.sh' 2>/dev/null |
 	xargs -0 grep -ohE 'docs/[A-Za-z0-9_/.-]+\.md|\b(STYLE|DESIGN)\.md' -- 2>/dev/null | sort -u)
+
+# The CLI is a client of the library: no database or YAML library is called from src/cli/.
+CHECKS=$((CHECKS + 1))
+hits=$(grep -nE '#include <(libpq-fe|sqlite3|libfyaml|pg_query)\.h>|\b(PQ[a-z]+|sqlite3_[a-z_]+|fy_[a-z_]+)\(' src/cli/*.c src/cli/*.h)
+[ -z "$hits" ] || { FAILS=$((FAILS + 1)); echo "FAIL: src/cli/ calls a library the CLI should reach through libdeployclaw:" >&2; echo "$hits" >&2; }
 
 finish
