@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,51 @@ void dc_history_rows_free(dc_history_row *rows, size_t n)
 	for (i = 0; i < n; i++)
 		dc_history_row_release(&rows[i]);
 	free(rows);
+}
+
+int dc_engine_ops_check(const dc_engine_ops *ops, dc_error *err)
+{
+	/* Every operation the rollout calls unconditionally. */
+	const struct {
+		const char *name;
+		bool present;
+	} required[] = {
+		{ "open", ops && ops->open },
+		{ "close", ops && ops->close },
+		{ "discover", ops && ops->discover },
+		{ "connect", ops && ops->connect },
+		{ "disconnect", ops && ops->disconnect },
+		{ "enter", ops && ops->enter },
+		{ "lock_tenant", ops && ops->lock_tenant },
+		{ "unlock_tenant", ops && ops->unlock_tenant },
+		{ "begin", ops && ops->begin },
+		{ "commit", ops && ops->commit },
+		{ "rollback", ops && ops->rollback },
+		{ "exec", ops && ops->exec },
+		{ "query_bool", ops && ops->query_bool },
+		{ "history_ensure", ops && ops->history_ensure },
+		{ "history_read", ops && ops->history_read },
+		{ "history_write", ops && ops->history_write },
+		{ "query_text", ops && ops->query_text },
+		{ "schema_fingerprint", ops && ops->schema_fingerprint },
+	};
+
+	const char *name;
+
+	if (!ops || !ops->name || !*ops->name)
+		return dc_error_set(err, DC_EINVAL, "an engine needs a name");
+	name = ops->name;
+	if (ops->version == 0 || ops->version > DC_ENGINE_OPS_VERSION)
+		return dc_error_set(err, DC_EINVAL,
+		                    "engine '%s' implements interface version %u; this library "
+		                    "knows 1 to %d",
+		                    name, ops->version, DC_ENGINE_OPS_VERSION);
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+		if (!required[i].present)
+			return dc_error_set(err, DC_EINVAL,
+			                    "engine '%s' lacks the required operation '%s'", name,
+			                    required[i].name);
+	return 0;
 }
 
 const dc_engine_ops *dc_engine_for(dc_engine_kind kind)

@@ -406,6 +406,39 @@ static void test_history_rolled_back_row_is_kept(void **state)
 /* The helper both engines read history statuses with: exactly the names
  * dc_history_status_name writes, nothing else, and `*out` untouched on a
  * refusal. */
+/* Engines carry the interface version they were built for, and the library
+ * refuses one it cannot drive, naming what is wrong. */
+static void test_engine_ops_check(void **state)
+{
+	dc_engine_ops bad = dc_engine_sqlite;
+	dc_error err = { 0 };
+
+	(void)state;
+	assert_int_equal(dc_engine_ops_check(&dc_engine_sqlite, &err), 0);
+	assert_int_equal(dc_engine_ops_check(&dc_engine_pg, &err), 0);
+	assert_int_equal(dc_engine_sqlite.version, DC_ENGINE_OPS_VERSION);
+	bad.version = DC_ENGINE_OPS_VERSION + 1;
+	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
+	assert_string_equal(
+	        err.message,
+	        "engine 'sqlite' implements interface version 2; this library knows 1 to 1");
+	memset(&err, 0, sizeof(err));
+	bad.version = 0;
+	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
+	memset(&err, 0, sizeof(err));
+	bad.version = DC_ENGINE_OPS_VERSION;
+	bad.exec = NULL;
+	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
+	assert_string_equal(err.message, "engine 'sqlite' lacks the required operation 'exec'");
+	memset(&err, 0, sizeof(err));
+	/* optional operations may be absent */
+	bad = dc_engine_sqlite;
+	bad.prefetch = NULL;
+	bad.check = NULL;
+	bad.history_peek = NULL;
+	assert_int_equal(dc_engine_ops_check(&bad, &err), 0);
+}
+
 static void test_parse_status_names(void **state)
 {
 	static const dc_history_status all[] = { DC_HISTORY_APPLIED, DC_HISTORY_ROLLED_BACK,
@@ -1800,6 +1833,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_commit_keeps_change_and_row, setup, teardown),
 		cmocka_unit_test(test_parse_status_names),
+		cmocka_unit_test(test_engine_ops_check),
 		cmocka_unit_test_setup_teardown(test_history_unknown_status_is_refused, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_history_rolled_back_row_is_kept, setup,

@@ -84,6 +84,7 @@ void dc_pg__set_run(dc_engine *e, const char *run_id)
 }
 
 const dc_engine_ops dc_engine_pg = {
+	.version = DC_ENGINE_OPS_VERSION,
 	.name = "postgres",
 	.open = dc_pg__open,
 	.close = dc_pg__close,

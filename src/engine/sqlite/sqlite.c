@@ -127,6 +127,7 @@ out:
 }
 
 const dc_engine_ops dc_engine_sqlite = {
+	.version = DC_ENGINE_OPS_VERSION,
 	.name = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
