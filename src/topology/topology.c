@@ -10,7 +10,6 @@
  * info query, the system identifier and its lag sample.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,8 @@
 #include <deployclaw/migration.h>
 #include <deployclaw/topology.h>
 #include <deployclaw/util.h>
+
+#include "util/pool.h"
 
 #define MSG_SIZE 512
 
@@ -639,8 +640,6 @@ typedef struct shard_job {
 	const dc_config *cfg;
 	const dc_shard_config *sc;
 	dc_topology_shard *sh;
-	pthread_t thread;
-	bool started;
 	int rc; /* 0 or DC_ENOMEM */
 } shard_job;
 
@@ -739,9 +738,9 @@ out:
 	return rc;
 }
 
-static void *shard_thread(void *arg)
+static void shard_thread(size_t i, void *arg)
 {
-	shard_job *job = arg;
+	shard_job *job = &((shard_job *)arg)[i];
 	int64_t t0 = dc_time_mono_ms();
 	size_t j;
 
@@ -751,7 +750,6 @@ static void *shard_thread(void *arg)
 	for (j = 0; j < job->sh->nreplicas; j++)
 		if (!job->sh->replicas[j].ok)
 			job->sh->ok = false;
-	return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -822,15 +820,12 @@ int dc_topology_collect(dc_topology **out, const dc_config *cfg, dc_error *err)
 		jobs[i].cfg = cfg;
 		jobs[i].sc = &cfg->shards[i];
 		jobs[i].sh = &topo->shards[i];
-		/* Without a thread, the shard is inspected here: slower, still right. */
-		if (pthread_create(&jobs[i].thread, NULL, shard_thread, &jobs[i]) == 0)
-			jobs[i].started = true;
-		else
-			shard_thread(&jobs[i]);
 	}
+	/* The shards mostly wait on the network: one thread each. Without threads
+	 * enough, as many as the CPU budget gives: slower, still right. */
+	if (dc_pool_run(cfg->nshards, 0, DC_POOL_ALL, shard_thread, jobs) != 0)
+		(void)dc_pool_run(cfg->nshards, 0, 0, shard_thread, jobs);
 	for (i = 0; i < cfg->nshards; i++) {
-		if (jobs[i].started)
-			pthread_join(jobs[i].thread, NULL);
 		if (jobs[i].rc && !rc)
 			rc = dc_error_set(err, jobs[i].rc, "out of memory inspecting shard '%s'",
 			                  cfg->shards[i].name);
