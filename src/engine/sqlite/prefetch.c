@@ -88,7 +88,7 @@ static check_graph *prefetch_graph(dc_conn *c, sqlite3 *db, bool edges, int *ver
  * the check graph in the same transaction (prefetch_graph): the checks then
  * use it, under the same condition, instead of reading it on the worker.
  */
-static void *prefetch_main(void *arg)
+static void prefetch_main(void *arg)
 {
 	dc_conn *c = arg;
 	prefetcher *pf = &c->pf;
@@ -172,7 +172,6 @@ static void *prefetch_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&pf->mu);
-	return NULL;
 }
 
 /* The prefetcher's mutex and condition variable; its thread starts on first
@@ -196,7 +195,7 @@ void dc_sqlite__prefetch_release(prefetcher *pf)
 		pf->quit = true;
 		pthread_cond_broadcast(&pf->cv);
 		pthread_mutex_unlock(&pf->mu);
-		pthread_join(pf->thread, NULL);
+		dc_pool_join(&pf->task);
 	}
 	sqlite3_close(pf->done);
 	sqlite3_close(pf->to_close);
@@ -220,7 +219,8 @@ void dc_sqlite__prefetch(dc_conn *c, const dc_tenant *t)
 		return;
 	if (!pf->running) {
 		pf->quit = false;
-		if (pthread_create(&pf->thread, NULL, prefetch_main, c) != 0)
+		/* a long-lived loop that mostly waits: a pool thread of its own */
+		if (dc_pool_start(&pf->task, prefetch_main, c) != 0)
 			return; /* no prefetch: enter opens every tenant itself */
 		pf->running = true;
 	}

@@ -18,6 +18,8 @@
 #include <deployclaw/engine.h>
 #include <deployclaw/util.h>
 
+#include "util/pool.h"
+
 /* Distinct tables recorded per statement (the rest are not recorded). */
 #define DC_SQLITE__MAX_TABLES 8
 
@@ -104,11 +106,11 @@ typedef struct check_graph {
 
 /*
  * Opens the tenant a worker will probably enter next while it still works on
- * the current one (see dc_sqlite__prefetch): a thread of the connection, started on
+ * the current one (see dc_sqlite__prefetch): a task on the worker pool, started on
  * first use, with one job slot and one result. Guarded by `mu`.
  */
 typedef struct prefetcher {
-	pthread_t thread;
+	dc_pool_task task;
 	bool running;
 	bool quit;
 	pthread_mutex_t mu;
