@@ -17,7 +17,6 @@ int dc_pg_analyze(const char *sql,
                   dc_error *err)
 {
 	PgQueryProtobufParseResult res;
-	PgQuery__ParseResult *tree = NULL;
 	dc_lint_config cfg;
 	dc_finding_list sink = { NULL, 0, 0 };
 	lint l;
@@ -49,7 +48,6 @@ int dc_pg_analyze(const char *sql,
 		return rc;
 	}
 	pg_query_free_protobuf_parse_result(res);
-	(void)tree;
 	/* analysed through the linter with every rule off: one code path */
 	memset(&cfg, 0, sizeof(cfg));
 	dc_lint__init(&l, &cfg, NULL, &sink);

@@ -906,12 +906,14 @@ static void rules_match_docs(void **state)
 			bad += doc_section(line, next, sections);
 	}
 	for (i = 0; i < n; i++) {
-		if (!rows[i])
-			fprintf(stderr, "%s has no row in docs/lint-rules.md\n", rules[i].id),
-			        bad++;
-		if (!sections[i])
-			fprintf(stderr, "%s has no section in docs/lint-rules.md\n", rules[i].id),
-			        bad++;
+		if (!rows[i]) {
+			fprintf(stderr, "%s has no row in docs/lint-rules.md\n", rules[i].id);
+			bad++;
+		}
+		if (!sections[i]) {
+			fprintf(stderr, "%s has no section in docs/lint-rules.md\n", rules[i].id);
+			bad++;
+		}
 	}
 	free(doc);
 	assert_int_equal(bad, 0);

@@ -136,7 +136,6 @@ int dc_lint__check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up)
 	l->col0 = ph->up.col;
 	if (!ph->down.text) {
 		if (changes) {
-			const dc_lint_rule *r = dc_lint__rule(R_MISSING_DOWN);
 			dc_severity sev = l->cfg->severity[R_MISSING_DOWN];
 			size_t before = l->out->len;
 
@@ -149,7 +148,6 @@ int dc_lint__check_down(lint *l, const dc_phase *ph, const dc_stmt_list *up)
 				if (l->cfg->require_down && l->out->len > before)
 					l->out->items[before].severity = DC_SEV_ERROR;
 			}
-			(void)r;
 		}
 		goto out;
 	}
