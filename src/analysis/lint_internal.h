@@ -20,6 +20,7 @@
 
 #include "analysis_internal.h"
 
+/* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {
 #define RULE(idx, id, name, sev, what, why, help, equivalents) idx,
 #include "lint/rules.def"
@@ -31,8 +32,6 @@ _Static_assert(R_COUNT <= DC_LINT_MAX_RULES, "dc_lint_config.severity is too sma
 
 const dc_lint_rule *dc_lint__rule(int idx);
 int dc_lint__rule_index(const char *id_or_name);
-
-#define PG_NAMEDATALEN 63
 
 /* ------------------------------------------------------------------------ */
 /* A string set (open addressing) with a borrowed value per key (strset.c). */

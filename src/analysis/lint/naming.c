@@ -8,6 +8,9 @@
 
 #include "../lint_internal.h"
 
+/* The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes). */
+#define PG_NAMEDATALEN 63
+
 static bool ident_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
