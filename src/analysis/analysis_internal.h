@@ -1,5 +1,5 @@
 /*
- * analysis_internal.h — what model.c, lint.c and classify.c share. Not part
+ * analysis_internal.h — what model.c, lint/ and classify.c share. Not part
  * of the public API: it exposes libpg_query's protobuf-c types.
  */
 #ifndef DC_ANALYSIS_INTERNAL_H

@@ -744,11 +744,187 @@ static void large_file_in_chunks(void **state)
 #undef UNIT
 }
 
+/* ---- docs/lint-rules.md documents the rule table ---- */
+
+/* docs/lint-rules.md, read whole; NULL when it cannot be. */
+static char *read_rules_doc(void)
+{
+	const char *root = getenv("DC_SOURCE_ROOT");
+	char path[4096];
+	FILE *f;
+	char *buf = NULL;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/docs/lint-rules.md", root ? root : ".");
+	if (!(f = fopen(path, "rb")))
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			buf[n] = '\0';
+		} else {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Compares a documented field with the table's, saying which rule and field differ. */
+static int doc_field(const char *id, const char *field, const char *doc, const char *table)
+{
+	if (!strcmp(doc, table))
+		return 0;
+	fprintf(stderr, "%s %s differs:\n  docs/lint-rules.md: %s\n  rules.def:          %s\n", id,
+	        field, doc, table);
+	return 1;
+}
+
+/* "| DC101 | `name` | warning | what | equivalents |": one rule's row of the table. */
+static int doc_row(char *line, const dc_lint_rule **seen)
+{
+	char *cell[5], *p = line + 1;
+	const dc_lint_rule *r;
+	size_t k, len;
+	int bad = 0;
+
+	for (k = 0; k < 5; k++) {
+		char *bar = strstr(p, " |");
+
+		if (!bar) {
+			fprintf(stderr, "docs/lint-rules.md: a rule row with %zu cells: %s\n", k,
+			        line);
+			return 1;
+		}
+		*bar = '\0';
+		cell[k] = p + (*p == ' ');
+		p = bar + 2;
+	}
+	len = strlen(cell[1]);
+	if (len >= 2 && cell[1][0] == '`' && cell[1][len - 1] == '`') {
+		cell[1][len - 1] = '\0';
+		cell[1]++;
+	}
+	if (!(r = dc_lint_rule_find(cell[0]))) {
+		fprintf(stderr, "docs/lint-rules.md documents %s, which is not in the table\n",
+		        cell[0]);
+		return 1;
+	}
+	if (seen[r - dc_lint_rules(NULL)]) {
+		fprintf(stderr, "docs/lint-rules.md has two rows for %s\n", r->id);
+		bad++;
+	}
+	seen[r - dc_lint_rules(NULL)] = r;
+	bad += doc_field(r->id, "name", cell[1], r->name);
+	bad += doc_field(r->id, "default severity", cell[2], dc_severity_name(r->severity));
+	bad += doc_field(r->id, "what", cell[3], r->summary);
+	bad += doc_field(r->id, "equivalents", cell[4], r->equivalents);
+	return bad;
+}
+
+/*
+ * "### DC101 `name` (warning)" and its "- **What**: ..." lines: one rule's
+ * section. `next` is the text after the heading line (read, not changed).
+ */
+static int doc_section(char *heading, char *next, const dc_lint_rule **seen)
+{
+	static const char *const labels[] = { "- **What**: ", "- **Why**: ",
+		                              "- **Safe alternative**: ", "- **Equivalent**: " };
+	static const char *const fields[] = { "what", "why", "safe alternative", "equivalent" };
+	char id[16], name[96], sev[16];
+	const dc_lint_rule *r;
+	const char *want[4];
+	size_t k;
+	int bad = 0;
+
+	if (sscanf(heading, "### %15s `%95[^`]` (%15[^)])", id, name, sev) != 3) {
+		fprintf(stderr,
+		        "docs/lint-rules.md: a rule heading not as '### DCnnn `name` "
+		        "(severity)': %s\n",
+		        heading);
+		return 1;
+	}
+	if (!(r = dc_lint_rule_find(id))) {
+		fprintf(stderr, "docs/lint-rules.md documents %s, which is not in the table\n", id);
+		return 1;
+	}
+	if (seen[r - dc_lint_rules(NULL)]) {
+		fprintf(stderr, "docs/lint-rules.md has two sections for %s\n", r->id);
+		bad++;
+	}
+	seen[r - dc_lint_rules(NULL)] = r;
+	bad += doc_field(r->id, "name", name, r->name);
+	bad += doc_field(r->id, "default severity", sev, dc_severity_name(r->severity));
+	want[0] = r->summary;
+	want[1] = r->why;
+	want[2] = r->help;
+	want[3] = r->equivalents;
+	while (*next == '\n')
+		next++;
+	for (k = 0; k < 4; k++) {
+		size_t len = strcspn(next, "\n"), ll = strlen(labels[k]);
+		char *text;
+
+		if (len < ll || strncmp(next, labels[k], ll) != 0) {
+			fprintf(stderr, "%s: expected '%s...' in its section, found '%.*s'\n",
+			        r->id, labels[k], (int)len, next);
+			return bad + 1;
+		}
+		assert_non_null(text = strndup(next + ll, len - ll));
+		bad += doc_field(r->id, fields[k], text, want[k]);
+		free(text);
+		next += len + (next[len] == '\n');
+	}
+	return bad;
+}
+
+/*
+ * Every rule of the table has a row and a section in docs/lint-rules.md with
+ * the table's texts, and the doc names no rule the table does not have.
+ */
+static void rules_match_docs(void **state)
+{
+	const dc_lint_rule *rules, *rows[DC_LINT_MAX_RULES] = { 0 },
+	                           *sections[DC_LINT_MAX_RULES] = { 0 };
+	char *doc = read_rules_doc(), *line, *next;
+	size_t n, i;
+	int bad = 0;
+
+	(void)state;
+	assert_non_null(doc);
+	rules = dc_lint_rules(&n);
+	for (line = doc; line && *line; line = next) {
+		char *eol = strchr(line, '\n');
+
+		next = eol ? eol + 1 : NULL;
+		if (eol)
+			*eol = '\0';
+		if (!strncmp(line, "| DC", 4))
+			bad += doc_row(line, rows);
+		else if (!strncmp(line, "### DC", 6) && next)
+			bad += doc_section(line, next, sections);
+	}
+	for (i = 0; i < n; i++) {
+		if (!rows[i]) {
+			fprintf(stderr, "%s has no row in docs/lint-rules.md\n", rules[i].id);
+			bad++;
+		}
+		if (!sections[i]) {
+			fprintf(stderr, "%s has no section in docs/lint-rules.md\n", rules[i].id);
+			bad++;
+		}
+	}
+	free(doc);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rule_cases),
 		cmocka_unit_test(every_rule_covered),
+		cmocka_unit_test(rules_match_docs),
 		cmocka_unit_test(positions_and_suggestions),
 		cmocka_unit_test(severities_configurable),
 		cmocka_unit_test(migration_rules),

@@ -681,10 +681,10 @@ static void every_schema_phase_has_a_down(void **state)
  * dc_lint_migration (the analysis module's lint) must find nothing at
  * warning or above in a rewrite. The inputs use bigint/text so that rules
  * about the user's own type choices stay quiet. Built once src/analysis/
- * lint.c exists (it implements dc_lint_migration); skipped until then.
+ * lint/driver.c exists (it implements dc_lint_migration); skipped until then.
  */
 #if defined(__has_include)
-#if __has_include("analysis/lint.c")
+#if __has_include("analysis/lint/driver.c")
 #define HAVE_LINT 1
 #endif
 #endif
@@ -759,7 +759,7 @@ static void rewrites_lint_clean(void **state)
 	}
 #else
 	(void)state;
-	print_message("dc_lint_migration is not built yet (src/analysis/lint.c): not checked\n");
+	print_message("dc_lint_migration is not built yet (src/analysis/lint/driver.c): not checked\n");
 	skip();
 #endif
 }

@@ -1,0 +1,177 @@
+/*
+ * breaking.c -- the DC2xx rules: changes that lose data or break running
+ * application versions (drops, renames, enum values).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "../lint_internal.h"
+
+void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t i;
+
+	if (!dc_lint__in_tx(l) && !d->missing_ok)
+		dc_lint__emit(
+		        l, R_ROBUST, NULL,
+		        "DROP in a non-transactional phase fails when re-run: use DROP ... IF EXISTS");
+	for (i = 0; i < d->n_objects; i++) {
+		const PgQuery__Node *o = d->objects[i];
+		const PgQuery__List *li =
+		        o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
+		const char *name = NULL, *schema = NULL;
+
+		if (li && li->n_items) {
+			name = dc_analysis__str(li->items[li->n_items - 1]);
+			schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2])
+			                          : NULL;
+		} else {
+			name = dc_analysis__str(o);
+		}
+		if (!name)
+			continue;
+		switch (d->remove_type) {
+		case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+			if (!dc_lint__set_has(&l->tables, name, NULL))
+				dc_lint__emit(l, R_DROP_TABLE, NULL,
+				              "dropping table '%s' loses its data", name);
+			else
+				dc_lint__set_del(&l->tables, name);
+			break;
+		case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+			if (!d->concurrent && !dc_lint__set_has(&l->indexes, name, NULL)) {
+				dc_lint__suggest_concurrently(l, &sb, "index",
+				                              d->missing_ok
+				                                      ? " CONCURRENTLY"
+				                                      : " CONCURRENTLY IF EXISTS");
+				dc_lint__emit(l, R_DROP_INDEX_NONCONC, sb.len ? sb.buf : NULL,
+				              "DROP INDEX '%s' takes ACCESS EXCLUSIVE on its table",
+				              name);
+			}
+			break;
+		case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
+			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);
+			if (l->cfg->schema_tenancy)
+				dc_lint__emit(
+				        l, R_FOREIGN_SCHEMA, NULL,
+				        "DROP SCHEMA '%s' under schema tenancy: tenants' schemas are managed by "
+				        "deployclaw",
+				        name);
+			schema = NULL;
+			break;
+		default:
+			break;
+		}
+		if (schema && l->cfg->schema_tenancy && !dc_lint__allowed_schema(schema) &&
+		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER &&
+		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_POLICY &&
+		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)
+			dc_lint__emit(
+			        l, R_FOREIGN_SCHEMA, NULL,
+			        "'%s.%s' names the schema '%s': under schema tenancy every statement must "
+			        "stay in the tenant's schema",
+			        schema, name, schema);
+	}
+	if (dc_strbuf_error(&sb))
+		l->failed = DC_ENOMEM;
+	dc_strbuf_release(&sb);
+}
+
+void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
+{
+	dc_lint__check_ident(l, r->newname, -1, "new");
+	switch (r->rename_type) {
+	case PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN:
+		if (r->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
+		    !dc_lint__table_is_new(l, r->relation))
+			dc_lint__emit(
+			        l, R_RENAME_COLUMN, NULL,
+			        "renaming '%s.%s' to '%s' breaks running application versions",
+			        dc_lint__rvname(r->relation), r->subname ? r->subname : "",
+			        r->newname ? r->newname : "");
+		break;
+	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+		if (!dc_lint__table_is_new(l, r->relation)) {
+			dc_lint__emit(l, R_RENAME_TABLE, NULL,
+			              "renaming '%s' to '%s' breaks running application versions",
+			              dc_lint__rvname(r->relation), r->newname ? r->newname : "");
+			if (l->out->len &&
+			    l->out->items[l->out->len - 1].rule == dc_lint__rule(R_RENAME_TABLE))
+				dc_lint__put(l, &l->renamed, dc_lint__rvname(r->relation),
+				             (void *)(uintptr_t)l->out->len);
+		} else if (r->newname) {
+			dc_lint__set_del(&l->tables, dc_lint__rvname(r->relation));
+			dc_lint__put(l, &l->tables, r->newname, NULL);
+		}
+		break;
+	case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
+		dc_lint__emit(l, R_RENAME_SCHEMA, NULL, "renaming schema '%s' to '%s'",
+		              r->subname ? r->subname : "", r->newname ? r->newname : "");
+		break;
+	default:
+		break;
+	}
+}
+
+/* DROP DATABASE, TRUNCATE ... CASCADE, enum value renames and ordering. */
+void dc_lint__breaking_node(lint *l, const PgQuery__Node *n)
+{
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_DROPDB_STMT:
+		dc_lint__emit(l, R_DROP_DATABASE, NULL, "dropping database '%s'",
+		              n->dropdb_stmt->dbname ? n->dropdb_stmt->dbname : "");
+		break;
+	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+		if (n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
+			dc_lint__emit(
+			        l, R_TRUNCATE_CASCADE, NULL,
+			        "TRUNCATE ... CASCADE also empties every table referencing these");
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT: {
+		const PgQuery__AlterEnumStmt *e = n->alter_enum_stmt;
+
+		if (e->old_val && e->old_val[0])
+			dc_lint__emit(
+			        l, R_RENAME_ENUM_VALUE, NULL,
+			        "renaming enum value '%s' to '%s' breaks running application versions",
+			        e->old_val, e->new_val ? e->new_val : "");
+		else if (!(e->new_val_neighbor && e->new_val_neighbor[0]))
+			dc_lint__emit(l, R_ENUM_ORDER, NULL,
+			              "enum value '%s' is added last in the sort order",
+			              e->new_val ? e->new_val : "");
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* A view taking a renamed table's old name (DC207's exemption); its column list (DC309). */
+void dc_lint__view(lint *l, const PgQuery__ViewStmt *v)
+{
+	void *fi = NULL;
+	size_t i;
+
+	dc_lint__check_ident(l, v->view ? v->view->relname : NULL, -1, "view");
+	if (v->view && v->view->relname && dc_lint__set_has(&l->renamed, v->view->relname, &fi) &&
+	    fi) {
+		/* BC101's exemption: a view keeps the old name working */
+		l->out->items[(uintptr_t)fi - 1].severity = DC_SEV_OFF;
+		dc_lint__set_del(&l->renamed, v->view->relname);
+	}
+	for (i = 1; i < v->n_aliases; i++) {
+		size_t j;
+		const char *a = dc_analysis__str(v->aliases[i]);
+
+		for (j = 0; a && j < i; j++)
+			if (dc_analysis__str(v->aliases[j]) &&
+			    !strcmp(dc_analysis__str(v->aliases[j]), a)) {
+				dc_lint__emit(
+				        l, R_DUPLICATE_COLUMN, NULL,
+				        "column '%s' appears twice in the column list of view '%s'",
+				        a, dc_lint__rvname(v->view));
+				break;
+			}
+	}
+}
