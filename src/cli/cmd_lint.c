@@ -11,7 +11,6 @@
  * is exempt: it names files being written, not hashed yet.
  */
 #include <dirent.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +21,7 @@
 #include <deployclaw/migration.h>
 
 #include "cli.h"
+#include "util/pool.h"
 
 static const cli_option lint_options[] = {
 	{ "format", 'f', "FORMAT", "human (default), json, sarif or github", false },
@@ -79,32 +79,20 @@ static int move_findings(dc_finding_list *to, dc_finding_list *from)
 	return 0;
 }
 
-/* Files are independent: a few threads lint them at once, each into its own list. */
+/* Files are independent: the pool lints them at once, each into its own list. */
 typedef struct file_batch {
 	const char *const *paths;
-	size_t n;
-	size_t next; /* under mu */
 	const dc_lint_config *lc;
-	pthread_mutex_t mu;
 	dc_finding_list *lists; /* one per file, merged in file order */
 	dc_error *errs;         /* one per file */
 	int *rcs;
 } file_batch;
 
-static void *lint_worker(void *arg)
+static void lint_one(size_t i, void *arg)
 {
 	file_batch *b = arg;
 
-	for (;;) {
-		size_t i;
-
-		pthread_mutex_lock(&b->mu);
-		i = b->next++;
-		pthread_mutex_unlock(&b->mu);
-		if (i >= b->n)
-			return NULL;
-		b->rcs[i] = lint_sql_file(b->paths[i], b->lc, &b->lists[i], &b->errs[i]);
-	}
+	b->rcs[i] = lint_sql_file(b->paths[i], b->lc, &b->lists[i], &b->errs[i]);
 }
 
 static int lint_sql_files(const char *const *paths,
@@ -114,16 +102,11 @@ static int lint_sql_files(const char *const *paths,
                           dc_error *err)
 {
 	file_batch b;
-	pthread_t threads[8];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t nthreads = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus, started = 0, i;
+	size_t i;
 	int rc = 0;
 
-	if (nthreads > n)
-		nthreads = n;
 	memset(&b, 0, sizeof(b));
 	b.paths = paths;
-	b.n = n;
 	b.lc = lc;
 	b.lists = calloc(n + 1, sizeof(*b.lists));
 	b.errs = calloc(n + 1, sizeof(*b.errs));
@@ -132,14 +115,9 @@ static int lint_sql_files(const char *const *paths,
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	pthread_mutex_init(&b.mu, NULL);
-	for (i = 1; i < nthreads; i++)
-		if (pthread_create(&threads[started], NULL, lint_worker, &b) == 0)
-			started++;
-	lint_worker(&b); /* this thread works too; with one CPU it is the only one */
-	for (i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
-	pthread_mutex_destroy(&b.mu);
+	/* Never fails: threads that cannot be had make the run narrower. A large
+	 * file's chunks share the same budget. */
+	(void)dc_pool_run(n, 0, 0, lint_one, &b);
 	/* the first failing file, in the order given, decides */
 	for (i = 0; i < n && rc == 0; i++) {
 		if (b.rcs[i]) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config_internal.h"
+#include "util/pool.h"
 
 /* ------------------------------------------------------------------------ */
 /* The schema.                                                              */
@@ -313,7 +314,7 @@ static int load_path(ctx *c,
 
 int dc_config__set_defaults(dc_config *cfg)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned ncpu = dc_pool_cpus();
 
 	cfg->engine = DC_ENGINE_SQLITE;
 	cfg->tenancy.model = DC_TENANCY_DATABASE;
@@ -334,7 +335,7 @@ int dc_config__set_defaults(dc_config *cfg)
 	cfg->rollout.nwaves = 1;
 	cfg->rollout.max_failures = 0;
 	cfg->rollout.retries = 3;
-	cfg->rollout.parallel = ncpu < 1 ? 1 : ncpu > MAX_PARALLEL ? MAX_PARALLEL : (int)ncpu;
+	cfg->rollout.parallel = ncpu > MAX_PARALLEL ? MAX_PARALLEL : (int)ncpu;
 	cfg->migrations = dc_path_join(cfg->dir, "migrations");
 	cfg->audit.ledger = dc_path_join(cfg->dir, "audit/ledger.jsonl");
 	cfg->audit.key = dc_path_join(cfg->dir, "audit/signing.key");
