@@ -1,14 +1,14 @@
 /*
- * chunks.c -- large blocks parsed in chunks of whole statements, on other
- * threads while this one lints the chunks in order.
+ * chunks.c -- large blocks parsed in chunks of whole statements, on the
+ * pool's threads while one of them lints the chunks in order.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "../lint_internal.h"
+#include "util/pool.h"
 
 /*
  * Large blocks (a 100,000-statement file) are parsed in chunks of whole
@@ -69,10 +69,8 @@ typedef struct pipeline {
 	pthread_cond_t work, done;
 } pipeline;
 
-static void *chunk_worker(void *arg)
+static void chunk_worker(pipeline *p)
 {
-	pipeline *p = arg;
-
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		size_t i;
@@ -93,7 +91,6 @@ static void *chunk_worker(void *arg)
 		pthread_cond_broadcast(&p->done);
 	}
 	pthread_mutex_unlock(&p->mu);
-	return NULL;
 }
 
 /* Whether `word` (lower case) occurs in `text`, in any case. */
@@ -168,85 +165,113 @@ static void drop_block_results(lint *l, const block *b, size_t findings_from, si
 	}
 }
 
-/* Parses the chunks on other threads (when there are CPUs for it) and lints them in order. */
-int dc_lint__chunks(lint *l, const block *b, const size_t *cuts, size_t nchunks, size_t *prev_end)
-{
+/* One run of the pipeline: item 0 lints the chunks in order, the others parse ahead. */
+typedef struct chunk_run {
 	pipeline p;
-	pthread_t threads[CHUNK_MAX_WORKERS];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t nworkers = cpus < 2                   ? 0
-	                  : cpus > CHUNK_MAX_WORKERS ? CHUNK_MAX_WORKERS
-	                                             : (size_t)cpus;
-	size_t started = 0, i, findings_from = l->out->len;
-	size_t models_from = b->models ? b->models->len : 0;
-	int rc = 0;
+	lint *l;
+	const block *b;
+	size_t *prev_end;
+	size_t findings_from, models_from;
+	int rc;
+} chunk_run;
 
-	memset(&p, 0, sizeof(p));
-	p.text = l->text;
-	p.cuts = cuts;
-	p.nchunks = nchunks;
-	p.nslots = nworkers ? 2 * nworkers : 1;
-	if (!(p.slots = calloc(p.nslots, sizeof(*p.slots))))
-		return DC_ENOMEM;
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.work, NULL);
-	pthread_cond_init(&p.done, NULL);
-	for (i = 0; i < nworkers && i < nchunks; i++)
-		if (pthread_create(&threads[started], NULL, chunk_worker, &p) == 0)
-			started++;
-	for (i = 0; i < nchunks && !rc && !l->failed; i++) {
-		chunk *c = &p.slots[i % p.nslots];
+/* Lints the chunks in order, parsing here each one no parser has taken yet:
+ * the run never waits on a parser that has no thread. */
+static void consume(chunk_run *r)
+{
+	pipeline *p = &r->p;
+	lint *l = r->l;
+	size_t i;
 
-		if (started == 0) { /* no thread: parse here */
-			c->off = cuts[i];
-			c->len = cuts[i + 1] - cuts[i];
-			chunk_parse(l->text, c);
+	for (i = 0; i < p->nchunks && !r->rc && !l->failed; i++) {
+		chunk *c = &p->slots[i % p->nslots];
+
+		pthread_mutex_lock(&p->mu);
+		if (p->next == i) { /* unclaimed: its slot is free, parse it here */
+			p->next++;
+			pthread_mutex_unlock(&p->mu);
+			c->off = p->cuts[i];
+			c->len = p->cuts[i + 1] - p->cuts[i];
+			chunk_parse(p->text, c);
 		} else {
-			pthread_mutex_lock(&p.mu);
 			while (!c->ready)
-				pthread_cond_wait(&p.done, &p.mu);
-			pthread_mutex_unlock(&p.mu);
+				pthread_cond_wait(&p->done, &p->mu);
+			pthread_mutex_unlock(&p->mu);
 		}
 		l->base = c->off;
 		l->cur_chunk_end = c->off + c->len;
 		if (c->rc) {
-			rc = c->rc;
+			r->rc = c->rc;
 		} else if (c->error) {
-			drop_block_results(l, b, findings_from, models_from);
+			drop_block_results(l, r->b, r->findings_from, r->models_from);
 			dc_lint__syntax_finding(l, c->off, c->error, c->cursorpos);
 			l->syntax_error = true;
 		} else {
-			rc = dc_lint__tree(l, b, c->tree, prev_end);
+			r->rc = dc_lint__tree(l, r->b, c->tree, r->prev_end);
 		}
 		free(c->error);
 		c->error = NULL;
 		c->tree = NULL;
 		dc_arena_reset(&c->arena);
-		pthread_mutex_lock(&p.mu);
+		pthread_mutex_lock(&p->mu);
 		c->ready = false;
-		p.consumed++;
-		if (l->syntax_error || rc || l->failed)
-			p.stop = true;
-		pthread_cond_broadcast(&p.work);
-		pthread_mutex_unlock(&p.mu);
+		p->consumed++;
+		if (l->syntax_error || r->rc || l->failed)
+			p->stop = true;
+		pthread_cond_broadcast(&p->work);
+		pthread_mutex_unlock(&p->mu);
 		if (l->syntax_error)
 			break;
 	}
-	pthread_mutex_lock(&p.mu);
-	p.stop = true;
-	pthread_cond_broadcast(&p.work);
-	pthread_mutex_unlock(&p.mu);
-	for (i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
-	for (i = 0; i < p.nslots; i++) {
-		free(p.slots[i].error);
-		dc_arena_release(&p.slots[i].arena);
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pipeline_item(size_t i, void *arg)
+{
+	chunk_run *r = arg;
+
+	if (i == 0)
+		consume(r);
+	else
+		chunk_worker(&r->p);
+}
+
+/* Parses the chunks on the pool's threads (as far as its budget goes) and lints them in order. */
+int dc_lint__chunks(lint *l, const block *b, const size_t *cuts, size_t nchunks, size_t *prev_end)
+{
+	chunk_run r;
+	unsigned cpus = dc_pool_cpus();
+	size_t nparsers = cpus > CHUNK_MAX_WORKERS ? CHUNK_MAX_WORKERS : cpus, i;
+
+	memset(&r, 0, sizeof(r));
+	r.l = l;
+	r.b = b;
+	r.prev_end = prev_end;
+	r.findings_from = l->out->len;
+	r.models_from = b->models ? b->models->len : 0;
+	r.p.text = l->text;
+	r.p.cuts = cuts;
+	r.p.nchunks = nchunks;
+	r.p.nslots = 2 * nparsers;
+	if (!(r.p.slots = calloc(r.p.nslots, sizeof(*r.p.slots))))
+		return DC_ENOMEM;
+	pthread_mutex_init(&r.p.mu, NULL);
+	pthread_cond_init(&r.p.work, NULL);
+	pthread_cond_init(&r.p.done, NULL);
+	/* Never fails: without threads, the consumer parses every chunk itself. */
+	(void)dc_pool_run(1 + nparsers, (unsigned)(1 + nparsers), 0, pipeline_item, &r);
+	for (i = 0; i < r.p.nslots; i++) {
+		free(r.p.slots[i].error);
+		dc_arena_release(&r.p.slots[i].arena);
 	}
-	free(p.slots);
-	pthread_cond_destroy(&p.done);
-	pthread_cond_destroy(&p.work);
-	pthread_mutex_destroy(&p.mu);
+	free(r.p.slots);
+	pthread_cond_destroy(&r.p.done);
+	pthread_cond_destroy(&r.p.work);
+	pthread_mutex_destroy(&r.p.mu);
 	l->base = 0;
 	l->cur_chunk_end = 0;
-	return rc;
+	return r.rc;
 }
