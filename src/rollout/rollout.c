@@ -16,6 +16,7 @@
 #include <deployclaw/rollout.h>
 #include <deployclaw/util.h>
 
+#include "gate/gate_internal.h"
 #include "rollout_internal.h"
 
 /* Tenant outcomes are appended to the ledger in batches of at most this many,
@@ -1763,7 +1764,7 @@ static int setup(rollout *r, dc_error *err)
 			return dc_error_set(err, DC_ENOMEM, "out of memory");
 	}
 	return dc_gate_registry_new(&r->gates) ? dc_error_set(err, DC_ENOMEM, "out of memory")
-	                                       : dc_rollout__register_gates(r->gates, cfg, err);
+	                                       : dc_gate__register_builtins(r->gates, cfg, err);
 }
 
 static json_t *run_start_json(rollout *r, const char *phash)
@@ -1925,7 +1926,7 @@ int dc_rollout_run(dc_rollout_report **out,
                    const dc_rollout_opts *opts,
                    dc_error *err)
 {
-	dc_rollout__preflight pf;
+	dc_gate__preflight pf;
 	dc_rollout_report *rep = NULL;
 	size_t *planned_idx = NULL;
 	dc_gate_ctx gctx;
@@ -2039,10 +2040,11 @@ int dc_rollout_run(dc_rollout_report **out,
 	/* preflight gates */
 	t = dc_time_mono_ms();
 	memset(&pf, 0, sizeof(pf));
-	pf.opts = opts;
+	pf.rollback = opts->direction == DC_ROLLOUT_ROLLBACK;
+	pf.allow_out_of_order = opts->allow_out_of_order;
+	pf.ledger_pubkey = opts->ledger_pubkey;
 	pf.tenants = rep->tenants;
 	pf.todos = r.todos;
-	pf.readable = r.readable;
 	pf.ntenants = rep->ntenants;
 	memset(&gctx, 0, sizeof(gctx));
 	gctx.cfg = cfg;

@@ -1,6 +1,6 @@
 /*
  * Internal to src/rollout: the plan of one tenant, shared by planning,
- * the gates, execution and status.
+ * execution, status and the preflight gates (src/gate/gate_internal.h).
  */
 #ifndef DC_ROLLOUT_INTERNAL_H
 #define DC_ROLLOUT_INTERNAL_H
@@ -37,18 +37,5 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
                              size_t nrows,
                              dc_rollout_direction dir,
                              const char *to);
-
-/* Registers the built-in gates (preflight and per-tenant) in `reg`. */
-int dc_rollout__register_gates(dc_gate_registry *reg, const dc_config *cfg, dc_error *err);
-
-/* What the preflight gates look at (dc_gate_ctx.user). */
-typedef struct dc_rollout__preflight {
-	const dc_rollout_opts *opts;
-	const dc_tenant *tenants;
-	dc_rollout__todo *todos; /* one per tenant */
-	bool *readable;          /* one per tenant: its history could be read */
-	size_t ntenants;
-	int64_t ledger_entries;
-} dc_rollout__preflight;
 
 #endif
