@@ -39,6 +39,10 @@ typedef struct worker {
 	 * to the engine once the current one is entered; SIZE_MAX: none. */
 	size_t hint;
 	size_t next_ti;
+	/* The error of the tenant in hand: empty between tenants, so a tenant
+	 * that succeeds costs no clearing; a failed one's goes to the heap
+	 * (keep_error). */
+	dc_error err;
 } worker;
 
 /* A phase that is done for a tenant in this run (for compensation). */
@@ -127,10 +131,29 @@ const char *dc_tenant_status_name(dc_tenant_status status)
 	return "unknown";
 }
 
+/* A failed tenant's error when there was no memory for its own. */
+static const dc_error no_memory_error = { DC_ENOMEM, "out of memory", "", 0, 0, "", "", "" };
+
+int dc_rollout_opts_init(dc_rollout_opts *opts, unsigned int version)
+{
+	/* Only version 1 exists: when one is added, this keeps the size of each
+	 * older layout, and an older caller's struct is cleared to its size. */
+	if (version == 0 || version > DC_ROLLOUT_OPTIONS_VERSION)
+		return DC_EINVAL;
+	memset(opts, 0, sizeof(*opts));
+	opts->version = version;
+	return 0;
+}
+
 void dc_rollout_report_free(dc_rollout_report *rep)
 {
+	size_t i;
+
 	if (!rep)
 		return;
+	for (i = 0; rep->outcomes && i < rep->ntenants; i++)
+		if (rep->outcomes[i].error != &no_memory_error)
+			free((void *)(uintptr_t)rep->outcomes[i].error);
 	dc_tenants_free(rep->tenants, rep->ntenants);
 	free(rep->outcomes);
 	free(rep->waves);
@@ -399,13 +422,13 @@ static json_t *outcome_json(const rollout *r, const dc_tenant_outcome *o)
 	if (d && o->attempts > 1)
 		json_object_set_new(d, "attempts", json_integer(o->attempts));
 	if (d && o->status == DC_TENANT_FAILED) {
-		json_object_set_new(d, "error", json_string(o->error.message));
-		if (o->error.sqlstate[0])
-			json_object_set_new(d, "sqlstate", json_string(o->error.sqlstate));
-		if (o->error.file[0]) {
-			json_object_set_new(d, "file", json_string(o->error.file));
-			json_object_set_new(d, "line", json_integer(o->error.line));
-			json_object_set_new(d, "col", json_integer(o->error.col));
+		json_object_set_new(d, "error", json_string(o->error->message));
+		if (o->error->sqlstate[0])
+			json_object_set_new(d, "sqlstate", json_string(o->error->sqlstate));
+		if (o->error->file[0]) {
+			json_object_set_new(d, "file", json_string(o->error->file));
+			json_object_set_new(d, "line", json_integer(o->error->line));
+			json_object_set_new(d, "col", json_integer(o->error->col));
 		}
 	}
 	return d;
@@ -923,7 +946,7 @@ static bool transient(const dc_error *e)
 
 /* One attempt at a tenant. `*retry` says whether a failure may be retried: transient,
  * and nothing of it committed. */
-static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *retry)
+static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, dc_error *err, bool *retry)
 {
 	rollout *r = w->r;
 	const dc_tenant *tenant = &r->rep->tenants[ti];
@@ -931,7 +954,6 @@ static void attempt_tenant(worker *w, size_t ti, dc_tenant_outcome *o, bool *ret
 	dc_history_row *rows = NULL;
 	dc_rollout__todo todo;
 	dc_strbuf backup = DC_STRBUF_INIT;
-	dc_error *err = &o->error;
 	bool locked = false;
 	int rc;
 
@@ -1048,11 +1070,23 @@ out:
 	dc_strbuf_release(&backup);
 }
 
+/* Moves a failed tenant's error from the worker to the heap, for its outcome. */
+static void keep_error(worker *w, dc_tenant_outcome *o)
+{
+	dc_error *e = malloc(sizeof(*e));
+
+	if (e)
+		*e = w->err;
+	o->error = e ? e : &no_memory_error;
+	dc_error_clear(&w->err);
+}
+
 /* A tenant, with bounded retries: exponential backoff from 100 ms (at most 5 s) plus up to
  * half as much jitter, so retrying workers do not collide again. */
 static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 {
 	rollout *r = w->r;
+	dc_error *err = &w->err;
 	int64_t start = dc_time_mono_ms();
 	int attempt;
 
@@ -1060,9 +1094,8 @@ static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 		bool retry = false;
 		int64_t backoff;
 
-		memset(&o->error, 0, sizeof(o->error));
 		o->status = DC_TENANT_SKIPPED;
-		attempt_tenant(w, ti, o, &retry);
+		attempt_tenant(w, ti, o, err, &retry);
 		o->attempts = attempt;
 		if (o->status != DC_TENANT_FAILED || !retry || attempt > r->cfg->rollout.retries ||
 		    stop_requested(r))
@@ -1075,11 +1108,16 @@ static void run_tenant(worker *w, size_t ti, dc_tenant_outcome *o)
 		r->retries++;
 		queue_event(r, "tenant_retry",
 		            json_pack("{s:s, s:i, s:s, s:s, s:I}", "tenant", r->rep->tenants[ti].id,
-		                      "attempt", attempt, "sqlstate", o->error.sqlstate, "error",
-		                      o->error.message, "backoff_ms", (json_int_t)backoff));
+		                      "attempt", attempt, "sqlstate", err->sqlstate, "error",
+		                      err->message, "backoff_ms", (json_int_t)backoff));
 		pthread_mutex_unlock(&r->mu);
+		dc_error_clear(err);
 		nap_ms(backoff, r->opts->stop);
 	}
+	if (o->status == DC_TENANT_FAILED)
+		keep_error(w, o);
+	else if (err->code)
+		dc_error_clear(err); /* set by a step that recovered: not the next tenant's */
 	o->duration_ms = dc_time_mono_ms() - start;
 }
 
@@ -1938,11 +1976,16 @@ int dc_rollout_run(dc_rollout_report **out,
 	int rc, grc;
 	bool started = false;
 
+	*out = NULL;
+	if (opts->version == 0 || opts->version > DC_ROLLOUT_OPTIONS_VERSION)
+		return dc_error_set(err, DC_EINVAL,
+		                    "rollout options of version %u: this library knows 1 to %d "
+		                    "(start from DC_ROLLOUT_OPTIONS_INIT)",
+		                    opts->version, DC_ROLLOUT_OPTIONS_VERSION);
 	memset(&r, 0, sizeof(r));
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.wcv, NULL);
-	*out = NULL;
 	rep = calloc(1, sizeof(*rep));
 	if (!rep) {
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -2265,7 +2308,7 @@ int dc_status_collect(dc_status **out,
                       int parallel,
                       dc_error *err)
 {
-	dc_rollout_opts opts;
+	dc_rollout_opts opts = DC_ROLLOUT_OPTIONS_INIT;
 	dc_rollout_report *rep = NULL;
 	dc_status *st = NULL;
 	rollout r;
@@ -2274,7 +2317,6 @@ int dc_status_collect(dc_status **out,
 
 	*out = NULL;
 	memset(&r, 0, sizeof(r));
-	memset(&opts, 0, sizeof(opts));
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.wcv, NULL);
