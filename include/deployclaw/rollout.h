@@ -182,40 +182,4 @@ DC_API int dc_rollout_run(dc_rollout_report **out,
                           const dc_rollout_opts *opts,
                           dc_error *err);
 
-/** Where a version stands across the fleet (deployclaw status). */
-typedef struct dc_status_version {
-	char version[64];
-	char name[128];
-	size_t tenants; /**< tenants whose latest applied version is this one */
-} dc_status_version;
-
-typedef struct dc_status_tenant {
-	const dc_tenant *tenant; /**< borrowed from the status */
-	char version[64];        /**< latest applied ("" = none) */
-	size_t pending;          /**< migrations of the set not applied */
-	bool failed;             /**< history has a partial row, or the tenant could not be read */
-	bool drifted;            /**< an applied checksum differs from its file */
-	char detail[512];        /**< why failed / which versions drifted */
-} dc_status_tenant;
-
-typedef struct dc_status {
-	dc_tenant *tenants;
-	size_t ntenants;
-	dc_status_tenant *rows;      /**< one per tenant */
-	dc_status_version *versions; /**< one per migration of the set, plus "" (none) first */
-	size_t nversions;
-	size_t pending; /**< tenants with pending migrations */
-	size_t failed;
-	size_t drifted;
-} dc_status;
-
-/** Reads every tenant's history (in parallel) against the set. */
-DC_API int dc_status_collect(dc_status **out,
-                             const dc_config *cfg,
-                             const dc_migration_set *set,
-                             int parallel,
-                             dc_error *err);
-
-DC_API void dc_status_free(dc_status *status);
-
 #endif
