@@ -25,11 +25,18 @@ typedef struct dc_gate__def {
 	/* Whether the config turns it on; NULL: always. A gate that is off stays
 	 * registered (and findable), disabled. */
 	bool (*enabled)(const dc_config *cfg);
+	/* What a refusal makes the run return: DC_EGATE (exit 3, nothing changed),
+	 * DC_EINTEGRITY (exit 4: the inputs' integrity; nothing can be recorded),
+	 * or, per tenant, DC_ETENANT (exit 1: the tenant fails, rolled back). */
+	int refusal;
 } dc_gate__def;
 
 /* The table, in the order the gates run within a stage. */
 extern const dc_gate__def dc_gate__builtin[];
 extern const size_t dc_gate__nbuiltin;
+
+/* The row of gate `name`, or NULL. */
+const dc_gate__def *dc_gate__builtin_find(const char *name);
 
 /* Registers every row of the table in `reg`, disabling those the config turns off. */
 int dc_gate__register_builtins(dc_gate_registry *reg, const dc_config *cfg, dc_error *err);

@@ -262,6 +262,17 @@ static int step_plan(dc_rollout__run *r, size_t **planned_idx, char phash[65], d
 	return 0;
 }
 
+/* Whether gate `name` ran and passed. */
+static bool passed(const dc_rollout_report *rep, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rep->ngates; i++)
+		if (strcmp(rep->gates[i].gate, name) == 0)
+			return rep->gates[i].verdict == DC_GATE_PASS;
+	return false;
+}
+
 /* validate_migration_prerequisites, validate_safety_gates: the preflight gates. A refusal
  * is recorded (but for the ledger's own, which cannot take an entry). */
 static int step_preflight(dc_rollout__run *r, dc_error *err)
@@ -269,6 +280,7 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	dc_rollout_report *rep = r->rep;
 	const dc_rollout_opts *opts = r->opts;
 	const dc_migration_set *set = r->fleet.orig_set;
+	const dc_gate__def *def;
 	dc_gate__preflight pf;
 	dc_gate_ctx gctx;
 	const char *gate;
@@ -288,12 +300,11 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	gctx.stop = opts->stop;
 	gctx.user = &pf;
 	grc = dc_gate_registry_run(r->gates, DC_GATE_PREFLIGHT, &gctx, on_gate, rep, NULL, err);
-	dc_rollout__add_step(
-	        rep, "validate_migration_prerequisites", grc ? "failed" : "success",
-	        dc_time_mono_ms() - t, "parse, checksums, ledger",
-	        "%zu migrations parse; deployclaw.sum %s; ledger %s", set->count,
-	        rep->ngates > 1 && rep->gates[1].verdict == DC_GATE_PASS ? "matches" : "unchecked",
-	        rep->ngates > 0 && rep->gates[0].verdict == DC_GATE_PASS ? "verifies" : "fails");
+	dc_rollout__add_step(rep, "validate_migration_prerequisites", grc ? "failed" : "success",
+	                     dc_time_mono_ms() - t, "parse, checksums, ledger",
+	                     "%zu migrations parse; deployclaw.sum %s; ledger %s", set->count,
+	                     passed(rep, "sum_file") ? "matches" : "unchecked",
+	                     passed(rep, "ledger") ? "verifies" : "fails");
 	dc_rollout__add_step(rep, "validate_safety_gates", grc ? "failed" : "success",
 	                     dc_time_mono_ms() - t, "evaluate preflight gates",
 	                     "%zu gates evaluated%s%s", rep->ngates, grc ? ": " : ", all pass",
@@ -301,8 +312,9 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	if (!grc)
 		return 0;
 	gate = rep->ngates ? rep->gates[rep->ngates - 1].gate : "";
+	def = dc_gate__builtin_find(gate);
 	/* integrity failures are exit 4; a broken ledger cannot take an entry */
-	if (strcmp(gate, "ledger") == 0 || strcmp(gate, "sum_file") == 0)
+	if (def && def->refusal == DC_EINTEGRITY)
 		return err->code = DC_EINTEGRITY;
 	if (r->batch.ledger && !opts->dry_run) {
 		dc_error lerr = { 0 };

@@ -195,11 +195,12 @@ static void disabled_gates_do_not_run(void **state)
 	dc_gate_registry_free(reg);
 }
 
-/* One row of the gate table in docs/rollout.md: "| `id` | stages | `key` or — | ... |". */
+/* One row of the gate table in docs/rollout.md: "| `id` | stages | `key` or — | exit | ... |". */
 typedef struct doc_gate {
 	char name[64];
 	char stages[128];
 	char key[64];
+	char exits[8];
 } doc_gate;
 
 /* Copies cell `n` (0-based) of a markdown table row, trimmed, without backquotes. */
@@ -249,6 +250,7 @@ static size_t read_doc_gates(doc_gate *out, size_t max)
 		assert_true(cell(line, 0, out[n].name, sizeof(out[n].name)));
 		assert_true(cell(line, 1, out[n].stages, sizeof(out[n].stages)));
 		assert_true(cell(line, 2, out[n].key, sizeof(out[n].key)));
+		assert_true(cell(line, 3, out[n].exits, sizeof(out[n].exits)));
 		n++;
 	}
 	fclose(f);
@@ -269,8 +271,15 @@ static void stage_names(unsigned stages, char *out, size_t size)
 			                        dc_gate_stage_name((dc_gate_stage)bit));
 }
 
+/* The exit code of a refusal (docs/design.md: 1 a tenant failed, 3 a gate refused, 4
+ * integrity). */
+static const char *exit_code(int refusal)
+{
+	return refusal == DC_EINTEGRITY ? "4" : refusal == DC_ETENANT ? "1" : "3";
+}
+
 /* Like redis's command table doc check: the docs list exactly the table's gates, each with
- * its stages and config key. */
+ * its stages, config key and the exit code of a refusal. */
 static void docs_list_every_gate_of_the_table(void **state)
 {
 	doc_gate doc[64];
@@ -294,6 +303,9 @@ static void docs_list_every_gate_of_the_table(void **state)
 		if (strcmp(doc[k].key, d->config_key ? d->config_key : "—") != 0)
 			fail_msg("gate '%s': docs/rollout.md says config key '%s', the table '%s'",
 			         d->name, doc[k].key, d->config_key ? d->config_key : "—");
+		if (strcmp(doc[k].exits, exit_code(d->refusal)) != 0)
+			fail_msg("gate '%s': docs/rollout.md says a refusal exits %s, the table %s",
+			         d->name, doc[k].exits, exit_code(d->refusal));
 	}
 	for (k = 0; k < ndoc; k++) {
 		for (i = 0; i < dc_gate__nbuiltin && strcmp(doc[k].name, dc_gate__builtin[i].name);
