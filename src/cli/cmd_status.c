@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <deployclaw/rollout.h>
+#include <deployclaw/status.h>
 
 #include "cli.h"
 

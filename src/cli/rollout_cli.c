@@ -73,14 +73,13 @@ int cli_rollout(cli *c, const cli_rollout_args *a)
 	dc_signing_key *key = NULL;
 	dc_ledger *ledger = NULL;
 	dc_rollout_report *rep = NULL;
-	dc_rollout_opts opts;
+	dc_rollout_opts opts = DC_ROLLOUT_OPTIONS_INIT;
 	progress_ctx pc;
 	struct sigaction sa, old_int, old_term;
 	dc_error err = { 0 };
 	char chash[65], task[256];
 	int rc;
 
-	memset(&opts, 0, sizeof(opts));
 	memset(&pc, 0, sizeof(pc));
 	memset(&sa, 0, sizeof(sa));
 	if ((rc = cli_load_config(c, &cfg, &err)) != 0)

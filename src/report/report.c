@@ -114,12 +114,13 @@ void dc_report_summary(const dc_rollout_report *rep, size_t max_failures_listed,
 
 			if (o->status != DC_TENANT_FAILED)
 				continue;
-			if (o->error.file[0])
-				snprintf(where, sizeof(where), "%s:%d:%d: ", o->error.file,
-				         o->error.line, o->error.col);
+			if (o->error->file[0])
+				snprintf(where, sizeof(where), "%s:%d:%d: ", o->error->file,
+				         o->error->line, o->error->col);
 			dc_strbuf_addf(out, "  %-20s %s%s%s%s%s\n", o->tenant->id, where,
-			               o->error.message, o->error.sqlstate[0] ? " (SQLSTATE " : "",
-			               o->error.sqlstate, o->error.sqlstate[0] ? ")" : "");
+			               o->error->message,
+			               o->error->sqlstate[0] ? " (SQLSTATE " : "",
+			               o->error->sqlstate, o->error->sqlstate[0] ? ")" : "");
 			listed++;
 		}
 		if (rep->failed > listed)

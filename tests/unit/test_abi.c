@@ -20,6 +20,8 @@
 #include <deployclaw/report.h>
 #include <deployclaw/rewrite.h>
 #include <deployclaw/rollout.h>
+#include <deployclaw/status.h>
+#include <deployclaw/sys/engine.h>
 #include <deployclaw/topology.h>
 
 #if defined(JANSSON_H) || defined(LIBPQ_FE_H) || defined(SQLITE3_H) || defined(LIBFYAML_H) || \

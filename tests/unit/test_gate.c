@@ -3,11 +3,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include <deployclaw/gate.h>
+
+#include "gate/gate_internal.h"
 
 /* A scripted gate: returns the verdicts in `script` one per call. */
 typedef struct script {
@@ -192,6 +195,157 @@ static void disabled_gates_do_not_run(void **state)
 	dc_gate_registry_free(reg);
 }
 
+/* One row of the gate table in docs/rollout.md: "| `id` | stages | `key` or — | exit | ... |". */
+typedef struct doc_gate {
+	char name[64];
+	char stages[128];
+	char key[64];
+	char exits[8];
+} doc_gate;
+
+/* Copies cell `n` (0-based) of a markdown table row, trimmed, without backquotes. */
+static bool cell(const char *line, int n, char *out, size_t size)
+{
+	const char *p = strchr(line, '|'), *end;
+	size_t len = 0;
+
+	for (; p && n > 0; n--)
+		p = strchr(p + 1, '|');
+	if (!p || !(end = strchr(p + 1, '|')))
+		return false;
+	for (p++; p < end && len + 1 < size; p++)
+		if (*p != '`')
+			out[len++] = *p;
+	while (len > 0 && out[len - 1] == ' ')
+		len--;
+	out[len] = '\0';
+	memmove(out, out + strspn(out, " "), strlen(out + strspn(out, " ")) + 1);
+	return true;
+}
+
+/* The rows between the gate table's markers in docs/rollout.md (the one place gates are listed). */
+static size_t read_doc_gates(doc_gate *out, size_t max)
+{
+	const char *root = getenv("DC_SOURCE_ROOT");
+	char path[1024], line[2048];
+	bool in = false;
+	size_t n = 0;
+	FILE *f;
+
+	assert_non_null(root);
+	snprintf(path, sizeof(path), "%s/docs/rollout.md", root);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "<!-- gate table: begin")) {
+			in = true;
+			continue;
+		}
+		if (strstr(line, "<!-- gate table: end"))
+			break;
+		if (!in || line[0] != '|' || strncmp(line, "| gate ", 7) == 0 ||
+		    strncmp(line, "| ---", 5) == 0)
+			continue;
+		assert_true(n < max);
+		assert_true(cell(line, 0, out[n].name, sizeof(out[n].name)));
+		assert_true(cell(line, 1, out[n].stages, sizeof(out[n].stages)));
+		assert_true(cell(line, 2, out[n].key, sizeof(out[n].key)));
+		assert_true(cell(line, 3, out[n].exits, sizeof(out[n].exits)));
+		n++;
+	}
+	fclose(f);
+	assert_true(in);
+	return n;
+}
+
+/* "preflight, after_tenant" from a stage bit set, in bit order. */
+static void stage_names(unsigned stages, char *out, size_t size)
+{
+	unsigned bit;
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (bit = 1; bit <= DC_GATE_AFTER_WAVE; bit <<= 1)
+		if (stages & bit)
+			len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "",
+			                        dc_gate_stage_name((dc_gate_stage)bit));
+}
+
+/* The exit code of a refusal (docs/design.md: 1 a tenant failed, 3 a gate refused, 4
+ * integrity). */
+static const char *exit_code(int refusal)
+{
+	return refusal == DC_EINTEGRITY ? "4" : refusal == DC_ETENANT ? "1" : "3";
+}
+
+/* Like redis's command table doc check: the docs list exactly the table's gates, each with
+ * its stages, config key and the exit code of a refusal. */
+static void docs_list_every_gate_of_the_table(void **state)
+{
+	doc_gate doc[64];
+	size_t ndoc = read_doc_gates(doc, 64), i, k;
+	char stages[128];
+
+	(void)state;
+	assert_true(dc_gate__nbuiltin > 0);
+	for (i = 0; i < dc_gate__nbuiltin; i++) {
+		const dc_gate__def *d = &dc_gate__builtin[i];
+
+		for (k = 0; k < ndoc && strcmp(doc[k].name, d->name) != 0; k++)
+			;
+		if (k == ndoc)
+			fail_msg("gate '%s' is in src/gate/builtin.c but not in docs/rollout.md",
+			         d->name);
+		stage_names(d->stages, stages, sizeof(stages));
+		if (strcmp(doc[k].stages, stages) != 0)
+			fail_msg("gate '%s': docs/rollout.md says stage '%s', the table '%s'",
+			         d->name, doc[k].stages, stages);
+		if (strcmp(doc[k].key, d->config_key ? d->config_key : "—") != 0)
+			fail_msg("gate '%s': docs/rollout.md says config key '%s', the table '%s'",
+			         d->name, doc[k].key, d->config_key ? d->config_key : "—");
+		if (strcmp(doc[k].exits, exit_code(d->refusal)) != 0)
+			fail_msg("gate '%s': docs/rollout.md says a refusal exits %s, the table %s",
+			         d->name, doc[k].exits, exit_code(d->refusal));
+	}
+	for (k = 0; k < ndoc; k++) {
+		for (i = 0; i < dc_gate__nbuiltin && strcmp(doc[k].name, dc_gate__builtin[i].name);
+		     i++)
+			;
+		if (i == dc_gate__nbuiltin)
+			fail_msg("gate '%s' is in docs/rollout.md but not in src/gate/builtin.c",
+			         doc[k].name);
+	}
+	assert_int_equal(ndoc, dc_gate__nbuiltin);
+}
+
+/* The table is applied according to the config: a gate whose key turns it off is
+ * registered, disabled, and does not run. */
+static void builtins_follow_the_config(void **state)
+{
+	dc_config cfg;
+	dc_gate_registry *reg = NULL;
+	dc_gate_ctx ctx = { 0 };
+	dc_error err = { 0 };
+	log l = { 0 };
+	size_t i;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.gates.integrity_check = DC_CHECK_OFF;
+	cfg.gates.foreign_key_check = DC_CHECK_FULL;
+	ctx.cfg = &cfg;
+	assert_int_equal(dc_gate_registry_new(&reg), 0);
+	assert_int_equal(dc_gate__register_builtins(reg, &cfg, &err), 0);
+	for (i = 0; i < dc_gate__nbuiltin; i++)
+		assert_non_null(dc_gate_registry_find(reg, dc_gate__builtin[i].name));
+	/* no connection: the engine checks are not applicable and pass */
+	assert_int_equal(
+	        dc_gate_registry_run(reg, DC_GATE_AFTER_TENANT, &ctx, record, &l, NULL, &err), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.lines[0], "foreign_key_check pass not applicable to this engine");
+	dc_gate_registry_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +354,8 @@ int main(void)
 		cmocka_unit_test(unmeasurable_fails_closed),
 		cmocka_unit_test(wait_retries_within_budget),
 		cmocka_unit_test(disabled_gates_do_not_run),
+		cmocka_unit_test(docs_list_every_gate_of_the_table),
+		cmocka_unit_test(builtins_follow_the_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

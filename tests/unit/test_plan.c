@@ -157,6 +157,45 @@ static void rollback_undoes_newest_first(void **state)
 	dc_rollout__todo_release(&t);
 }
 
+/* A run holds one outcome per tenant for its whole length: it must stay small (it
+ * embedded a 1.9 KB dc_error, 2,104 bytes a tenant, before failures moved theirs to the
+ * heap). */
+static void outcome_stays_small(void **state)
+{
+	(void)state;
+	assert_true(sizeof(dc_tenant_outcome) <= 256);
+}
+
+/* Options carry the layout they were built with; one the library does not know, or a
+ * zeroed struct, is refused before anything is touched. */
+static void options_carry_their_version(void **state)
+{
+	dc_rollout_opts macro = DC_ROLLOUT_OPTIONS_INIT, fn, zero;
+	dc_rollout_report *rep = (dc_rollout_report *)(uintptr_t)1;
+	dc_config cfg;
+	dc_error err = { 0 };
+
+	(void)state;
+	assert_int_equal(macro.version, DC_ROLLOUT_OPTIONS_VERSION);
+	assert_int_equal(macro.direction, DC_ROLLOUT_APPLY);
+	assert_null(macro.tenants);
+	memset(&fn, 0xff, sizeof(fn));
+	assert_int_equal(dc_rollout_opts_init(&fn, DC_ROLLOUT_OPTIONS_VERSION), 0);
+	assert_int_equal(fn.version, DC_ROLLOUT_OPTIONS_VERSION);
+	assert_int_equal(fn.parallel, 0);
+	assert_null(fn.stop);
+	assert_false(fn.dry_run);
+	assert_int_equal(dc_rollout_opts_init(&fn, DC_ROLLOUT_OPTIONS_VERSION + 1), DC_EINVAL);
+	assert_int_equal(dc_rollout_opts_init(&fn, 0), DC_EINVAL);
+
+	memset(&zero, 0, sizeof(zero));
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(dc_rollout_run(&rep, &cfg, &set, NULL, &zero, &err), DC_EINVAL);
+	assert_null(rep);
+	assert_string_equal(err.message, "rollout options of version 0: this library knows 1 to 1 "
+	                                 "(start from DC_ROLLOUT_OPTIONS_INIT)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +204,8 @@ int main(void)
 		cmocka_unit_test(partial_resumes_after_its_phase),
 		cmocka_unit_test(drift_and_out_of_order),
 		cmocka_unit_test(rollback_undoes_newest_first),
+		cmocka_unit_test(outcome_stays_small),
+		cmocka_unit_test(options_carry_their_version),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

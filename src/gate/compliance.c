@@ -1,0 +1,65 @@
+/*
+ * compliance.c — compliance gates: what policy requires of the plan before
+ * anything is touched.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gate_internal.h"
+
+static bool has_down(const dc_migration *m)
+{
+	size_t k;
+
+	for (k = 0; k < m->nphases; k++)
+		if (m->phases[k].down.text && m->phases[k].down.nstmts > 0)
+			return true;
+	return false;
+}
+
+int dc_gate__require_down(const dc_gate *gate,
+                          const dc_gate_ctx *ctx,
+                          dc_gate_result *res,
+                          dc_error *err)
+{
+	const dc_gate__preflight *pf = ctx->user;
+	char names[400] = "";
+	size_t i, k, n = 0, len = 0;
+	bool rollback = pf->rollback;
+
+	(void)gate;
+	(void)err;
+	/* Every migration the plan touches, once. */
+	for (i = 0; i < ctx->set->count; i++) {
+		const dc_migration *m = &ctx->set->migrations[i];
+		bool touched = false;
+
+		for (k = 0; k < pf->ntenants && !touched; k++) {
+			size_t j;
+
+			for (j = 0; j < pf->todos[k].n; j++)
+				if (pf->todos[k].migs[j] == m)
+					touched = true;
+		}
+		if (!touched || has_down(m))
+			continue;
+		if (n < 5 && len + 8 < sizeof(names))
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",
+			                        n ? ", " : "", m->version);
+		n++;
+	}
+	res->measured = (double)n;
+	if (n == 0) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail),
+		         "every migration in the plan has a down");
+	} else {
+		/* a rollback cannot proceed without downs, whatever the config says */
+		res->verdict =
+		        rollback || ctx->cfg->gates.require_down ? DC_GATE_REFUSE : DC_GATE_WARN;
+		snprintf(res->detail, sizeof(res->detail),
+		         "%zu migration%s without a down: %.300s%s", n, n == 1 ? "" : "s", names,
+		         rollback ? "" : " (gates.require_down)");
+	}
+	return 0;
+}

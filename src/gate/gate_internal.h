@@ -1,0 +1,73 @@
+/*
+ * Internal to deployclaw: the built-in gates, declared in one table
+ * (builtin.c), and what the preflight gates look at.
+ *
+ * Adding a gate is one row in dc_gate__builtin and one check function in
+ * the family file it belongs to (integrity.c, compliance.c, ordering.c,
+ * consistency.c, or a new one), declared below. The gates' section of
+ * docs/rollout.md lists every row; test_gate fails when the two differ.
+ */
+#ifndef DC_GATE_INTERNAL_H
+#define DC_GATE_INTERNAL_H
+
+#include <deployclaw/config.h>
+#include <deployclaw/gate.h>
+
+#include "rollout/rollout_internal.h"
+
+/* One row of the gate table. */
+typedef struct dc_gate__def {
+	const char *name;       /* the gate's id, as reported and recorded */
+	unsigned stages;        /* dc_gate_stage bits */
+	const char *config_key; /* the key that tunes or disables it; NULL: none */
+	dc_gate_check_fn check;
+	const char *measures; /* one line: what it measures */
+	/* Whether the config turns it on; NULL: always. A gate that is off stays
+	 * registered (and findable), disabled. */
+	bool (*enabled)(const dc_config *cfg);
+	/* What a refusal makes the run return: DC_EGATE (exit 3, nothing changed),
+	 * DC_EINTEGRITY (exit 4: the inputs' integrity; nothing can be recorded),
+	 * or, per tenant, DC_ETENANT (exit 1: the tenant fails, rolled back). */
+	int refusal;
+} dc_gate__def;
+
+/* The table, in the order the gates run within a stage. */
+extern const dc_gate__def dc_gate__builtin[];
+extern const size_t dc_gate__nbuiltin;
+
+/* The row of gate `name`, or NULL. */
+const dc_gate__def *dc_gate__builtin_find(const char *name);
+
+/* Registers every row of the table in `reg`, disabling those the config turns off. */
+int dc_gate__register_builtins(dc_gate_registry *reg, const dc_config *cfg, dc_error *err);
+
+/*
+ * What the preflight gates look at (dc_gate_ctx.user): the rollout's plan.
+ * Everything is borrowed from the rollout for the duration of the stage.
+ */
+typedef struct dc_gate__preflight {
+	bool rollback;                      /* the run undoes migrations */
+	bool allow_out_of_order;            /* --allow-out-of-order was given */
+	const unsigned char *ledger_pubkey; /* 32 bytes, or NULL */
+	const dc_tenant *tenants;
+	const dc_rollout__todo *todos; /* one per tenant */
+	size_t ntenants;
+} dc_gate__preflight;
+
+/* integrity.c: the inputs of a run are what they claim to be. */
+int dc_gate__ledger(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__sum_file(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__parse(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+/* compliance.c: what policy requires of a plan. */
+int dc_gate__require_down(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+/* ordering.c: the fleet's histories agree with the migration set. */
+int dc_gate__out_of_order(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__drift(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+/* consistency.c: a tenant's database is sound before its commit. */
+int dc_gate__integrity_check(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__foreign_key_check(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+#endif
