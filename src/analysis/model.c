@@ -31,45 +31,44 @@ const char *dc_analysis__last_name(PgQuery__Node *const *names, size_t n)
 	return n ? dc_analysis__str(names[n - 1]) : NULL;
 }
 
-/* Reserved words that must be quoted as identifiers (a practical subset). */
-static const char *const reserved[] = {
-	"all",     "analyse",      "analyze",      "and",          "any",
-	"array",   "as",           "asc",          "both",         "case",
-	"cast",    "check",        "collate",      "column",       "constraint",
-	"create",  "current_date", "current_role", "current_time", "current_user",
-	"default", "deferrable",   "desc",         "distinct",     "do",
-	"else",    "end",          "except",       "false",        "fetch",
-	"for",     "foreign",      "from",         "grant",        "group",
-	"having",  "in",           "initially",    "intersect",    "into",
-	"lateral", "leading",      "limit",        "localtime",    "not",
-	"null",    "offset",       "on",           "only",         "or",
-	"order",   "placing",      "primary",      "references",   "returning",
-	"select",  "session_user", "some",         "symmetric",    "table",
-	"then",    "to",           "trailing",     "true",         "union",
-	"unique",  "user",         "using",        "variadic",     "when",
-	"where",   "window",       "with",
-};
+/* True when `s` is a keyword that quote_identifier() must quote (anything
+ * but an unreserved keyword), asked of the real scanner: its keyword list
+ * is the server's, where a hand-written subset misses words ("left"). */
+static bool is_quoted_keyword(const char *s)
+{
+	PgQueryScanResult res = pg_query_scan(s);
+	PgQuery__ScanResult *scan = NULL;
+	bool kw = false;
 
+	if (res.error)
+		goto out;
+	scan = pg_query__scan_result__unpack(NULL, res.pbuf.len, (const uint8_t *)res.pbuf.data);
+	if (scan && scan->n_tokens == 1)
+		kw = scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD &&
+		     scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__UNRESERVED_KEYWORD;
+out:
+	if (scan)
+		pg_query__scan_result__free_unpacked(scan, NULL);
+	pg_query_free_scan_result(res);
+	return kw;
+}
+
+/* quote_identifier(): bare when lowercase letters, digits and '_' (not
+ * starting with a digit) and not a keyword; else double-quoted. */
 void dc_analysis__quote_ident(dc_strbuf *sb, const char *name)
 {
+	const char *s = name ? name : "";
+	bool bare = (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_';
 	const char *p;
-	bool plain = name && name[0] && !(name[0] >= '0' && name[0] <= '9');
-	size_t i;
 
-	if (!name)
-		name = "";
-	for (p = name; plain && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			plain = false;
-	for (i = 0; plain && i < N(reserved); i++)
-		if (strcmp(reserved[i], name) == 0)
-			plain = false;
-	if (plain) {
-		dc_strbuf_adds(sb, name);
+	for (p = s; *p && bare; p++)
+		bare = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (bare && !is_quoted_keyword(s)) {
+		dc_strbuf_adds(sb, s);
 		return;
 	}
 	dc_strbuf_addch(sb, '"');
-	for (p = name; *p; p++) {
+	for (p = s; *p; p++) {
 		if (*p == '"')
 			dc_strbuf_addch(sb, '"');
 		dc_strbuf_addch(sb, *p);
@@ -77,13 +76,18 @@ void dc_analysis__quote_ident(dc_strbuf *sb, const char *name)
 	dc_strbuf_addch(sb, '"');
 }
 
-void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv)
+void dc_analysis__qualified_name(dc_strbuf *sb, const char *schema, const char *name)
 {
-	if (rv->schemaname && rv->schemaname[0]) {
-		dc_analysis__quote_ident(sb, rv->schemaname);
+	if (schema && schema[0]) {
+		dc_analysis__quote_ident(sb, schema);
 		dc_strbuf_addch(sb, '.');
 	}
-	dc_analysis__quote_ident(sb, rv->relname);
+	dc_analysis__quote_ident(sb, name);
+}
+
+void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv)
+{
+	dc_analysis__qualified_name(sb, rv->schemaname, rv->relname);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -237,55 +241,53 @@ int dc_analysis__type_change_op(const PgQuery__TypeName *from,
 /* ------------------------------------------------------------------------ */
 /* Volatility of a column default.                                          */
 
-static const char *const volatile_funcs[] = {
-	"random",           "gen_random_uuid", "uuid_generate_v1",   "uuid_generate_v1mc",
-	"uuid_generate_v4", "clock_timestamp", "timeofday",          "nextval",
-	"setseed",          "txid_current",    "pg_current_xact_id", "random_normal",
-};
-
-/* Stable or immutable built-ins (pg_proc provolatile <> 'v'). */
-static const char *const fast_funcs[] = {
+/*
+ * Built-ins whose pg_proc.provolatile is 's' or 'i' (checked on PostgreSQL
+ * 15). A default calling only these, unqualified or in pg_catalog, is stored
+ * as a fast default; anything else (random(), nextval(), clock_timestamp(),
+ * a user's function) counts as volatile: the table is then taken as
+ * rewritten, which is merely pessimistic for a stable function missing here.
+ */
+static const char *const nonvolatile_funcs[] = {
 	"now",
 	"transaction_timestamp",
 	"statement_timestamp",
 	"current_setting",
-	"lower",
-	"upper",
-	"coalesce",
-	"length",
-	"concat",
-	"md5",
-	"timezone",
-	"date_trunc",
-	"make_date",
-	"make_interval",
-	"abs",
-	"round",
-	"jsonb_build_object",
-	"json_build_object",
-	"jsonb_build_array",
-	"json_build_array",
-	"to_jsonb",
-	"to_json",
-	"array_fill",
-	"replace",
-	"btrim",
-	"trim",
-	"nullif",
-	"greatest",
-	"least",
-	"to_char",
-	"to_timestamp",
-	"to_date",
 	"current_database",
 	"current_schema",
 	"inet_client_addr",
-	"date_part",
-	"extract",
+	"lower",
+	"upper",
+	"btrim",
+	"trim",
+	"replace",
 	"substring",
 	"left",
 	"right",
+	"length",
+	"char_length",
+	"concat",
 	"format",
+	"md5",
+	"abs",
+	"round",
+	"to_char",
+	"to_date",
+	"to_timestamp",
+	"to_json",
+	"to_jsonb",
+	"json_build_object",
+	"json_build_array",
+	"jsonb_build_object",
+	"jsonb_build_array",
+	"array_fill",
+	"make_date",
+	"make_interval",
+	"make_timestamptz",
+	"timezone",
+	"date_trunc",
+	"date_part",
+	"extract",
 };
 
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -298,9 +300,33 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-bool dc_analysis__default_is_fast(const PgQuery__Node *e)
+/* The function's name when it is unqualified or in pg_catalog, else NULL:
+ * a schema-qualified user function of the same name may be volatile. */
+static const char *builtin_func_name(const PgQuery__FuncCall *f)
+{
+	const char *schema;
+
+	if (f->n_funcname == 1)
+		return dc_analysis__str(f->funcname[0]);
+	schema = f->n_funcname == 2 ? dc_analysis__str(f->funcname[0]) : NULL;
+	if (schema && strcmp(schema, "pg_catalog") == 0)
+		return dc_analysis__str(f->funcname[1]);
+	return NULL;
+}
+
+static bool all_fast(PgQuery__Node *const *args, size_t n)
 {
 	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!dc_analysis__default_is_fast(args[i]))
+			return false;
+	return true;
+}
+
+bool dc_analysis__default_is_fast(const PgQuery__Node *e)
+{
+	const PgQuery__FuncCall *f;
 
 	if (!e)
 		return true;
@@ -316,32 +342,19 @@ bool dc_analysis__default_is_fast(const PgQuery__Node *e)
 		return dc_analysis__default_is_fast(e->a_expr->lexpr) &&
 		       dc_analysis__default_is_fast(e->a_expr->rexpr);
 	case PG_QUERY__NODE__NODE_BOOL_EXPR:
-		for (i = 0; i < e->bool_expr->n_args; i++)
-			if (!dc_analysis__default_is_fast(e->bool_expr->args[i]))
-				return false;
-		return true;
+		return all_fast(e->bool_expr->args, e->bool_expr->n_args);
 	case PG_QUERY__NODE__NODE_A_ARRAY_EXPR:
-		for (i = 0; i < e->a_array_expr->n_elements; i++)
-			if (!dc_analysis__default_is_fast(e->a_array_expr->elements[i]))
-				return false;
-		return true;
-	case PG_QUERY__NODE__NODE_FUNC_CALL: {
-		const PgQuery__FuncCall *f = e->func_call;
-		const char *name = dc_analysis__last_name(f->funcname, f->n_funcname);
-
-		if (in_list(name, volatile_funcs, N(volatile_funcs)) ||
-		    !in_list(name, fast_funcs, N(fast_funcs)))
-			return false;
-		for (i = 0; i < f->n_args; i++)
-			if (!dc_analysis__default_is_fast(f->args[i]))
-				return false;
-		return true;
-	}
+		return all_fast(e->a_array_expr->elements, e->a_array_expr->n_elements);
 	case PG_QUERY__NODE__NODE_COALESCE_EXPR:
-		for (i = 0; i < e->coalesce_expr->n_args; i++)
-			if (!dc_analysis__default_is_fast(e->coalesce_expr->args[i]))
-				return false;
-		return true;
+		return all_fast(e->coalesce_expr->args, e->coalesce_expr->n_args);
+	case PG_QUERY__NODE__NODE_MIN_MAX_EXPR: /* GREATEST, LEAST */
+		return all_fast(e->min_max_expr->args, e->min_max_expr->n_args);
+	case PG_QUERY__NODE__NODE_FUNC_CALL:
+		f = e->func_call;
+		if (f->agg_star || f->over ||
+		    !in_list(builtin_func_name(f), nonvolatile_funcs, N(nonvolatile_funcs)))
+			return false;
+		return all_fast(f->args, f->n_args);
 	default:
 		return false;
 	}
@@ -928,12 +941,9 @@ static void model_node(builder *b, const PgQuery__Node *n)
 			dc_strbuf_adds(&b->inv, ix->concurrent
 			                                ? "DROP INDEX CONCURRENTLY IF EXISTS "
 			                                : "DROP INDEX IF EXISTS ");
-			if (ix->relation && ix->relation->schemaname &&
-			    ix->relation->schemaname[0]) {
-				dc_analysis__quote_ident(&b->inv, ix->relation->schemaname);
-				dc_strbuf_addch(&b->inv, '.');
-			}
-			dc_analysis__quote_ident(&b->inv, ix->idxname);
+			dc_analysis__qualified_name(&b->inv,
+			                            ix->relation ? ix->relation->schemaname : NULL,
+			                            ix->idxname);
 		} else {
 			b->inv_ok = false;
 		}

@@ -29,6 +29,8 @@
 #include <deployclaw/analysis.h>
 #include <deployclaw/rewrite.h>
 
+#include "analysis_internal.h"
+
 /* PostgreSQL's NAMEDATALEN - 1: longer identifiers are truncated. */
 #define PG_NAME_MAX 63
 
@@ -169,49 +171,6 @@ static void note(rw *r, const char *fmt, ...)
 /* ------------------------------------------------------------------------ */
 /* Identifiers                                                              */
 
-/* True when `s` is a keyword that quote_identifier() must quote (anything
- * but an unreserved keyword), asked of the real scanner. */
-static bool is_quoted_keyword(const char *s)
-{
-	PgQueryScanResult res = pg_query_scan(s);
-	PgQuery__ScanResult *scan = NULL;
-	bool kw = false;
-
-	if (res.error)
-		goto out;
-	scan = pg_query__scan_result__unpack(NULL, res.pbuf.len, (const uint8_t *)res.pbuf.data);
-	if (scan && scan->n_tokens == 1)
-		kw = scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD &&
-		     scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__UNRESERVED_KEYWORD;
-out:
-	if (scan)
-		pg_query__scan_result__free_unpacked(scan, NULL);
-	pg_query_free_scan_result(res);
-	return kw;
-}
-
-/* quote_identifier(): bare when lowercase letters, digits and '_' (not
- * starting with a digit) and not a keyword; else double-quoted. */
-static void add_ident(dc_strbuf *sb, const char *s)
-{
-	bool bare = (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_';
-	const char *p;
-
-	for (p = s; *p && bare; p++)
-		bare = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
-	if (bare && !is_quoted_keyword(s)) {
-		dc_strbuf_adds(sb, s);
-		return;
-	}
-	dc_strbuf_addch(sb, '"');
-	for (p = s; *p; p++) {
-		if (*p == '"')
-			dc_strbuf_addch(sb, '"');
-		dc_strbuf_addch(sb, *p);
-	}
-	dc_strbuf_addch(sb, '"');
-}
-
 /* A SQL string literal. */
 static void add_literal(dc_strbuf *sb, const char *s)
 {
@@ -224,33 +183,13 @@ static void add_literal(dc_strbuf *sb, const char *s)
 	dc_strbuf_addch(sb, '\'');
 }
 
-/* [schema.]relation, quoted. */
-static void add_rel(dc_strbuf *sb, const PgQuery__RangeVar *rv)
-{
-	if (rv->schemaname && rv->schemaname[0]) {
-		add_ident(sb, rv->schemaname);
-		dc_strbuf_addch(sb, '.');
-	}
-	add_ident(sb, rv->relname);
-}
-
-/* [schema.]name for an object living in the schema of `rv` (an index). */
-static void add_in_schema(dc_strbuf *sb, const PgQuery__RangeVar *rv, const char *name)
-{
-	if (rv->schemaname && rv->schemaname[0]) {
-		add_ident(sb, rv->schemaname);
-		dc_strbuf_addch(sb, '.');
-	}
-	add_ident(sb, name);
-}
-
 /* "ALTER TABLE [ONLY] rel " */
 static void add_alter(dc_strbuf *sb, const PgQuery__RangeVar *rv)
 {
 	dc_strbuf_adds(sb, "ALTER TABLE ");
 	if (!rv->inh)
 		dc_strbuf_adds(sb, "ONLY ");
-	add_rel(sb, rv);
+	dc_analysis__qualified(sb, rv);
 	dc_strbuf_addch(sb, ' ');
 }
 
@@ -528,7 +467,7 @@ static int replace_placeholder(rw *r, dc_strbuf *sb, const char *ph, const char 
 		goto out;
 	}
 	dc_strbuf_add(&out, sb->buf, (size_t)(hit - sb->buf));
-	add_ident(&out, name);
+	dc_analysis__quote_ident(&out, name);
 	dc_strbuf_adds(&out, hit + phlen);
 	if (dc_strbuf_error(&out)) {
 		rc = oom(r);
@@ -718,91 +657,6 @@ static bool name_in(const char *s, const char *const *list)
 	return false;
 }
 
-/* The function's name when it is unqualified or in pg_catalog, else NULL. */
-static const char *builtin_func_name(const PgQuery__FuncCall *f)
-{
-	if (f->n_funcname == 1)
-		return str_val(f->funcname[0]);
-	if (f->n_funcname == 2 && str_val(f->funcname[0]) &&
-	    strcmp(str_val(f->funcname[0]), "pg_catalog") == 0)
-		return str_val(f->funcname[1]);
-	return NULL;
-}
-
-/*
- * True when a DEFAULT expression is certainly not volatile, so ADD COLUMN
- * stores it in the catalog ("fast default", PG11+) instead of rewriting:
- * constants, casts, operators and arrays of them, CURRENT_TIMESTAMP and
- * friends, and built-in stable/immutable functions of such arguments.
- * Anything else (random(), gen_random_uuid(), nextval(), clock_timestamp(),
- * a user's function) counts as volatile: the backfill is then correct
- * either way, merely unneeded for a stable function this list lacks.
- */
-static bool default_is_stable(const PgQuery__Node *n)
-{
-	static const char *const funcs[] = {
-		"now",
-		"transaction_timestamp",
-		"statement_timestamp",
-		"current_date",
-		"lower",
-		"upper",
-		"btrim",
-		"trim",
-		"length",
-		"char_length",
-		"coalesce",
-		"concat",
-		"md5",
-		"abs",
-		"round",
-		"to_jsonb",
-		"to_json",
-		"jsonb_build_object",
-		"jsonb_build_array",
-		"json_build_object",
-		"json_build_array",
-		"array_fill",
-		"make_interval",
-		"make_date",
-		"make_timestamptz",
-		"timezone",
-		"date_trunc",
-		NULL,
-	};
-	const char *fn;
-	size_t i;
-
-	if (!n)
-		return true;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_A_CONST:
-	case PG_QUERY__NODE__NODE_SQLVALUE_FUNCTION:
-		return true;
-	case PG_QUERY__NODE__NODE_TYPE_CAST:
-		return default_is_stable(n->type_cast->arg);
-	case PG_QUERY__NODE__NODE_COLLATE_CLAUSE:
-		return default_is_stable(n->collate_clause->arg);
-	case PG_QUERY__NODE__NODE_A_EXPR:
-		return default_is_stable(n->a_expr->lexpr) && default_is_stable(n->a_expr->rexpr);
-	case PG_QUERY__NODE__NODE_A_ARRAY_EXPR:
-		for (i = 0; i < n->a_array_expr->n_elements; i++)
-			if (!default_is_stable(n->a_array_expr->elements[i]))
-				return false;
-		return true;
-	case PG_QUERY__NODE__NODE_FUNC_CALL:
-		fn = builtin_func_name(n->func_call);
-		if (!fn || !name_in(fn, funcs) || n->func_call->agg_star || n->func_call->over)
-			return false;
-		for (i = 0; i < n->func_call->n_args; i++)
-			if (!default_is_stable(n->func_call->args[i]))
-				return false;
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* What an ADD COLUMN carries. */
 typedef struct colplan {
 	PgQuery__Constraint *def; /* DEFAULT, NULL when none */
@@ -859,7 +713,7 @@ static void plan_column(const PgQuery__ColumnDef *cd, colplan *cp)
 			break;
 		}
 	}
-	cp->stable_default = cp->def && default_is_stable(cp->def->raw_expr);
+	cp->stable_default = cp->def && dc_analysis__default_is_fast(cp->def->raw_expr);
 }
 
 static bool column_needs_rewrite(const colplan *cp)
@@ -1010,14 +864,14 @@ static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, boo
 	object_name(&ck, rel->relname, col, "not_null");
 	add_alter(&addck, rel);
 	dc_strbuf_adds(&addck, "ADD CONSTRAINT ");
-	add_ident(&addck, ck.buf);
+	dc_analysis__quote_ident(&addck, ck.buf);
 	dc_strbuf_adds(&addck, " CHECK (");
-	add_ident(&addck, col);
+	dc_analysis__quote_ident(&addck, col);
 	dc_strbuf_adds(&addck, " IS NOT NULL) NOT VALID");
 	dc_strbuf_add(&up, addck.buf, addck.len);
 	add_alter(&down, rel);
 	dc_strbuf_adds(&down, "DROP CONSTRAINT IF EXISTS ");
-	add_ident(&down, ck.buf);
+	dc_analysis__quote_ident(&down, ck.buf);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 
@@ -1027,7 +881,7 @@ static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, boo
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
-	add_ident(&up, ck.buf);
+	dc_analysis__quote_ident(&up, ck.buf);
 	if ((rc = emit(r, K_VALIDATE, "validate", &up, &down)) != 0)
 		goto out;
 
@@ -1041,14 +895,14 @@ static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, boo
 	}
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "ALTER COLUMN ");
-	add_ident(&up, col);
+	dc_analysis__quote_ident(&up, col);
 	dc_strbuf_adds(&up, " SET NOT NULL");
 	if (drop_on_down) {
 		/* the inverse of SET NOT NULL, back to what the table was */
 		dc_strbuf_adds(&down, "-- deployclaw:ignore drop-not-null\n");
 		add_alter(&down, rel);
 		dc_strbuf_adds(&down, "ALTER COLUMN ");
-		add_ident(&down, col);
+		dc_analysis__quote_ident(&down, col);
 		dc_strbuf_adds(&down, " DROP NOT NULL");
 	}
 	if ((rc = emit(r, K_DDL, "contract", &up, &down)) != 0)
@@ -1056,7 +910,7 @@ static int do_not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, boo
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "DROP CONSTRAINT ");
-	add_ident(&up, ck.buf);
+	dc_analysis__quote_ident(&up, ck.buf);
 	rc = emit(r, K_DDL, "contract", &up, &addck);
 out:
 	dc_strbuf_release(&addck);
@@ -1074,7 +928,7 @@ static int verify_index_valid(rw *r, const PgQuery__RangeVar *rel, const char *i
 	char *s = NULL;
 	int rc = 0;
 
-	add_in_schema(&q, rel, index);
+	dc_analysis__qualified_name(&q, rel->schemaname, index);
 	dc_strbuf_adds(&sb, "SELECT coalesce((SELECT indisvalid FROM pg_catalog.pg_index "
 	                    "WHERE indexrelid = pg_catalog.to_regclass(");
 	add_literal(&sb, q.buf);
@@ -1092,7 +946,7 @@ static int verify_index_valid(rw *r, const PgQuery__RangeVar *rel, const char *i
 static void drop_index_sql(dc_strbuf *sb, const PgQuery__RangeVar *rel, const char *name)
 {
 	dc_strbuf_adds(sb, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	add_in_schema(sb, rel, name);
+	dc_analysis__qualified_name(sb, rel->schemaname, name);
 }
 
 /* Emits `ix` (any CREATE INDEX) as CREATE INDEX CONCURRENTLY IF NOT EXISTS
@@ -1284,7 +1138,7 @@ static int do_constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	}
 	add_alter(&down, rel);
 	dc_strbuf_adds(&down, "DROP CONSTRAINT IF EXISTS ");
-	add_ident(&down, name.buf);
+	dc_analysis__quote_ident(&down, name.buf);
 
 	if (con->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN ||
 	    con->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK) {
@@ -1316,7 +1170,7 @@ static int do_constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 		dc_strbuf_reset(&up);
 		add_alter(&up, rel);
 		dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
-		add_ident(&up, name.buf);
+		dc_analysis__quote_ident(&up, name.buf);
 		rc = emit(r, K_VALIDATE, "validate", &up, &down);
 		goto out;
 	}
@@ -1383,11 +1237,11 @@ static int do_constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "ADD CONSTRAINT ");
-	add_ident(&up, name.buf);
+	dc_analysis__quote_ident(&up, name.buf);
 	dc_strbuf_adds(&up, con->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY ? " PRIMARY KEY"
 	                                                                          : " UNIQUE");
 	dc_strbuf_adds(&up, " USING INDEX ");
-	add_ident(&up, name.buf);
+	dc_analysis__quote_ident(&up, name.buf);
 	if (con->deferrable)
 		dc_strbuf_adds(&up, " DEFERRABLE");
 	if (con->initdeferred)
@@ -1448,7 +1302,7 @@ static int do_add_column(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 		goto out;
 	add_alter(&down, rel);
 	dc_strbuf_adds(&down, "DROP COLUMN IF EXISTS ");
-	add_ident(&down, cd->colname);
+	dc_analysis__quote_ident(&down, cd->colname);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 
@@ -1466,15 +1320,15 @@ static int do_add_column(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 			goto out;
 		dc_strbuf_reset(&up);
 		dc_strbuf_adds(&up, "UPDATE ");
-		add_rel(&up, rel);
+		dc_analysis__qualified(&up, rel);
 		dc_strbuf_adds(&up, " SET ");
-		add_ident(&up, cd->colname);
+		dc_analysis__quote_ident(&up, cd->colname);
 		dc_strbuf_adds(&up, " = DEFAULT WHERE ctid = ANY (ARRAY(SELECT ctid FROM ");
-		add_rel(&up, rel);
+		dc_analysis__qualified(&up, rel);
 		dc_strbuf_adds(&up, " WHERE ");
-		add_ident(&up, cd->colname);
+		dc_analysis__quote_ident(&up, cd->colname);
 		dc_strbuf_addf(&up, " IS NULL LIMIT %d)) AND ", DC_REWRITE_BATCH_ROWS);
-		add_ident(&up, cd->colname);
+		dc_analysis__quote_ident(&up, cd->colname);
 		dc_strbuf_adds(&up, " IS NULL");
 		note(r, "backfill: fills '%s' in rounds of %d rows, each its own transaction",
 		     cd->colname, DC_REWRITE_BATCH_ROWS);
@@ -1635,7 +1489,7 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	}
 	object_name(&newcol, col, NULL, "dc_new");
 	object_name(&fn, rel->relname, col, "dc_sync");
-	add_in_schema(&fnq, rel, fn.buf);
+	dc_analysis__qualified_name(&fnq, rel->schemaname, fn.buf);
 	if (dc_strbuf_error(&newcol) || dc_strbuf_error(&fn) || dc_strbuf_error(&fnq)) {
 		rc = oom(r);
 		goto out;
@@ -1698,7 +1552,7 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 		goto out;
 	add_alter(&down, rel);
 	dc_strbuf_adds(&down, "DROP COLUMN IF EXISTS ");
-	add_ident(&down, newcol.buf);
+	dc_analysis__quote_ident(&down, newcol.buf);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 
@@ -1712,7 +1566,7 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	dc_strbuf_adds(&up, "CREATE FUNCTION ");
 	dc_strbuf_adds(&up, fnq.buf);
 	dc_strbuf_addf(&up, "() RETURNS trigger LANGUAGE plpgsql AS %s\nBEGIN\n  NEW.", tag.buf);
-	add_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, newcol.buf);
 	dc_strbuf_addf(&up, " := %s;\n  RETURN NEW;\nEND\n%s", newexpr.buf, tag.buf);
 	dc_strbuf_addf(&down, "DROP FUNCTION IF EXISTS %s()", fnq.buf);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
@@ -1720,30 +1574,30 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	dc_strbuf_reset(&up);
 	dc_strbuf_reset(&down);
 	dc_strbuf_adds(&up, "CREATE TRIGGER ");
-	add_ident(&up, fn.buf);
+	dc_analysis__quote_ident(&up, fn.buf);
 	dc_strbuf_adds(&up, " BEFORE INSERT OR UPDATE ON ");
-	add_rel(&up, rel);
+	dc_analysis__qualified(&up, rel);
 	dc_strbuf_addf(&up, " FOR EACH ROW EXECUTE FUNCTION %s()", fnq.buf);
 	dc_strbuf_adds(&down, "DROP TRIGGER IF EXISTS ");
-	add_ident(&down, fn.buf);
+	dc_analysis__quote_ident(&down, fn.buf);
 	dc_strbuf_adds(&down, " ON ");
-	add_rel(&down, rel);
+	dc_analysis__qualified(&down, rel);
 	if ((rc = emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 
 	/* backfill: rows the trigger has not seen yet */
 	dc_strbuf_reset(&up);
 	dc_strbuf_adds(&up, "UPDATE ");
-	add_rel(&up, rel);
+	dc_analysis__qualified(&up, rel);
 	dc_strbuf_adds(&up, " SET ");
-	add_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, newcol.buf);
 	dc_strbuf_addf(&up, " = %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM ", expr.buf);
-	add_rel(&up, rel);
+	dc_analysis__qualified(&up, rel);
 	dc_strbuf_adds(&up, " WHERE ");
-	add_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, newcol.buf);
 	dc_strbuf_addf(&up, " IS NULL AND (%s) IS NOT NULL LIMIT %d)) AND ", expr.buf,
 	               DC_REWRITE_BATCH_ROWS);
-	add_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, newcol.buf);
 	dc_strbuf_addf(&up, " IS NULL AND (%s) IS NOT NULL", expr.buf);
 	if ((rc = emit(r, K_BATCH, "backfill", &up, NULL)) != 0)
 		goto out;
@@ -1759,9 +1613,9 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	r->fresh = true;
 	dc_strbuf_reset(&up);
 	dc_strbuf_adds(&up, "DROP TRIGGER ");
-	add_ident(&up, fn.buf);
+	dc_analysis__quote_ident(&up, fn.buf);
 	dc_strbuf_adds(&up, " ON ");
-	add_rel(&up, rel);
+	dc_analysis__qualified(&up, rel);
 	if ((rc = emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	dc_strbuf_reset(&up);
@@ -1773,16 +1627,16 @@ static int do_alter_type(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery_
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "DROP COLUMN ");
-	add_ident(&up, col);
+	dc_analysis__quote_ident(&up, col);
 	if ((rc = emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	lint_ignore(r, "rename-column");
 	dc_strbuf_reset(&up);
 	add_alter(&up, rel);
 	dc_strbuf_adds(&up, "RENAME COLUMN ");
-	add_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, newcol.buf);
 	dc_strbuf_adds(&up, " TO ");
-	add_ident(&up, col);
+	dc_analysis__quote_ident(&up, col);
 	if ((rc = emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	/* The old type is not in the statement: the swap is undone by the
@@ -1834,7 +1688,7 @@ static void inverse_of(rw *r, const PgQuery__Node *n, dc_strbuf *out)
 		if (!n->create_stmt->relation)
 			return;
 		dc_strbuf_adds(out, "DROP TABLE IF EXISTS ");
-		add_rel(out, n->create_stmt->relation);
+		dc_analysis__qualified(out, n->create_stmt->relation);
 		return;
 	case PG_QUERY__NODE__NODE_INDEX_STMT:
 		ix = n->index_stmt;
@@ -1842,7 +1696,7 @@ static void inverse_of(rw *r, const PgQuery__Node *n, dc_strbuf *out)
 			return;
 		dc_strbuf_adds(out, ix->concurrent ? "DROP INDEX CONCURRENTLY IF EXISTS "
 		                                   : "DROP INDEX IF EXISTS ");
-		add_in_schema(out, ix->relation, ix->idxname);
+		dc_analysis__qualified_name(out, ix->relation->schemaname, ix->idxname);
 		return;
 	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
 		a = n->alter_table_stmt;
@@ -1854,12 +1708,12 @@ static void inverse_of(rw *r, const PgQuery__Node *n, dc_strbuf *out)
 		    (cd = cmd_column(c))) {
 			add_alter(out, a->relation);
 			dc_strbuf_adds(out, "DROP COLUMN IF EXISTS ");
-			add_ident(out, cd->colname);
+			dc_analysis__quote_ident(out, cd->colname);
 		} else if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint &&
 		           (con = cmd_constraint(c)) && con->conname && con->conname[0]) {
 			add_alter(out, a->relation);
 			dc_strbuf_adds(out, "DROP CONSTRAINT IF EXISTS ");
-			add_ident(out, con->conname);
+			dc_analysis__quote_ident(out, con->conname);
 		}
 		return;
 	default:
