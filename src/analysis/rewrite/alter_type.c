@@ -66,72 +66,63 @@ static void qualify_undo(qualify_ctx *q)
 	dc_ptrvec_release(&q->saved, NULL);
 }
 
-/* ALTER COLUMN TYPE that rewrites: new column kept in step by a trigger,
- * batched copy, then the swap. */
-int dc_rewrite__alter_type(rw *r,
-                           const PgQuery__AlterTableStmt *a,
-                           const PgQuery__AlterTableCmd *cmd)
+/* The names and expressions of one type swap. */
+typedef struct swap {
+	const char *col;   /* the column changing type */
+	dc_strbuf newcol;  /* the new column, <col>_dc_new */
+	dc_strbuf fn;      /* the trigger and its function, <table>_<col>_dc_sync */
+	dc_strbuf fnq;     /* the function, schema-qualified and quoted */
+	dc_strbuf expr;    /* the conversion of a row's old value */
+	dc_strbuf newexpr; /* the same on NEW, for the trigger body */
+} swap;
+
+/* The conversion: the USING expression, else a cast of the column; printed
+ * as it is (expr) and on NEW (newexpr). */
+static int conversions(rw *r, const PgQuery__ColumnDef *cd, swap *s)
 {
-	const PgQuery__ColumnDef *cd = dc_rewrite__cmd_column(cmd);
-	const PgQuery__RangeVar *rel = a->relation;
-	const char *col = cmd->name;
-	dc_strbuf newcol = DC_STRBUF_INIT, fn = DC_STRBUF_INIT, fnq = DC_STRBUF_INIT;
-	dc_strbuf expr = DC_STRBUF_INIT, newexpr = DC_STRBUF_INIT;
-	dc_strbuf up = DC_STRBUF_INIT, down = DC_STRBUF_INIT, tag = DC_STRBUF_INIT;
-	PgQuery__ColumnDef *ncd = dc_rewrite__alloc(r, sizeof(*ncd));
-	PgQuery__Node *def = dc_rewrite__node_new(r), *conv, *cmdn, *stmt;
-	unsigned k = 0;
-	int rc = 0;
+	PgQuery__Node *conv = cd->raw_default;
+	qualify_ctx q = { r, DC_PTRVEC_INIT };
+	int rc;
 
-	if (!ncd || !def || !col) {
-		rc = col ? dc_rewrite__oom(r)
-		         : dc_error_set(r->err, DC_EINVAL, "ALTER COLUMN TYPE without a column");
-		goto out;
-	}
-	dc_rewrite__object_name(&newcol, col, NULL, "dc_new");
-	dc_rewrite__object_name(&fn, rel->relname, col, "dc_sync");
-	dc_analysis__qualified_name(&fnq, rel->schemaname, fn.buf);
-	if (dc_strbuf_error(&newcol) || dc_strbuf_error(&fn) || dc_strbuf_error(&fnq)) {
-		rc = dc_rewrite__oom(r);
-		goto out;
-	}
-
-	/* the conversion: the USING expression, else a cast of the column */
-	if (cd->raw_default) {
-		conv = cd->raw_default;
-	} else {
+	if (!conv) {
 		PgQuery__TypeCast *tc = dc_rewrite__alloc(r, sizeof(*tc));
 
-		if (!(conv = dc_rewrite__node_new(r)) || !tc) {
-			rc = dc_rewrite__oom(r);
-			goto out;
-		}
+		if (!(conv = dc_rewrite__node_new(r)) || !tc)
+			return dc_rewrite__oom(r);
 		pg_query__type_cast__init(tc);
-		if (!(tc->arg = dc_rewrite__column_ref(r, col))) {
-			rc = dc_rewrite__oom(r);
-			goto out;
-		}
+		if (!(tc->arg = dc_rewrite__column_ref(r, s->col)))
+			return dc_rewrite__oom(r);
 		tc->type_name = cd->type_name;
 		tc->location = -1;
 		conv->node_case = PG_QUERY__NODE__NODE_TYPE_CAST;
 		conv->type_cast = tc;
 	}
-	if ((rc = dc_rewrite__deparse_expr(r, conv, &expr)) != 0)
+	if ((rc = dc_rewrite__deparse_expr(r, conv, &s->expr)) != 0)
+		return rc;
+	rc = dc_rewrite__walk_colrefs(&conv->base, qualify_new, &q);
+	if (rc == 0)
+		rc = dc_rewrite__deparse_expr(r, conv, &s->newexpr);
+	qualify_undo(&q);
+	return rc;
+}
+
+/* expand: the new column, of the new type, nullable and without a default. */
+static int add_new_column(rw *r,
+                          const PgQuery__AlterTableStmt *a,
+                          const PgQuery__ColumnDef *cd,
+                          const swap *s)
+{
+	PgQuery__ColumnDef *ncd = dc_rewrite__alloc(r, sizeof(*ncd));
+	PgQuery__Node *def = dc_rewrite__node_new(r), *cmdn, *stmt;
+	dc_strbuf up = DC_STRBUF_INIT, down = DC_STRBUF_INIT;
+	int rc;
+
+	if (!ncd || !def) {
+		rc = dc_rewrite__oom(r);
 		goto out;
-	{
-		qualify_ctx q = { r, DC_PTRVEC_INIT };
-
-		rc = dc_rewrite__walk_colrefs(&conv->base, qualify_new, &q);
-		if (rc == 0)
-			rc = dc_rewrite__deparse_expr(r, conv, &newexpr);
-		qualify_undo(&q);
-		if (rc)
-			goto out;
 	}
-
-	/* expand: the new column and the trigger keeping it in step */
 	pg_query__column_def__init(ncd);
-	ncd->colname = dc_rewrite__strdup(r, newcol.buf);
+	ncd->colname = dc_rewrite__strdup(r, s->newcol.buf);
 	ncd->type_name = cd->type_name;
 	ncd->coll_clause = cd->coll_clause;
 	ncd->is_local = true;
@@ -148,63 +139,70 @@ int dc_rewrite__alter_type(rw *r,
 	dc_rewrite__note(r,
 	                 "'%s' changes type through a new column '%s': a trigger keeps it in step, "
 	                 "'backfill' copies the rows, 'contract' swaps the columns",
-	                 col, newcol.buf);
+	                 s->col, s->newcol.buf);
 	r->fresh = true;
 	if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0)
 		goto out;
-	dc_rewrite__add_alter(&down, rel);
-	dc_strbuf_adds(&down, "DROP COLUMN IF EXISTS ");
-	dc_analysis__quote_ident(&down, newcol.buf);
-	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
-		goto out;
+	dc_rewrite__drop_if_exists(&down, a->relation, "COLUMN", s->newcol.buf);
+	rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down);
+out:
+	dc_strbuf_release(&up);
+	dc_strbuf_release(&down);
+	return rc;
+}
+
+/* "DROP TRIGGER [IF EXISTS] fn ON rel" */
+static void drop_trigger(dc_strbuf *sb, const PgQuery__RangeVar *rel, const swap *s, bool if_exists)
+{
+	dc_strbuf_adds(sb, if_exists ? "DROP TRIGGER IF EXISTS " : "DROP TRIGGER ");
+	dc_analysis__quote_ident(sb, s->fn.buf);
+	dc_strbuf_adds(sb, " ON ");
+	dc_analysis__qualified(sb, rel);
+}
+
+/* expand: the trigger keeping the new column in step with writes. */
+static int sync_trigger(rw *r, const PgQuery__RangeVar *rel, const swap *s)
+{
+	dc_strbuf up = DC_STRBUF_INIT, down = DC_STRBUF_INIT, tag = DC_STRBUF_INIT;
+	unsigned k = 0;
+	int rc;
 
 	do {
 		dc_strbuf_reset(&tag);
 		dc_strbuf_addf(&tag, k ? "$dc%u$" : "$dc$", k);
 		k++;
-	} while (!dc_strbuf_error(&tag) && strstr(newexpr.buf, tag.buf));
-	dc_strbuf_reset(&up);
-	dc_strbuf_reset(&down);
+	} while (!dc_strbuf_error(&tag) && strstr(s->newexpr.buf, tag.buf));
 	dc_strbuf_adds(&up, "CREATE FUNCTION ");
-	dc_strbuf_adds(&up, fnq.buf);
+	dc_strbuf_adds(&up, s->fnq.buf);
 	dc_strbuf_addf(&up, "() RETURNS trigger LANGUAGE plpgsql AS %s\nBEGIN\n  NEW.", tag.buf);
-	dc_analysis__quote_ident(&up, newcol.buf);
-	dc_strbuf_addf(&up, " := %s;\n  RETURN NEW;\nEND\n%s", newexpr.buf, tag.buf);
-	dc_strbuf_addf(&down, "DROP FUNCTION IF EXISTS %s()", fnq.buf);
+	dc_analysis__quote_ident(&up, s->newcol.buf);
+	dc_strbuf_addf(&up, " := %s;\n  RETURN NEW;\nEND\n%s", s->newexpr.buf, tag.buf);
+	dc_strbuf_addf(&down, "DROP FUNCTION IF EXISTS %s()", s->fnq.buf);
 	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
 		goto out;
 	dc_strbuf_reset(&up);
 	dc_strbuf_reset(&down);
 	dc_strbuf_adds(&up, "CREATE TRIGGER ");
-	dc_analysis__quote_ident(&up, fn.buf);
+	dc_analysis__quote_ident(&up, s->fn.buf);
 	dc_strbuf_adds(&up, " BEFORE INSERT OR UPDATE ON ");
 	dc_analysis__qualified(&up, rel);
-	dc_strbuf_addf(&up, " FOR EACH ROW EXECUTE FUNCTION %s()", fnq.buf);
-	dc_strbuf_adds(&down, "DROP TRIGGER IF EXISTS ");
-	dc_analysis__quote_ident(&down, fn.buf);
-	dc_strbuf_adds(&down, " ON ");
-	dc_analysis__qualified(&down, rel);
-	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
-		goto out;
+	dc_strbuf_addf(&up, " FOR EACH ROW EXECUTE FUNCTION %s()", s->fnq.buf);
+	drop_trigger(&down, rel, s, true);
+	rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down);
+out:
+	dc_strbuf_release(&up);
+	dc_strbuf_release(&down);
+	dc_strbuf_release(&tag);
+	return rc;
+}
 
-	/* backfill: rows the trigger has not seen yet */
-	dc_strbuf_reset(&up);
-	dc_strbuf_adds(&up, "UPDATE ");
-	dc_analysis__qualified(&up, rel);
-	dc_strbuf_adds(&up, " SET ");
-	dc_analysis__quote_ident(&up, newcol.buf);
-	dc_strbuf_addf(&up, " = %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM ", expr.buf);
-	dc_analysis__qualified(&up, rel);
-	dc_strbuf_adds(&up, " WHERE ");
-	dc_analysis__quote_ident(&up, newcol.buf);
-	dc_strbuf_addf(&up, " IS NULL AND (%s) IS NOT NULL LIMIT %d)) AND ", expr.buf,
-	               DC_REWRITE_BATCH_ROWS);
-	dc_analysis__quote_ident(&up, newcol.buf);
-	dc_strbuf_addf(&up, " IS NULL AND (%s) IS NOT NULL", expr.buf);
-	if ((rc = dc_rewrite__emit(r, K_BATCH, "backfill", &up, NULL)) != 0)
-		goto out;
+/* contract: trigger and function dropped, the old column dropped and the
+ * new one renamed in its place, after an application deploy. */
+static int swap_columns(rw *r, const PgQuery__RangeVar *rel, const swap *s)
+{
+	dc_strbuf up = DC_STRBUF_INIT;
+	int rc;
 
-	/* contract: the swap */
 	dc_rewrite__note(
 	        r,
 	        "APPLICATION DEPLOY NEEDED before this phase: running code must work with '%s' "
@@ -212,17 +210,13 @@ int dc_rewrite__alter_type(rw *r,
 	        "default or NOT NULL, which are not carried over: recreate them on '%s' in "
 	        "'expand'). To deploy in between, move this phase and those after it into a "
 	        "later migration",
-	        col, newcol.buf);
+	        s->col, s->newcol.buf);
 	r->fresh = true;
-	dc_strbuf_reset(&up);
-	dc_strbuf_adds(&up, "DROP TRIGGER ");
-	dc_analysis__quote_ident(&up, fn.buf);
-	dc_strbuf_adds(&up, " ON ");
-	dc_analysis__qualified(&up, rel);
+	drop_trigger(&up, rel, s, false);
 	if ((rc = dc_rewrite__emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	dc_strbuf_reset(&up);
-	dc_strbuf_addf(&up, "DROP FUNCTION %s()", fnq.buf);
+	dc_strbuf_addf(&up, "DROP FUNCTION %s()", s->fnq.buf);
 	if ((rc = dc_rewrite__emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	/* dropping and renaming is the point of the swap, done after the deploy */
@@ -230,45 +224,81 @@ int dc_rewrite__alter_type(rw *r,
 	dc_strbuf_reset(&up);
 	dc_rewrite__add_alter(&up, rel);
 	dc_strbuf_adds(&up, "DROP COLUMN ");
-	dc_analysis__quote_ident(&up, col);
+	dc_analysis__quote_ident(&up, s->col);
 	if ((rc = dc_rewrite__emit(r, K_DDL, "contract", &up, NULL)) != 0)
 		goto out;
 	dc_rewrite__lint_ignore(r, "rename-column");
 	dc_strbuf_reset(&up);
 	dc_rewrite__add_alter(&up, rel);
 	dc_strbuf_adds(&up, "RENAME COLUMN ");
-	dc_analysis__quote_ident(&up, newcol.buf);
+	dc_analysis__quote_ident(&up, s->newcol.buf);
 	dc_strbuf_adds(&up, " TO ");
-	dc_analysis__quote_ident(&up, col);
-	if ((rc = dc_rewrite__emit(r, K_DDL, "contract", &up, NULL)) != 0)
-		goto out;
-	/* The old type is not in the statement: the swap is undone by the
-	 * original phase's own down when that phase held only this change. */
+	dc_analysis__quote_ident(&up, s->col);
+	rc = dc_rewrite__emit(r, K_DDL, "contract", &up, NULL);
+out:
+	dc_strbuf_release(&up);
+	return rc;
+}
+
+/* The swap's down. The old type is not in the statement: the swap is undone
+ * by the original phase's own down when that phase held only this change. */
+static int swap_down(rw *r, const swap *s)
+{
+	out_phase *p = r->phases.items[r->phases.len - 1];
+	char *d;
+
 	if (r->src && r->src->up.nstmts == 1 && r->src->down.text) {
-		out_phase *p = r->phases.items[r->phases.len - 1];
-		char *d = dc_strdup(r->src->down.text);
-
-		if (!d || dc_ptrvec_push(&p->downs, d) != 0) {
+		if (!(d = dc_strdup(r->src->down.text)) || dc_ptrvec_push(&p->downs, d) != 0) {
 			free(d);
-			rc = dc_rewrite__oom(r);
-			goto out;
+			return dc_rewrite__oom(r);
 		}
-	} else {
-		out_phase *p = r->phases.items[r->phases.len - 1];
-
-		dc_strbuf_adds(&p->comment, "# no down: the old type of '");
-		dc_strbuf_adds(&p->comment, col);
-		dc_strbuf_adds(&p->comment, "' is not known here; write one by hand\n");
+		return 0;
 	}
+	dc_strbuf_adds(&p->comment, "# no down: the old type of '");
+	dc_strbuf_adds(&p->comment, s->col);
+	dc_strbuf_adds(&p->comment, "' is not known here; write one by hand\n");
+	return 0;
+}
+
+/* ALTER COLUMN TYPE that rewrites: new column kept in step by a trigger,
+ * batched copy, then the swap. */
+int dc_rewrite__alter_type(rw *r,
+                           const PgQuery__AlterTableStmt *a,
+                           const PgQuery__AlterTableCmd *cmd)
+{
+	const PgQuery__ColumnDef *cd = dc_rewrite__cmd_column(cmd);
+	const PgQuery__RangeVar *rel = a->relation;
+	dc_strbuf up = DC_STRBUF_INIT;
+	swap s = { cmd->name,      DC_STRBUF_INIT, DC_STRBUF_INIT,
+		   DC_STRBUF_INIT, DC_STRBUF_INIT, DC_STRBUF_INIT };
+	int rc = 0;
+
+	if (!s.col) {
+		rc = dc_error_set(r->err, DC_EINVAL, "ALTER COLUMN TYPE without a column");
+		goto out;
+	}
+	dc_rewrite__object_name(&s.newcol, s.col, NULL, "dc_new");
+	dc_rewrite__object_name(&s.fn, rel->relname, s.col, "dc_sync");
+	dc_analysis__qualified_name(&s.fnq, rel->schemaname, s.fn.buf);
+	if (dc_strbuf_error(&s.newcol) || dc_strbuf_error(&s.fn) || dc_strbuf_error(&s.fnq)) {
+		rc = dc_rewrite__oom(r);
+		goto out;
+	}
+	if ((rc = conversions(r, cd, &s)) != 0 || (rc = add_new_column(r, a, cd, &s)) != 0 ||
+	    (rc = sync_trigger(r, rel, &s)) != 0)
+		goto out;
+	/* backfill: rows the trigger has not seen yet */
+	dc_rewrite__batched_update(&up, rel, s.newcol.buf, s.expr.buf, s.expr.buf);
+	if ((rc = dc_rewrite__emit(r, K_BATCH, "backfill", &up, NULL)) != 0 ||
+	    (rc = swap_columns(r, rel, &s)) != 0 || (rc = swap_down(r, &s)) != 0)
+		goto out;
 	r->fresh = true; /* what follows does not wait for the deploy */
 out:
-	dc_strbuf_release(&newcol);
-	dc_strbuf_release(&fn);
-	dc_strbuf_release(&fnq);
-	dc_strbuf_release(&expr);
-	dc_strbuf_release(&newexpr);
+	dc_strbuf_release(&s.newcol);
+	dc_strbuf_release(&s.fn);
+	dc_strbuf_release(&s.fnq);
+	dc_strbuf_release(&s.expr);
+	dc_strbuf_release(&s.newexpr);
 	dc_strbuf_release(&up);
-	dc_strbuf_release(&down);
-	dc_strbuf_release(&tag);
 	return rc;
 }

@@ -28,6 +28,43 @@ void dc_rewrite__add_alter(dc_strbuf *sb, const PgQuery__RangeVar *rv)
 	dc_strbuf_addch(sb, ' ');
 }
 
+/* "ALTER TABLE [ONLY] rel DROP <what> IF EXISTS name" (what: COLUMN, CONSTRAINT). */
+void dc_rewrite__drop_if_exists(dc_strbuf *sb,
+                                const PgQuery__RangeVar *rel,
+                                const char *what,
+                                const char *name)
+{
+	dc_rewrite__add_alter(sb, rel);
+	dc_strbuf_addf(sb, "DROP %s IF EXISTS ", what);
+	dc_analysis__quote_ident(sb, name);
+}
+
+/* One round of a batched backfill (see rewrite_internal.h). */
+void dc_rewrite__batched_update(dc_strbuf *sb,
+                                const PgQuery__RangeVar *rel,
+                                const char *col,
+                                const char *value,
+                                const char *source)
+{
+	dc_strbuf todo = DC_STRBUF_INIT;
+
+	dc_analysis__quote_ident(&todo, col);
+	dc_strbuf_adds(&todo, " IS NULL");
+	if (source)
+		dc_strbuf_addf(&todo, " AND (%s) IS NOT NULL", source);
+	dc_strbuf_adds(sb, "UPDATE ");
+	dc_analysis__qualified(sb, rel);
+	dc_strbuf_adds(sb, " SET ");
+	dc_analysis__quote_ident(sb, col);
+	dc_strbuf_addf(sb, " = %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM ", value);
+	dc_analysis__qualified(sb, rel);
+	dc_strbuf_addf(sb, " WHERE %s LIMIT %d)) AND %s", todo.buf, DC_REWRITE_BATCH_ROWS,
+	               todo.buf);
+	if (dc_strbuf_error(&todo))
+		sb->failed = DC_ENOMEM;
+	dc_strbuf_release(&todo);
+}
+
 /* Length of the longest prefix of `s` of at most `n` bytes that ends on a
  * UTF-8 character boundary (pg_mbcliplen). */
 static size_t clip_utf8(const char *s, size_t n)

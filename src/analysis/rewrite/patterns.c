@@ -27,6 +27,32 @@ static void add_literal(dc_strbuf *sb, const char *s)
 	dc_strbuf_addch(sb, '\'');
 }
 
+/*
+ * VALIDATE CONSTRAINT `name` (just added NOT VALID by `added`, undone by
+ * `dropped`) in a validation phase. Undoing a validation: the same
+ * constraint again, NOT VALID.
+ */
+static int emit_validate(rw *r,
+                         const PgQuery__RangeVar *rel,
+                         const char *name,
+                         const dc_strbuf *added,
+                         const dc_strbuf *dropped)
+{
+	dc_strbuf up = DC_STRBUF_INIT, down = DC_STRBUF_INIT;
+	int rc;
+
+	dc_strbuf_add(&down, dropped->buf, dropped->len);
+	dc_strbuf_adds(&down, ";\n");
+	dc_strbuf_add(&down, added->buf, added->len);
+	dc_rewrite__add_alter(&up, rel);
+	dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
+	dc_analysis__quote_ident(&up, name);
+	rc = dc_rewrite__emit(r, K_VALIDATE, "validate", &up, &down);
+	dc_strbuf_release(&up);
+	dc_strbuf_release(&down);
+	return rc;
+}
+
 /* CHECK (col IS NOT NULL) NOT VALID; VALIDATE; SET NOT NULL; drop the CHECK. */
 int dc_rewrite__not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, bool drop_on_down)
 {
@@ -42,20 +68,9 @@ int dc_rewrite__not_null(rw *r, const PgQuery__RangeVar *rel, const char *col, b
 	dc_analysis__quote_ident(&addck, col);
 	dc_strbuf_adds(&addck, " IS NOT NULL) NOT VALID");
 	dc_strbuf_add(&up, addck.buf, addck.len);
-	dc_rewrite__add_alter(&down, rel);
-	dc_strbuf_adds(&down, "DROP CONSTRAINT IF EXISTS ");
-	dc_analysis__quote_ident(&down, ck.buf);
-	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
-		goto out;
-
-	/* undoing a validation: the same constraint again, NOT VALID */
-	dc_strbuf_adds(&down, ";\n");
-	dc_strbuf_add(&down, up.buf, up.len);
-	dc_strbuf_reset(&up);
-	dc_rewrite__add_alter(&up, rel);
-	dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
-	dc_analysis__quote_ident(&up, ck.buf);
-	if ((rc = dc_rewrite__emit(r, K_VALIDATE, "validate", &up, &down)) != 0)
+	dc_rewrite__drop_if_exists(&down, rel, "CONSTRAINT", ck.buf);
+	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0 ||
+	    (rc = emit_validate(r, rel, ck.buf, &up, &down)) != 0)
 		goto out;
 
 	/* PG12+: SET NOT NULL skips its scan when a valid CHECK proves it */
@@ -166,15 +181,102 @@ int dc_rewrite__index(rw *r, const PgQuery__IndexStmt *ix)
 	return rc;
 }
 
+/* FOREIGN KEY / CHECK `con` named `name`: added NOT VALID (undone by
+ * `down`), validated in a later phase. */
+static int not_valid_then_validate(rw *r,
+                                   const PgQuery__AlterTableStmt *a,
+                                   const PgQuery__Constraint *con,
+                                   const char *name,
+                                   const dc_strbuf *down)
+{
+	dc_strbuf up = DC_STRBUF_INIT;
+	PgQuery__Constraint *copy = dc_rewrite__alloc(r, sizeof(*copy));
+	PgQuery__Node *cn = dc_rewrite__node_new(r), *stmt;
+	char *ph = dc_rewrite__placeholder(r);
+	int rc;
+
+	if (!copy || !ph || !cn) {
+		rc = dc_rewrite__oom(r);
+		goto out;
+	}
+	*copy = *con;
+	copy->conname = ph;
+	copy->skip_validation = true;
+	copy->initially_valid = false;
+	cn->node_case = PG_QUERY__NODE__NODE_CONSTRAINT;
+	cn->constraint = copy;
+	if (!(stmt = dc_rewrite__alter_stmt(
+	              r, a,
+	              dc_rewrite__cmd_node(r, PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint, NULL,
+	                                   cn))) ||
+	    !stmt->alter_table_stmt->cmds[0]) {
+		rc = dc_rewrite__oom(r);
+		goto out;
+	}
+	if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0 ||
+	    (rc = dc_rewrite__replace_placeholder(r, &up, ph, name)) != 0 ||
+	    (rc = dc_rewrite__emit(r, K_DDL, "expand", &up, down)) != 0)
+		goto out;
+	rc = emit_validate(r, a->relation, name, &up, down);
+out:
+	dc_strbuf_release(&up);
+	return rc;
+}
+
+/* The unique index for UNIQUE / PRIMARY KEY `con` on `rel`, built
+ * concurrently as `name`. */
+static int unique_index(rw *r,
+                        const PgQuery__RangeVar *rel,
+                        const PgQuery__Constraint *con,
+                        const char *name)
+{
+	PgQuery__IndexStmt *ix = dc_rewrite__alloc(r, sizeof(*ix));
+	PgQuery__Node **params = dc_rewrite__alloc_nodes(r, con->n_keys);
+	PgQuery__Node **incl = dc_rewrite__alloc_nodes(r, con->n_including);
+	char *am = dc_rewrite__strdup(
+	        r, con->access_method && con->access_method[0] ? con->access_method : "btree");
+	bool ok = ix && params && incl && am;
+	size_t i;
+
+	for (i = 0; ok && i < con->n_keys; i++)
+		ok = dc_analysis__str(con->keys[i]) &&
+		     (params[i] = dc_rewrite__index_elem(r, dc_analysis__str(con->keys[i])));
+	for (i = 0; ok && i < con->n_including; i++)
+		ok = dc_analysis__str(con->including[i]) &&
+		     (incl[i] = dc_rewrite__index_elem(r, dc_analysis__str(con->including[i])));
+	if (!ok)
+		return r->err && r->err->code ? r->err->code : dc_rewrite__oom(r);
+	pg_query__index_stmt__init(ix);
+	ix->relation = rel->inh ? (PgQuery__RangeVar *)(uintptr_t)rel : NULL;
+	if (!rel->inh) {
+		/* CONCURRENTLY takes the table with its children */
+		PgQuery__RangeVar *rv = dc_rewrite__alloc(r, sizeof(*rv));
+
+		if (!rv)
+			return dc_rewrite__oom(r);
+		*rv = *rel;
+		rv->inh = true;
+		ix->relation = rv;
+	}
+	ix->access_method = am;
+	ix->n_index_params = con->n_keys;
+	ix->index_params = params;
+	ix->n_index_including_params = con->n_including;
+	ix->index_including_params = incl;
+	ix->n_options = con->n_options;
+	ix->options = con->options;
+	ix->table_space = con->indexspace;
+	ix->unique = true;
+	ix->nulls_not_distinct = con->nulls_not_distinct;
+	return emit_concurrent_index(r, ix, name);
+}
+
 /* ADD CONSTRAINT: FOREIGN KEY / CHECK NOT VALID then VALIDATE; UNIQUE /
  * PRIMARY KEY from a unique index built concurrently. */
 int dc_rewrite__constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery__Constraint *con)
 {
 	const PgQuery__RangeVar *rel = a->relation;
 	dc_strbuf name = DC_STRBUF_INIT, up = DC_STRBUF_INIT, down = DC_STRBUF_INIT;
-	PgQuery__Constraint *copy = NULL;
-	PgQuery__Node *cn, *stmt;
-	char *ph = NULL;
 	size_t i;
 	int rc = 0;
 
@@ -183,43 +285,11 @@ int dc_rewrite__constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuer
 		rc = dc_rewrite__oom(r);
 		goto out;
 	}
-	dc_rewrite__add_alter(&down, rel);
-	dc_strbuf_adds(&down, "DROP CONSTRAINT IF EXISTS ");
-	dc_analysis__quote_ident(&down, name.buf);
+	dc_rewrite__drop_if_exists(&down, rel, "CONSTRAINT", name.buf);
 
 	if (con->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN ||
 	    con->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK) {
-		if (!(copy = dc_rewrite__alloc(r, sizeof(*copy))) ||
-		    !(ph = dc_rewrite__placeholder(r)) || !(cn = dc_rewrite__node_new(r))) {
-			rc = dc_rewrite__oom(r);
-			goto out;
-		}
-		*copy = *con;
-		copy->conname = ph;
-		copy->skip_validation = true;
-		copy->initially_valid = false;
-		cn->node_case = PG_QUERY__NODE__NODE_CONSTRAINT;
-		cn->constraint = copy;
-		if (!(stmt = dc_rewrite__alter_stmt(
-		              r, a,
-		              dc_rewrite__cmd_node(r, PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint,
-		                                   NULL, cn))) ||
-		    !stmt->alter_table_stmt->cmds[0]) {
-			rc = dc_rewrite__oom(r);
-			goto out;
-		}
-		if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0 ||
-		    (rc = dc_rewrite__replace_placeholder(r, &up, ph, name.buf)) != 0 ||
-		    (rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
-			goto out;
-		/* undoing a validation: the same constraint again, NOT VALID */
-		dc_strbuf_adds(&down, ";\n");
-		dc_strbuf_add(&down, up.buf, up.len);
-		dc_strbuf_reset(&up);
-		dc_rewrite__add_alter(&up, rel);
-		dc_strbuf_adds(&up, "VALIDATE CONSTRAINT ");
-		dc_analysis__quote_ident(&up, name.buf);
-		rc = dc_rewrite__emit(r, K_VALIDATE, "validate", &up, &down);
+		rc = not_valid_then_validate(r, a, con, name.buf, &down);
 		goto out;
 	}
 
@@ -234,58 +304,8 @@ int dc_rewrite__constraint(rw *r, const PgQuery__AlterTableStmt *a, const PgQuer
 			                               false)) != 0)
 				goto out;
 	}
-	{
-		PgQuery__Node *n = dc_rewrite__node_new(r);
-		PgQuery__IndexStmt *ix = dc_rewrite__alloc(r, sizeof(*ix));
-		PgQuery__Node **params = dc_rewrite__alloc_nodes(r, con->n_keys);
-		PgQuery__Node **incl = dc_rewrite__alloc_nodes(r, con->n_including);
-		char *am = dc_rewrite__strdup(r, con->access_method && con->access_method[0]
-		                                         ? con->access_method
-		                                         : "btree");
-		bool ok = n && ix && params && incl && am;
-
-		for (i = 0; ok && i < con->n_keys; i++)
-			ok = dc_analysis__str(con->keys[i]) &&
-			     (params[i] =
-			              dc_rewrite__index_elem(r, dc_analysis__str(con->keys[i])));
-		for (i = 0; ok && i < con->n_including; i++)
-			ok = dc_analysis__str(con->including[i]) &&
-			     (incl[i] = dc_rewrite__index_elem(
-			              r, dc_analysis__str(con->including[i])));
-		if (!ok) {
-			rc = r->err && r->err->code ? r->err->code : dc_rewrite__oom(r);
-			goto out;
-		}
-		pg_query__index_stmt__init(ix);
-		ix->relation = rel->inh ? (PgQuery__RangeVar *)(uintptr_t)rel : NULL;
-		if (!rel->inh) {
-			/* CONCURRENTLY takes the table with its children */
-			PgQuery__RangeVar *rv = dc_rewrite__alloc(r, sizeof(*rv));
-
-			if (!rv) {
-				rc = dc_rewrite__oom(r);
-				goto out;
-			}
-			*rv = *rel;
-			rv->inh = true;
-			ix->relation = rv;
-		}
-		ix->access_method = am;
-		ix->n_index_params = con->n_keys;
-		ix->index_params = params;
-		ix->n_index_including_params = con->n_including;
-		ix->index_including_params = incl;
-		ix->n_options = con->n_options;
-		ix->options = con->options;
-		ix->table_space = con->indexspace;
-		ix->unique = true;
-		ix->nulls_not_distinct = con->nulls_not_distinct;
-		n->node_case = PG_QUERY__NODE__NODE_INDEX_STMT;
-		n->index_stmt = ix;
-		if ((rc = emit_concurrent_index(r, ix, name.buf)) != 0)
-			goto out;
-	}
-	dc_strbuf_reset(&up);
+	if ((rc = unique_index(r, rel, con, name.buf)) != 0)
+		goto out;
 	dc_rewrite__add_alter(&up, rel);
 	dc_strbuf_adds(&up, "ADD CONSTRAINT ");
 	dc_analysis__quote_ident(&up, name.buf);
@@ -305,20 +325,19 @@ out:
 	return rc;
 }
 
-/* ADD COLUMN: the bare column (keeping a stable default), then what it carried. */
-int dc_rewrite__add_column(rw *r,
+/* The column of `cd` alone, keeping only a default (and NOT NULL) that
+ * PostgreSQL stores in the catalog. */
+static int add_bare_column(rw *r,
                            const PgQuery__AlterTableStmt *a,
-                           const PgQuery__AlterTableCmd *cmd)
+                           const PgQuery__AlterTableCmd *cmd,
+                           const colplan *cp)
 {
 	const PgQuery__ColumnDef *cd = dc_rewrite__cmd_column(cmd);
-	const PgQuery__RangeVar *rel = a->relation;
 	PgQuery__ColumnDef *base = dc_rewrite__alloc(r, sizeof(*base));
 	PgQuery__Node *def = dc_rewrite__node_new(r);
 	PgQuery__Node **keep = dc_rewrite__alloc_nodes(r, cd->n_constraints);
 	PgQuery__Node *cmdn, *stmt;
 	dc_strbuf up = DC_STRBUF_INIT, down = DC_STRBUF_INIT;
-	PgQuery__Constraint *last = NULL;
-	colplan cp;
 	size_t i, nkeep = 0;
 	int rc = 0;
 
@@ -326,9 +345,8 @@ int dc_rewrite__add_column(rw *r,
 		rc = dc_rewrite__oom(r);
 		goto out;
 	}
-	dc_rewrite__plan_column(cd, &cp);
 	*base = *cd;
-	base->is_not_null = cd->is_not_null && cp.stable_default;
+	base->is_not_null = cd->is_not_null && cp->stable_default;
 	for (i = 0; i < cd->n_constraints; i++) {
 		PgQuery__Node *n = cd->constraints[i];
 		PgQuery__ConstrType t;
@@ -337,8 +355,8 @@ int dc_rewrite__add_column(rw *r,
 			continue;
 		t = n->constraint->contype;
 		if (t == PG_QUERY__CONSTR_TYPE__CONSTR_NULL ||
-		    (t == PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT && cp.stable_default) ||
-		    (t == PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL && cp.stable_default))
+		    (t == PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT && cp->stable_default) ||
+		    (t == PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL && cp->stable_default))
 			keep[nkeep++] = n;
 	}
 	base->n_constraints = nkeep;
@@ -354,54 +372,51 @@ int dc_rewrite__add_column(rw *r,
 	cmdn->alter_table_cmd->missing_ok = cmd->missing_ok;
 	if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0)
 		goto out;
-	dc_rewrite__add_alter(&down, rel);
-	dc_strbuf_adds(&down, "DROP COLUMN IF EXISTS ");
-	dc_analysis__quote_ident(&down, cd->colname);
-	if ((rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down)) != 0)
+	dc_rewrite__drop_if_exists(&down, a->relation, "COLUMN", cd->colname);
+	rc = dc_rewrite__emit(r, K_DDL, "expand", &up, &down);
+out:
+	dc_strbuf_release(&up);
+	dc_strbuf_release(&down);
+	return rc;
+}
+
+/* A volatile default: new rows get it at once, existing rows in batches. */
+static int backfill_default(rw *r,
+                            const PgQuery__AlterTableStmt *a,
+                            const PgQuery__ColumnDef *cd,
+                            const colplan *cp)
+{
+	dc_strbuf up = DC_STRBUF_INIT;
+	PgQuery__Node *cmdn, *stmt;
+	int rc;
+
+	if (!(cmdn = dc_rewrite__cmd_node(r, PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault,
+	                                  cd->colname, cp->def->raw_expr)) ||
+	    !(stmt = dc_rewrite__alter_stmt(r, a, cmdn))) {
+		rc = dc_rewrite__oom(r);
 		goto out;
-
-	if (cp.def && !cp.stable_default) {
-		/* new rows get the default at once; existing rows in batches */
-		dc_strbuf_reset(&up);
-		if (!(cmdn = dc_rewrite__cmd_node(r, PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault,
-		                                  cd->colname, cp.def->raw_expr)) ||
-		    !(stmt = dc_rewrite__alter_stmt(r, a, cmdn))) {
-			rc = dc_rewrite__oom(r);
-			goto out;
-		}
-		if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0 ||
-		    (rc = dc_rewrite__emit(r, K_DDL, "expand", &up, NULL)) != 0)
-			goto out;
-		dc_strbuf_reset(&up);
-		dc_strbuf_adds(&up, "UPDATE ");
-		dc_analysis__qualified(&up, rel);
-		dc_strbuf_adds(&up, " SET ");
-		dc_analysis__quote_ident(&up, cd->colname);
-		dc_strbuf_adds(&up, " = DEFAULT WHERE ctid = ANY (ARRAY(SELECT ctid FROM ");
-		dc_analysis__qualified(&up, rel);
-		dc_strbuf_adds(&up, " WHERE ");
-		dc_analysis__quote_ident(&up, cd->colname);
-		dc_strbuf_addf(&up, " IS NULL LIMIT %d)) AND ", DC_REWRITE_BATCH_ROWS);
-		dc_analysis__quote_ident(&up, cd->colname);
-		dc_strbuf_adds(&up, " IS NULL");
-		dc_rewrite__note(
-		        r, "backfill: fills '%s' in rounds of %d rows, each its own transaction",
-		        cd->colname, DC_REWRITE_BATCH_ROWS);
-		if ((rc = dc_rewrite__emit(r, K_BATCH, "backfill", &up, NULL)) != 0)
-			goto out;
 	}
-	if (cp.not_null && !cp.stable_default) {
-		if (!cp.def)
-			dc_rewrite__note(
-			        r,
-			        "'%s' has no default: the original fails on a table with rows; fill the "
-			        "column before 'validate' or validation fails the same way",
-			        cd->colname);
-		if ((rc = dc_rewrite__not_null(r, rel, cd->colname, true)) != 0)
-			goto out;
-	}
+	if ((rc = dc_rewrite__deparse(r, stmt, &up)) != 0 ||
+	    (rc = dc_rewrite__emit(r, K_DDL, "expand", &up, NULL)) != 0)
+		goto out;
+	dc_strbuf_reset(&up);
+	dc_rewrite__batched_update(&up, a->relation, cd->colname, "DEFAULT", NULL);
+	dc_rewrite__note(r, "backfill: fills '%s' in rounds of %d rows, each its own transaction",
+	                 cd->colname, DC_REWRITE_BATCH_ROWS);
+	rc = dc_rewrite__emit(r, K_BATCH, "backfill", &up, NULL);
+out:
+	dc_strbuf_release(&up);
+	return rc;
+}
 
-	/* column constraints become table constraints on this column */
+/* The column constraints of `cd` (CHECK, REFERENCES, UNIQUE, PRIMARY KEY)
+ * as table constraints on its column, each rewritten as ADD CONSTRAINT. */
+static int column_constraints(rw *r, const PgQuery__AlterTableStmt *a, const PgQuery__ColumnDef *cd)
+{
+	PgQuery__Constraint *last = NULL;
+	size_t i;
+	int rc = 0;
+
 	for (i = 0; i < cd->n_constraints; i++) {
 		PgQuery__Node *n = cd->constraints[i];
 		PgQuery__Constraint *c, *tc;
@@ -470,7 +485,32 @@ int dc_rewrite__add_column(rw *r,
 			goto out;
 	}
 out:
-	dc_strbuf_release(&up);
-	dc_strbuf_release(&down);
 	return rc;
+}
+
+/* ADD COLUMN: the bare column (keeping a stable default), then what it carried. */
+int dc_rewrite__add_column(rw *r,
+                           const PgQuery__AlterTableStmt *a,
+                           const PgQuery__AlterTableCmd *cmd)
+{
+	const PgQuery__ColumnDef *cd = dc_rewrite__cmd_column(cmd);
+	colplan cp;
+	int rc;
+
+	dc_rewrite__plan_column(cd, &cp);
+	if ((rc = add_bare_column(r, a, cmd, &cp)) != 0)
+		return rc;
+	if (cp.def && !cp.stable_default && (rc = backfill_default(r, a, cd, &cp)) != 0)
+		return rc;
+	if (cp.not_null && !cp.stable_default) {
+		if (!cp.def)
+			dc_rewrite__note(
+			        r,
+			        "'%s' has no default: the original fails on a table with rows; fill the "
+			        "column before 'validate' or validation fails the same way",
+			        cd->colname);
+		if ((rc = dc_rewrite__not_null(r, a->relation, cd->colname, true)) != 0)
+			return rc;
+	}
+	return column_constraints(r, a, cd);
 }

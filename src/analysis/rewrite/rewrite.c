@@ -73,15 +73,11 @@ static void inverse_of(rw *r, const PgQuery__Node *n, dc_strbuf *out)
 		c = a->cmds[0]->alter_table_cmd;
 		if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn &&
 		    (cd = dc_rewrite__cmd_column(c))) {
-			dc_rewrite__add_alter(out, a->relation);
-			dc_strbuf_adds(out, "DROP COLUMN IF EXISTS ");
-			dc_analysis__quote_ident(out, cd->colname);
+			dc_rewrite__drop_if_exists(out, a->relation, "COLUMN", cd->colname);
 		} else if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint &&
 		           (con = dc_rewrite__cmd_constraint(c)) && con->conname &&
 		           con->conname[0]) {
-			dc_rewrite__add_alter(out, a->relation);
-			dc_strbuf_adds(out, "DROP CONSTRAINT IF EXISTS ");
-			dc_analysis__quote_ident(out, con->conname);
+			dc_rewrite__drop_if_exists(out, a->relation, "CONSTRAINT", con->conname);
 		}
 		return;
 	default:

@@ -104,6 +104,24 @@ int dc_rewrite__walk_colrefs(ProtobufCMessage *msg, colref_fn fn, void *ctx);
 /* "ALTER TABLE [ONLY] rel " */
 void dc_rewrite__add_alter(dc_strbuf *sb, const PgQuery__RangeVar *rv);
 
+/* "ALTER TABLE [ONLY] rel DROP <what> IF EXISTS name" (what: COLUMN, CONSTRAINT). */
+void dc_rewrite__drop_if_exists(dc_strbuf *sb,
+                                const PgQuery__RangeVar *rel,
+                                const char *what,
+                                const char *name);
+
+/*
+ * One round of a batched backfill: UPDATE rel SET col = value on at most
+ * DC_REWRITE_BATCH_ROWS rows where col IS NULL (and, when `source` is not
+ * NULL, (source) IS NOT NULL: rows with nothing to copy are not picked
+ * again). The batch phase repeats it until it changes no row.
+ */
+void dc_rewrite__batched_update(dc_strbuf *sb,
+                                const PgQuery__RangeVar *rel,
+                                const char *col,
+                                const char *value,
+                                const char *source);
+
 /* makeObjectName(): name1[_name2][_label] within 63 bytes. */
 void dc_rewrite__object_name(dc_strbuf *out,
                              const char *name1,
