@@ -63,6 +63,15 @@ void dc_rewrite__note(rw *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The notes for the next statement go above phase `p`, which receives it. */
+static void take_pending(rw *r, out_phase *p)
+{
+	if (!r->pending.len)
+		return;
+	dc_strbuf_add(&p->comment, r->pending.buf, r->pending.len);
+	dc_strbuf_reset(&r->pending);
+}
+
 static bool phase_name_taken(const rw *r, const char *name)
 {
 	size_t i;
@@ -101,10 +110,7 @@ out_phase *dc_rewrite__phase_new(rw *r, int kind, const char *hint)
 		p->batch_rows = DC_REWRITE_BATCH_ROWS;
 	if (!(p->name = dc_strbuf_detach(&name, NULL)) || dc_ptrvec_push(&r->phases, p) != 0)
 		goto fail;
-	if (r->pending.len) {
-		dc_strbuf_add(&p->comment, r->pending.buf, r->pending.len);
-		dc_strbuf_reset(&r->pending);
-	}
+	take_pending(r, p);
 	return p;
 fail:
 	dc_strbuf_release(&name);
@@ -150,9 +156,8 @@ int dc_rewrite__emit_sql(rw *r,
 		if (!(p = dc_rewrite__phase_new(r, kind, hint)))
 			return r->err && r->err->code ? r->err->code : DC_ENOMEM;
 		r->fresh = false;
-	} else if (r->pending.len) {
-		dc_strbuf_add(&p->comment, r->pending.buf, r->pending.len);
-		dc_strbuf_reset(&r->pending);
+	} else {
+		take_pending(r, p);
 	}
 	if (r->ignore)
 		dc_strbuf_addf(&p->up, "-- deployclaw:ignore %s\n", r->ignore);
