@@ -163,6 +163,11 @@ bool dc_analysis__is_serial(const PgQuery__TypeName *tn);
  */
 bool dc_analysis__default_is_fast(const PgQuery__Node *e);
 
+/* The built-in functions dc_analysis__default_is_fast takes as
+ * non-volatile (static storage; `n` gets their number), for the test that
+ * holds them against pg_proc. */
+const char *const *dc_analysis__nonvolatile_funcs(size_t *n);
+
 /* Classifies a type change from `from` (may be NULL: unknown) to `to`. */
 int dc_analysis__type_change_op(const PgQuery__TypeName *from,
                                 const PgQuery__TypeName *to,

@@ -290,6 +290,12 @@ static const char *const nonvolatile_funcs[] = {
 	"extract",
 };
 
+const char *const *dc_analysis__nonvolatile_funcs(size_t *n)
+{
+	*n = N(nonvolatile_funcs);
+	return nonvolatile_funcs;
+}
+
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
 	size_t i;
