@@ -1,5 +1,5 @@
 /*
- * analysis_internal.h — what model.c, lint/ and classify.c share. Not part
+ * analysis_internal.h — what model.c, lint/, classify.c and the rewrite share. Not part
  * of the public API: it exposes libpg_query's protobuf-c types.
  */
 #ifndef DC_ANALYSIS_INTERNAL_H
@@ -137,10 +137,18 @@ void dc_analysis__model_release(dc_stmt_model *m);
 /* The lock-table row of `op`. */
 const dc_lock_rule *dc_analysis__rule(int op);
 
-/* Appends `name` quoted as an SQL identifier when it needs quotes. */
+/*
+ * Appends `name` (NULL: "") as PostgreSQL's quote_identifier() would: bare
+ * when lowercase letters, digits and '_' and not a keyword other than an
+ * unreserved one (asked of libpg_query's scanner), else double-quoted. The
+ * one quoting of the model, lint and plan --safe.
+ */
 void dc_analysis__quote_ident(dc_strbuf *sb, const char *name);
 
 /* Appends "schema.name" (schema only when given), quoted as needed. */
+void dc_analysis__qualified_name(dc_strbuf *sb, const char *schema, const char *name);
+
+/* dc_analysis__qualified_name of a relation. */
 void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv);
 
 /* True when the column type `tn` is a serial pseudo-type. */
@@ -148,10 +156,17 @@ bool dc_analysis__is_serial(const PgQuery__TypeName *tn);
 
 /*
  * The column's default is one PostgreSQL 11+ stores as a "fast default"
- * (non-volatile): literals, casts of them, CURRENT_TIMESTAMP & co, known
- * stable/immutable built-ins. Unknown functions count as volatile.
+ * (non-volatile: evaluated once by ADD COLUMN, no rewrite): literals, casts
+ * and operators of them, CURRENT_TIMESTAMP & co, known stable/immutable
+ * built-ins. Unknown functions count as volatile. The one answer for plan,
+ * lint and plan --safe.
  */
 bool dc_analysis__default_is_fast(const PgQuery__Node *e);
+
+/* The built-in functions dc_analysis__default_is_fast takes as
+ * non-volatile (static storage; `n` gets their number), for the test that
+ * holds them against pg_proc. */
+const char *const *dc_analysis__nonvolatile_funcs(size_t *n);
 
 /* Classifies a type change from `from` (may be NULL: unknown) to `to`. */
 int dc_analysis__type_change_op(const PgQuery__TypeName *from,

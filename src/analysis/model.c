@@ -31,45 +31,44 @@ const char *dc_analysis__last_name(PgQuery__Node *const *names, size_t n)
 	return n ? dc_analysis__str(names[n - 1]) : NULL;
 }
 
-/* Reserved words that must be quoted as identifiers (a practical subset). */
-static const char *const reserved[] = {
-	"all",     "analyse",      "analyze",      "and",          "any",
-	"array",   "as",           "asc",          "both",         "case",
-	"cast",    "check",        "collate",      "column",       "constraint",
-	"create",  "current_date", "current_role", "current_time", "current_user",
-	"default", "deferrable",   "desc",         "distinct",     "do",
-	"else",    "end",          "except",       "false",        "fetch",
-	"for",     "foreign",      "from",         "grant",        "group",
-	"having",  "in",           "initially",    "intersect",    "into",
-	"lateral", "leading",      "limit",        "localtime",    "not",
-	"null",    "offset",       "on",           "only",         "or",
-	"order",   "placing",      "primary",      "references",   "returning",
-	"select",  "session_user", "some",         "symmetric",    "table",
-	"then",    "to",           "trailing",     "true",         "union",
-	"unique",  "user",         "using",        "variadic",     "when",
-	"where",   "window",       "with",
-};
+/* True when `s` is a keyword that quote_identifier() must quote (anything
+ * but an unreserved keyword), asked of the real scanner: its keyword list
+ * is the server's, where a hand-written subset misses words ("left"). */
+static bool is_quoted_keyword(const char *s)
+{
+	PgQueryScanResult res = pg_query_scan(s);
+	PgQuery__ScanResult *scan = NULL;
+	bool kw = false;
 
+	if (res.error)
+		goto out;
+	scan = pg_query__scan_result__unpack(NULL, res.pbuf.len, (const uint8_t *)res.pbuf.data);
+	if (scan && scan->n_tokens == 1)
+		kw = scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD &&
+		     scan->tokens[0]->keyword_kind != PG_QUERY__KEYWORD_KIND__UNRESERVED_KEYWORD;
+out:
+	if (scan)
+		pg_query__scan_result__free_unpacked(scan, NULL);
+	pg_query_free_scan_result(res);
+	return kw;
+}
+
+/* quote_identifier(): bare when lowercase letters, digits and '_' (not
+ * starting with a digit) and not a keyword; else double-quoted. */
 void dc_analysis__quote_ident(dc_strbuf *sb, const char *name)
 {
+	const char *s = name ? name : "";
+	bool bare = (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_';
 	const char *p;
-	bool plain = name && name[0] && !(name[0] >= '0' && name[0] <= '9');
-	size_t i;
 
-	if (!name)
-		name = "";
-	for (p = name; plain && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			plain = false;
-	for (i = 0; plain && i < N(reserved); i++)
-		if (strcmp(reserved[i], name) == 0)
-			plain = false;
-	if (plain) {
-		dc_strbuf_adds(sb, name);
+	for (p = s; *p && bare; p++)
+		bare = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (bare && !is_quoted_keyword(s)) {
+		dc_strbuf_adds(sb, s);
 		return;
 	}
 	dc_strbuf_addch(sb, '"');
-	for (p = name; *p; p++) {
+	for (p = s; *p; p++) {
 		if (*p == '"')
 			dc_strbuf_addch(sb, '"');
 		dc_strbuf_addch(sb, *p);
@@ -77,13 +76,18 @@ void dc_analysis__quote_ident(dc_strbuf *sb, const char *name)
 	dc_strbuf_addch(sb, '"');
 }
 
-void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv)
+void dc_analysis__qualified_name(dc_strbuf *sb, const char *schema, const char *name)
 {
-	if (rv->schemaname && rv->schemaname[0]) {
-		dc_analysis__quote_ident(sb, rv->schemaname);
+	if (schema && schema[0]) {
+		dc_analysis__quote_ident(sb, schema);
 		dc_strbuf_addch(sb, '.');
 	}
-	dc_analysis__quote_ident(sb, rv->relname);
+	dc_analysis__quote_ident(sb, name);
+}
+
+void dc_analysis__qualified(dc_strbuf *sb, const PgQuery__RangeVar *rv)
+{
+	dc_analysis__qualified_name(sb, rv->schemaname, rv->relname);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -237,56 +241,60 @@ int dc_analysis__type_change_op(const PgQuery__TypeName *from,
 /* ------------------------------------------------------------------------ */
 /* Volatility of a column default.                                          */
 
-static const char *const volatile_funcs[] = {
-	"random",           "gen_random_uuid", "uuid_generate_v1",   "uuid_generate_v1mc",
-	"uuid_generate_v4", "clock_timestamp", "timeofday",          "nextval",
-	"setseed",          "txid_current",    "pg_current_xact_id", "random_normal",
-};
-
-/* Stable or immutable built-ins (pg_proc provolatile <> 'v'). */
-static const char *const fast_funcs[] = {
+/*
+ * Built-ins whose pg_proc.provolatile is 's' or 'i' (checked on PostgreSQL
+ * 15). A default calling only these, unqualified or in pg_catalog, is stored
+ * as a fast default; anything else (random(), nextval(), clock_timestamp(),
+ * a user's function) counts as volatile: the table is then taken as
+ * rewritten, which is merely pessimistic for a stable function missing here.
+ */
+static const char *const nonvolatile_funcs[] = {
 	"now",
 	"transaction_timestamp",
 	"statement_timestamp",
 	"current_setting",
-	"lower",
-	"upper",
-	"coalesce",
-	"length",
-	"concat",
-	"md5",
-	"timezone",
-	"date_trunc",
-	"make_date",
-	"make_interval",
-	"abs",
-	"round",
-	"jsonb_build_object",
-	"json_build_object",
-	"jsonb_build_array",
-	"json_build_array",
-	"to_jsonb",
-	"to_json",
-	"array_fill",
-	"replace",
-	"btrim",
-	"trim",
-	"nullif",
-	"greatest",
-	"least",
-	"to_char",
-	"to_timestamp",
-	"to_date",
 	"current_database",
 	"current_schema",
 	"inet_client_addr",
-	"date_part",
-	"extract",
+	"lower",
+	"upper",
+	"btrim",
+	"trim",
+	"replace",
 	"substring",
 	"left",
 	"right",
+	"length",
+	"char_length",
+	"concat",
 	"format",
+	"md5",
+	"abs",
+	"round",
+	"to_char",
+	"to_date",
+	"to_timestamp",
+	"to_json",
+	"to_jsonb",
+	"json_build_object",
+	"json_build_array",
+	"jsonb_build_object",
+	"jsonb_build_array",
+	"array_fill",
+	"make_date",
+	"make_interval",
+	"make_timestamptz",
+	"timezone",
+	"date_trunc",
+	"date_part",
+	"extract",
 };
+
+const char *const *dc_analysis__nonvolatile_funcs(size_t *n)
+{
+	*n = N(nonvolatile_funcs);
+	return nonvolatile_funcs;
+}
 
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
@@ -298,9 +306,33 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 	return false;
 }
 
-bool dc_analysis__default_is_fast(const PgQuery__Node *e)
+/* The function's name when it is unqualified or in pg_catalog, else NULL:
+ * a schema-qualified user function of the same name may be volatile. */
+static const char *builtin_func_name(const PgQuery__FuncCall *f)
+{
+	const char *schema;
+
+	if (f->n_funcname == 1)
+		return dc_analysis__str(f->funcname[0]);
+	schema = f->n_funcname == 2 ? dc_analysis__str(f->funcname[0]) : NULL;
+	if (schema && strcmp(schema, "pg_catalog") == 0)
+		return dc_analysis__str(f->funcname[1]);
+	return NULL;
+}
+
+static bool all_fast(PgQuery__Node *const *args, size_t n)
 {
 	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!dc_analysis__default_is_fast(args[i]))
+			return false;
+	return true;
+}
+
+bool dc_analysis__default_is_fast(const PgQuery__Node *e)
+{
+	const PgQuery__FuncCall *f;
 
 	if (!e)
 		return true;
@@ -316,32 +348,19 @@ bool dc_analysis__default_is_fast(const PgQuery__Node *e)
 		return dc_analysis__default_is_fast(e->a_expr->lexpr) &&
 		       dc_analysis__default_is_fast(e->a_expr->rexpr);
 	case PG_QUERY__NODE__NODE_BOOL_EXPR:
-		for (i = 0; i < e->bool_expr->n_args; i++)
-			if (!dc_analysis__default_is_fast(e->bool_expr->args[i]))
-				return false;
-		return true;
+		return all_fast(e->bool_expr->args, e->bool_expr->n_args);
 	case PG_QUERY__NODE__NODE_A_ARRAY_EXPR:
-		for (i = 0; i < e->a_array_expr->n_elements; i++)
-			if (!dc_analysis__default_is_fast(e->a_array_expr->elements[i]))
-				return false;
-		return true;
-	case PG_QUERY__NODE__NODE_FUNC_CALL: {
-		const PgQuery__FuncCall *f = e->func_call;
-		const char *name = dc_analysis__last_name(f->funcname, f->n_funcname);
-
-		if (in_list(name, volatile_funcs, N(volatile_funcs)) ||
-		    !in_list(name, fast_funcs, N(fast_funcs)))
-			return false;
-		for (i = 0; i < f->n_args; i++)
-			if (!dc_analysis__default_is_fast(f->args[i]))
-				return false;
-		return true;
-	}
+		return all_fast(e->a_array_expr->elements, e->a_array_expr->n_elements);
 	case PG_QUERY__NODE__NODE_COALESCE_EXPR:
-		for (i = 0; i < e->coalesce_expr->n_args; i++)
-			if (!dc_analysis__default_is_fast(e->coalesce_expr->args[i]))
-				return false;
-		return true;
+		return all_fast(e->coalesce_expr->args, e->coalesce_expr->n_args);
+	case PG_QUERY__NODE__NODE_MIN_MAX_EXPR: /* GREATEST, LEAST */
+		return all_fast(e->min_max_expr->args, e->min_max_expr->n_args);
+	case PG_QUERY__NODE__NODE_FUNC_CALL:
+		f = e->func_call;
+		if (f->agg_star || f->over ||
+		    !in_list(builtin_func_name(f), nonvolatile_funcs, N(nonvolatile_funcs)))
+			return false;
+		return all_fast(f->args, f->n_args);
 	default:
 		return false;
 	}
@@ -429,6 +448,20 @@ static void add_rv(builder *b, const PgQuery__RangeVar *rv, dc_lock_mode lock, c
 		add_rel(b, rv->schemaname, rv->relname, lock, role);
 }
 
+/* add_rv for each RangeVar of a node list (TRUNCATE a, b; LOCK a, b; ...). */
+static void add_rv_list(builder *b,
+                        PgQuery__Node *const *nodes,
+                        size_t n,
+                        dc_lock_mode lock,
+                        const char *role)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (nodes[i]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR)
+			add_rv(b, nodes[i]->range_var, lock, role);
+}
+
 /* A rule applied to the statement's relation `rv` (and `other` when the row has one). */
 static void apply(builder *b, int op, const PgQuery__RangeVar *rv, const PgQuery__RangeVar *other)
 {
@@ -456,15 +489,17 @@ static void inv_alter(builder *b, const PgQuery__RangeVar *rv)
 	dc_strbuf_addch(&b->inv, ' ');
 }
 
-static bool has_constraint(const PgQuery__ColumnDef *cd, PgQuery__ConstrType t)
+/* Appends the inverse "ALTER TABLE rv ALTER COLUMN col <action>". */
+static void inv_alter_column(builder *b,
+                             const PgQuery__RangeVar *rv,
+                             const char *col,
+                             const char *action)
 {
-	size_t i;
-
-	for (i = 0; i < cd->n_constraints; i++)
-		if (cd->constraints[i]->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-		    cd->constraints[i]->constraint->contype == t)
-			return true;
-	return false;
+	inv_alter(b, rv);
+	dc_strbuf_adds(&b->inv, "ALTER COLUMN ");
+	dc_analysis__quote_ident(&b->inv, col);
+	dc_strbuf_addch(&b->inv, ' ');
+	dc_strbuf_adds(&b->inv, action);
 }
 
 static const PgQuery__Constraint *find_constraint(const PgQuery__ColumnDef *cd,
@@ -477,6 +512,11 @@ static const PgQuery__Constraint *find_constraint(const PgQuery__ColumnDef *cd,
 		    cd->constraints[i]->constraint->contype == t)
 			return cd->constraints[i]->constraint;
 	return NULL;
+}
+
+static bool has_constraint(const PgQuery__ColumnDef *cd, PgQuery__ConstrType t)
+{
+	return find_constraint(cd, t) != NULL;
 }
 
 static void add_column(builder *b, const PgQuery__RangeVar *rv, const PgQuery__ColumnDef *cd)
@@ -583,7 +623,10 @@ static bool light_reloptions(const PgQuery__Node *def)
 	return true;
 }
 
-static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__AlterTableCmd *c)
+/* ALTER TABLE commands on one column. False when `c` is none of them. */
+static bool alter_column_cmd(builder *b,
+                             const PgQuery__RangeVar *rv,
+                             const PgQuery__AlterTableCmd *c)
 {
 	const PgQuery__Node *def = c->def;
 
@@ -617,17 +660,11 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
 		apply(b, OP_SET_NOT_NULL, rv, NULL);
-		inv_alter(b, rv);
-		dc_strbuf_adds(&b->inv, "ALTER COLUMN ");
-		dc_analysis__quote_ident(&b->inv, c->name);
-		dc_strbuf_adds(&b->inv, " DROP NOT NULL");
+		inv_alter_column(b, rv, c->name, "DROP NOT NULL");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
 		apply(b, OP_DROP_NOT_NULL, rv, NULL);
-		inv_alter(b, rv);
-		dc_strbuf_adds(&b->inv, "ALTER COLUMN ");
-		dc_analysis__quote_ident(&b->inv, c->name);
-		dc_strbuf_adds(&b->inv, " SET NOT NULL");
+		inv_alter_column(b, rv, c->name, "SET NOT NULL");
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
@@ -642,11 +679,22 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		break;
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
 		apply(b, OP_ADD_IDENTITY, rv, NULL);
-		inv_alter(b, rv);
-		dc_strbuf_adds(&b->inv, "ALTER COLUMN ");
-		dc_analysis__quote_ident(&b->inv, c->name);
-		dc_strbuf_adds(&b->inv, " DROP IDENTITY");
+		inv_alter_column(b, rv, c->name, "DROP IDENTITY");
 		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* ALTER TABLE commands on constraints. False when `c` is none of them. */
+static bool alter_constraint_cmd(builder *b,
+                                 const PgQuery__RangeVar *rv,
+                                 const PgQuery__AlterTableCmd *c)
+{
+	const PgQuery__Node *def = c->def;
+
+	switch (c->subtype) {
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIndexConstraint: {
@@ -688,6 +736,19 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		apply(b, OP_ALTER_CONSTRAINT, rv, NULL);
 		b->inv_ok = false;
 		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* ALTER TABLE ENABLE/DISABLE of triggers, rules and row security. False
+ * when `c` is none of them. */
+static bool alter_trigger_rule_cmd(builder *b,
+                                   const PgQuery__RangeVar *rv,
+                                   const PgQuery__AlterTableCmd *c)
+{
+	switch (c->subtype) {
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
@@ -742,6 +803,21 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		}
 		break;
 	}
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* ALTER TABLE commands on the table as a whole (storage, inheritance,
+ * partitions). False when `c` is none of them. */
+static bool alter_table_level_cmd(builder *b,
+                                  const PgQuery__RangeVar *rv,
+                                  const PgQuery__AlterTableCmd *c)
+{
+	const PgQuery__Node *def = c->def;
+
+	switch (c->subtype) {
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
 	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
 		apply(b, OP_CLUSTER_ON, rv, NULL);
@@ -809,10 +885,18 @@ static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__Al
 		break;
 	}
 	default:
-		apply(b, OP_ALTER_TABLE_OTHER, rv, NULL);
-		b->inv_ok = false;
-		break;
+		return false;
 	}
+	return true;
+}
+
+static void alter_cmd(builder *b, const PgQuery__RangeVar *rv, const PgQuery__AlterTableCmd *c)
+{
+	if (alter_column_cmd(b, rv, c) || alter_constraint_cmd(b, rv, c) ||
+	    alter_trigger_rule_cmd(b, rv, c) || alter_table_level_cmd(b, rv, c))
+		return;
+	apply(b, OP_ALTER_TABLE_OTHER, rv, NULL);
+	b->inv_ok = false;
 }
 
 static void drop_stmt(builder *b, const PgQuery__DropStmt *d)
@@ -876,45 +960,89 @@ static int lock_mode_of(int32_t mode)
 	return mode >= 1 && mode <= 8 ? mode : DC_LOCK_ACCESS_EXCLUSIVE;
 }
 
-static void model_node(builder *b, const PgQuery__Node *n)
+/* ALTER TABLE (and ALTER INDEX / VIEW / SEQUENCE, which share its node). */
+static void alter_table(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+	size_t i;
+	const PgQuery__AlterTableStmt *a = n->alter_table_stmt;
+
+	if (a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+		bool ts = false;
+
+		m->kind = "ALTER INDEX";
+		for (i = 0; i < a->n_cmds; i++)
+			if (a->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD &&
+			    a->cmds[i]->alter_table_cmd->subtype ==
+			            PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace)
+				ts = true;
+		add_rule(b, ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX);
+		add_rv(b, a->relation,
+		       dc_analysis__rule(ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX)->lock,
+		       "index");
+		b->inv_ok = false;
+		return;
+	}
+	m->kind = a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE      ? "ALTER TABLE"
+	          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW  ? "ALTER MATERIALIZED VIEW"
+	          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW     ? "ALTER VIEW"
+	          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ? "ALTER SEQUENCE"
+	                                                                 : "ALTER TABLE";
+	/* undo in reverse order: collect forward, the inverse of one ALTER TABLE
+	 * with several actions is itself one statement per action */
+	for (i = 0; i < a->n_cmds; i++)
+		if (a->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+			alter_cmd(b, a->relation, a->cmds[i]->alter_table_cmd);
+}
+
+static void rename_stmt(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+	const PgQuery__RenameStmt *r = n->rename_stmt;
+
+	m->kind = "RENAME";
+	if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+		add_rule(b, OP_ALTER_INDEX);
+		add_rv(b, r->relation, DC_LOCK_SHARE_UPDATE_EXCLUSIVE, "index");
+	} else {
+		apply(b, OP_RENAME, r->relation, NULL);
+	}
+	if (r->relation && (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
+	                    r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)) {
+		inv_alter(b, r->relation);
+		dc_strbuf_adds(&b->inv, r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN
+		                                ? "RENAME COLUMN "
+		                                : "RENAME CONSTRAINT ");
+		dc_analysis__quote_ident(&b->inv, r->newname);
+		dc_strbuf_adds(&b->inv, " TO ");
+		dc_analysis__quote_ident(&b->inv, r->subname);
+	} else if (r->relation && (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
+	                           r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ||
+	                           r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW)) {
+		PgQuery__RangeVar nv = *r->relation;
+
+		nv.relname = r->newname;
+		inv_begin(b);
+		dc_strbuf_adds(&b->inv, r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX
+		                                ? "ALTER INDEX "
+		                        : r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW
+		                                ? "ALTER VIEW "
+		                                : "ALTER TABLE ");
+		dc_analysis__qualified(&b->inv, &nv);
+		dc_strbuf_adds(&b->inv, " RENAME TO ");
+		dc_analysis__quote_ident(&b->inv, r->relation->relname);
+	} else {
+		b->inv_ok = false;
+	}
+}
+
+/* CREATE INDEX, CREATE TABLE, CREATE TABLE AS. False when `n` is none of them. */
+static bool create_relation(builder *b, const PgQuery__Node *n)
 {
 	dc_stmt_model *m = b->m;
 	size_t i;
 
 	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: {
-		const PgQuery__AlterTableStmt *a = n->alter_table_stmt;
-
-		if (a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
-			bool ts = false;
-
-			m->kind = "ALTER INDEX";
-			for (i = 0; i < a->n_cmds; i++)
-				if (a->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD &&
-				    a->cmds[i]->alter_table_cmd->subtype ==
-				            PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace)
-					ts = true;
-			add_rule(b, ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX);
-			add_rv(b, a->relation,
-			       dc_analysis__rule(ts ? OP_ALTER_INDEX_TABLESPACE : OP_ALTER_INDEX)
-			               ->lock,
-			       "index");
-			b->inv_ok = false;
-			break;
-		}
-		m->kind = a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ? "ALTER TABLE"
-		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW
-		                  ? "ALTER MATERIALIZED VIEW"
-		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW     ? "ALTER VIEW"
-		          : a->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ? "ALTER SEQUENCE"
-		                                                                 : "ALTER TABLE";
-		/* undo in reverse order: collect forward, the inverse of one ALTER TABLE
-		 * with several actions is itself one statement per action */
-		for (i = 0; i < a->n_cmds; i++)
-			if (a->cmds[i]->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
-				alter_cmd(b, a->relation, a->cmds[i]->alter_table_cmd);
-		break;
-	}
 	case PG_QUERY__NODE__NODE_INDEX_STMT: {
 		const PgQuery__IndexStmt *ix = n->index_stmt;
 		int op = ix->concurrent                         ? OP_CREATE_INDEX_CONCURRENTLY
@@ -928,12 +1056,9 @@ static void model_node(builder *b, const PgQuery__Node *n)
 			dc_strbuf_adds(&b->inv, ix->concurrent
 			                                ? "DROP INDEX CONCURRENTLY IF EXISTS "
 			                                : "DROP INDEX IF EXISTS ");
-			if (ix->relation && ix->relation->schemaname &&
-			    ix->relation->schemaname[0]) {
-				dc_analysis__quote_ident(&b->inv, ix->relation->schemaname);
-				dc_strbuf_addch(&b->inv, '.');
-			}
-			dc_analysis__quote_ident(&b->inv, ix->idxname);
+			dc_analysis__qualified_name(&b->inv,
+			                            ix->relation ? ix->relation->schemaname : NULL,
+			                            ix->idxname);
 		} else {
 			b->inv_ok = false;
 		}
@@ -961,11 +1086,8 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		}
 		if (cs->partbound) {
 			/* CREATE TABLE ... PARTITION OF parent: like ATTACH PARTITION */
-			for (i = 0; i < cs->n_inh_relations; i++)
-				if (cs->inh_relations[i]->node_case ==
-				    PG_QUERY__NODE__NODE_RANGE_VAR)
-					add_rv(b, cs->inh_relations[i]->range_var,
-					       DC_LOCK_ACCESS_EXCLUSIVE, "parent");
+			add_rv_list(b, cs->inh_relations, cs->n_inh_relations,
+			            DC_LOCK_ACCESS_EXCLUSIVE, "parent");
 		}
 		inv_begin(b);
 		dc_strbuf_adds(&b->inv, "DROP TABLE ");
@@ -986,6 +1108,19 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		}
 		break;
 	}
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* CREATE VIEW, and objects hanging on a table: triggers, policies,
+ * statistics. False when `n` is none of them. */
+static bool create_on_table(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+
+	switch (n->node_case) {
 	case PG_QUERY__NODE__NODE_VIEW_STMT:
 		m->kind = "CREATE VIEW";
 		add_rule(b, OP_CREATE_VIEW);
@@ -997,84 +1132,6 @@ static void model_node(builder *b, const PgQuery__Node *n)
 			dc_analysis__qualified(&b->inv, n->view_stmt->view);
 		}
 		break;
-	case PG_QUERY__NODE__NODE_DROP_STMT:
-		drop_stmt(b, n->drop_stmt);
-		break;
-	case PG_QUERY__NODE__NODE_RENAME_STMT: {
-		const PgQuery__RenameStmt *r = n->rename_stmt;
-
-		m->kind = "RENAME";
-		if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
-			add_rule(b, OP_ALTER_INDEX);
-			add_rv(b, r->relation, DC_LOCK_SHARE_UPDATE_EXCLUSIVE, "index");
-		} else {
-			apply(b, OP_RENAME, r->relation, NULL);
-		}
-		if (r->relation &&
-		    (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
-		     r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)) {
-			inv_alter(b, r->relation);
-			dc_strbuf_adds(&b->inv,
-			               r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN
-			                       ? "RENAME COLUMN "
-			                       : "RENAME CONSTRAINT ");
-			dc_analysis__quote_ident(&b->inv, r->newname);
-			dc_strbuf_adds(&b->inv, " TO ");
-			dc_analysis__quote_ident(&b->inv, r->subname);
-		} else if (r->relation && (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
-		                           r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ||
-		                           r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW)) {
-			PgQuery__RangeVar nv = *r->relation;
-
-			nv.relname = r->newname;
-			inv_begin(b);
-			dc_strbuf_adds(&b->inv,
-			               r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX
-			                       ? "ALTER INDEX "
-			               : r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW
-			                       ? "ALTER VIEW "
-			                       : "ALTER TABLE ");
-			dc_analysis__qualified(&b->inv, &nv);
-			dc_strbuf_adds(&b->inv, " RENAME TO ");
-			dc_analysis__quote_ident(&b->inv, r->relation->relname);
-		} else {
-			b->inv_ok = false;
-		}
-		break;
-	}
-	case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
-		m->kind = "SET SCHEMA";
-		apply(b, OP_RENAME, n->alter_object_schema_stmt->relation, NULL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
-		const PgQuery__ReindexStmt *r = n->reindex_stmt;
-		bool conc = dc_analysis__autocommit_what(n) != NULL &&
-		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SCHEMA &&
-		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM &&
-		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_DATABASE;
-		size_t k;
-
-		for (k = 0; !conc && k < r->n_params; k++)
-			if (r->params[k]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
-			    !strcasecmp(r->params[k]->def_elem->defname, "concurrently"))
-				conc = true;
-		m->kind = "REINDEX";
-		add_rule(b, conc ? OP_REINDEX_CONCURRENTLY : OP_REINDEX);
-		if (r->relation) {
-			if (r->kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX)
-				add_rv(b, r->relation,
-				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE
-				            : DC_LOCK_ACCESS_EXCLUSIVE,
-				       "index");
-			else
-				add_rv(b, r->relation,
-				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE : DC_LOCK_SHARE,
-				       "table");
-		}
-		b->inv_ok = false;
-		break;
-	}
 	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT: {
 		const PgQuery__CreateTrigStmt *t = n->create_trig_stmt;
 
@@ -1106,146 +1163,23 @@ static void model_node(builder *b, const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
 		m->kind = "CREATE STATISTICS";
 		add_rule(b, OP_CREATE_STATISTICS);
-		for (i = 0; i < n->create_stats_stmt->n_relations; i++)
-			if (n->create_stats_stmt->relations[i]->node_case ==
-			    PG_QUERY__NODE__NODE_RANGE_VAR)
-				add_rv(b, n->create_stats_stmt->relations[i]->range_var,
-				       DC_LOCK_SHARE_UPDATE_EXCLUSIVE, "table");
+		add_rv_list(b, n->create_stats_stmt->relations, n->create_stats_stmt->n_relations,
+		            DC_LOCK_SHARE_UPDATE_EXCLUSIVE, "table");
 		b->inv_ok = false;
 		break;
-	case PG_QUERY__NODE__NODE_COMMENT_STMT:
-		m->kind = "COMMENT";
-		add_rule(b, OP_COMMENT);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_GRANT_STMT:
-	case PG_QUERY__NODE__NODE_GRANT_ROLE_STMT:
-		m->kind = "GRANT";
-		add_rule(b, OP_GRANT);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-		m->kind = "TRUNCATE";
-		add_rule(b, OP_TRUNCATE);
-		for (i = 0; i < n->truncate_stmt->n_relations; i++)
-			if (n->truncate_stmt->relations[i]->node_case ==
-			    PG_QUERY__NODE__NODE_RANGE_VAR)
-				add_rv(b, n->truncate_stmt->relations[i]->range_var,
-				       DC_LOCK_ACCESS_EXCLUSIVE, "table");
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
-		m->kind = "CLUSTER";
-		apply(b, OP_CLUSTER, n->cluster_stmt->relation, NULL);
-		if (!n->cluster_stmt->relation)
-			add_rule(b, OP_NON_TRANSACTIONAL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_VACUUM_STMT: {
-		const PgQuery__VacuumStmt *v = n->vacuum_stmt;
-		bool full = false;
-		int op;
-
-		for (i = 0; i < v->n_options; i++)
-			if (v->options[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
-			    !strcasecmp(v->options[i]->def_elem->defname, "full"))
-				full = true;
-		op = !v->is_vacuumcmd ? OP_ANALYZE : full ? OP_VACUUM_FULL : OP_VACUUM;
-		m->kind = v->is_vacuumcmd ? "VACUUM" : "ANALYZE";
-		add_rule(b, op);
-		for (i = 0; i < v->n_rels; i++)
-			if (v->rels[i]->node_case == PG_QUERY__NODE__NODE_VACUUM_RELATION)
-				add_rv(b, v->rels[i]->vacuum_relation->relation,
-				       dc_analysis__rule(op)->lock, "table");
-		b->inv_ok = false;
-		break;
+	default:
+		return false;
 	}
-	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
-		m->kind = "REFRESH MATERIALIZED VIEW";
-		apply(b,
-		      n->refresh_mat_view_stmt->concurrent ? OP_REFRESH_MV_CONCURRENTLY
-		                                           : OP_REFRESH_MV,
-		      n->refresh_mat_view_stmt->relation, NULL);
-		break; /* refreshing is idempotent: nothing to undo */
-	case PG_QUERY__NODE__NODE_LOCK_STMT:
-		m->kind = "LOCK TABLE";
-		add_rule(b, OP_LOCK_TABLE);
-		for (i = 0; i < n->lock_stmt->n_relations; i++)
-			if (n->lock_stmt->relations[i]->node_case == PG_QUERY__NODE__NODE_RANGE_VAR)
-				add_rv(b, n->lock_stmt->relations[i]->range_var,
-				       (dc_lock_mode)lock_mode_of(n->lock_stmt->mode), "table");
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		m->kind = "ALTER TYPE";
-		add_rule(b, n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0]
-		                    ? OP_OTHER
-		                    : OP_ENUM_ADD_VALUE);
-		b->inv_ok = false; /* enum values can't be dropped */
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT: {
-		const PgQuery__AlterDomainStmt *d = n->alter_domain_stmt;
-		const PgQuery__Constraint *k =
-		        d->def && d->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT
-		                ? d->def->constraint
-		                : NULL;
+	return true;
+}
 
-		m->kind = "ALTER DOMAIN";
-		if (d->subtype && d->subtype[0] == 'C')
-			add_rule(b, k && k->skip_validation ? OP_DOMAIN_ADD_CONSTRAINT_NOT_VALID
-			                                    : OP_DOMAIN_ADD_CONSTRAINT);
-		else
-			add_rule(b, OP_OTHER);
-		b->inv_ok = false;
-		break;
-	}
-	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
-		m->kind = "ALTER SEQUENCE";
-		add_rule(b, OP_ALTER_SEQUENCE);
-		add_rv(b, n->alter_seq_stmt->sequence, DC_LOCK_SHARE_ROW_EXCLUSIVE, "sequence");
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_INSERT_STMT:
-		m->kind = "INSERT";
-		apply(b, OP_DML, n->insert_stmt->relation, NULL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-		m->kind = "UPDATE";
-		apply(b, OP_DML, n->update_stmt->relation, NULL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_DELETE_STMT:
-		m->kind = "DELETE";
-		apply(b, OP_DML, n->delete_stmt->relation, NULL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_MERGE_STMT:
-		m->kind = "MERGE";
-		apply(b, OP_DML, n->merge_stmt->relation, NULL);
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_SELECT_STMT:
-		m->kind = "SELECT";
-		add_rule(b, OP_SELECT);
-		if (n->select_stmt->into_clause) {
-			m->kind = "SELECT INTO";
-			add_rule(b, OP_CREATE_TABLE_AS);
-			add_rv(b, n->select_stmt->into_clause->rel, DC_LOCK_ACCESS_EXCLUSIVE,
-			       "new table");
-		}
-		b->inv_ok = false;
-		break;
-	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
-	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
-		m->kind = "SET";
-		add_rule(b, OP_SET);
-		break;
-	case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
-		m->kind = "transaction control";
-		m->transaction_control = true;
-		add_rule(b, OP_TRANSACTION);
-		b->inv_ok = false;
-		break;
+/* CREATE of objects that are not relations: sequences, schemas, extensions,
+ * types, functions (and DO). False when `n` is none of them. */
+static bool create_object(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+
+	switch (n->node_case) {
 	case PG_QUERY__NODE__NODE_CREATE_SEQ_STMT:
 		m->kind = "CREATE SEQUENCE";
 		add_rule(b, OP_CREATE_OTHER);
@@ -1306,12 +1240,231 @@ static void model_node(builder *b, const PgQuery__Node *n)
 		b->inv_ok = false;
 		break;
 	default:
-		m->kind = "other";
+		return false;
+	}
+	return true;
+}
+
+/* REINDEX, TRUNCATE, CLUSTER, VACUUM, ANALYZE, REFRESH, LOCK. False when `n` is none of them. */
+static bool maintenance_stmt(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+	size_t i;
+
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_REINDEX_STMT: {
+		const PgQuery__ReindexStmt *r = n->reindex_stmt;
+		bool conc = dc_analysis__autocommit_what(n) != NULL &&
+		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SCHEMA &&
+		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM &&
+		            r->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_DATABASE;
+		size_t k;
+
+		for (k = 0; !conc && k < r->n_params; k++)
+			if (r->params[k]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
+			    !strcasecmp(r->params[k]->def_elem->defname, "concurrently"))
+				conc = true;
+		m->kind = "REINDEX";
+		add_rule(b, conc ? OP_REINDEX_CONCURRENTLY : OP_REINDEX);
+		if (r->relation) {
+			if (r->kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX)
+				add_rv(b, r->relation,
+				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE
+				            : DC_LOCK_ACCESS_EXCLUSIVE,
+				       "index");
+			else
+				add_rv(b, r->relation,
+				       conc ? DC_LOCK_SHARE_UPDATE_EXCLUSIVE : DC_LOCK_SHARE,
+				       "table");
+		}
+		b->inv_ok = false;
+		break;
+	}
+	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+		m->kind = "TRUNCATE";
+		add_rule(b, OP_TRUNCATE);
+		add_rv_list(b, n->truncate_stmt->relations, n->truncate_stmt->n_relations,
+		            DC_LOCK_ACCESS_EXCLUSIVE, "table");
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
+		m->kind = "CLUSTER";
+		apply(b, OP_CLUSTER, n->cluster_stmt->relation, NULL);
+		if (!n->cluster_stmt->relation)
+			add_rule(b, OP_NON_TRANSACTIONAL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_VACUUM_STMT: {
+		const PgQuery__VacuumStmt *v = n->vacuum_stmt;
+		bool full = false;
+		int op;
+
+		for (i = 0; i < v->n_options; i++)
+			if (v->options[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM &&
+			    !strcasecmp(v->options[i]->def_elem->defname, "full"))
+				full = true;
+		op = !v->is_vacuumcmd ? OP_ANALYZE : full ? OP_VACUUM_FULL : OP_VACUUM;
+		m->kind = v->is_vacuumcmd ? "VACUUM" : "ANALYZE";
+		add_rule(b, op);
+		for (i = 0; i < v->n_rels; i++)
+			if (v->rels[i]->node_case == PG_QUERY__NODE__NODE_VACUUM_RELATION)
+				add_rv(b, v->rels[i]->vacuum_relation->relation,
+				       dc_analysis__rule(op)->lock, "table");
+		b->inv_ok = false;
+		break;
+	}
+	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
+		m->kind = "REFRESH MATERIALIZED VIEW";
+		apply(b,
+		      n->refresh_mat_view_stmt->concurrent ? OP_REFRESH_MV_CONCURRENTLY
+		                                           : OP_REFRESH_MV,
+		      n->refresh_mat_view_stmt->relation, NULL);
+		break; /* refreshing is idempotent: nothing to undo */
+	case PG_QUERY__NODE__NODE_LOCK_STMT:
+		m->kind = "LOCK TABLE";
+		add_rule(b, OP_LOCK_TABLE);
+		add_rv_list(b, n->lock_stmt->relations, n->lock_stmt->n_relations,
+		            (dc_lock_mode)lock_mode_of(n->lock_stmt->mode), "table");
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* SET SCHEMA, COMMENT, GRANT, ALTER TYPE/DOMAIN/SEQUENCE. False when `n` is none of them. */
+static bool misc_ddl_stmt(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
+		m->kind = "SET SCHEMA";
+		apply(b, OP_RENAME, n->alter_object_schema_stmt->relation, NULL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_COMMENT_STMT:
+		m->kind = "COMMENT";
+		add_rule(b, OP_COMMENT);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_GRANT_STMT:
+	case PG_QUERY__NODE__NODE_GRANT_ROLE_STMT:
+		m->kind = "GRANT";
+		add_rule(b, OP_GRANT);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
+		m->kind = "ALTER TYPE";
+		add_rule(b, n->alter_enum_stmt->old_val && n->alter_enum_stmt->old_val[0]
+		                    ? OP_OTHER
+		                    : OP_ENUM_ADD_VALUE);
+		b->inv_ok = false; /* enum values can't be dropped */
+		break;
+	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT: {
+		const PgQuery__AlterDomainStmt *d = n->alter_domain_stmt;
+		const PgQuery__Constraint *k =
+		        d->def && d->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT
+		                ? d->def->constraint
+		                : NULL;
+
+		m->kind = "ALTER DOMAIN";
+		if (d->subtype && d->subtype[0] == 'C')
+			add_rule(b, k && k->skip_validation ? OP_DOMAIN_ADD_CONSTRAINT_NOT_VALID
+			                                    : OP_DOMAIN_ADD_CONSTRAINT);
+		else
+			add_rule(b, OP_OTHER);
+		b->inv_ok = false;
+		break;
+	}
+	case PG_QUERY__NODE__NODE_ALTER_SEQ_STMT:
+		m->kind = "ALTER SEQUENCE";
+		add_rule(b, OP_ALTER_SEQUENCE);
+		add_rv(b, n->alter_seq_stmt->sequence, DC_LOCK_SHARE_ROW_EXCLUSIVE, "sequence");
+		b->inv_ok = false;
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+/* DML, SELECT, SET and transaction control. False when `n` is none of them. */
+static bool dml_or_session_stmt(builder *b, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = b->m;
+
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_INSERT_STMT:
+		m->kind = "INSERT";
+		apply(b, OP_DML, n->insert_stmt->relation, NULL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_UPDATE_STMT:
+		m->kind = "UPDATE";
+		apply(b, OP_DML, n->update_stmt->relation, NULL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_DELETE_STMT:
+		m->kind = "DELETE";
+		apply(b, OP_DML, n->delete_stmt->relation, NULL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_MERGE_STMT:
+		m->kind = "MERGE";
+		apply(b, OP_DML, n->merge_stmt->relation, NULL);
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_SELECT_STMT:
+		m->kind = "SELECT";
+		add_rule(b, OP_SELECT);
+		if (n->select_stmt->into_clause) {
+			m->kind = "SELECT INTO";
+			add_rule(b, OP_CREATE_TABLE_AS);
+			add_rv(b, n->select_stmt->into_clause->rel, DC_LOCK_ACCESS_EXCLUSIVE,
+			       "new table");
+		}
+		b->inv_ok = false;
+		break;
+	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
+	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
+		m->kind = "SET";
+		add_rule(b, OP_SET);
+		break;
+	case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+		m->kind = "transaction control";
+		m->transaction_control = true;
+		add_rule(b, OP_TRANSACTION);
+		b->inv_ok = false;
+		break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+static void model_node(builder *b, const PgQuery__Node *n)
+{
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
+		alter_table(b, n);
+		break;
+	case PG_QUERY__NODE__NODE_DROP_STMT:
+		drop_stmt(b, n->drop_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_RENAME_STMT:
+		rename_stmt(b, n);
+		break;
+	default:
+		if (create_relation(b, n) || create_on_table(b, n) || create_object(b, n) ||
+		    maintenance_stmt(b, n) || misc_ddl_stmt(b, n) || dml_or_session_stmt(b, n))
+			break;
+		b->m->kind = "other";
 		add_rule(b, OP_OTHER);
 		b->inv_ok = false;
 		break;
 	}
-	if (dc_analysis__autocommit_what(n) && m->transactional)
+	if (dc_analysis__autocommit_what(n) && b->m->transactional)
 		add_rule(b, OP_NON_TRANSACTIONAL);
 }
 

@@ -32,6 +32,7 @@
 #include <deployclaw/migration.h>
 #include <deployclaw/rewrite.h>
 
+#include "../../src/analysis/analysis_internal.h"
 #include "../unit/tmpdir.h"
 
 static const char *primary;
@@ -513,6 +514,41 @@ static PGconn *connect_db(const char *db)
 	return c;
 }
 
+/*
+ * Every built-in the default-volatility rule (plan, lint and plan --safe)
+ * takes as non-volatile exists in pg_catalog and is so in each overload:
+ * a volatile one there would make plan call a rewriting ADD COLUMN
+ * catalog-only. "trim" has no pg_proc row: the parser turns it into btrim.
+ */
+static void nonvolatile_funcs_match_pg_proc(void **state)
+{
+	size_t i, n;
+	const char *const *funcs = dc_analysis__nonvolatile_funcs(&n);
+
+	(void)state;
+	assert_true(n > 0);
+	for (i = 0; i < n; i++) {
+		const char *params[1] = { funcs[i] };
+		PGresult *res = PQexecParams(
+		        conn,
+		        "SELECT count(*), count(*) FILTER (WHERE provolatile = 'v') FROM pg_proc "
+		        "WHERE proname = $1 AND pronamespace = 'pg_catalog'::regnamespace",
+		        1, NULL, params, NULL, NULL, 0);
+		long all, vol;
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail_msg("%s", PQerrorMessage(conn));
+		all = atol(PQgetvalue(res, 0, 0));
+		vol = atol(PQgetvalue(res, 0, 1));
+		PQclear(res);
+		if (vol != 0)
+			fail_msg("'%s' is volatile in pg_proc (%ld of %ld overloads)", funcs[i],
+			         vol, all);
+		if (all == 0 && strcmp(funcs[i], "trim") != 0)
+			fail_msg("'%s' is not a pg_catalog function", funcs[i]);
+	}
+}
+
 static int group_setup(void **state)
 {
 	PGconn *admin;
@@ -559,6 +595,7 @@ int main(void)
 		cmocka_unit_test(alter_type),
 		cmocka_unit_test(alter_type_using),
 		cmocka_unit_test(mixed_with_transaction_control),
+		cmocka_unit_test(nonvolatile_funcs_match_pg_proc),
 	};
 
 	primary = getenv("DEPLOYCLAW_PRIMARY");

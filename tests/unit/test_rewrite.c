@@ -45,14 +45,13 @@ static void block(dc_strbuf *sb, const char *key, const char *sql)
 	}
 }
 
-/* A migration of one phase (`transactional` or not) with `up` and `down`. */
-static void rewrite_phase(const char *up, const char *down, bool transactional, rewritten *out)
+/* Loads a migration of one phase (`transactional` or not) with `up` and `down`. */
+static dc_migration_set *load_phase(const char *up, const char *down, bool transactional)
 {
 	dc_strbuf src = DC_STRBUF_INIT;
 	dc_migration_set *in = NULL;
 	dc_error err;
-	char *d1 = make_dir(), *d2 = make_dir();
-	dc_strbuf yaml = DC_STRBUF_INIT;
+	char *d1 = make_dir();
 	int rc;
 
 	dc_strbuf_adds(&src, "version: \"7\"\nname: test\nphases:\n  - name: main\n");
@@ -67,6 +66,21 @@ static void rewrite_phase(const char *up, const char *down, bool transactional, 
 	rc = dc_migration_set_load(&in, d1, DC_DIALECT_POSTGRES, &err);
 	if (rc)
 		fail_msg("load: %s\n%s", err.message, src.buf);
+	dc_strbuf_release(&src);
+	remove_dir(d1);
+	return in;
+}
+
+/* A migration of one phase (`transactional` or not) with `up` and `down`. */
+static void rewrite_phase(const char *up, const char *down, bool transactional, rewritten *out)
+{
+	dc_migration_set *in = load_phase(up, down, transactional);
+	dc_error err;
+	char *d2 = make_dir();
+	dc_strbuf yaml = DC_STRBUF_INIT;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
 	rc = dc_rewrite_safe(&in->migrations[0], "7.yaml", &yaml, &err);
 	if (rc)
 		fail_msg("rewrite: %s (%d:%d)", err.message, err.line, err.col);
@@ -79,8 +93,6 @@ static void rewrite_phase(const char *up, const char *down, bool transactional, 
 		         err.col, yaml.buf);
 	out->yaml = dc_strbuf_detach(&yaml, NULL);
 	dc_migration_set_free(in);
-	dc_strbuf_release(&src);
-	remove_dir(d1);
 	remove_dir(d2);
 }
 
@@ -680,16 +692,9 @@ static void every_schema_phase_has_a_down(void **state)
 /*
  * dc_lint_migration (the analysis module's lint) must find nothing at
  * warning or above in a rewrite. The inputs use bigint/text so that rules
- * about the user's own type choices stay quiet. Built once src/analysis/
- * lint/driver.c exists (it implements dc_lint_migration); skipped until then.
+ * about the user's own type choices stay quiet.
  */
-#if defined(__has_include)
-#if __has_include("analysis/lint/driver.c")
-#define HAVE_LINT 1
-#endif
-#endif
 
-#ifdef HAVE_LINT
 /*
  * Known gap, reported to the lint's owner: the primary key's NOT NULL step
  * keeps NOT NULL on rollback on purpose (as DROP CONSTRAINT does; the column
@@ -707,11 +712,9 @@ static bool known_lint_gap(const char *input, const dc_finding *f)
 	return strstr(input, "PRIMARY KEY") && (strcmp(f->rule->name, "down-not-inverse") == 0 ||
 	                                        strcmp(f->rule->name, "unused-ignore") == 0);
 }
-#endif
 
 static void rewrites_lint_clean(void **state)
 {
-#ifdef HAVE_LINT
 	static const char *const inputs[] = {
 		"ALTER TABLE users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();",
 		"ALTER TABLE users ADD COLUMN r float8 DEFAULT random();",
@@ -757,11 +760,171 @@ static void rewrites_lint_clean(void **state)
 		dc_finding_list_release(&l);
 		release(&rw);
 	}
-#else
+}
+
+/* ---- plan and plan --safe agree ---- */
+
+/*
+ * For every default, `plan` (the statement model) and `plan --safe` give the
+ * same answer to "does ADD COLUMN ... NOT NULL DEFAULT <expr> rewrite the
+ * table": PostgreSQL 11+ evaluates a non-volatile (stable or immutable)
+ * default once and stores it in the catalog; a volatile one is evaluated per
+ * row. `volatile_` is that answer.
+ */
+static void plan_and_safe_agree_on_defaults(void **state)
+{
+	static const struct {
+		const char *expr;
+		bool volatile_;
+	} defaults[] = {
+		{ "0", false },
+		{ "'x'", false },
+		{ "'x'::text", false },
+		{ "CAST(1 AS text)", false },
+		{ "'a' || 'b'", false },
+		{ "now()", false },
+		{ "now()::text", false },
+		{ "pg_catalog.now()::text", false },
+		{ "CURRENT_TIMESTAMP::text", false },
+		{ "statement_timestamp()::text", false },
+		{ "current_setting('app.x')", false },
+		{ "current_setting('app.x', true)", false },
+		{ "coalesce(current_setting('app.x', true), 'none')", false },
+		{ "greatest('a', 'b')", false },
+		{ "lower('X')", false },
+		{ "md5('x')", false },
+		{ "clock_timestamp()::text", true },
+		{ "timeofday()", true },
+		{ "random()::text", true },
+		{ "gen_random_uuid()::text", true },
+		{ "nextval('s')::text", true },
+		{ "md5(random()::text)", true },
+		{ "coalesce(NULL, random()::text)", true },
+		{ "app.lower('X')", true },
+		{ "my_func()", true },
+	};
+
+	size_t i;
+
 	(void)state;
-	print_message("dc_lint_migration is not built yet (src/analysis/lint/driver.c): not checked\n");
-	skip();
-#endif
+	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		dc_strbuf sql = DC_STRBUF_INIT;
+		dc_stmt_list l = { NULL, 0, 0 };
+		dc_error err;
+		rewritten rw;
+		bool plan_rewrites, safe_backfills;
+
+		memset(&err, 0, sizeof(err));
+		dc_strbuf_addf(&sql, "ALTER TABLE users ADD COLUMN c text NOT NULL DEFAULT %s;",
+		               defaults[i].expr);
+		assert_int_equal(dc_pg_analyze(sql.buf, "t.sql", 1, 1, &l, &err), 0);
+		assert_int_equal(l.len, 1);
+		plan_rewrites = l.items[0].effect == DC_EFFECT_REWRITE;
+		if (!plan_rewrites && l.items[0].effect != DC_EFFECT_NONE)
+			fail_msg("'%s': plan says %s", defaults[i].expr,
+			         dc_effect_name(l.items[0].effect));
+		rewrite(sql.buf, "ALTER TABLE users DROP COLUMN c;", &rw);
+		safe_backfills = strstr(rw.yaml, "name: \"backfill\"") != NULL;
+		if (!safe_backfills && mig(&rw)->nphases != 1)
+			fail_msg("'%s': kept but in %zu phases\n%s", defaults[i].expr,
+			         mig(&rw)->nphases, rw.yaml);
+		if (plan_rewrites != defaults[i].volatile_ ||
+		    safe_backfills != defaults[i].volatile_)
+			fail_msg("DEFAULT %s: want %s, plan says %s, plan --safe %s\n%s",
+			         defaults[i].expr,
+			         defaults[i].volatile_ ? "volatile" : "non-volatile",
+			         dc_effect_name(l.items[0].effect),
+			         safe_backfills ? "backfills" : "keeps it", rw.yaml);
+		release(&rw);
+		dc_stmt_list_release(&l);
+		dc_strbuf_release(&sql);
+	}
+}
+
+/* ---- identifiers that are keywords ---- */
+
+/*
+ * "left" is a keyword (type_func_name) that the old hand-written list in the
+ * model lacked: its inverse came out as `DROP COLUMN left`, which does not
+ * parse. The inverse must parse and quote it, as plan --safe's down does.
+ */
+static void keyword_column_inverse_is_quoted(void **state)
+{
+	static const char *const cols[] = { "left", "select", "user", "time", "between" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		dc_strbuf sql = DC_STRBUF_INIT, want = DC_STRBUF_INIT;
+		dc_stmt_list l = { NULL, 0, 0 }, back = { NULL, 0, 0 };
+		dc_error err;
+		rewritten rw;
+		const dc_phase *p;
+
+		memset(&err, 0, sizeof(err));
+		dc_strbuf_addf(&sql, "ALTER TABLE users ADD COLUMN \"%s\" int", cols[i]);
+		dc_strbuf_addf(&want, "ALTER TABLE users DROP COLUMN \"%s\"", cols[i]);
+		assert_int_equal(dc_pg_analyze(sql.buf, "t.sql", 1, 1, &l, &err), 0);
+		assert_int_equal(l.len, 1);
+		assert_non_null(l.items[0].inverse);
+		assert_string_equal(l.items[0].inverse, want.buf);
+		assert_int_equal(dc_pg_analyze(l.items[0].inverse, "inv.sql", 1, 1, &back, &err),
+		                 0);
+		assert_int_equal(back.len, 1);
+		/* plan --safe quotes the same way */
+		dc_strbuf_adds(&sql, " CHECK (\"");
+		dc_strbuf_adds(&sql, cols[i]);
+		dc_strbuf_adds(&sql, "\" > 0);");
+		rewrite(sql.buf, NULL, &rw);
+		p = phase(&rw, 0, "expand", true, 0, 2);
+		dc_strbuf_reset(&want);
+		dc_strbuf_addf(&want, "ALTER TABLE users DROP COLUMN IF EXISTS \"%s\"", cols[i]);
+		expect_down(&rw, p, 1, want.buf);
+		release(&rw);
+		dc_stmt_list_release(&back);
+		dc_stmt_list_release(&l);
+		dc_strbuf_release(&sql);
+		dc_strbuf_release(&want);
+	}
+}
+
+/*
+ * The lint's down-not-inverse check parses each statement's inverse; an
+ * inverse that did not parse (`DROP COLUMN left`) made it skip the
+ * statement without a word. A down that does not drop "left" is reported,
+ * one that does is not.
+ */
+static void keyword_column_down_is_checked(void **state)
+{
+	static const struct {
+		const char *down;
+		bool reported;
+	} downs[] = {
+		{ "ALTER TABLE users DROP COLUMN \"right\";", true },
+		{ "ALTER TABLE users DROP COLUMN \"left\";", false },
+	};
+
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(downs) / sizeof(downs[0]); i++) {
+		dc_migration_set *set = load_phase("ALTER TABLE users ADD COLUMN \"left\" int;",
+		                                   downs[i].down, true);
+		dc_finding_list l = { NULL, 0, 0 };
+		dc_error err;
+		bool reported = false;
+
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(dc_lint_migration(&set->migrations[0], NULL, &l, &err), 0);
+		for (k = 0; k < l.len; k++)
+			if (strcmp(l.items[k].rule->name, "down-not-inverse") == 0)
+				reported = true;
+		if (reported != downs[i].reported)
+			fail_msg("down '%s': down-not-inverse %s", downs[i].down,
+			         reported ? "reported" : "not reported");
+		dc_finding_list_release(&l);
+		dc_migration_set_free(set);
+	}
 }
 
 static void bad_input(void **state)
@@ -806,6 +969,9 @@ int main(void)
 		cmocka_unit_test(unsupported_is_kept_with_a_note),
 		cmocka_unit_test(every_schema_phase_has_a_down),
 		cmocka_unit_test(rewrites_lint_clean),
+		cmocka_unit_test(plan_and_safe_agree_on_defaults),
+		cmocka_unit_test(keyword_column_inverse_is_quoted),
+		cmocka_unit_test(keyword_column_down_is_checked),
 		cmocka_unit_test(bad_input),
 	};
 
