@@ -169,8 +169,8 @@ DC_API int64_t dc_time_now_ms(void);
 /** Monotonic clock in milliseconds. */
 DC_API int64_t dc_time_mono_ms(void);
 
-/** Sleeps `ms` milliseconds (none when <= 0), resuming after a signal unless
- * `*stop` (may be NULL) was set by it: then it returns at once. */
+/** Sleeps `ms` milliseconds (none when <= 0). With `stop` (may be NULL), returns
+ * within 50 ms of `*stop` being set, by a signal or another thread. */
 void dc_sleep_ms(int64_t ms, volatile sig_atomic_t *stop);
 
 /** One pause of a poll loop that gives up at `deadline_ms` (dc_time_mono_ms):

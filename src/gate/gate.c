@@ -110,19 +110,6 @@ int dc_gate_registry_enable(dc_gate_registry *reg, const char *name, bool enable
 	return dc_error_set(err, DC_ENOTFOUND, "no gate named '%s'", name);
 }
 
-/* Sleeps up to `ms`, in slices, returning early when a stop was requested. */
-static void nap(int64_t ms, volatile sig_atomic_t *stop)
-{
-	while (ms > 0 && !(stop && *stop)) {
-		int64_t slice = ms < 100 ? ms : 100;
-		struct timespec ts = { (time_t)(slice / 1000), (long)(slice % 1000) * 1000000L };
-
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !(stop && *stop))
-			;
-		ms -= slice;
-	}
-}
-
 /* One gate to its final verdict: WAITs are retried within the gate's budget. */
 static void run_one(const dc_gate *gate,
                     dc_gate_stage stage,
@@ -164,7 +151,7 @@ static void run_one(const dc_gate *gate,
 		}
 		if (ctx->stop && *ctx->stop)
 			break;
-		nap(res->retry_after_ms, ctx->stop);
+		dc_sleep_ms(res->retry_after_ms, ctx->stop);
 		waited += res->retry_after_ms;
 	}
 	res->attempts = attempts;

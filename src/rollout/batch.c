@@ -200,7 +200,7 @@ void dc_rollout__batch_queue(dc_rollout__batch *b, const char *event, json_t *da
  * is appended. Runs only while a wave's workers do (between writer_start and
  * writer_stop); the ledger is not touched by anyone else meanwhile.
  */
-static void *ledger_writer(void *arg)
+static void ledger_writer(void *arg)
 {
 	dc_rollout__batch *b = arg;
 
@@ -243,13 +243,13 @@ static void *ledger_writer(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&b->mu);
-	return NULL;
 }
 
 void dc_rollout__batch_writer_start(dc_rollout__batch *b)
 {
 	b->writer_quit = false;
-	b->writer_on = b->ledger && pthread_create(&b->writer, NULL, ledger_writer, b) == 0;
+	/* a thread of its own beside the workers: it waits on them and on fsync */
+	b->writer_on = b->ledger && dc_pool_start(&b->writer, ledger_writer, b) == 0;
 }
 
 void dc_rollout__batch_writer_stop(dc_rollout__batch *b)
@@ -260,7 +260,7 @@ void dc_rollout__batch_writer_stop(dc_rollout__batch *b)
 	b->writer_quit = true;
 	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->writer, NULL);
+	dc_pool_join(&b->writer);
 	b->writer_on = false;
 }
 

@@ -249,9 +249,8 @@ int dc_rollout__fleet_rollback_target(dc_rollout__fleet *f, dc_error *err)
 	return plan_all(f, err);
 }
 
-static void *plan_worker(void *arg)
+static void plan_worker(dc_rollout__worker *w)
 {
-	dc_rollout__worker *w = arg;
 	dc_rollout__fleet *f = w->fleet;
 
 	for (;;) {
@@ -283,7 +282,6 @@ static void *plan_worker(void *arg)
 		}
 		dc_history_rows_free(rows, nrows);
 	}
-	return NULL;
 }
 
 /* Every tenant's plan: one query per shard where the engine can, else in parallel per
@@ -294,7 +292,7 @@ static int plan_all(dc_rollout__fleet *f, dc_error *err)
 	int rc = 0;
 
 	if (!f->ops->history_read_all)
-		return dc_rollout__fleet_run_workers(f, plan_worker, NULL, NULL, err);
+		return dc_rollout__fleet_run_workers(f, plan_worker, NULL, err);
 	for (e = 0; e < f->nengines && rc == 0; e++) {
 		dc_history_row **rows = NULL;
 		size_t *counts = NULL, first = SIZE_MAX;
@@ -480,8 +478,8 @@ static int open_engines(dc_rollout__fleet *f, int parallel, const char *run_id, 
 	 * none: the prefetch would compete with the workers, and cost a read
 	 * transaction and a thread hand-off per tenant besides (bench/sqlite_fleet.sh
 	 * at -j 2 on 2 cores); each worker then opens its tenants itself. */
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	f->prefetch = f->ops->prefetch && (cpus < 1 || parallel < cpus);
+	cpus = (int)dc_pool_cpus();
+	f->prefetch = f->ops->prefetch && parallel < cpus;
 	f->workers = calloc((size_t)parallel, sizeof(*f->workers));
 	if (!f->workers)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -528,28 +526,24 @@ int dc_rollout__fleet_plan(dc_rollout__fleet *f, const char *to, dc_error *err)
 	return plan_all(f, err);
 }
 
+static void run_worker(size_t i, void *arg)
+{
+	dc_rollout__fleet *f = arg;
+
+	f->worker_fn(&f->workers[i]);
+}
+
 int dc_rollout__fleet_run_workers(dc_rollout__fleet *f,
-                                  void *(*fn)(void *),
+                                  void (*fn)(dc_rollout__worker *w),
                                   void *job,
-                                  void (*wake)(void *),
                                   dc_error *err)
 {
-	int i, started = 0, rc = 0;
+	int i;
 
-	for (i = 0; i < f->nworkers; i++) {
+	for (i = 0; i < f->nworkers; i++)
 		f->workers[i].job = job;
-		if (pthread_create(&f->workers[i].thread, NULL, fn, &f->workers[i]) != 0) {
-			rc = dc_error_set(err, DC_EIO, "cannot start worker thread %d", i);
-			break;
-		}
-		started++;
-	}
-	if (rc) {
-		atomic_store(&f->stopping, true);
-		if (wake)
-			wake(job);
-	}
-	for (i = 0; i < started; i++)
-		pthread_join(f->workers[i].thread, NULL);
-	return rc;
+	f->worker_fn = fn;
+	if (dc_pool_run((size_t)f->nworkers, 0, DC_POOL_ALL, run_worker, f) != 0)
+		return dc_error_set(err, DC_EIO, "cannot start %d worker threads", f->nworkers);
+	return 0;
 }

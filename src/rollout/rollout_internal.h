@@ -31,6 +31,7 @@
 #include <deployclaw/rollout.h>
 
 #include "ledger/ledger_json.h"
+#include "util/pool.h"
 
 /* What one tenant needs, computed from its history against the set. */
 typedef struct dc_rollout__todo {
@@ -70,7 +71,6 @@ typedef struct dc_rollout__worker {
 	dc_rollout__fleet *fleet;
 	void *job;       /* what the thread works for (the run of a wave) */
 	dc_conn **conns; /* one per engine, connected on first use */
-	pthread_t thread;
 	/* Engines with a prefetch: the queue slot this worker expects to take
 	 * next (its connection is opening that tenant), and the tenant to name
 	 * to the engine once the current one is entered; SIZE_MAX: none. */
@@ -115,6 +115,7 @@ struct dc_rollout__fleet {
 
 	dc_rollout__worker *workers;
 	int nworkers;
+	void (*worker_fn)(dc_rollout__worker *w); /* what run_workers runs on each */
 	bool prefetch; /* workers name their next tenant to the engine (see open) */
 
 	pthread_mutex_t plan_mu; /* guards plan_next */
@@ -153,13 +154,12 @@ int dc_rollout__fleet_plan(dc_rollout__fleet *f, const char *to, dc_error *err);
  * the newest one applied anywhere in the fleet. */
 int dc_rollout__fleet_rollback_target(dc_rollout__fleet *f, dc_error *err);
 
-/* Runs `fn` on every worker (with w->job = job) and joins them. When a thread cannot
- * start, sets f->stopping and calls `wake(job)` (may be NULL) so that the started ones
- * notice. */
+/* Runs `fn` on every worker (with w->job = job), each on a pool thread of its own
+ * (the workers wait on the databases and on each other's queue), and returns when
+ * all have. DC_EIO, with nothing run, when the threads cannot be had. */
 int dc_rollout__fleet_run_workers(dc_rollout__fleet *f,
-                                  void *(*fn)(void *),
+                                  void (*fn)(dc_rollout__worker *w),
                                   void *job,
-                                  void (*wake)(void *),
                                   dc_error *err);
 
 /* The worker's connection to engine `e`, connecting on first use. */
@@ -193,7 +193,7 @@ typedef struct dc_rollout__batch {
 	 * each full batch, so no worker waits for 256 Ed25519 signatures and
 	 * three fsyncs (under mu; see dc_rollout__batch_queue). */
 	pthread_cond_t cv;
-	pthread_t writer;
+	dc_pool_task writer;
 	dc_ledger__event wbatch[DC_ROLLOUT__BATCH];
 	size_t wn; /* entries in wbatch, the writer's until it sets wn = 0 */
 	bool writer_on;

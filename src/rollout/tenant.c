@@ -336,18 +336,6 @@ static int tenant_gates(dc_rollout__run *r, dc_conn *conn, const dc_tenant *tena
 	return dc_gate_registry_run(r->gates, DC_GATE_AFTER_TENANT, &ctx, NULL, NULL, NULL, err);
 }
 
-/* Sleeps `ms`, waking early when a stop is requested. */
-static void nap_ms(int64_t ms, volatile sig_atomic_t *stop)
-{
-	while (ms > 0 && !(stop && *stop)) {
-		int64_t slice = ms < 50 ? ms : 50;
-		struct timespec ts = { 0, (long)slice * 1000000L };
-
-		nanosleep(&ts, NULL);
-		ms -= slice;
-	}
-}
-
 /* Lock timeouts, deadlocks, serialization failures and lost connections are worth
  * another try; nothing else is. */
 static bool transient(const dc_error *e)
@@ -555,7 +543,7 @@ void dc_rollout__run_tenant(dc_rollout__run *r,
 		                                  "sqlstate", err->sqlstate, "error", err->message,
 		                                  "backoff_ms", (json_int_t)backoff));
 		dc_error_clear(err);
-		nap_ms(backoff, r->opts->stop);
+		dc_sleep_ms(backoff, r->opts->stop);
 	}
 	if (o->status == DC_TENANT_FAILED)
 		keep_error(w, o);

@@ -100,9 +100,8 @@ static void hint_next(dc_rollout__run *r, dc_rollout__worker *w, size_t qi)
 	}
 }
 
-static void *wave_worker(void *arg)
+static void wave_worker(dc_rollout__worker *w)
 {
-	dc_rollout__worker *w = arg;
 	dc_rollout__run *r = w->job;
 	bool exhausted;
 
@@ -158,7 +157,6 @@ static void *wave_worker(void *arg)
 	}
 	pthread_cond_broadcast(&r->queue.cv);
 	pthread_mutex_unlock(&r->queue.mu);
-	return NULL;
 }
 
 void dc_rollout__stop_dispatch(void *run)
@@ -179,8 +177,7 @@ static int run_wave_workers(dc_rollout__run *r, dc_error *err)
 	int rc;
 
 	dc_rollout__batch_writer_start(&r->batch);
-	rc = dc_rollout__fleet_run_workers(&r->fleet, wave_worker, r, dc_rollout__stop_dispatch,
-	                                   err);
+	rc = dc_rollout__fleet_run_workers(&r->fleet, wave_worker, r, err);
 	dc_rollout__batch_writer_stop(&r->batch);
 	return rc;
 }

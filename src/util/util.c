@@ -251,14 +251,18 @@ int64_t dc_time_mono_ms(void)
 
 void dc_sleep_ms(int64_t ms, volatile sig_atomic_t *stop)
 {
-	struct timespec ts;
+	/* With a stop flag, in slices: the signal that sets it may be handled on
+	 * another thread, and this one's sleep would not be interrupted. */
+	int64_t slice_max = stop ? 50 : ms;
 
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !(stop && *stop))
-		;
+	while (ms > 0 && !(stop && *stop)) {
+		int64_t slice = ms < slice_max ? ms : slice_max;
+		struct timespec ts = { (time_t)(slice / 1000), (long)(slice % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !(stop && *stop))
+			;
+		ms -= slice;
+	}
 }
 
 void dc_sleep_poll(int64_t deadline_ms, int64_t poll_ms)
