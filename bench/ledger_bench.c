@@ -20,7 +20,7 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "ledger/ledger_json.h"
 

@@ -13,7 +13,7 @@
 
 #include <deployclaw/common.h>
 #include <deployclaw/migration.h>
-#include <deployclaw/util.h>
+#include <deployclaw/strbuf.h>
 
 /** Longest identifier kept in dc_pg_stmt_info (PostgreSQL's own limit is 63 bytes). */
 #define DC_PG_NAME_MAX 128

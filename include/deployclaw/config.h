@@ -11,7 +11,7 @@
 #define DEPLOYCLAW_CONFIG_H
 
 #include <deployclaw/common.h>
-#include <deployclaw/util.h>
+#include <deployclaw/strbuf.h>
 
 /** Largest deployclaw.yaml accepted (1 MiB); larger input is DC_ECONFIG. */
 #define DC_CONFIG_MAX_BYTES (1024 * 1024)

@@ -13,7 +13,7 @@
 #define DEPLOYCLAW_MIGRATION_H
 
 #include <deployclaw/common.h>
-#include <deployclaw/util.h>
+#include <deployclaw/strbuf.h>
 
 /** A migration file larger than this is refused (DC_ELIMIT). */
 #define DC_MIGRATION_MAX_FILE_BYTES ((size_t)16 * 1024 * 1024)

@@ -6,7 +6,7 @@
 #define DEPLOYCLAW_REPORT_H
 
 #include <deployclaw/rollout.h>
-#include <deployclaw/util.h>
+#include <deployclaw/strbuf.h>
 
 /**
  * The execution log users of the system know:

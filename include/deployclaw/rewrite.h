@@ -30,7 +30,7 @@
 
 #include <deployclaw/common.h>
 #include <deployclaw/migration.h>
-#include <deployclaw/util.h>
+#include <deployclaw/strbuf.h>
 
 /** Rows per round of a generated backfill phase (`batch: { rows: N }`). */
 #define DC_REWRITE_BATCH_ROWS 1000

@@ -10,6 +10,7 @@
 #include <pg_query.h>
 
 #include <deployclaw/analysis.h>
+#include "util/util.h"
 
 /*
  * Unpacks a parse result into `a`: one bump allocation per node instead of a

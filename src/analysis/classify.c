@@ -17,6 +17,8 @@
 
 #include <deployclaw/analysis.h>
 
+#include "util/util.h"
+
 #include "analysis_internal.h"
 
 /* 1-based line and column (in characters) of the byte `off` of `s`. */

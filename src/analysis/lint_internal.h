@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include <deployclaw/analysis.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "analysis_internal.h"
 

@@ -13,7 +13,8 @@
 #include <strings.h>
 
 #include <deployclaw/analysis.h>
-#include <deployclaw/util.h>
+
+#include "util/util.h"
 
 #include "analysis_internal.h"
 

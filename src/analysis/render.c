@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include <deployclaw/analysis.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "lint_internal.h"
 #include "util/pool.h"

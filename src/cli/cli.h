@@ -16,7 +16,7 @@
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
 #include <deployclaw/migration.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #define CLI_MAX_OPTS 24
 

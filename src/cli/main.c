@@ -15,7 +15,7 @@
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "cli.h"
 

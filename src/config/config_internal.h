@@ -11,7 +11,8 @@
 
 #include <deployclaw/config.h>
 
-#include "../util/yaml_internal.h"
+#include "util/util.h"
+#include "util/yaml_internal.h"
 
 #define MAX_SCALAR      ((size_t)64 * 1024)
 #define MAX_SHARDS      4096

@@ -13,6 +13,8 @@
 
 #include <deployclaw/config.h>
 
+#include "util/util.h"
+
 #define REDACTED "********"
 
 static bool is_uri(const char *s)

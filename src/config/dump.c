@@ -9,6 +9,8 @@
 
 #include <deployclaw/config.h>
 
+#include "util/util.h"
+
 size_t dc_amount_of(dc_amount a, size_t total)
 {
 	size_t v, n;

@@ -12,9 +12,9 @@
 
 #include <sqlite3.h>
 
-#include <deployclaw/util.h>
 
 #include "demo.h"
+#include "util/util.h"
 
 #define DEMO_MARKER ".deployclaw-demo"
 

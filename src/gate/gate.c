@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include <deployclaw/gate.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 /* A fleet declares a handful of gates; a fixed bound keeps the registry simple and bounded. */
 #define MAX_GATES 64

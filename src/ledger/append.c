@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "ledger_internal.h"
 #include "ledger_json.h"

@@ -14,6 +14,8 @@
 
 #include <deployclaw/migration.h>
 
+#include "util/util.h"
+
 #define MAX_VERSION_LEN 128
 
 static inline bool dc_migration__is_blank(int c)

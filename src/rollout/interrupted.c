@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "rollout_internal.h"
 

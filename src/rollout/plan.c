@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rollout_internal.h"
+#include "util/util.h"
 
 void dc_rollout__todo_release(dc_rollout__todo *todo)
 {

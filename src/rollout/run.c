@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include <deployclaw/rollout.h>
-#include <deployclaw/util.h>
+
+#include "util/util.h"
 
 #include "gate/gate_internal.h"
 #include "rollout_internal.h"

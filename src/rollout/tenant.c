@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "rollout_internal.h"
 

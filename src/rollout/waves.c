@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "rollout_internal.h"
 

@@ -9,7 +9,7 @@
 
 #include <deployclaw/ledger.h>
 #include <deployclaw/status.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "rollout/rollout_internal.h"
 

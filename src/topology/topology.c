@@ -19,7 +19,7 @@
 #include <deployclaw/engine.h>
 #include <deployclaw/migration.h>
 #include <deployclaw/topology.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "util/pool.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 char dc_strbuf__empty[1];
 

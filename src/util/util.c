@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 void *dc_malloc_array(size_t n, size_t size)
 {

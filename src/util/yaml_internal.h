@@ -14,7 +14,7 @@
 #ifndef DEPLOYCLAW_YAML_INTERNAL_H
 #define DEPLOYCLAW_YAML_INTERNAL_H
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #define DC_YAML_MAX_DEPTH 32
 

@@ -25,6 +25,8 @@
 #include <deployclaw/engine.h>
 #include <deployclaw/topology.h>
 
+#include "util/util.h"
+
 #define E (&dc_engine_pg)
 
 /* The schema-model tenants: quotes, spaces, non-ASCII letters. */

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "tmpdir.h"
 

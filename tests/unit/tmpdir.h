@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 static char *make_dir(void)
 {

@@ -8,7 +8,7 @@
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/config.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "../lint_internal.h"
 

@@ -80,7 +80,8 @@
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+
+#include "util/util.h"
 
 /* Most tenants one shard may have; more is DC_ELIMIT. */
 #define MAX_TENANTS ((size_t)10 * 1000 * 1000)

@@ -17,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "sqlite_internal.h"
 

@@ -9,7 +9,7 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "sqlite_internal.h"
 

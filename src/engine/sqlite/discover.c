@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+
+#include "util/util.h"
 
 #include "sqlite_internal.h"
 

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "../engine_internal.h"
 #include "sqlite_internal.h"

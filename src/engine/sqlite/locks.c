@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+#include "util/util.h"
 
 #include "sqlite_internal.h"
 

@@ -16,7 +16,8 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include <deployclaw/util.h>
+
+#include "util/util.h"
 
 #include "util/pool.h"
 

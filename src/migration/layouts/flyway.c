@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../migration_internal.h"
+#include "util/util.h"
 
 static int detect(const char *name, struct dc_migration__entry *e)
 {

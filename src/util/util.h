@@ -1,87 +1,33 @@
-/**
- * deployclaw/util.h — strings, vectors, allocation, time, files.
+/*
+ * util/util.h — strings, vectors, allocation, time, files, hashing (internal:
+ * not installed, nothing exported but dc_strbuf, which deployclaw/strbuf.h
+ * declares for the API).
  *
  * The layer every module builds on; it depends on nothing but libc and
  * libsodium.
  */
-#ifndef DEPLOYCLAW_UTIL_H
-#define DEPLOYCLAW_UTIL_H
+#ifndef DC_UTIL_UTIL_H
+#define DC_UTIL_UTIL_H
 
 #include <signal.h>
 
 #include <deployclaw/common.h>
+#include <deployclaw/strbuf.h>
 
 /* ------------------------------------------------------------------------ */
 /* Overflow-checked allocation. All return NULL on overflow or OOM.         */
 
 /** malloc(n * size), NULL when the product overflows. */
-DC_API void *dc_malloc_array(size_t n, size_t size);
+void *dc_malloc_array(size_t n, size_t size);
 
 /** realloc(p, n * size), NULL (and `p` untouched) when the product overflows. */
-DC_API void *dc_realloc_array(void *p, size_t n, size_t size);
+void *dc_realloc_array(void *p, size_t n, size_t size);
 
 /** strdup that accepts NULL (returns NULL). */
-DC_API char *dc_strdup(const char *s);
+char *dc_strdup(const char *s);
 
 /** strndup. */
-DC_API char *dc_strndup(const char *s, size_t n);
-
-/* ------------------------------------------------------------------------ */
-/* dc_strbuf: a growable, always NUL-terminated string with a size cap.     */
-
-/** Default cap of a dc_strbuf: 256 MiB. */
-#define DC_STRBUF_DEFAULT_MAX ((size_t)256 * 1024 * 1024)
-
-/**
- * `buf` is never NULL and always NUL-terminated (it points at a static ""
- * until the first append). A failed allocation or an append past `max` sets
- * `failed` and makes every later append a no-op, so a chain of appends needs
- * one check at the end: dc_strbuf_error().
- */
-typedef struct dc_strbuf {
-	char *buf;
-	size_t len;
-	size_t alloc;
-	size_t max;
-	int failed; /**< 0, DC_ENOMEM or DC_ELIMIT */
-} dc_strbuf;
-
-DC_API extern char dc_strbuf__empty[];
-
-/* clang-format off */
-#define DC_STRBUF_INIT { dc_strbuf__empty, 0, 0, DC_STRBUF_DEFAULT_MAX, 0 }
-/* clang-format on */
-
-/** Initialises `sb` with a cap of `max` bytes (0 = default). */
-DC_API void dc_strbuf_init(dc_strbuf *sb, size_t max);
-
-/** Frees the storage; `sb` is then as after dc_strbuf_init. */
-DC_API void dc_strbuf_release(dc_strbuf *sb);
-
-/** Empties `sb`, keeps its capacity, clears `failed`. */
-DC_API void dc_strbuf_reset(dc_strbuf *sb);
-
-/** Ensures room for `extra` more bytes; 0 or the sticky error. */
-DC_API int dc_strbuf_grow(dc_strbuf *sb, size_t extra);
-
-DC_API int dc_strbuf_add(dc_strbuf *sb, const void *data, size_t len);
-DC_API int dc_strbuf_adds(dc_strbuf *sb, const char *s);
-DC_API int dc_strbuf_addch(dc_strbuf *sb, int c);
-DC_API int dc_strbuf_addf(dc_strbuf *sb, const char *fmt, ...) DC_PRINTF(2, 3);
-DC_API int dc_strbuf_vaddf(dc_strbuf *sb, const char *fmt, va_list ap) DC_PRINTF(2, 0);
-
-/** Shortens to `len` bytes (no-op when already shorter). */
-DC_API void dc_strbuf_setlen(dc_strbuf *sb, size_t len);
-
-/** 0, or DC_ENOMEM / DC_ELIMIT when an append failed. */
-DC_API int dc_strbuf_error(const dc_strbuf *sb);
-
-/**
- * Hands the heap string to the caller (free() it) and re-initialises `sb`.
- * Returns NULL when an append had failed (the storage is freed then) or on
- * OOM. `len` may be NULL.
- */
-DC_API char *dc_strbuf_detach(dc_strbuf *sb, size_t *len);
+char *dc_strndup(const char *s, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* dc_ptrvec: a vector of owned or borrowed pointers.                       */
@@ -98,10 +44,10 @@ typedef struct dc_ptrvec {
 
 #define dc_vec_foreach(v, i, p) for ((i) = 0; (i) < (v)->len && (((p) = (v)->items[(i)]), 1); (i)++)
 
-DC_API int dc_ptrvec_push(dc_ptrvec *v, void *p);
+int dc_ptrvec_push(dc_ptrvec *v, void *p);
 
 /** Frees the array; calls `free_fn` on every item when non-NULL. */
-DC_API void dc_ptrvec_release(dc_ptrvec *v, void (*free_fn)(void *));
+void dc_ptrvec_release(dc_ptrvec *v, void (*free_fn)(void *));
 
 /* ------------------------------------------------------------------------ */
 /* dc_arena: a bump allocator for many small objects freed together (parse  */
@@ -119,37 +65,37 @@ typedef struct dc_arena {
 /* clang-format on */
 
 /** `size` bytes aligned for any object, valid until reset/release; NULL on OOM. */
-DC_API void *dc_arena_alloc(dc_arena *a, size_t size);
+void *dc_arena_alloc(dc_arena *a, size_t size);
 
 /** Frees every allocation at once but keeps the largest chunk for reuse. */
-DC_API void dc_arena_reset(dc_arena *a);
+void dc_arena_reset(dc_arena *a);
 
 /** Frees everything; `a` is then as DC_ARENA_INIT. */
-DC_API void dc_arena_release(dc_arena *a);
+void dc_arena_release(dc_arena *a);
 
 /* ------------------------------------------------------------------------ */
 /* Text helpers.                                                            */
 
 /** 1 when `s` (of `len` bytes) is valid UTF-8; else 0 and `*bad` = offset. */
-DC_API int dc_utf8_valid(const char *s, size_t len, size_t *bad);
+int dc_utf8_valid(const char *s, size_t len, size_t *bad);
 
 /** Edit distance between two strings (capped at 255 for long strings). */
-DC_API unsigned dc_edit_distance(const char *a, const char *b);
+unsigned dc_edit_distance(const char *a, const char *b);
 
 /**
  * The candidate closest to `word` if it is close enough to be a plausible
  * typo (distance <= max(2, len/3)), else NULL. Borrowed from `candidates`.
  */
-DC_API const char *dc_suggest(const char *word, const char *const *candidates, size_t n);
+const char *dc_suggest(const char *word, const char *const *candidates, size_t n);
 
 /** Lowercase hex of `len` bytes into `out` (2*len+1 bytes). */
-DC_API void dc_hex_encode(char *out, const unsigned char *in, size_t len);
+void dc_hex_encode(char *out, const unsigned char *in, size_t len);
 
 /** Decodes exactly `len` bytes of hex; 0 or DC_EINVAL. */
-DC_API int dc_hex_decode(unsigned char *out, size_t len, const char *hex);
+int dc_hex_decode(unsigned char *out, size_t len, const char *hex);
 
 /** SHA-256 of `len` bytes as 64 hex chars + NUL. */
-DC_API void dc_sha256_hex(char out[65], const void *data, size_t len);
+void dc_sha256_hex(char out[65], const void *data, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Time.                                                                    */
@@ -158,16 +104,16 @@ DC_API void dc_sha256_hex(char out[65], const void *data, size_t len);
  * Parses a duration: an integer followed by ms, s, m, h (or d): "500ms",
  * "2s", "5m". A bare integer is rejected (ambiguous). 0 or DC_EINVAL.
  */
-DC_API int dc_duration_parse(const char *s, int64_t *ms);
+int dc_duration_parse(const char *s, int64_t *ms);
 
 /** Formats milliseconds as the shortest exact "500ms" / "2s" / "5m" / "1h". */
-DC_API void dc_duration_format(char *out, size_t size, int64_t ms);
+void dc_duration_format(char *out, size_t size, int64_t ms);
 
 /** Wall clock in milliseconds since the epoch. */
-DC_API int64_t dc_time_now_ms(void);
+int64_t dc_time_now_ms(void);
 
 /** Monotonic clock in milliseconds. */
-DC_API int64_t dc_time_mono_ms(void);
+int64_t dc_time_mono_ms(void);
 
 /** Sleeps `ms` milliseconds (none when <= 0). With `stop` (may be NULL), returns
  * within 50 ms of `*stop` being set, by a signal or another thread. */
@@ -185,7 +131,7 @@ void dc_sleep_poll(int64_t deadline_ms, int64_t poll_ms);
 uint64_t dc_fnv1a64(uint64_t h, const void *data, size_t len);
 
 /** RFC 3339 UTC with milliseconds: "2026-11-24T03:07:04.123Z" (25 bytes). */
-DC_API void dc_time_rfc3339(char out[32], int64_t epoch_ms);
+void dc_time_rfc3339(char out[32], int64_t epoch_ms);
 
 /* ------------------------------------------------------------------------ */
 /* Files.                                                                   */
@@ -194,7 +140,7 @@ DC_API void dc_time_rfc3339(char out[32], int64_t epoch_ms);
  * Reads a whole file (at most `max` bytes, else DC_ELIMIT) into a
  * NUL-terminated heap buffer the caller frees.
  */
-DC_API int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error *err);
+int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error *err);
 
 /**
  * Writes `len` bytes to `path` atomically: a temporary file in the same
@@ -203,7 +149,7 @@ DC_API int dc_file_read(char **out, size_t *len, const char *path, size_t max, d
  * as for open(2).
  * With `exclusive`, refuses (DC_EEXISTS) when `path` exists.
  */
-DC_API int dc_file_write_atomic(const char *path,
+int dc_file_write_atomic(const char *path,
                                 const void *data,
                                 size_t len,
                                 unsigned mode,
@@ -211,18 +157,18 @@ DC_API int dc_file_write_atomic(const char *path,
                                 dc_error *err);
 
 /** mkdir -p; 0 or DC_EIO. */
-DC_API int dc_mkdir_p(const char *path, unsigned mode, dc_error *err);
+int dc_mkdir_p(const char *path, unsigned mode, dc_error *err);
 
 /** 1 when `path` exists. */
-DC_API int dc_path_exists(const char *path);
+int dc_path_exists(const char *path);
 
 /** Joins `dir` and `name` ("name" itself when absolute or dir is "" or "."). Heap. */
-DC_API char *dc_path_join(const char *dir, const char *name);
+char *dc_path_join(const char *dir, const char *name);
 
 /** The folder part of `path` ("." when none). Heap. */
-DC_API char *dc_path_dirname(const char *path);
+char *dc_path_dirname(const char *path);
 
 /** "user@host" for the ledger's actor field, into `out`. */
-DC_API void dc_actor(char *out, size_t size);
+void dc_actor(char *out, size_t size);
 
 #endif
