@@ -34,7 +34,7 @@ static const char *const migration[] = {
 	"CREATE INDEX accounts_plan ON accounts (plan)",
 };
 
-/* deployclaw's history table, as src/engine/sqlite.c creates it. */
+/* deployclaw's history table, as src/engine/sqlite/history.c creates it. */
 static const char history_create[] =
         "CREATE TABLE IF NOT EXISTS deployclaw_history (version TEXT PRIMARY KEY NOT NULL, "
         "name TEXT, checksum TEXT, phase TEXT, status TEXT NOT NULL, started_at TEXT, "

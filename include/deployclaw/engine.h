@@ -76,7 +76,7 @@ typedef struct dc_conn dc_conn;     /**< one worker's connection */
  * deployclaw/sys/engine.h with its version (included below). */
 typedef struct dc_engine_ops dc_engine_ops;
 
-/** The SQLite engine: tenancy `database`, one file per tenant (src/engine/sqlite.c). */
+/** The SQLite engine: tenancy `database`, one file per tenant (src/engine/sqlite/). */
 DC_API extern const dc_engine_ops dc_engine_sqlite;
 
 /**

@@ -259,7 +259,7 @@ fleet_sums() {
 }
 
 # hold_lock FLEET TENANT READY: holds TENANT's deployclaw lock (the byte of
-# the folder's lock file deployclaw locks, see src/engine/sqlite.c) until
+# the folder's lock file deployclaw locks, see src/engine/sqlite/locks.c) until
 # killed, as another deployclaw process would; touches READY once it holds it.
 hold_lock() {
 	exec python3 - "$1/tenants" "$2.db" "$3" <<'PY'
