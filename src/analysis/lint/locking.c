@@ -96,19 +96,17 @@ void dc_lint__add_constraint(lint *l,
 		}
 		break;
 	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
+	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE: {
+		bool pk = k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY;
+
+		/* USING INDEX adopts a built index: nothing to build */
 		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
-			        "ADD PRIMARY KEY on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
+			dc_lint__emit_at(l, pk ? R_ADD_PK : R_ADD_UNIQUE,
+			                 dc_lint__at(l, k->location), NULL,
+			                 "ADD %s on '%s' builds its index under ACCESS EXCLUSIVE",
+			                 pk ? "PRIMARY KEY" : "UNIQUE", q.buf);
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
-			        "ADD UNIQUE on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
-		break;
+	}
 	case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
 		if (!is_new)
 			dc_lint__emit_at(
