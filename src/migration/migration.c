@@ -283,21 +283,13 @@ int dc_migration__load_up_down(struct loader *L,
 		return rc;
 	if (m->phases[0].up.nstmts == 0)
 		return dc_error_set_at(L->err, DC_EPARSE, m->path, 0, 0,
-		                       "'%s' has no sql statement",
-		                       dc_migration__base_name(m->path));
+		                       "'%s' has no sql statement", dc_path_basename(m->path));
 	if (down) {
 		rc = load_sql_file(L, &m->phases[0].down, down, dlen, m->down_path);
 		if (rc == 0 && m->phases[0].down.nstmts == 0)
 			dc_migration__sql_release(&m->phases[0].down); /* only comments: no down */
 	}
 	return rc;
-}
-
-const char *dc_migration__base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -517,9 +509,8 @@ static int sort_check_duplicates(dc_migration *ms, size_t n, dc_error *err)
 		if (dc_version_compare(ms[i - 1].version, ms[i].version) == 0)
 			return dc_error_set_at(err, DC_EINVAL, ms[i].path, 0, 0,
 			                       "duplicate version '%s': '%s' and '%s'",
-			                       ms[i].version,
-			                       dc_migration__base_name(ms[i - 1].path),
-			                       dc_migration__base_name(ms[i].path));
+			                       ms[i].version, dc_path_basename(ms[i - 1].path),
+			                       dc_path_basename(ms[i].path));
 	}
 	return 0;
 }
@@ -564,11 +555,11 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 	size_t len = 0, dlen = 0;
 	int rc;
 
-	rc = read_checked(&raw, &len, m->path, dc_migration__base_name(m->path), L->err);
+	rc = read_checked(&raw, &len, m->path, dc_path_basename(m->path), L->err);
 	if (rc < 0)
 		goto out;
 	if (m->down_path) {
-		rc = read_checked(&down, &dlen, m->down_path, dc_migration__base_name(m->down_path),
+		rc = read_checked(&down, &dlen, m->down_path, dc_path_basename(m->down_path),
 		                  L->err);
 		if (rc < 0)
 			goto out;
@@ -577,9 +568,9 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 	if (rc < 0)
 		goto out;
 	crypto_hash_sha256_init(&st);
-	checksum_add(&st, dc_migration__base_name(m->path), raw, len);
+	checksum_add(&st, dc_path_basename(m->path), raw, len);
 	if (down)
-		checksum_add(&st, dc_migration__base_name(m->down_path), down, dlen);
+		checksum_add(&st, dc_path_basename(m->down_path), down, dlen);
 	crypto_hash_sha256_final(&st, h);
 	dc_hex_encode(m->checksum, h, sizeof(h));
 out:
@@ -694,10 +685,9 @@ static int pair_downs(dc_migration_set *set,
 			return rc;
 		}
 		if (m->down_path) {
-			rc = dc_error_set_at(err, DC_EINVAL, path, 0, 0,
-			                     "duplicate version '%s': '%s' and '%s'",
-			                     ents[i].version, dc_migration__base_name(m->down_path),
-			                     ents[i].name);
+			rc = dc_error_set_at(
+			        err, DC_EINVAL, path, 0, 0, "duplicate version '%s': '%s' and '%s'",
+			        ents[i].version, dc_path_basename(m->down_path), ents[i].name);
 			free(path);
 			return rc;
 		}

@@ -14,6 +14,7 @@
 
 #include <deployclaw/migration.h>
 
+#include "util/text.h"
 #include "util/util.h"
 
 #define MAX_VERSION_LEN 128
@@ -78,8 +79,6 @@ struct loader {
 	dc_error *err;
 };
 
-/* The file name part of a path (borrowed from `path`). */
-const char *dc_migration__base_name(const char *path);
 /* The first bytes of s[0, len) as a C string; a long word is cut (in messages only). */
 void dc_migration__copy_word(char *dst, size_t size, const char *src, size_t len);
 bool dc_migration__version_valid(const char *v);

@@ -54,8 +54,7 @@ static int render_lines(const dc_migration_set *set, dc_strbuf *lines)
 		const dc_migration *m = &set->migrations[i];
 
 		chain(h, prev, m->checksum);
-		dc_strbuf_addf(lines, "%s %s %s\n", dc_migration__base_name(m->path), m->version,
-		               h);
+		dc_strbuf_addf(lines, "%s %s %s\n", dc_path_basename(m->path), m->version, h);
 		memcpy(prev, h, sizeof(prev));
 	}
 	return dc_strbuf_error(lines);
@@ -249,7 +248,7 @@ static struct named *index_migrations(const dc_migration *m, size_t n)
 	if (!idx)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		idx[i].name = dc_migration__base_name(m[i].path);
+		idx[i].name = dc_path_basename(m[i].path);
 		idx[i].i = i;
 	}
 	qsort(idx, n, sizeof(*idx), cmp_named);
@@ -352,7 +351,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 			report(&msg, &shown, &hidden, "edited", v[i].name);
 	}
 	for (i = 0; i < set->count; i++) {
-		const char *name = dc_migration__base_name(set->migrations[i].path);
+		const char *name = dc_path_basename(set->migrations[i].path);
 
 		if (find_named(lidx, nv, name) == (size_t)-1)
 			report(&msg, &shown, &hidden, "added", name);
@@ -367,7 +366,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	for (i = 0; i < ncs && i < ncm; i++) {
 		if (common_s[i] != common_m[i])
 			report(&msg, &shown, &hidden, "reordered",
-			       dc_migration__base_name(set->migrations[common_m[i]].path));
+			       dc_path_basename(set->migrations[common_m[i]].path));
 	}
 	if (hidden)
 		dc_strbuf_addf(&msg, " and %zu more", hidden);

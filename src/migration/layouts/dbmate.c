@@ -87,7 +87,7 @@ static int load(struct loader *L,
                 const char *down,
                 size_t dlen)
 {
-	const char *path = mig->path, *name = dc_migration__base_name(mig->path);
+	const char *path = mig->path, *name = dc_path_basename(mig->path);
 	size_t p = 0, up_s = 0, up_e = 0, down_s = 0, down_e = 0, opts = 0;
 	bool have_up = false, have_down = false, up_tx = true, down_tx = true;
 	struct srcmap m, mm;
