@@ -15,39 +15,7 @@
 #include <deployclaw/migration.h>
 
 #include "../lint_internal.h"
-
-/* Skips blanks and comments (nested block comments, as PostgreSQL). */
-static size_t skip_blank(const char *t, size_t s, size_t e)
-{
-	while (s < e) {
-		char c = t[s];
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-			s++;
-		} else if (c == '-' && s + 1 < e && t[s + 1] == '-') {
-			while (s < e && t[s] != '\n')
-				s++;
-		} else if (c == '/' && s + 1 < e && t[s + 1] == '*') {
-			int depth = 1;
-
-			s += 2;
-			while (s < e && depth) {
-				if (t[s] == '*' && s + 1 < e && t[s + 1] == '/') {
-					depth--;
-					s += 2;
-				} else if (t[s] == '/' && s + 1 < e && t[s + 1] == '*') {
-					depth++;
-					s += 2;
-				} else {
-					s++;
-				}
-			}
-		} else {
-			break;
-		}
-	}
-	return s;
-}
+#include "migration/migration_internal.h"
 
 /*
  * The checks of the statement's kind: each kind has one, in the file of the
@@ -178,7 +146,8 @@ int dc_lint__tree(lint *l, const block *b, const PgQuery__ParseResult *tree, siz
 			continue;
 		if (end > l->textlen || (raw->stmt_len == 0 && l->cur_chunk_end))
 			end = l->cur_chunk_end ? l->cur_chunk_end : l->textlen;
-		l->stmt_off = skip_blank(l->text, loc, end);
+		/* blanks and comments before it, nested block comments as PostgreSQL */
+		l->stmt_off = dc_migration__skip_space_comments(l->text, loc, end, true);
 		l->stmt_end = end;
 		l->node = raw->stmt;
 		nig = dc_lint__parse_ignores(l->text, loc, l->stmt_off, ig, MAX_IGNORES);
