@@ -80,19 +80,24 @@ out:
 	return rc;
 }
 
+/* The sum file's path for `set` into `*path` (the caller frees it). */
+static int sum_path_of(const dc_migration_set *set, char **path, dc_error *err)
+{
+	if (!set)
+		return dc_error_set(err, DC_EINVAL, "no migration set");
+	if (!(*path = dc_sum_path(set)))
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	return 0;
+}
+
 int dc_sum_write(const dc_migration_set *set, dc_error *err)
 {
 	dc_strbuf sb = DC_STRBUF_INIT;
 	char *path = NULL;
 	int rc;
 
-	if (!set)
-		return dc_error_set(err, DC_EINVAL, "no migration set");
-	path = dc_sum_path(set);
-	if (!path) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = sum_path_of(set, &path, err)) != 0)
 		goto out;
-	}
 	rc = dc_sum_render(set, &sb);
 	if (rc < 0) {
 		rc = dc_error_set(err, rc, "cannot render '%s'", DC_SUM_FILE_NAME);
@@ -287,13 +292,8 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	size_t len = 0;
 	int rc = 0;
 
-	if (!set)
-		return dc_error_set(err, DC_EINVAL, "no migration set");
-	path = dc_sum_path(set);
-	if (!path) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = sum_path_of(set, &path, err)) != 0)
 		goto out;
-	}
 	rc = dc_file_read(&buf, &len, path, SUM_MAX_BYTES, &rerr);
 	if (rc == DC_ENOTFOUND) {
 		rc = dc_error_set_at(err, DC_ENOTFOUND, path, 0, 0,
