@@ -314,6 +314,19 @@ bool dc_migration__ends_with(const char *s, size_t len, const char *suffix)
 	return len >= n && memcmp(s + len - n, suffix, n) == 0;
 }
 
+int dc_migration__entry_named(struct dc_migration__entry *e,
+                              const char *version,
+                              size_t vlen,
+                              const char *title,
+                              size_t tlen)
+{
+	e->version = dc_strndup(version, vlen);
+	e->title = dc_strndup(title, tlen);
+	if (!e->version || !e->title)
+		return DC_ENOMEM;
+	return 1;
+}
+
 /* 1 when a layout claims the name (fills e), 0 when none does, DC_ENOMEM. */
 static int classify(const char *name, struct dc_migration__entry *e)
 {

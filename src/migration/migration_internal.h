@@ -150,6 +150,15 @@ struct dc_migration__layout {
 /* Ends with `suffix`: for detect functions. */
 bool dc_migration__ends_with(const char *s, size_t len, const char *suffix);
 
+/* For detect functions: the version (`vlen` bytes at `version`) and the title
+ * (`tlen` at `title`) of the entry, copied out of its file name; 1 (the layout
+ * claims the file) or DC_ENOMEM. */
+int dc_migration__entry_named(struct dc_migration__entry *e,
+                              const char *version,
+                              size_t vlen,
+                              const char *title,
+                              size_t tlen);
+
 extern const struct dc_migration__layout dc_migration__layout_native;
 extern const struct dc_migration__layout dc_migration__layout_golang_migrate;
 extern const struct dc_migration__layout dc_migration__layout_dbmate;
