@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "migration_internal.h"
+#include "util/array.h"
 
 /* Files a folder may hold: every migration has at most an up and a down file. */
 #define MAX_FILES ((size_t)DC_MIGRATION_MAX_COUNT * 2)
@@ -418,16 +419,9 @@ static int scan_dir(struct dc_migration__entry **out, size_t *nout, const char *
 			                     MAX_FILES);
 			goto out;
 		}
-		if (n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct dc_migration__entry *ne = dc_realloc_array(ents, na, sizeof(*ne));
-
-			if (!ne) {
-				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			ents = ne;
-			alloc = na;
+		if (n == alloc && dc_array_grow(&ents, &alloc, sizeof(*ents), 64) != 0) {
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+			goto out;
 		}
 		memset(&ents[n], 0, sizeof(ents[n]));
 		ents[n].name = dc_strdup(de->d_name);

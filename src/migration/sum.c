@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "migration_internal.h"
+#include "util/array.h"
 
 /* A sum file is about 200 bytes a migration. */
 #define SUM_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -182,16 +183,9 @@ static int parse_sum(const char *buf,
 			                     DC_SUM_FILE_NAME, lineno);
 			goto out;
 		}
-		if (n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct sum_line *nv = dc_realloc_array(v, na, sizeof(*nv));
-
-			if (!nv) {
-				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			v = nv;
-			alloc = na;
+		if (n == alloc && dc_array_grow(&v, &alloc, sizeof(*v), 64) != 0) {
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+			goto out;
 		}
 		memset(&v[n], 0, sizeof(v[n]));
 		v[n].name = dc_strndup(line, sp1 - 1);

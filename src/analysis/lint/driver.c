@@ -16,6 +16,7 @@
 
 #include "../lint_internal.h"
 #include "migration/migration_internal.h"
+#include "util/array.h"
 
 /*
  * The checks of the statement's kind: each kind has one, in the file of the
@@ -152,16 +153,10 @@ int dc_lint__tree(lint *l, const block *b, const PgQuery__ParseResult *tree, siz
 		l->node = raw->stmt;
 		nig = dc_lint__parse_ignores(l->text, loc, l->stmt_off, ig, MAX_IGNORES);
 		if (b->models) {
-			dc_stmt_model *nv;
-
-			if (b->models->len == b->models->alloc) {
-				size_t na = b->models->alloc ? b->models->alloc * 2 : 16;
-
-				if (!(nv = dc_realloc_array(b->models->items, na, sizeof(*nv))))
-					return DC_ENOMEM;
-				b->models->items = nv;
-				b->models->alloc = na;
-			}
+			if (b->models->len == b->models->alloc &&
+			    dc_array_grow(&b->models->items, &b->models->alloc,
+			                  sizeof(*b->models->items), 16) != 0)
+				return DC_ENOMEM;
 			mp = &b->models->items[b->models->len];
 		}
 		if ((rc = dc_analysis__model(raw->stmt, l->text, l->stmt_off, end - l->stmt_off,
