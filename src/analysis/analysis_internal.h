@@ -10,6 +10,7 @@
 #include <pg_query.h>
 
 #include <deployclaw/analysis.h>
+
 #include "util/util.h"
 
 /*
@@ -21,6 +22,19 @@ PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb
 
 /* A protobuf-c allocator over `a` (free is a no-op), for other unpacks. */
 ProtobufCAllocator dc_analysis__arena_allocator(dc_arena *a);
+
+/*
+ * Calls `fn` on every message of type `want` under `msg` (not below one it
+ * found), through protobuf-c's reflection; a nonzero return from `fn` stops the
+ * walk and is returned. Nodes more than `depth` levels below `msg` are not
+ * visited (INT_MAX: no bound). NULL `msg`: nothing to visit.
+ */
+typedef int (*dc_analysis__visit_fn)(void *ctx, ProtobufCMessage *found);
+int dc_analysis__walk(ProtobufCMessage *msg,
+                      const ProtobufCMessageDescriptor *want,
+                      int depth,
+                      dc_analysis__visit_fn fn,
+                      void *ctx);
 
 /* The lock-table rows; the model classifies a tree into these. */
 enum dc_op {

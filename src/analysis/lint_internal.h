@@ -245,7 +245,7 @@ void dc_lint__block_end(lint *l);
 
 /* tenancy.c: DC501 */
 bool dc_lint__allowed_schema(const char *s);
-void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg, int depth);
+void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg);
 void dc_lint__schema_node(lint *l, const PgQuery__Node *n);
 
 /* alter_table.c: the ALTER TABLE walk, sub-command by sub-command */

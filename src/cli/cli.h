@@ -16,6 +16,7 @@
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
 #include <deployclaw/migration.h>
+
 #include "util/util.h"
 
 #define CLI_MAX_OPTS 24
@@ -122,6 +123,10 @@ typedef struct cli_rollout_args {
 /* Runs a rollout with the config at c->config_path, printing progress and the summary
  * (or the JSON log). Returns the exit code. */
 int cli_rollout(cli *c, const cli_rollout_args *a);
+
+/* apply and rollback: the rollout in `direction` (dc_rollout_direction) that the
+ * command's --to, --tenant, --dry-run, --parallel and --allow-out-of-order ask for. */
+int cli_rollout_command(cli *c, int direction);
 
 /* Prints the fleet's status for the config at c->config_path; the exit code. */
 int cli_status(cli *c, int parallel);

@@ -1,8 +1,6 @@
 /*
  * deployclaw apply — roll pending migrations out across the fleet.
  */
-#include <stdlib.h>
-
 #include <deployclaw/rollout.h>
 
 #include "cli.h"
@@ -16,38 +14,9 @@ static const cli_option apply_options[] = {
 	{ NULL, 0, NULL, NULL, false },
 };
 
-int cli_parse_parallel(cli *c, int *out)
-{
-	const char *v = cli_value(c, "parallel");
-	char *end = NULL;
-	long n;
-
-	*out = 0;
-	if (!v)
-		return 0;
-	n = strtol(v, &end, 10);
-	if (!*v || *end || n < 1 || n > 1024) {
-		cli_error(c, "--parallel '%s': expected a number of workers from 1 to 1024", v);
-		return 2;
-	}
-	*out = (int)n;
-	return 0;
-}
-
 static int run_apply(cli *c)
 {
-	const dc_ptrvec *tenants = cli_values(c, "tenant");
-	cli_rollout_args a = { DC_ROLLOUT_APPLY, NULL, NULL, 0, false, 0, false, NULL };
-	int rc;
-
-	if ((rc = cli_parse_parallel(c, &a.parallel)) != 0)
-		return rc;
-	a.to = cli_value(c, "to");
-	a.tenants = (const char *const *)tenants->items;
-	a.ntenants = tenants->len;
-	a.dry_run = cli_flag(c, "dry-run") > 0;
-	a.allow_out_of_order = cli_flag(c, "allow-out-of-order") > 0;
-	return cli_rollout(c, &a);
+	return cli_rollout_command(c, DC_ROLLOUT_APPLY);
 }
 
 const cli_command cmd_apply = {

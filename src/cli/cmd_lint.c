@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "util/pool.h"
+#include "util/text.h"
 
 static const cli_option lint_options[] = {
 	{ "format", 'f', "FORMAT", "human (default), json, sarif or github", false },
@@ -35,13 +36,6 @@ static bool has_suffix(const char *s, const char *suf)
 	size_t n = strlen(s), m = strlen(suf);
 
 	return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-static const char *base_name(const char *p)
-{
-	const char *s = strrchr(p, '/');
-
-	return s ? s + 1 : p;
 }
 
 static int lint_sql_file(const char *path,
@@ -148,7 +142,7 @@ static int lint_set(const dc_migration_set *set,
 	for (i = 0; i < set->count; i++) {
 		const dc_migration *m = &set->migrations[i];
 
-		if (only && strcmp(base_name(m->path), base_name(only)) != 0)
+		if (only && strcmp(dc_path_basename(m->path), dc_path_basename(only)) != 0)
 			continue;
 		if ((rc = dc_lint_migration(m, lc, out, err)) != 0)
 			return rc;

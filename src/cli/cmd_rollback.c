@@ -18,17 +18,7 @@ static const cli_option rollback_options[] = {
 
 static int run_rollback(cli *c)
 {
-	const dc_ptrvec *tenants = cli_values(c, "tenant");
-	cli_rollout_args a = { DC_ROLLOUT_ROLLBACK, NULL, NULL, 0, false, 0, false, NULL };
-	int rc;
-
-	if ((rc = cli_parse_parallel(c, &a.parallel)) != 0)
-		return rc;
-	a.to = cli_value(c, "to");
-	a.tenants = (const char *const *)tenants->items;
-	a.ntenants = tenants->len;
-	a.dry_run = cli_flag(c, "dry-run") > 0;
-	return cli_rollout(c, &a);
+	return cli_rollout_command(c, DC_ROLLOUT_ROLLBACK);
 }
 
 const cli_command cmd_rollback = {

@@ -24,6 +24,12 @@ static json_t *ms_json(double seconds)
 	return seconds < 0 ? json_null() : json_integer((json_int_t)(seconds * 1000 + 0.5));
 }
 
+/* A count, null where it is unknown (negative). */
+static json_t *count_json(json_int_t n)
+{
+	return n < 0 ? json_null() : json_integer(n);
+}
+
 static json_t *replica_json(const dc_topology_replica *r)
 {
 	json_t *o = json_object();
@@ -36,19 +42,15 @@ static json_t *replica_json(const dc_topology_replica *r)
 	json_object_set_new(o, "reachable", json_boolean(r->reachable));
 	json_object_set_new(o, "in_recovery", json_boolean(r->in_recovery));
 	json_object_set_new(o, "server_version", nullable_str(r->server_version));
-	json_object_set_new(o, "lag_bytes",
-	                    r->lag_bytes < 0 ? json_null() : json_integer(r->lag_bytes));
+	json_object_set_new(o, "lag_bytes", count_json(r->lag_bytes));
 	json_object_set_new(o, "lag_ms", ms_json(r->lag_seconds));
-	json_object_set_new(o, "replay_pending_bytes",
-	                    r->replay_pending_bytes < 0 ? json_null()
-	                                                : json_integer(r->replay_pending_bytes));
+	json_object_set_new(o, "replay_pending_bytes", count_json(r->replay_pending_bytes));
 	json_object_set_new(o, "receiver_status", nullable_str(r->receiver_status));
 	json_object_set_new(o, "streaming", json_boolean(r->streaming));
 	json_object_set_new(o, "matched_by", nullable_str(r->matched_by));
 	json_object_set_new(o, "application_name", nullable_str(r->application_name));
 	json_object_set_new(o, "client_addr", nullable_str(r->client_addr));
-	json_object_set_new(o, "client_port",
-	                    r->client_port < 0 ? json_null() : json_integer(r->client_port));
+	json_object_set_new(o, "client_port", count_json(r->client_port));
 	json_object_set_new(o, "state", nullable_str(r->state));
 	json_object_set_new(o, "sync_state", nullable_str(r->sync_state));
 	json_object_set_new(o, "replay_lag_ms", ms_json(r->replay_lag_seconds));

@@ -54,6 +54,24 @@ static void on_progress(const dc_rollout_progress *p, void *ctx)
 	dc_strbuf_release(&line);
 }
 
+int cli_parse_parallel(cli *c, int *out)
+{
+	const char *v = cli_value(c, "parallel");
+	char *end = NULL;
+	long n;
+
+	*out = 0;
+	if (!v)
+		return 0;
+	n = strtol(v, &end, 10);
+	if (!*v || *end || n < 1 || n > 1024) {
+		cli_error(c, "--parallel '%s': expected a number of workers from 1 to 1024", v);
+		return 2;
+	}
+	*out = (int)n;
+	return 0;
+}
+
 static int config_hash(const char *path, char out[65], dc_error *err)
 {
 	char *text = NULL;
@@ -191,4 +209,21 @@ out:
 	else if (rc)
 		return cli_fail(c, rc, &err);
 	return cli_exit_code(rc);
+}
+
+int cli_rollout_command(cli *c, int direction)
+{
+	const dc_ptrvec *tenants = cli_values(c, "tenant");
+	cli_rollout_args a = { direction, NULL, NULL, 0, false, 0, false, NULL };
+	int rc;
+
+	if ((rc = cli_parse_parallel(c, &a.parallel)) != 0)
+		return rc;
+	a.to = cli_value(c, "to");
+	a.tenants = (const char *const *)tenants->items;
+	a.ntenants = tenants->len;
+	a.dry_run = cli_flag(c, "dry-run") > 0;
+	/* rollback has no such option: cli_flag reads 0 */
+	a.allow_out_of_order = cli_flag(c, "allow-out-of-order") > 0;
+	return cli_rollout(c, &a);
 }

@@ -10,6 +10,15 @@
 
 #include "gate_internal.h"
 
+/* Refuses with what `e` says (cut to fit the detail). */
+static void refuse_with(dc_gate_result *res, const dc_error *e)
+{
+	char buf[1200];
+
+	res->verdict = DC_GATE_REFUSE;
+	snprintf(res->detail, sizeof(res->detail), "%.500s", dc_error_format(e, buf, sizeof(buf)));
+}
+
 int dc_gate__ledger(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result *res, dc_error *err)
 {
 	const dc_gate__preflight *pf = ctx->user;
@@ -35,11 +44,7 @@ int dc_gate__ledger(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result 
 		return 0;
 	}
 	if (rc) {
-		char buf[1200];
-
-		res->verdict = DC_GATE_REFUSE;
-		snprintf(res->detail, sizeof(res->detail), "%.500s",
-		         dc_error_format(&verr, buf, sizeof(buf)));
+		refuse_with(res, &verr);
 		return 0;
 	}
 	res->verdict = DC_GATE_PASS;
@@ -58,11 +63,7 @@ int dc_gate__sum_file(const dc_gate *gate,
 	(void)gate;
 	(void)err;
 	if (dc_sum_check(ctx->set, &serr) != 0) {
-		char buf[1200];
-
-		res->verdict = DC_GATE_REFUSE;
-		snprintf(res->detail, sizeof(res->detail), "%.500s",
-		         dc_error_format(&serr, buf, sizeof(buf)));
+		refuse_with(res, &serr);
 		return 0;
 	}
 	res->verdict = DC_GATE_PASS;

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "migration_internal.h"
+#include "util/array.h"
 
 /* Files a folder may hold: every migration has at most an up and a down file. */
 #define MAX_FILES ((size_t)DC_MIGRATION_MAX_COUNT * 2)
@@ -283,21 +284,13 @@ int dc_migration__load_up_down(struct loader *L,
 		return rc;
 	if (m->phases[0].up.nstmts == 0)
 		return dc_error_set_at(L->err, DC_EPARSE, m->path, 0, 0,
-		                       "'%s' has no sql statement",
-		                       dc_migration__base_name(m->path));
+		                       "'%s' has no sql statement", dc_path_basename(m->path));
 	if (down) {
 		rc = load_sql_file(L, &m->phases[0].down, down, dlen, m->down_path);
 		if (rc == 0 && m->phases[0].down.nstmts == 0)
 			dc_migration__sql_release(&m->phases[0].down); /* only comments: no down */
 	}
 	return rc;
-}
-
-const char *dc_migration__base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -320,6 +313,19 @@ bool dc_migration__ends_with(const char *s, size_t len, const char *suffix)
 	size_t n = strlen(suffix);
 
 	return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+int dc_migration__entry_named(struct dc_migration__entry *e,
+                              const char *version,
+                              size_t vlen,
+                              const char *title,
+                              size_t tlen)
+{
+	e->version = dc_strndup(version, vlen);
+	e->title = dc_strndup(title, tlen);
+	if (!e->version || !e->title)
+		return DC_ENOMEM;
+	return 1;
 }
 
 /* 1 when a layout claims the name (fills e), 0 when none does, DC_ENOMEM. */
@@ -413,16 +419,9 @@ static int scan_dir(struct dc_migration__entry **out, size_t *nout, const char *
 			                     MAX_FILES);
 			goto out;
 		}
-		if (n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct dc_migration__entry *ne = dc_realloc_array(ents, na, sizeof(*ne));
-
-			if (!ne) {
-				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			ents = ne;
-			alloc = na;
+		if (n == alloc && dc_array_grow(&ents, &alloc, sizeof(*ents), 64) != 0) {
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+			goto out;
 		}
 		memset(&ents[n], 0, sizeof(ents[n]));
 		ents[n].name = dc_strdup(de->d_name);
@@ -517,9 +516,8 @@ static int sort_check_duplicates(dc_migration *ms, size_t n, dc_error *err)
 		if (dc_version_compare(ms[i - 1].version, ms[i].version) == 0)
 			return dc_error_set_at(err, DC_EINVAL, ms[i].path, 0, 0,
 			                       "duplicate version '%s': '%s' and '%s'",
-			                       ms[i].version,
-			                       dc_migration__base_name(ms[i - 1].path),
-			                       dc_migration__base_name(ms[i].path));
+			                       ms[i].version, dc_path_basename(ms[i - 1].path),
+			                       dc_path_basename(ms[i].path));
 	}
 	return 0;
 }
@@ -564,11 +562,11 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 	size_t len = 0, dlen = 0;
 	int rc;
 
-	rc = read_checked(&raw, &len, m->path, dc_migration__base_name(m->path), L->err);
+	rc = read_checked(&raw, &len, m->path, dc_path_basename(m->path), L->err);
 	if (rc < 0)
 		goto out;
 	if (m->down_path) {
-		rc = read_checked(&down, &dlen, m->down_path, dc_migration__base_name(m->down_path),
+		rc = read_checked(&down, &dlen, m->down_path, dc_path_basename(m->down_path),
 		                  L->err);
 		if (rc < 0)
 			goto out;
@@ -577,9 +575,9 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 	if (rc < 0)
 		goto out;
 	crypto_hash_sha256_init(&st);
-	checksum_add(&st, dc_migration__base_name(m->path), raw, len);
+	checksum_add(&st, dc_path_basename(m->path), raw, len);
 	if (down)
-		checksum_add(&st, dc_migration__base_name(m->down_path), down, dlen);
+		checksum_add(&st, dc_path_basename(m->down_path), down, dlen);
 	crypto_hash_sha256_final(&st, h);
 	dc_hex_encode(m->checksum, h, sizeof(h));
 out:
@@ -694,10 +692,9 @@ static int pair_downs(dc_migration_set *set,
 			return rc;
 		}
 		if (m->down_path) {
-			rc = dc_error_set_at(err, DC_EINVAL, path, 0, 0,
-			                     "duplicate version '%s': '%s' and '%s'",
-			                     ents[i].version, dc_migration__base_name(m->down_path),
-			                     ents[i].name);
+			rc = dc_error_set_at(
+			        err, DC_EINVAL, path, 0, 0, "duplicate version '%s': '%s' and '%s'",
+			        ents[i].version, dc_path_basename(m->down_path), ents[i].name);
 			free(path);
 			return rc;
 		}

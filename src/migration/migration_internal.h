@@ -14,6 +14,7 @@
 
 #include <deployclaw/migration.h>
 
+#include "util/text.h"
 #include "util/util.h"
 
 #define MAX_VERSION_LEN 128
@@ -78,8 +79,6 @@ struct loader {
 	dc_error *err;
 };
 
-/* The file name part of a path (borrowed from `path`). */
-const char *dc_migration__base_name(const char *path);
 /* The first bytes of s[0, len) as a C string; a long word is cut (in messages only). */
 void dc_migration__copy_word(char *dst, size_t size, const char *src, size_t len);
 bool dc_migration__version_valid(const char *v);
@@ -150,6 +149,15 @@ struct dc_migration__layout {
 
 /* Ends with `suffix`: for detect functions. */
 bool dc_migration__ends_with(const char *s, size_t len, const char *suffix);
+
+/* For detect functions: the version (`vlen` bytes at `version`) and the title
+ * (`tlen` at `title`) of the entry, copied out of its file name; 1 (the layout
+ * claims the file) or DC_ENOMEM. */
+int dc_migration__entry_named(struct dc_migration__entry *e,
+                              const char *version,
+                              size_t vlen,
+                              const char *title,
+                              size_t tlen);
 
 extern const struct dc_migration__layout dc_migration__layout_native;
 extern const struct dc_migration__layout dc_migration__layout_golang_migrate;

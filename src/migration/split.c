@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "migration_internal.h"
+#include "util/array.h"
 
 /* sqlite3_complete may scan this many bytes plus 16 per byte of SQL. */
 #define SPLIT_WORK_BASE ((size_t)256 * 1024 * 1024)
@@ -193,15 +194,8 @@ static int emit(struct stmtvec *sv,
 	*start = s;
 	if (s >= e)
 		return 1; /* nothing but comments: no statement */
-	if (sv->n == sv->alloc) {
-		size_t na = sv->alloc ? sv->alloc * 2 : 8;
-		dc_statement *nv = dc_realloc_array(sv->v, na, sizeof(*nv));
-
-		if (!nv)
-			return DC_ENOMEM;
-		sv->v = nv;
-		sv->alloc = na;
-	}
+	if (sv->n == sv->alloc && dc_array_grow(&sv->v, &sv->alloc, sizeof(*sv->v), 8) != 0)
+		return DC_ENOMEM;
 	st = &sv->v[sv->n];
 	st->sql = dc_strndup(sql + s, e - s);
 	if (!st->sql)

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "migration_internal.h"
+#include "util/array.h"
 
 /* A sum file is about 200 bytes a migration. */
 #define SUM_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -54,8 +55,7 @@ static int render_lines(const dc_migration_set *set, dc_strbuf *lines)
 		const dc_migration *m = &set->migrations[i];
 
 		chain(h, prev, m->checksum);
-		dc_strbuf_addf(lines, "%s %s %s\n", dc_migration__base_name(m->path), m->version,
-		               h);
+		dc_strbuf_addf(lines, "%s %s %s\n", dc_path_basename(m->path), m->version, h);
 		memcpy(prev, h, sizeof(prev));
 	}
 	return dc_strbuf_error(lines);
@@ -81,19 +81,24 @@ out:
 	return rc;
 }
 
+/* The sum file's path for `set` into `*path` (the caller frees it). */
+static int sum_path_of(const dc_migration_set *set, char **path, dc_error *err)
+{
+	if (!set)
+		return dc_error_set(err, DC_EINVAL, "no migration set");
+	if (!(*path = dc_sum_path(set)))
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	return 0;
+}
+
 int dc_sum_write(const dc_migration_set *set, dc_error *err)
 {
 	dc_strbuf sb = DC_STRBUF_INIT;
 	char *path = NULL;
 	int rc;
 
-	if (!set)
-		return dc_error_set(err, DC_EINVAL, "no migration set");
-	path = dc_sum_path(set);
-	if (!path) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = sum_path_of(set, &path, err)) != 0)
 		goto out;
-	}
 	rc = dc_sum_render(set, &sb);
 	if (rc < 0) {
 		rc = dc_error_set(err, rc, "cannot render '%s'", DC_SUM_FILE_NAME);
@@ -178,16 +183,9 @@ static int parse_sum(const char *buf,
 			                     DC_SUM_FILE_NAME, lineno);
 			goto out;
 		}
-		if (n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct sum_line *nv = dc_realloc_array(v, na, sizeof(*nv));
-
-			if (!nv) {
-				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			v = nv;
-			alloc = na;
+		if (n == alloc && dc_array_grow(&v, &alloc, sizeof(*v), 64) != 0) {
+			rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+			goto out;
 		}
 		memset(&v[n], 0, sizeof(v[n]));
 		v[n].name = dc_strndup(line, sp1 - 1);
@@ -249,7 +247,7 @@ static struct named *index_migrations(const dc_migration *m, size_t n)
 	if (!idx)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		idx[i].name = dc_migration__base_name(m[i].path);
+		idx[i].name = dc_path_basename(m[i].path);
 		idx[i].i = i;
 	}
 	qsort(idx, n, sizeof(*idx), cmp_named);
@@ -288,13 +286,8 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	size_t len = 0;
 	int rc = 0;
 
-	if (!set)
-		return dc_error_set(err, DC_EINVAL, "no migration set");
-	path = dc_sum_path(set);
-	if (!path) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	if ((rc = sum_path_of(set, &path, err)) != 0)
 		goto out;
-	}
 	rc = dc_file_read(&buf, &len, path, SUM_MAX_BYTES, &rerr);
 	if (rc == DC_ENOTFOUND) {
 		rc = dc_error_set_at(err, DC_ENOTFOUND, path, 0, 0,
@@ -352,7 +345,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 			report(&msg, &shown, &hidden, "edited", v[i].name);
 	}
 	for (i = 0; i < set->count; i++) {
-		const char *name = dc_migration__base_name(set->migrations[i].path);
+		const char *name = dc_path_basename(set->migrations[i].path);
 
 		if (find_named(lidx, nv, name) == (size_t)-1)
 			report(&msg, &shown, &hidden, "added", name);
@@ -367,7 +360,7 @@ int dc_sum_check(const dc_migration_set *set, dc_error *err)
 	for (i = 0; i < ncs && i < ncm; i++) {
 		if (common_s[i] != common_m[i])
 			report(&msg, &shown, &hidden, "reordered",
-			       dc_migration__base_name(set->migrations[common_m[i]].path));
+			       dc_path_basename(set->migrations[common_m[i]].path));
 	}
 	if (hidden)
 		dc_strbuf_addf(&msg, " and %zu more", hidden);

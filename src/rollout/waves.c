@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/util.h"
-
 #include "rollout_internal.h"
+#include "util/util.h"
 
 void dc_rollout__queue_init(dc_rollout__queue *q)
 {
@@ -100,6 +99,27 @@ static void hint_next(dc_rollout__run *r, dc_rollout__worker *w, size_t qi)
 	}
 }
 
+/* Tells the caller's progress callback where the run is: `o` is the tenant that
+ * just finished, NULL at a wave's start and end. */
+static void report_progress(const dc_rollout__run *r,
+                            const dc_wave_report *w,
+                            const dc_tenant_outcome *o,
+                            bool wave_done)
+{
+	dc_rollout_progress p;
+
+	if (!r->opts->progress)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.wave = w;
+	p.nwaves = r->rep->nwaves;
+	p.outcome = o;
+	p.wave_done = wave_done;
+	p.done_total = r->queue.done_total;
+	p.total = r->rep->planned;
+	r->opts->progress(&p, r->opts->progress_ctx);
+}
+
 static void wave_worker(dc_rollout__worker *w)
 {
 	dc_rollout__run *r = w->job;
@@ -111,7 +131,7 @@ static void wave_worker(dc_rollout__worker *w)
 	for (;;) {
 		size_t qi, ti;
 		dc_tenant_outcome *o;
-		dc_rollout_progress p;
+
 		if (dc_rollout__stop_requested(&r->fleet))
 			break;
 		qi = take_next(r, w, &exhausted);
@@ -144,15 +164,7 @@ static void wave_worker(dc_rollout__worker *w)
 			r->queue.cur->over_budget = true;
 			atomic_store(&r->fleet.stopping, true);
 		}
-		if (r->opts->progress) {
-			memset(&p, 0, sizeof(p));
-			p.wave = r->queue.cur;
-			p.nwaves = r->rep->nwaves;
-			p.outcome = o;
-			p.done_total = r->queue.done_total;
-			p.total = r->rep->planned;
-			r->opts->progress(&p, r->opts->progress_ctx);
-		}
+		report_progress(r, r->queue.cur, o, false);
 		pthread_cond_broadcast(&r->queue.cv);
 	}
 	pthread_cond_broadcast(&r->queue.cv);
@@ -285,16 +297,7 @@ int dc_rollout__run_waves(dc_rollout__run *r, const size_t *planned_idx, dc_erro
 		                                             (json_int_t)w->total, "ids", ids),
 		                                   err)) != 0)
 			return rc;
-		if (r->opts->progress) {
-			dc_rollout_progress p;
-
-			memset(&p, 0, sizeof(p));
-			p.wave = w;
-			p.nwaves = rep->nwaves;
-			p.done_total = r->queue.done_total;
-			p.total = rep->planned;
-			r->opts->progress(&p, r->opts->progress_ctx);
-		}
+		report_progress(r, w, NULL, false);
 		if ((rc = run_wave_workers(r, err)) != 0)
 			return rc;
 		for (i = 0; i < w->total; i++)
@@ -325,17 +328,7 @@ int dc_rollout__run_waves(dc_rollout__run *r, const size_t *planned_idx, dc_erro
 		                       w->over_budget),
 		             err)) != 0)
 			return rc;
-		if (r->opts->progress) {
-			dc_rollout_progress p;
-
-			memset(&p, 0, sizeof(p));
-			p.wave = w;
-			p.nwaves = rep->nwaves;
-			p.wave_done = true;
-			p.done_total = r->queue.done_total;
-			p.total = rep->planned;
-			r->opts->progress(&p, r->opts->progress_ctx);
-		}
+		report_progress(r, w, NULL, true);
 		base += w->total;
 	}
 	/* waves never dispatched */

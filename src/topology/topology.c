@@ -19,9 +19,10 @@
 #include <deployclaw/engine.h>
 #include <deployclaw/migration.h>
 #include <deployclaw/topology.h>
-#include "util/util.h"
 
 #include "util/pool.h"
+#include "util/text.h"
+#include "util/util.h"
 
 #define MSG_SIZE 512
 
@@ -68,20 +69,11 @@ static void msgf(char *dst, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The first line of a libpq message, without its "ERROR:  " or "FATAL:  ". */
+/* The first line of a libpq message, without its "ERROR:  " or "FATAL:  ";
+ * an empty one says so. */
 static void first_line(char *dst, size_t size, const char *msg)
 {
-	size_t n;
-
-	if (!msg || !*msg)
-		msg = "unknown error";
-	if (!strncmp(msg, "ERROR:  ", 8) || !strncmp(msg, "FATAL:  ", 8))
-		msg += 8;
-	n = strcspn(msg, "\n");
-	if (n >= size)
-		n = size - 1;
-	memcpy(dst, msg, n);
-	dst[n] = '\0';
+	dc_text_first_line(dst, size, msg && *msg ? msg : "unknown error");
 }
 
 /* Connects with a bounded timeout; the DSN's own settings win (libpq keeps

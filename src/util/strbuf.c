@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/array.h"
 #include "util/util.h"
 
 char dc_strbuf__empty[1];
@@ -154,15 +155,8 @@ char *dc_strbuf_detach(dc_strbuf *sb, size_t *len)
 
 int dc_ptrvec_push(dc_ptrvec *v, void *p)
 {
-	if (v->len == v->alloc) {
-		size_t cap = v->alloc ? v->alloc * 2 : 8;
-		void **items = dc_realloc_array(v->items, cap, sizeof(*items));
-
-		if (!items)
-			return DC_ENOMEM;
-		v->items = items;
-		v->alloc = cap;
-	}
+	if (v->len == v->alloc && dc_array_grow(&v->items, &v->alloc, sizeof(*v->items), 8) != 0)
+		return DC_ENOMEM;
 	v->items[v->len++] = p;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <libfyaml.h>
 #include <sodium.h>
 
+#include "util/array.h"
 #include "yaml_internal.h"
 
 struct reader {
@@ -79,15 +80,9 @@ void dc_yaml__free(dc_yaml_node *n)
 
 static int ynode_push(dc_yaml_node *parent, dc_yaml_node *kid)
 {
-	if (parent->nkids == parent->alloc) {
-		size_t alloc = parent->alloc ? parent->alloc * 2 : 8;
-		dc_yaml_node **kids = dc_realloc_array(parent->kids, alloc, sizeof(*kids));
-
-		if (!kids)
-			return DC_ENOMEM;
-		parent->kids = kids;
-		parent->alloc = alloc;
-	}
+	if (parent->nkids == parent->alloc &&
+	    dc_array_grow(&parent->kids, &parent->alloc, sizeof(*parent->kids), 8) != 0)
+		return DC_ENOMEM;
 	parent->kids[parent->nkids++] = kid;
 	/* an empty value has no mark of its own: point at its key, or its parent */
 	if (kid->line == 0) {

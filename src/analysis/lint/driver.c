@@ -15,39 +15,8 @@
 #include <deployclaw/migration.h>
 
 #include "../lint_internal.h"
-
-/* Skips blanks and comments (nested block comments, as PostgreSQL). */
-static size_t skip_blank(const char *t, size_t s, size_t e)
-{
-	while (s < e) {
-		char c = t[s];
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-			s++;
-		} else if (c == '-' && s + 1 < e && t[s + 1] == '-') {
-			while (s < e && t[s] != '\n')
-				s++;
-		} else if (c == '/' && s + 1 < e && t[s + 1] == '*') {
-			int depth = 1;
-
-			s += 2;
-			while (s < e && depth) {
-				if (t[s] == '*' && s + 1 < e && t[s + 1] == '/') {
-					depth--;
-					s += 2;
-				} else if (t[s] == '/' && s + 1 < e && t[s + 1] == '*') {
-					depth++;
-					s += 2;
-				} else {
-					s++;
-				}
-			}
-		} else {
-			break;
-		}
-	}
-	return s;
-}
+#include "migration/migration_internal.h"
+#include "util/array.h"
 
 /*
  * The checks of the statement's kind: each kind has one, in the file of the
@@ -157,7 +126,7 @@ static void lint_model(lint *l, const PgQuery__Node *n)
 	if (m->lock >= DC_LOCK_SHARE_ROW_EXCLUSIVE && existing)
 		l->tx_strong_lock = dc_lint__in_tx(l) ? true : l->tx_strong_lock;
 	if (l->cfg->schema_tenancy)
-		dc_lint__walk_rangevars(l, (const ProtobufCMessage *)n, 0);
+		dc_lint__walk_rangevars(l, (const ProtobufCMessage *)n);
 }
 
 /* Lints the statements of one tree, parsed from the text at l->base. */
@@ -178,21 +147,16 @@ int dc_lint__tree(lint *l, const block *b, const PgQuery__ParseResult *tree, siz
 			continue;
 		if (end > l->textlen || (raw->stmt_len == 0 && l->cur_chunk_end))
 			end = l->cur_chunk_end ? l->cur_chunk_end : l->textlen;
-		l->stmt_off = skip_blank(l->text, loc, end);
+		/* blanks and comments before it, nested block comments as PostgreSQL */
+		l->stmt_off = dc_migration__skip_space_comments(l->text, loc, end, true);
 		l->stmt_end = end;
 		l->node = raw->stmt;
 		nig = dc_lint__parse_ignores(l->text, loc, l->stmt_off, ig, MAX_IGNORES);
 		if (b->models) {
-			dc_stmt_model *nv;
-
-			if (b->models->len == b->models->alloc) {
-				size_t na = b->models->alloc ? b->models->alloc * 2 : 16;
-
-				if (!(nv = dc_realloc_array(b->models->items, na, sizeof(*nv))))
-					return DC_ENOMEM;
-				b->models->items = nv;
-				b->models->alloc = na;
-			}
+			if (b->models->len == b->models->alloc &&
+			    dc_array_grow(&b->models->items, &b->models->alloc,
+			                  sizeof(*b->models->items), 16) != 0)
+				return DC_ENOMEM;
 			mp = &b->models->items[b->models->len];
 		}
 		if ((rc = dc_analysis__model(raw->stmt, l->text, l->stmt_off, end - l->stmt_off,

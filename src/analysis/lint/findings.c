@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../lint_internal.h"
+#include "util/array.h"
 
 void dc_lint__pos_of(lint *l, size_t off, int *line, int *col)
 {
@@ -58,16 +59,10 @@ static dc_finding *push_finding(lint *l)
 {
 	dc_finding_list *fl = l->out;
 
-	if (fl->len == fl->alloc) {
-		size_t na = fl->alloc ? fl->alloc * 2 : 16;
-		dc_finding *nv = dc_realloc_array(fl->items, na, sizeof(*nv));
-
-		if (!nv) {
-			l->failed = DC_ENOMEM;
-			return NULL;
-		}
-		fl->items = nv;
-		fl->alloc = na;
+	if (fl->len == fl->alloc &&
+	    dc_array_grow(&fl->items, &fl->alloc, sizeof(*fl->items), 16) != 0) {
+		l->failed = DC_ENOMEM;
+		return NULL;
 	}
 	memset(&fl->items[fl->len], 0, sizeof(dc_finding));
 	return &fl->items[fl->len++];

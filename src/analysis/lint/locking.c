@@ -44,6 +44,27 @@ static bool is_not_null_check(const PgQuery__Constraint *k, const char **col)
 	return *col != NULL;
 }
 
+/* A CHECK or a foreign key on table `t`: one added NOT VALID is remembered for
+ * its later VALIDATE; true when it validates now, on an existing table (`sb`
+ * then holds the NOT VALID suggestion). */
+static bool validates_now(lint *l,
+                          dc_strbuf *sb,
+                          const char *t,
+                          const PgQuery__RangeVar *rv,
+                          const PgQuery__Constraint *k,
+                          bool is_new)
+{
+	if (k->skip_validation) {
+		if (k->conname)
+			dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname), NULL);
+		return false;
+	}
+	if (is_new)
+		return false;
+	suggest_not_valid(l, sb, rv, k->conname);
+	return true;
+}
+
 void dc_lint__add_constraint(lint *l,
                              const PgQuery__RangeVar *rv,
                              const PgQuery__Constraint *k,
@@ -66,49 +87,35 @@ void dc_lint__add_constraint(lint *l,
 		if (is_not_null_check(k, &col) && k->conname)
 			dc_lint__put(l, &l->nn_checks, dc_lint__key(l, t, k->conname),
 			             dc_lint__keep_str(l, col));
-		if (k->skip_validation) {
-			if (k->conname)
-				dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname),
-				             NULL);
-		} else if (!is_new) {
-			suggest_not_valid(l, &sb, rv, k->conname);
+		if (validates_now(l, &sb, t, rv, k, is_new))
 			dc_lint__emit_at(
 			        l, R_CHECK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
 			        "CHECK constraint '%s' on '%s' scans the table under ACCESS EXCLUSIVE",
 			        k->conname ? k->conname : "", q.buf);
-		}
 		break;
 	case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
 		if (k->conname)
 			dc_lint__put(l, &l->fks, dc_lint__key(l, t, k->conname), NULL);
-		if (k->skip_validation) {
-			if (k->conname)
-				dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname),
-				             NULL);
-		} else if (!is_new) {
-			suggest_not_valid(l, &sb, rv, k->conname);
+		if (validates_now(l, &sb, t, rv, k, is_new))
 			dc_lint__emit_at(
 			        l, R_FK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
 			        "foreign key '%s' on '%s' validates under SHARE ROW EXCLUSIVE on '%s' and "
 			        "'%s': writes on both wait",
 			        k->conname ? k->conname : "", q.buf, q.buf,
 			        dc_lint__rvname(k->pktable));
-		}
 		break;
 	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
+	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE: {
+		bool pk = k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY;
+
+		/* USING INDEX adopts a built index: nothing to build */
 		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
-			        "ADD PRIMARY KEY on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
+			dc_lint__emit_at(l, pk ? R_ADD_PK : R_ADD_UNIQUE,
+			                 dc_lint__at(l, k->location), NULL,
+			                 "ADD %s on '%s' builds its index under ACCESS EXCLUSIVE",
+			                 pk ? "PRIMARY KEY" : "UNIQUE", q.buf);
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
-			        "ADD UNIQUE on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
-		break;
+	}
 	case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
 		if (!is_new)
 			dc_lint__emit_at(

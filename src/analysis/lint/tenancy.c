@@ -2,6 +2,7 @@
  * tenancy.c -- DC501: under schema tenancy every statement stays in the
  * tenant's schema (deployclaw sets search_path to it).
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "../lint_internal.h"
@@ -24,48 +25,18 @@ static void check_schema(lint *l, const PgQuery__RangeVar *rv)
 	        rv->schemaname, rv->relname ? rv->relname : "", rv->schemaname);
 }
 
-/* Every RangeVar anywhere in a message, through protobuf-c's reflection. */
-void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg, int depth)
+static int visit_rangevar(void *ctx, ProtobufCMessage *rv)
 {
-	const ProtobufCMessageDescriptor *d;
-	unsigned i;
+	check_schema(ctx, (const PgQuery__RangeVar *)rv);
+	return 0;
+}
 
-	if (!msg || depth > 200)
-		return;
-	d = msg->descriptor;
-	if (d == &pg_query__range_var__descriptor) {
-		check_schema(l, (const PgQuery__RangeVar *)msg);
-		return;
-	}
-	for (i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)msg;
-
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n, k;
-			ProtobufCMessage **arr;
-
-			/* memcpy: the field offsets come as bytes */
-			memcpy(&n, base + f->quantifier_offset, sizeof(n));
-			memcpy(&arr, base + f->offset, sizeof(arr));
-			for (k = 0; k < n; k++)
-				dc_lint__walk_rangevars(l, arr[k], depth + 1);
-		} else {
-			ProtobufCMessage *sub;
-
-			if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-				uint32_t cse;
-
-				memcpy(&cse, base + f->quantifier_offset, sizeof(cse));
-				if (cse != f->id)
-					continue;
-			}
-			memcpy(&sub, base + f->offset, sizeof(sub));
-			dc_lint__walk_rangevars(l, sub, depth + 1);
-		}
-	}
+/* Every RangeVar anywhere in a message, at most 200 levels down. */
+void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg)
+{
+	/* the walk only reads; its callback's pointer is writable for the rewrite */
+	dc_analysis__walk((ProtobufCMessage *)(uintptr_t)msg, &pg_query__range_var__descriptor, 200,
+	                  visit_rangevar, l);
 }
 
 /* Statements that move objects between schemas or create one. */

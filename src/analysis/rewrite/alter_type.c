@@ -3,6 +3,7 @@
  * column kept in step by a trigger), a batched copy, and contract (the swap,
  * after an application deploy).
  */
+#include <limits.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,9 @@ typedef struct qualify_ctx {
 
 /* Qualifies column references with NEW (for the trigger body): `col` and
  * `tbl.col` both become `new.col`. */
-static int qualify_new(void *ctx, PgQuery__ColumnRef *ref)
+static int qualify_new(void *ctx, ProtobufCMessage *found)
 {
+	PgQuery__ColumnRef *ref = (PgQuery__ColumnRef *)found;
 	qualify_ctx *q = ctx;
 	saved_ref *sv;
 	PgQuery__Node **fields;
@@ -99,7 +101,8 @@ static int conversions(rw *r, const PgQuery__ColumnDef *cd, swap *s)
 	}
 	if ((rc = dc_rewrite__deparse_expr(r, conv, &s->expr)) != 0)
 		return rc;
-	rc = dc_rewrite__walk_colrefs(&conv->base, qualify_new, &q);
+	rc = dc_analysis__walk(&conv->base, &pg_query__column_ref__descriptor, INT_MAX, qualify_new,
+	                       &q);
 	if (rc == 0)
 		rc = dc_rewrite__deparse_expr(r, conv, &s->newexpr);
 	qualify_undo(&q);

@@ -2,6 +2,7 @@
  * plan --safe: the names PostgreSQL gives unnamed indexes and constraints,
  * reproduced without a catalog, and SQL text snippets around them.
  */
+#include <limits.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,8 +187,9 @@ void dc_rewrite__index_name(dc_strbuf *out, const PgQuery__IndexStmt *ix)
 	dc_strbuf_release(&add);
 }
 
-static int collect_one(void *ctx, PgQuery__ColumnRef *ref)
+static int collect_one(void *ctx, ProtobufCMessage *found)
 {
+	const PgQuery__ColumnRef *ref = (const PgQuery__ColumnRef *)found;
 	dc_ptrvec *cols = ctx;
 	const char *name = ref->n_fields ? dc_analysis__str(ref->fields[ref->n_fields - 1]) : NULL;
 	size_t i;
@@ -203,7 +205,8 @@ static int collect_one(void *ctx, PgQuery__ColumnRef *ref)
 
 static void collect_columns(const ProtobufCMessage *msg, dc_ptrvec *cols)
 {
-	dc_rewrite__walk_colrefs((ProtobufCMessage *)(uintptr_t)msg, collect_one, cols);
+	dc_analysis__walk((ProtobufCMessage *)(uintptr_t)msg, &pg_query__column_ref__descriptor,
+	                  INT_MAX, collect_one, cols);
 }
 
 /* The name PostgreSQL gives an unnamed table constraint (ChooseConstraintName). */

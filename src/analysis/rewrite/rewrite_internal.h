@@ -95,10 +95,6 @@ PgQuery__Node *dc_rewrite__cmd_node(rw *r,
                                     const char *name,
                                     PgQuery__Node *def);
 
-/* Calls `fn` on every ColumnRef under `msg`; `fn` returns nonzero to stop. */
-typedef int (*colref_fn)(void *ctx, PgQuery__ColumnRef *ref);
-int dc_rewrite__walk_colrefs(ProtobufCMessage *msg, colref_fn fn, void *ctx);
-
 /* ---- names.c: PostgreSQL's names for unnamed objects ---- */
 
 /* "ALTER TABLE [ONLY] rel " */

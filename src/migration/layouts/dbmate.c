@@ -87,7 +87,7 @@ static int load(struct loader *L,
                 const char *down,
                 size_t dlen)
 {
-	const char *path = mig->path, *name = dc_migration__base_name(mig->path);
+	const char *path = mig->path, *name = dc_path_basename(mig->path);
 	size_t p = 0, up_s = 0, up_e = 0, down_s = 0, down_e = 0, opts = 0;
 	bool have_up = false, have_down = false, up_tx = true, down_tx = true;
 	struct srcmap m, mm;
@@ -194,11 +194,7 @@ static int detect(const char *name, struct dc_migration__entry *e)
 	if (t >= end)
 		return 0;
 	e->kind = KIND_ONLY;
-	e->version = dc_strndup(name, v);
-	e->title = dc_strndup(name + t, end - t);
-	if (!e->version || !e->title)
-		return DC_ENOMEM;
-	return 1;
+	return dc_migration__entry_named(e, name, v, name + t, end - t);
 }
 
 const struct dc_migration__layout dc_migration__layout_dbmate = {

@@ -36,9 +36,7 @@ static int detect(const char *name, struct dc_migration__entry *e)
 	if (t >= end || v - 1 > MAX_VERSION_LEN)
 		return 0;
 	e->kind = name[0] == 'V' ? KIND_UP : KIND_DOWN;
-	e->version = dc_strndup(name + 1, v - 1);
-	e->title = dc_strndup(name + t, end - t);
-	if (!e->version || !e->title)
+	if (dc_migration__entry_named(e, name + 1, v - 1, name + t, end - t) < 0)
 		return DC_ENOMEM;
 	/* Flyway reads '_' in a version as '.': V2_1 is version 2.1 */
 	for (i = 0; e->version[i]; i++) {

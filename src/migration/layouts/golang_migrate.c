@@ -29,11 +29,7 @@ static int detect(const char *name, struct dc_migration__entry *e)
 	}
 	if (t >= end)
 		return 0;
-	e->version = dc_strndup(name, v);
-	e->title = dc_strndup(name + t, end - t);
-	if (!e->version || !e->title)
-		return DC_ENOMEM;
-	return 1;
+	return dc_migration__entry_named(e, name, v, name + t, end - t);
 }
 
 const struct dc_migration__layout dc_migration__layout_golang_migrate = {

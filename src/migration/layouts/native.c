@@ -411,7 +411,7 @@ static int load(struct loader *L,
                 const char *down,
                 size_t dlen)
 {
-	struct yctx y = { L, m->path, dc_migration__base_name(m->path), raw, len };
+	struct yctx y = { L, m->path, dc_path_basename(m->path), raw, len };
 	dc_yaml_node *root = NULL;
 	dc_yaml_problem why;
 	int rc;
