@@ -55,7 +55,7 @@ int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_ro
 		dc_strbuf_addch(out, '\n');
 	}
 	if (dc_strbuf_error(out))
-		ret = dc_pg__conn_fail(c, err, dc_strbuf_error(out), NULL, 0, 0,
+		ret = dc_pg__conn_fail(c, err, dc_strbuf_error(out), NULL, NULL, 0, 0,
 		                       "tenant '%s': query output too large", dc_pg__tenant_id(c));
 out:
 	PQclear(res);

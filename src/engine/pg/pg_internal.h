@@ -81,6 +81,7 @@
 #include <deployclaw/analysis.h>
 #include <deployclaw/engine.h>
 
+#include "engine/engine_internal.h"
 #include "util/util.h"
 
 /* Most tenants one shard may have; more is DC_ELIMIT. */
@@ -190,27 +191,17 @@ typedef struct pipe_q {
 
 /* The entered tenant's id, or "?". */
 const char *dc_pg__tenant_id(const dc_conn *c);
-/* Copies `s` into `out` of `size` bytes, cut at a UTF-8 boundary. */
-void dc_pg__copy_cut(char *out, size_t size, const char *s);
-/* As dc_error_set_at, and names the tenant and the shard. */
+/* As dc_error_set_at, and names the tenant and the shard; `sqlstate` (NULL:
+ * none) and `file` (NULL: no position) as dc_engine__vfail. */
 int dc_pg__conn_fail(const dc_conn *c,
                      dc_error *err,
                      int code,
+                     const char *sqlstate,
                      const char *file,
                      int line,
                      int col,
                      const char *fmt,
-                     ...) DC_PRINTF(7, 8);
-/* dc_pg__conn_fail with a SQLSTATE (NULL: none). */
-int dc_pg__conn_fail_state(const dc_conn *c,
-                           dc_error *err,
-                           int code,
-                           const char *sqlstate,
-                           const char *file,
-                           int line,
-                           int col,
-                           const char *fmt,
-                           ...) DC_PRINTF(8, 9);
+                     ...) DC_PRINTF(8, 9);
 /* As dc_error_set for engine-level failures (no connection of a worker):
  * names the shard and keeps the SQLSTATE. */
 int dc_pg__shard_fail(const dc_engine *e,
