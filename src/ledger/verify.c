@@ -15,18 +15,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger_internal.h"
 #include "ledger_json.h"
 #include "util/pool.h"
+#include "util/util.h"
 
 /* Big enough for several maximal lines; one read() fills most of it. */
 #define BUF_SIZE    ((size_t)8 * 1024 * 1024)
@@ -728,26 +727,6 @@ int dc_ledger_verify(const char *path,
 /* ------------------------------------------------------------------------ */
 /* Reading with a filter.                                                   */
 
-/* "2026-11-24T03:07:04.123Z" -> epoch ms; -1 when it is not that form. */
-static int64_t parse_ts(const char *s)
-{
-	struct tm tm;
-	int y, mo, d, h, mi, sec, ms, n = 0;
-
-	if (!s ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &y, &mo, &d, &h, &mi, &sec, &ms, &n) != 7 ||
-	    s[n] != '\0')
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 static bool str_is(json_t *o, const char *key, const char *want)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -785,8 +764,7 @@ static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
 	if (f->tenant && !about_tenant(json_object_get(e, "data"), f->tenant))
 		return 0;
 	if (f->since_ms || f->until_ms) {
-		ts = parse_ts(json_string_value(json_object_get(e, "ts")));
-		if (ts < 0)
+		if (dc_time_parse_rfc3339(&ts, json_string_value(json_object_get(e, "ts"))) != 0)
 			return -1;
 		if (f->since_ms && ts < f->since_ms)
 			return 0;
