@@ -197,17 +197,26 @@ static void check_batch(worker *workers, int nw, vent *ents, size_t n)
 	(void)dc_pool_run((size_t)used, (unsigned)used, 0, worker_run, workers);
 }
 
-/* A consistent snapshot: the size and the head record, read under a shared lock. */
-static int snapshot(int fd, const char *path, off_t *size, dc_error *err)
+/* Opens the ledger for a consistent snapshot: its size (and, for the caller,
+ * the head record) read under a shared lock, which stays held on success.
+ * A ledger that does not exist is no error here: `*fd` is -1 and 0 returned
+ * (each caller reports it its own way, ledger_missing). */
+static int open_snapshot(const char *path, int *fd, off_t *size, dc_error *err)
 {
 	struct stat st;
 
-	while (flock(fd, LOCK_SH) != 0)
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT)
+		return 0;
+	if (*fd < 0)
+		return dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
+		                    strerror(errno));
+	while (flock(*fd, LOCK_SH) != 0)
 		if (errno != EINTR)
 			return dc_error_set(err, DC_EIO, "cannot lock ledger '%s': %s", path,
 			                    strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		flock(fd, LOCK_UN);
+	if (fstat(*fd, &st) != 0) {
+		flock(*fd, LOCK_UN);
 		return dc_error_set(err, DC_EIO, "cannot stat ledger '%s': %s", path,
 		                    strerror(errno));
 	}
@@ -459,19 +468,11 @@ static int verify_pass(const char *path,
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		rc = ledger_missing(path, opts->pubkey, &x, res, err);
-		goto out;
-	}
-	if (fd < 0) {
-		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
-		                  strerror(errno));
-		goto out;
-	}
 	/* size and head together: appends write the line before the head */
-	rc = snapshot(fd, path, &size, err);
-	if (rc)
+	rc = open_snapshot(path, &fd, &size, err);
+	if (rc == 0 && fd < 0)
+		rc = ledger_missing(path, opts->pubkey, &x, res, err);
+	if (rc || fd < 0)
 		goto out;
 	rc = dc_ledger__head_read(&head, head_path, opts->pubkey, NULL, err);
 	flock(fd, LOCK_UN);
@@ -793,18 +794,10 @@ int dc_ledger__read(const char *path,
 	buf = malloc(BUF_SIZE);
 	if (!buf)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
+	rc = open_snapshot(path, &fd, &size, err);
+	if (rc == 0 && fd < 0)
 		rc = ledger_missing(path, NULL, NULL, NULL, err);
-		goto out;
-	}
-	if (fd < 0) {
-		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
-		                  strerror(errno));
-		goto out;
-	}
-	rc = snapshot(fd, path, &size, err);
-	if (rc)
+	if (rc || fd < 0)
 		goto out;
 	flock(fd, LOCK_UN);
 	remaining = size;
