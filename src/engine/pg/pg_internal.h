@@ -323,6 +323,16 @@ int dc_pg__rollback(dc_conn *c, dc_error *err);
 int dc_pg__session_settings(dc_conn *c, dc_error *err);
 int dc_pg__autocommit_only(const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error *err);
+/* Runs a user's query (a verify assertion, query_text's) for the entered
+ * tenant: settles the connection, makes the session settings outside a
+ * transaction, and returns the result in `*out` (caller PQclears) or fills
+ * `err` (with `stmt`'s position and `what`, both may be NULL). */
+int dc_pg__user_query(dc_conn *c,
+                      const char *sql,
+                      const dc_statement *stmt,
+                      const char *what,
+                      PGresult **out,
+                      dc_error *err);
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_rows, dc_error *err);
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);

@@ -283,26 +283,43 @@ static bool truthy(const char *s)
 	return end != s && *end == '\0' && d != 0.0;
 }
 
+int dc_pg__user_query(dc_conn *c,
+                      const char *sql,
+                      const dc_statement *stmt,
+                      const char *what,
+                      PGresult **out,
+                      dc_error *err)
+{
+	PGresult *res;
+	int ret;
+
+	*out = NULL;
+	if ((ret = dc_pg__settle(c, err)) != 0)
+		return ret;
+	if ((ret = dc_pg__need_tenant(c, err)) != 0)
+		return ret;
+	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
+		return ret;
+	dc_pg__drop_history_cache(c); /* the query may write the history */
+	/* the extended protocol refuses a text of several statements */
+	res = PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+	if (!dc_pg__res_ok(res)) {
+		ret = dc_pg__res_fail(c, res, stmt, what, err);
+		PQclear(res);
+		return ret;
+	}
+	*out = res;
+	return 0;
+}
+
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err)
 {
 	PGresult *res = NULL;
 	int ret;
 
-	if ((ret = dc_pg__settle(c, err)) != 0)
-		return ret;
-
 	*out = false;
-	if ((ret = dc_pg__need_tenant(c, err)) != 0)
+	if ((ret = dc_pg__user_query(c, stmt->sql, stmt, "verify assertion", &res, err)) != 0)
 		return ret;
-	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
-		return ret;
-	dc_pg__drop_history_cache(c);
-	/* the extended protocol refuses a text of several statements */
-	res = PQexecParams(c->pg, stmt->sql, 0, NULL, NULL, NULL, NULL, 0);
-	if (!dc_pg__res_ok(res)) {
-		ret = dc_pg__res_fail(c, res, stmt, "verify assertion", err);
-		goto out;
-	}
 	if (PQnfields(res) != 1) {
 		ret = dc_pg__conn_fail(
 		        c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
