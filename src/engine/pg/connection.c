@@ -72,18 +72,24 @@ void dc_pg__drop_history_cache(dc_conn *c)
 	c->history = NULL;
 }
 
-/* Forgets the current tenant (the connection stays). */
-void dc_pg__leave(dc_conn *c)
+/* What a tenant visit learned on its session: neither a new tenant nor a
+ * new session may trust it. */
+static void forget_visit(dc_conn *c)
 {
 	dc_pg__drop_history_cache(c);
-	if (c->qschema)
-		free(c->qschema);
-	c->qschema = NULL;
-	c->tenant = NULL;
 	c->begun_once = false;
 	c->history_ok = false;
 	c->session_set = false;
 	c->lock_deferred = false;
+}
+
+/* Forgets the current tenant (the connection stays). */
+void dc_pg__leave(dc_conn *c)
+{
+	forget_visit(c);
+	free(c->qschema);
+	c->qschema = NULL;
+	c->tenant = NULL;
 	c->versions_known = false;
 	dc_strbuf_reset(&c->versions);
 }
@@ -94,12 +100,8 @@ void dc_pg__drop_connection(dc_conn *c)
 		PQfinish(c->pg); /* ends the session: its advisory locks go with it */
 	c->pg = NULL;
 	c->locked = false;
-	c->lock_deferred = false;
 	c->unlock_sent = false;
-	c->begun_once = false;
-	c->history_ok = false;
-	c->session_set = false;
-	dc_pg__drop_history_cache(c);
+	forget_visit(c);
 	free(c->dbname);
 	c->dbname = NULL;
 }
