@@ -224,8 +224,15 @@ static int open_snapshot(const char *path, int *fd, off_t *size, dc_error *err)
 	return 0;
 }
 
-/* Reads into buf[*end..cap) as far as `remaining` allows. */
-static int fill(int fd, char *buf, size_t cap, size_t *end, off_t *remaining)
+/* Reads into buf[*end..cap) as far as `remaining` allows; DC_EIO names the
+ * ledger `path`. */
+static int fill(int fd,
+                const char *path,
+                char *buf,
+                size_t cap,
+                size_t *end,
+                off_t *remaining,
+                dc_error *err)
 {
 	while (*end<cap && * remaining> 0) {
 		size_t want = cap - *end;
@@ -237,7 +244,8 @@ static int fill(int fd, char *buf, size_t cap, size_t *end, off_t *remaining)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -1;
+			return dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
+			                    strerror(errno));
 		if (n == 0) {
 			*remaining = 0; /* shrunk under us: verify what is there */
 			break;
@@ -498,11 +506,8 @@ static int verify_pass(const char *path,
 		size_t n = 0, k;
 		const char *p, *nl;
 
-		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
-			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
-			                  strerror(errno));
+		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
 			goto out;
-		}
 		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
 			if (n == ents_cap) {
 				size_t cap = ents_cap ? ents_cap * 2 : 4096;
@@ -804,11 +809,8 @@ int dc_ledger__read(const char *path,
 	for (;;) {
 		const char *p, *nl;
 
-		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
-			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
-			                  strerror(errno));
+		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
 			goto out;
-		}
 		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
 			lineno++;
 			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
