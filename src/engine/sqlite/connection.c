@@ -16,7 +16,6 @@
 
 #include <deployclaw/engine.h>
 
-#include "engine/engine_internal.h"
 #include "sqlite_internal.h"
 #include "util/util.h"
 

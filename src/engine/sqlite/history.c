@@ -10,7 +10,6 @@
 
 #include <deployclaw/engine.h>
 
-#include "../engine_internal.h"
 #include "sqlite_internal.h"
 #include "util/util.h"
 
