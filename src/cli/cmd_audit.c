@@ -1,17 +1,15 @@
 /*
  * deployclaw audit keygen|verify|show|export — the signed ledger.
  */
-#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <deployclaw/config.h>
 #include <deployclaw/ledger.h>
-#include "ledger/ledger_json.h"
 
 #include "cli.h"
+#include "ledger/ledger_json.h"
 
 /*
  * Ledger and key paths: from the config when there is one; without a
@@ -49,39 +47,26 @@ static int load_paths(cli *c, audit_paths *p, dc_error *err)
 	return 0;
 }
 
-/* "2026-11-24", "2026-11-24T03:07:04Z", "...04.123Z", or a duration ago ("2h"). */
+/* "2026-11-24", "2026-11-24T03:07:04Z", "...04.123Z", or a duration ago ("2h").
+ * A date is its midnight and a time without its Z is UTC all the same: both
+ * are completed to the form dc_time_parse_rfc3339 reads. */
 static int parse_time(const char *s, int64_t *ms)
 {
-	struct tm tm;
-	const char *end;
+	char full[64];
+	size_t len = strlen(s);
 	int64_t ago;
 
 	if (dc_duration_parse(s, &ago) == 0) {
 		*ms = dc_time_now_ms() - ago;
 		return 0;
 	}
-	memset(&tm, 0, sizeof(tm));
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(s, "%Y-%m-%d", &tm);
-		if (!end || *end)
-			return DC_EINVAL;
-	}
-	*ms = (int64_t)timegm(&tm) * 1000;
-	if (*end == '.') {
-		int frac = 0, digits = 0;
-
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*end - '0');
-		while (digits++ < 3)
-			frac *= 10;
-		*ms += frac;
-	}
-	if (*end == 'Z')
-		end++;
-	return *end ? DC_EINVAL : 0;
+	if (len + sizeof("T00:00:00Z") > sizeof(full))
+		return DC_EINVAL;
+	snprintf(full, sizeof(full), "%s%s", s,
+	         len == 10                      ? "T00:00:00Z"
+	         : len > 0 && s[len - 1] != 'Z' ? "Z"
+	                                        : "");
+	return dc_time_parse_rfc3339(ms, full);
 }
 
 static int load_filter(cli *c, dc_ledger_filter *f, dc_error *err)

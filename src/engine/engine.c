@@ -48,6 +48,43 @@ int dc_engine__parse_status(dc_history_status *out, const char *s)
 	return DC_EINVAL;
 }
 
+void dc_engine__copy_cut(char *out, size_t size, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	if (len >= size) {
+		len = size - 1;
+		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+			len--;
+	}
+	if (len)
+		memcpy(out, s, len);
+	out[len] = '\0';
+}
+
+int dc_engine__vfail(dc_error *err,
+                     int code,
+                     const dc_engine__where *where,
+                     const char *fmt,
+                     va_list ap)
+{
+	if (!err || err->code != 0)
+		return code;
+	dc_error_vset(err, code, fmt, ap);
+	if (where->file) {
+		dc_engine__copy_cut(err->file, sizeof(err->file), where->file);
+		err->line = where->line;
+		err->col = where->col;
+	}
+	if (where->tenant)
+		dc_engine__copy_cut(err->tenant, sizeof(err->tenant), where->tenant);
+	if (where->shard)
+		dc_engine__copy_cut(err->shard, sizeof(err->shard), where->shard);
+	if (where->sqlstate)
+		dc_engine__copy_cut(err->sqlstate, sizeof(err->sqlstate), where->sqlstate);
+	return code;
+}
+
 void dc_history_row_release(dc_history_row *row)
 {
 	free(row->version);

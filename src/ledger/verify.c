@@ -15,18 +15,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger_internal.h"
 #include "ledger_json.h"
 #include "util/pool.h"
+#include "util/util.h"
 
 /* Big enough for several maximal lines; one read() fills most of it. */
 #define BUF_SIZE    ((size_t)8 * 1024 * 1024)
@@ -198,17 +197,26 @@ static void check_batch(worker *workers, int nw, vent *ents, size_t n)
 	(void)dc_pool_run((size_t)used, (unsigned)used, 0, worker_run, workers);
 }
 
-/* A consistent snapshot: the size and the head record, read under a shared lock. */
-static int snapshot(int fd, const char *path, off_t *size, dc_error *err)
+/* Opens the ledger for a consistent snapshot: its size (and, for the caller,
+ * the head record) read under a shared lock, which stays held on success.
+ * A ledger that does not exist is no error here: `*fd` is -1 and 0 returned
+ * (each caller reports it its own way, ledger_missing). */
+static int open_snapshot(const char *path, int *fd, off_t *size, dc_error *err)
 {
 	struct stat st;
 
-	while (flock(fd, LOCK_SH) != 0)
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 && errno == ENOENT)
+		return 0;
+	if (*fd < 0)
+		return dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
+		                    strerror(errno));
+	while (flock(*fd, LOCK_SH) != 0)
 		if (errno != EINTR)
 			return dc_error_set(err, DC_EIO, "cannot lock ledger '%s': %s", path,
 			                    strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		flock(fd, LOCK_UN);
+	if (fstat(*fd, &st) != 0) {
+		flock(*fd, LOCK_UN);
 		return dc_error_set(err, DC_EIO, "cannot stat ledger '%s': %s", path,
 		                    strerror(errno));
 	}
@@ -216,8 +224,15 @@ static int snapshot(int fd, const char *path, off_t *size, dc_error *err)
 	return 0;
 }
 
-/* Reads into buf[*end..cap) as far as `remaining` allows. */
-static int fill(int fd, char *buf, size_t cap, size_t *end, off_t *remaining)
+/* Reads into buf[*end..cap) as far as `remaining` allows; DC_EIO names the
+ * ledger `path`. */
+static int fill(int fd,
+                const char *path,
+                char *buf,
+                size_t cap,
+                size_t *end,
+                off_t *remaining,
+                dc_error *err)
 {
 	while (*end<cap && * remaining> 0) {
 		size_t want = cap - *end;
@@ -229,7 +244,8 @@ static int fill(int fd, char *buf, size_t cap, size_t *end, off_t *remaining)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -1;
+			return dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
+			                    strerror(errno));
 		if (n == 0) {
 			*remaining = 0; /* shrunk under us: verify what is there */
 			break;
@@ -460,19 +476,11 @@ static int verify_pass(const char *path,
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		rc = ledger_missing(path, opts->pubkey, &x, res, err);
-		goto out;
-	}
-	if (fd < 0) {
-		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
-		                  strerror(errno));
-		goto out;
-	}
 	/* size and head together: appends write the line before the head */
-	rc = snapshot(fd, path, &size, err);
-	if (rc)
+	rc = open_snapshot(path, &fd, &size, err);
+	if (rc == 0 && fd < 0)
+		rc = ledger_missing(path, opts->pubkey, &x, res, err);
+	if (rc || fd < 0)
 		goto out;
 	rc = dc_ledger__head_read(&head, head_path, opts->pubkey, NULL, err);
 	flock(fd, LOCK_UN);
@@ -498,11 +506,8 @@ static int verify_pass(const char *path,
 		size_t n = 0, k;
 		const char *p, *nl;
 
-		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
-			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
-			                  strerror(errno));
+		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
 			goto out;
-		}
 		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
 			if (n == ents_cap) {
 				size_t cap = ents_cap ? ents_cap * 2 : 4096;
@@ -728,26 +733,6 @@ int dc_ledger_verify(const char *path,
 /* ------------------------------------------------------------------------ */
 /* Reading with a filter.                                                   */
 
-/* "2026-11-24T03:07:04.123Z" -> epoch ms; -1 when it is not that form. */
-static int64_t parse_ts(const char *s)
-{
-	struct tm tm;
-	int y, mo, d, h, mi, sec, ms, n = 0;
-
-	if (!s ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &y, &mo, &d, &h, &mi, &sec, &ms, &n) != 7 ||
-	    s[n] != '\0')
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 static bool str_is(json_t *o, const char *key, const char *want)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -785,8 +770,7 @@ static int filter_match(json_t *e, const dc_ledger_filter *f, bool *match)
 	if (f->tenant && !about_tenant(json_object_get(e, "data"), f->tenant))
 		return 0;
 	if (f->since_ms || f->until_ms) {
-		ts = parse_ts(json_string_value(json_object_get(e, "ts")));
-		if (ts < 0)
+		if (dc_time_parse_rfc3339(&ts, json_string_value(json_object_get(e, "ts"))) != 0)
 			return -1;
 		if (f->since_ms && ts < f->since_ms)
 			return 0;
@@ -815,29 +799,18 @@ int dc_ledger__read(const char *path,
 	buf = malloc(BUF_SIZE);
 	if (!buf)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
+	rc = open_snapshot(path, &fd, &size, err);
+	if (rc == 0 && fd < 0)
 		rc = ledger_missing(path, NULL, NULL, NULL, err);
-		goto out;
-	}
-	if (fd < 0) {
-		rc = dc_error_set(err, DC_EIO, "cannot open ledger '%s': %s", path,
-		                  strerror(errno));
-		goto out;
-	}
-	rc = snapshot(fd, path, &size, err);
-	if (rc)
+	if (rc || fd < 0)
 		goto out;
 	flock(fd, LOCK_UN);
 	remaining = size;
 	for (;;) {
 		const char *p, *nl;
 
-		if (fill(fd, buf, BUF_SIZE, &end, &remaining) != 0) {
-			rc = dc_error_set(err, DC_EIO, "cannot read ledger '%s': %s", path,
-			                  strerror(errno));
+		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
 			goto out;
-		}
 		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
 			lineno++;
 			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {

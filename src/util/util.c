@@ -1,3 +1,5 @@
+#include "util/util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +13,6 @@
 #include <unistd.h>
 
 #include <sodium.h>
-
-#include "util/util.h"
 
 void *dc_malloc_array(size_t n, size_t size)
 {
@@ -291,6 +291,61 @@ void dc_time_rfc3339(char out[32], int64_t epoch_ms)
 	gmtime_r(&secs, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out + 19, 32 - 19, ".%03uZ", (unsigned)(((epoch_ms % 1000) + 1000) % 1000));
+}
+
+/* The `n` decimal digits at `s` as a number; -1 when one is not a digit
+ * (the string's NUL included, so nothing past it is read). */
+static int fixed_digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int dc_time_parse_rfc3339(int64_t *out_ms, const char *s)
+{
+	static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, ms = 0, n;
+	const char *p;
+	struct tm tm;
+
+	if (!s || (y = fixed_digits(s, 4)) < 0 || s[4] != '-' ||
+	    (mo = fixed_digits(s + 5, 2)) < 0 || s[7] != '-' || (d = fixed_digits(s + 8, 2)) < 0 ||
+	    s[10] != 'T' || (h = fixed_digits(s + 11, 2)) < 0 || s[13] != ':' ||
+	    (mi = fixed_digits(s + 14, 2)) < 0 || s[16] != ':' ||
+	    (sec = fixed_digits(s + 17, 2)) < 0)
+		return DC_EINVAL;
+	p = s + 19;
+	if (*p == '.') {
+		for (n = 0, p++; *p >= '0' && *p <= '9'; p++, n++)
+			if (n < 3)
+				ms = ms * 10 + (*p - '0');
+		if (n == 0)
+			return DC_EINVAL;
+		for (; n < 3; n++)
+			ms *= 10;
+	}
+	if (p[0] != 'Z' || p[1] != '\0')
+		return DC_EINVAL;
+	/* sec 60: a leap second, which timegm carries into the next minute */
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0))) || h > 23 ||
+	    mi > 59 || sec > 60)
+		return DC_EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*out_ms = (int64_t)timegm(&tm) * 1000 + ms;
+	return 0;
 }
 
 int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error *err)

@@ -133,6 +133,15 @@ uint64_t dc_fnv1a64(uint64_t h, const void *data, size_t len);
 /** RFC 3339 UTC with milliseconds: "2026-11-24T03:07:04.123Z" (25 bytes). */
 void dc_time_rfc3339(char out[32], int64_t epoch_ms);
 
+/**
+ * The inverse of dc_time_rfc3339: "2026-11-24T03:07:04.123Z" into `*out_ms`
+ * (milliseconds since the epoch). The fraction is optional and may have any
+ * number of digits (the first three count); the zone must be "Z". 0, or
+ * DC_EINVAL (and `*out_ms` untouched) for NULL, any other form or a date or
+ * time out of range ("2026-02-30", "24:00:00").
+ */
+int dc_time_parse_rfc3339(int64_t *out_ms, const char *s);
+
 /* ------------------------------------------------------------------------ */
 /* Files.                                                                   */
 
@@ -150,11 +159,11 @@ int dc_file_read(char **out, size_t *len, const char *path, size_t max, dc_error
  * With `exclusive`, refuses (DC_EEXISTS) when `path` exists.
  */
 int dc_file_write_atomic(const char *path,
-                                const void *data,
-                                size_t len,
-                                unsigned mode,
-                                bool exclusive,
-                                dc_error *err);
+                         const void *data,
+                         size_t len,
+                         unsigned mode,
+                         bool exclusive,
+                         dc_error *err);
 
 /** mkdir -p; 0 or DC_EIO. */
 int dc_mkdir_p(const char *path, unsigned mode, dc_error *err);

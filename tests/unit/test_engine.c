@@ -461,6 +461,67 @@ static void test_parse_status_names(void **state)
 	assert_int_equal(dc_engine__parse_status(&st, NULL), DC_EINVAL);
 }
 
+static int vfail(dc_error *err, int code, const dc_engine__where *where, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = dc_engine__vfail(err, code, where, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* Both engines' errors end in dc_engine__vfail: it fills what `where` knows,
+ * cuts a field at a UTF-8 boundary, and never overwrites a first failure. */
+static void test_engine_vfail_fills_where(void **state)
+{
+	char tenant[400];
+	dc_engine__where where = { .tenant = "acme",
+		                   .shard = "eu-1",
+		                   .sqlstate = "42P01",
+		                   .file = "m/001.sql",
+		                   .line = 3,
+		                   .col = 5 };
+	dc_error err = { 0 };
+	size_t i;
+
+	(void)state;
+	assert_int_equal(vfail(&err, DC_EDB, &where, "tenant '%s': %d", "acme", 7), DC_EDB);
+	assert_int_equal(err.code, DC_EDB);
+	assert_string_equal(err.message, "tenant 'acme': 7");
+	assert_string_equal(err.tenant, "acme");
+	assert_string_equal(err.shard, "eu-1");
+	assert_string_equal(err.sqlstate, "42P01");
+	assert_string_equal(err.file, "m/001.sql");
+	assert_int_equal(err.line, 3);
+	assert_int_equal(err.col, 5);
+
+	/* the first failure survives */
+	assert_int_equal(vfail(&err, DC_EINVAL, &(dc_engine__where){ .tenant = "other" }, "later"),
+	                 DC_EINVAL);
+	assert_int_equal(err.code, DC_EDB);
+	assert_string_equal(err.tenant, "acme");
+
+	/* what is not known stays empty; no file, no position */
+	dc_error_clear(&err);
+	where = (dc_engine__where){ .shard = "eu-1", .line = 9, .col = 9 };
+	vfail(&err, DC_EDB, &where, "x");
+	assert_string_equal(err.tenant, "");
+	assert_string_equal(err.sqlstate, "");
+	assert_string_equal(err.file, "");
+	assert_int_equal(err.line, 0);
+
+	/* a tenant id of 2-byte characters longer than the field is cut between two */
+	for (i = 0; i + 2 < sizeof(tenant); i += 2)
+		memcpy(tenant + i, "\xc3\xa9", 2);
+	tenant[i] = '\0';
+	dc_error_clear(&err);
+	vfail(&err, DC_EDB, &(dc_engine__where){ .tenant = tenant }, "x");
+	assert_int_equal(strlen(err.tenant), sizeof(err.tenant) - 2);
+	assert_int_equal(strncmp(err.tenant, tenant, sizeof(err.tenant) - 2), 0);
+}
+
 /* A row whose status is not one deployclaw writes is refused, naming the
  * version, by the run's read and by planning's peek alike. */
 static void test_history_unknown_status_is_refused(void **state)
@@ -1833,6 +1894,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_commit_keeps_change_and_row, setup, teardown),
 		cmocka_unit_test(test_parse_status_names),
+		cmocka_unit_test(test_engine_vfail_fills_where),
 		cmocka_unit_test(test_engine_ops_check),
 		cmocka_unit_test_setup_teardown(test_history_unknown_status_is_refused, setup,
 		                                teardown),

@@ -8,9 +8,8 @@
 
 #include <cmocka.h>
 
-#include "util/util.h"
-
 #include "tmpdir.h"
+#include "util/util.h"
 
 /* The published FNV-1a 64 vectors, and hashing in pieces equals hashing at once. */
 static void fnv1a64_matches_the_reference(void **state)
@@ -94,6 +93,51 @@ static void durations_parse_and_format(void **state)
 	assert_string_equal(buf, "5m");
 	dc_duration_format(buf, sizeof(buf), 1500);
 	assert_string_equal(buf, "1500ms");
+}
+
+static void rfc3339_round_trips_and_refuses_other_forms(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"2026-11-24",
+		"2026-11-24T03:07:04",       /* no zone */
+		"2026-11-24T03:07:04+00:00", /* only Z */
+		"2026-11-24T03:07:04.Z",     /* a point without digits */
+		"2026-11-24T03:07:04.123Z ", /* trailing text */
+		" 2026-11-24T03:07:04.123Z", /* leading space */
+		"2026-1-24T03:07:04.123Z",   /* two-digit month */
+		"+026-11-24T03:07:04.123Z",  /* a sign is not a digit */
+		"2026-13-24T03:07:04.123Z",  /* month */
+		"2026-02-30T03:07:04.123Z",  /* day of the month */
+		"2025-02-29T03:07:04.123Z",  /* not a leap year */
+		"2026-11-24T24:00:00.000Z",  /* hour */
+		"2026-11-24T03:60:04.000Z",  /* minute */
+		"2026-11-24 03:07:04.123Z",  /* separator */
+	};
+	const int64_t samples[] = { 0, 1, 999, 1764126424123, 951782400000 /* 2000-02-29 */ };
+	char buf[32];
+	int64_t ms;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		dc_time_rfc3339(buf, samples[i]);
+		ms = -1;
+		assert_int_equal(dc_time_parse_rfc3339(&ms, buf), 0);
+		assert_int_equal(ms, samples[i]);
+	}
+	assert_int_equal(dc_time_parse_rfc3339(&ms, "2026-11-24T03:07:04Z"), 0);
+	assert_int_equal(ms, 1795489624000);
+	assert_int_equal(dc_time_parse_rfc3339(&ms, "2026-11-24T03:07:04.5Z"), 0);
+	assert_int_equal(ms, 1795489624500);
+	assert_int_equal(dc_time_parse_rfc3339(&ms, "2026-11-24T03:07:04.123999Z"), 0);
+	assert_int_equal(ms, 1795489624123);
+	assert_int_equal(dc_time_parse_rfc3339(&ms, NULL), DC_EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = 42;
+		if (dc_time_parse_rfc3339(&ms, bad[i]) != DC_EINVAL)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_int_equal(ms, 42);
+	}
 }
 
 static void utf8_validation(void **state)
@@ -289,6 +333,7 @@ int main(void)
 		cmocka_unit_test(strbuf_appends_and_detaches),
 		cmocka_unit_test(strbuf_cap_is_sticky),
 		cmocka_unit_test(durations_parse_and_format),
+		cmocka_unit_test(rfc3339_round_trips_and_refuses_other_forms),
 		cmocka_unit_test(utf8_validation),
 		cmocka_unit_test(suggestions),
 		cmocka_unit_test(hex_roundtrip),

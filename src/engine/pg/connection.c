@@ -72,18 +72,24 @@ void dc_pg__drop_history_cache(dc_conn *c)
 	c->history = NULL;
 }
 
-/* Forgets the current tenant (the connection stays). */
-void dc_pg__leave(dc_conn *c)
+/* What a tenant visit learned on its session: neither a new tenant nor a
+ * new session may trust it. */
+static void forget_visit(dc_conn *c)
 {
 	dc_pg__drop_history_cache(c);
-	if (c->qschema)
-		free(c->qschema);
-	c->qschema = NULL;
-	c->tenant = NULL;
 	c->begun_once = false;
 	c->history_ok = false;
 	c->session_set = false;
 	c->lock_deferred = false;
+}
+
+/* Forgets the current tenant (the connection stays). */
+void dc_pg__leave(dc_conn *c)
+{
+	forget_visit(c);
+	free(c->qschema);
+	c->qschema = NULL;
+	c->tenant = NULL;
 	c->versions_known = false;
 	dc_strbuf_reset(&c->versions);
 }
@@ -94,12 +100,8 @@ void dc_pg__drop_connection(dc_conn *c)
 		PQfinish(c->pg); /* ends the session: its advisory locks go with it */
 	c->pg = NULL;
 	c->locked = false;
-	c->lock_deferred = false;
 	c->unlock_sent = false;
-	c->begun_once = false;
-	c->history_ok = false;
-	c->session_set = false;
-	dc_pg__drop_history_cache(c);
+	forget_visit(c);
 	free(c->dbname);
 	c->dbname = NULL;
 }
@@ -114,7 +116,7 @@ int dc_pg__ensure_connection(dc_conn *c, dc_error *err)
 
 	if (c->engine->model == DC_TENANCY_DATABASE) {
 		if (!c->tenant)
-			return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+			return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 			                        "no tenant entered on this connection");
 		db = c->tenant->target;
 		if (c->pg && c->dbname && strcmp(c->dbname, db) != 0)
@@ -126,7 +128,7 @@ int dc_pg__ensure_connection(dc_conn *c, dc_error *err)
 	fresh = err && err->code == 0;
 	if ((ret = dc_pg__connect_db(c->engine, db, &c->pg, err)) != 0) {
 		if (fresh && c->tenant)
-			dc_pg__copy_cut(err->tenant, sizeof(err->tenant), c->tenant->id);
+			dc_engine__copy_cut(err->tenant, sizeof(err->tenant), c->tenant->id);
 		return ret;
 	}
 	if (db && !(c->dbname = dc_strdup(db))) {
@@ -139,7 +141,7 @@ int dc_pg__ensure_connection(dc_conn *c, dc_error *err)
 int dc_pg__need_tenant(const dc_conn *c, dc_error *err)
 {
 	if (!c->tenant)
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "no tenant entered on this connection");
 	if (dc_pg__conn_lost(c))
 		return dc_pg__lost_fail(c, err);
@@ -201,7 +203,7 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	/* no settle: the next tenant's try_lock reads a pending unlock (which is
 	 * only ever sent outside a transaction) in its own round trip */
 	if (c->pg && !c->unlock_sent && dc_pg__in_tx(c))
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "tenant '%s': a transaction is still open",
 		                        dc_pg__tenant_id(c));
 	dc_pg__leave(c);
@@ -218,7 +220,7 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	}
 	q = PQescapeIdentifier(c->pg, t->target, strlen(t->target));
 	if (!q)
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "tenant '%s' (shard '%s'): %s", t->id, c->engine->shard,
 		                        PQerrorMessage(c->pg));
 	c->qschema = dc_strdup(q);

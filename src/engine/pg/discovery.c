@@ -133,8 +133,8 @@ static void sources(char *out, size_t size, const dc_config *cfg)
 		dc_strbuf_adds(&sb, ", tenancy.query");
 	if (cfg->tenancy.model != DC_TENANCY_ROW && cfg->tenancy.nlist)
 		dc_strbuf_adds(&sb, ", tenancy.list");
-	dc_pg__copy_cut(out, size,
-	                dc_strbuf_error(&sb) ? "tenancy" : sb.buf + (sb.buf[0] == ',' ? 2 : 0));
+	dc_engine__copy_cut(out, size,
+	                    dc_strbuf_error(&sb) ? "tenancy" : sb.buf + (sb.buf[0] == ',' ? 2 : 0));
 	dc_strbuf_release(&sb);
 }
 
@@ -219,8 +219,8 @@ int dc_pg__discover(dc_engine *e, dc_tenant **tenants, size_t *n, dc_error *err)
 	                   (const char *const *)e->discover_params, NULL, NULL, 0);
 	if (!dc_pg__res_ok(res)) {
 		if (res && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY))
-			dc_pg__copy_cut(why, sizeof(why),
-			                PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+			dc_engine__copy_cut(why, sizeof(why),
+			                    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 		else
 			dc_pg__first_line(why, sizeof(why), PQerrorMessage(pg));
 		ret = dc_pg__shard_fail(e, err, DC_EDB, dc_pg__res_state(res), "shard '%s': %s: %s",

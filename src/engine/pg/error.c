@@ -13,98 +13,32 @@ const char *dc_pg__tenant_id(const dc_conn *c)
 	return c->tenant && c->tenant->id ? c->tenant->id : "?";
 }
 
-/* Copies `s` into `out` of `size` bytes, cut at a UTF-8 boundary. */
-void dc_pg__copy_cut(char *out, size_t size, const char *s)
-{
-	size_t len = s ? strlen(s) : 0;
-
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-			len--;
-	}
-	if (len)
-		memcpy(out, s, len);
-	out[len] = '\0';
-}
-
-/* As dc_error_set_at, and fills err->tenant, err->shard and (when not NULL)
- * err->sqlstate — all only when `err` is still empty. */
-static int conn_vfail(const dc_conn *c,
-                      dc_error *err,
-                      int code,
-                      const char *sqlstate,
-                      const char *file,
-                      int line,
-                      int col,
-                      const char *fmt,
-                      va_list ap) DC_PRINTF(8, 0);
-
-static int conn_vfail(const dc_conn *c,
-                      dc_error *err,
-                      int code,
-                      const char *sqlstate,
-                      const char *file,
-                      int line,
-                      int col,
-                      const char *fmt,
-                      va_list ap)
-{
-	if (!err || err->code != 0)
-		return code;
-	dc_error_vset(err, code, fmt, ap);
-	if (file) {
-		dc_pg__copy_cut(err->file, sizeof(err->file), file);
-		err->line = line;
-		err->col = col;
-	}
-	if (c->tenant && c->tenant->id)
-		dc_pg__copy_cut(err->tenant, sizeof(err->tenant), c->tenant->id);
-	dc_pg__copy_cut(err->shard, sizeof(err->shard), c->engine->shard);
-	if (sqlstate)
-		dc_pg__copy_cut(err->sqlstate, sizeof(err->sqlstate), sqlstate);
-	return code;
-}
-
 int dc_pg__conn_fail(const dc_conn *c,
                      dc_error *err,
                      int code,
+                     const char *sqlstate,
                      const char *file,
                      int line,
                      int col,
                      const char *fmt,
                      ...)
 {
+	const dc_engine__where where = {
+		.tenant = c->tenant ? c->tenant->id : NULL,
+		.shard = c->engine->shard,
+		.sqlstate = sqlstate,
+		.file = file,
+		.line = line,
+		.col = col,
+	};
 	va_list ap;
-	int ret;
 
 	va_start(ap, fmt);
-	ret = conn_vfail(c, err, code, NULL, file, line, col, fmt, ap);
+	dc_engine__vfail(err, code, &where, fmt, ap);
 	va_end(ap);
-	return ret;
+	return code;
 }
 
-int dc_pg__conn_fail_state(const dc_conn *c,
-                           dc_error *err,
-                           int code,
-                           const char *sqlstate,
-                           const char *file,
-                           int line,
-                           int col,
-                           const char *fmt,
-                           ...)
-{
-	va_list ap;
-	int ret;
-
-	va_start(ap, fmt);
-	ret = conn_vfail(c, err, code, sqlstate, file, line, col, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
-/* As dc_error_set for engine-level failures (no connection of a worker):
- * names the shard and keeps the SQLSTATE. */
 int dc_pg__shard_fail(const dc_engine *e,
                       dc_error *err,
                       int code,
@@ -112,22 +46,18 @@ int dc_pg__shard_fail(const dc_engine *e,
                       const char *fmt,
                       ...)
 {
+	const dc_engine__where where = { .shard = e->shard, .sqlstate = sqlstate };
 	va_list ap;
 
-	if (!err || err->code != 0)
-		return code;
 	va_start(ap, fmt);
-	dc_error_vset(err, code, fmt, ap);
+	dc_engine__vfail(err, code, &where, fmt, ap);
 	va_end(ap);
-	dc_pg__copy_cut(err->shard, sizeof(err->shard), e->shard);
-	if (sqlstate)
-		dc_pg__copy_cut(err->sqlstate, sizeof(err->sqlstate), sqlstate);
 	return code;
 }
 
 int dc_pg__oom(const dc_conn *c, dc_error *err)
 {
-	return dc_pg__conn_fail(c, err, DC_ENOMEM, NULL, 0, 0, "out of memory");
+	return dc_pg__conn_fail(c, err, DC_ENOMEM, NULL, NULL, 0, 0, "out of memory");
 }
 
 /* The first line of a libpq message, without "ERROR:  " and the newline. */
@@ -156,10 +86,9 @@ int dc_pg__lost_fail(const dc_conn *c, dc_error *err)
 	char why[512];
 
 	dc_pg__first_line(why, sizeof(why), c->pg ? PQerrorMessage(c->pg) : "");
-	return dc_pg__conn_fail_state(c, err, DC_EDB, "08006", NULL, 0, 0,
-	                              "tenant '%s' (shard '%s'): connection to the server lost%s%s",
-	                              dc_pg__tenant_id(c), c->engine->shard, why[0] ? ": " : "",
-	                              why);
+	return dc_pg__conn_fail(c, err, DC_EDB, "08006", NULL, 0, 0,
+	                        "tenant '%s' (shard '%s'): connection to the server lost%s%s",
+	                        dc_pg__tenant_id(c), c->engine->shard, why[0] ? ": " : "", why);
 }
 
 /* The position of the 1-based character `pos` of `stmt->sql` in its file. */
@@ -203,7 +132,7 @@ int dc_pg__res_fail(const dc_conn *c,
 	if (dc_pg__conn_lost(c) || !res)
 		return dc_pg__lost_fail(c, err);
 	if (primary)
-		dc_pg__copy_cut(msg, sizeof(msg), primary);
+		dc_engine__copy_cut(msg, sizeof(msg), primary);
 	else
 		dc_pg__first_line(msg, sizeof(msg), PQresultErrorMessage(res));
 	if (stmt) {
@@ -212,9 +141,9 @@ int dc_pg__res_fail(const dc_conn *c,
 		if (position)
 			stmt_position(stmt, strtol(position, NULL, 10), &line, &col);
 	}
-	return dc_pg__conn_fail_state(c, err, DC_EDB, state, stmt ? stmt->file : NULL, line, col,
-	                              "tenant '%s' (shard '%s'): %s%s%s", dc_pg__tenant_id(c),
-	                              c->engine->shard, what ? what : "", what ? ": " : "", msg);
+	return dc_pg__conn_fail(c, err, DC_EDB, state, stmt ? stmt->file : NULL, line, col,
+	                        "tenant '%s' (shard '%s'): %s%s%s", dc_pg__tenant_id(c),
+	                        c->engine->shard, what ? what : "", what ? ": " : "", msg);
 }
 
 bool dc_pg__res_ok(const PGresult *res)

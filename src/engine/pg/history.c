@@ -2,7 +2,6 @@
  * The tenant's history table, deployclaw_history: created and read by the
  * first begin of a visit, written in the same statement as the state row.
  */
-#include "engine/engine_internal.h"
 #include "pg_internal.h"
 
 /* The tail of a history write after "WITH h AS (INSERT INTO <history>": the
@@ -153,7 +152,7 @@ static int result_rows(dc_conn *c,
 	int ret;
 
 	if (PQntuples(res) > MAX_HISTORY_ROWS)
-		return dc_pg__conn_fail(c, err, DC_ELIMIT, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_ELIMIT, NULL, NULL, 0, 0,
 		                        "tenant '%s': deployclaw_history has more than %d rows",
 		                        dc_pg__tenant_id(c), MAX_HISTORY_ROWS);
 	ret = dc_pg__history_rows(res, 0, PQntuples(res), false, rows, &bad);
@@ -162,7 +161,7 @@ static int result_rows(dc_conn *c,
 		versions_note(c, *rows, *n);
 	} else if (ret == DC_EINVAL)
 		ret = dc_pg__conn_fail(
-		        c, err, DC_EINTEGRITY, NULL, 0, 0,
+		        c, err, DC_EINTEGRITY, NULL, NULL, 0, 0,
 		        "tenant '%s': deployclaw_history: invalid row for version '%s'",
 		        dc_pg__tenant_id(c), bad ? bad : "?");
 	else
@@ -276,7 +275,7 @@ int dc_pg__history_write(dc_conn *c, const dc_history_row *row, dc_error *err)
 	if ((ret = dc_pg__need_tenant(c, err)) != 0)
 		return ret;
 	if (!row->version)
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "tenant '%s': a history row needs a version",
 		                        dc_pg__tenant_id(c));
 	if (!c->history_ok && (ret = dc_pg__history_ensure(c, err)) != 0)

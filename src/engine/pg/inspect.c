@@ -36,28 +36,16 @@ int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_ro
 	size_t i;
 	int ret;
 
-	if ((ret = dc_pg__settle(c, err)) != 0)
+	if ((ret = dc_pg__user_query(c, sql, NULL, NULL, &res, err)) != 0)
 		return ret;
-
-	if ((ret = dc_pg__need_tenant(c, err)) != 0)
-		return ret;
-	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
-		return ret;
-	dc_pg__drop_history_cache(c);
-	res = PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
-	if (!dc_pg__res_ok(res)) {
-		ret = dc_pg__res_fail(c, res, NULL, NULL, err);
-		goto out;
-	}
 	for (i = 0; i < max_rows && i < (size_t)PQntuples(res); i++) {
 		if (PQnfields(res) > 0 && !PQgetisnull(res, (int)i, 0))
 			dc_strbuf_adds(out, PQgetvalue(res, (int)i, 0));
 		dc_strbuf_addch(out, '\n');
 	}
 	if (dc_strbuf_error(out))
-		ret = dc_pg__conn_fail(c, err, dc_strbuf_error(out), NULL, 0, 0,
+		ret = dc_pg__conn_fail(c, err, dc_strbuf_error(out), NULL, NULL, 0, 0,
 		                       "tenant '%s': query output too large", dc_pg__tenant_id(c));
-out:
 	PQclear(res);
 	return ret;
 }

@@ -98,7 +98,7 @@ static void lock_holder(dc_conn *c, uint64_t key, char *out, size_t size)
 		if (when[0])
 			dc_strbuf_addf(&sb, ", since %s", when);
 		if (!dc_strbuf_error(&sb))
-			dc_pg__copy_cut(out, size, sb.buf);
+			dc_engine__copy_cut(out, size, sb.buf);
 		dc_strbuf_release(&sb);
 	}
 	PQclear(res);
@@ -112,7 +112,7 @@ static int locked_fail(dc_conn *c, int64_t timeout_ms, dc_error *err)
 	lock_holder(c, dc_pg__tenant_key(c->engine->shard, c->tenant->id), holder, sizeof(holder));
 	dc_duration_format(waited, sizeof(waited), timeout_ms > 0 ? timeout_ms : 0);
 	return dc_pg__conn_fail(
-	        c, err, DC_ELOCKED, NULL, 0, 0,
+	        c, err, DC_ELOCKED, NULL, NULL, 0, 0,
 	        "tenant '%s' (shard '%s') is locked by another deployclaw process%s%s; "
 	        "waited %s",
 	        c->tenant->id, c->engine->shard, holder[0] ? ": " : "", holder, waited);

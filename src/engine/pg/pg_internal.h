@@ -81,6 +81,7 @@
 #include <deployclaw/analysis.h>
 #include <deployclaw/engine.h>
 
+#include "engine/engine_internal.h"
 #include "util/util.h"
 
 /* Most tenants one shard may have; more is DC_ELIMIT. */
@@ -190,27 +191,17 @@ typedef struct pipe_q {
 
 /* The entered tenant's id, or "?". */
 const char *dc_pg__tenant_id(const dc_conn *c);
-/* Copies `s` into `out` of `size` bytes, cut at a UTF-8 boundary. */
-void dc_pg__copy_cut(char *out, size_t size, const char *s);
-/* As dc_error_set_at, and names the tenant and the shard. */
+/* As dc_error_set_at, and names the tenant and the shard; `sqlstate` (NULL:
+ * none) and `file` (NULL: no position) as dc_engine__vfail. */
 int dc_pg__conn_fail(const dc_conn *c,
                      dc_error *err,
                      int code,
+                     const char *sqlstate,
                      const char *file,
                      int line,
                      int col,
                      const char *fmt,
-                     ...) DC_PRINTF(7, 8);
-/* dc_pg__conn_fail with a SQLSTATE (NULL: none). */
-int dc_pg__conn_fail_state(const dc_conn *c,
-                           dc_error *err,
-                           int code,
-                           const char *sqlstate,
-                           const char *file,
-                           int line,
-                           int col,
-                           const char *fmt,
-                           ...) DC_PRINTF(8, 9);
+                     ...) DC_PRINTF(8, 9);
 /* As dc_error_set for engine-level failures (no connection of a worker):
  * names the shard and keeps the SQLSTATE. */
 int dc_pg__shard_fail(const dc_engine *e,
@@ -332,6 +323,16 @@ int dc_pg__rollback(dc_conn *c, dc_error *err);
 int dc_pg__session_settings(dc_conn *c, dc_error *err);
 int dc_pg__autocommit_only(const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error *err);
+/* Runs a user's query (a verify assertion, query_text's) for the entered
+ * tenant: settles the connection, makes the session settings outside a
+ * transaction, and returns the result in `*out` (caller PQclears) or fills
+ * `err` (with `stmt`'s position and `what`, both may be NULL). */
+int dc_pg__user_query(dc_conn *c,
+                      const char *sql,
+                      const dc_statement *stmt,
+                      const char *what,
+                      PGresult **out,
+                      dc_error *err);
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_rows, dc_error *err);
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);

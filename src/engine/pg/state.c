@@ -34,9 +34,9 @@ int dc_pg__ensure_state(dc_conn *c, dc_error *err)
 		char why[512];
 
 		dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(res));
-		ret = dc_pg__conn_fail_state(
-		        c, err, DC_EDB, dc_pg__res_state(res), NULL, 0, 0,
-		        "shard '%s': cannot create deployclaw.tenant_state: %s", e->shard, why);
+		ret = dc_pg__conn_fail(c, err, DC_EDB, dc_pg__res_state(res), NULL, 0, 0,
+		                       "shard '%s': cannot create deployclaw.tenant_state: %s",
+		                       e->shard, why);
 		goto out;
 	}
 	e->state_ready = true;
@@ -69,7 +69,7 @@ static void set_tenant_error(char (*errors)[512], size_t i, const char *fmt, ...
 	va_start(ap, fmt);
 	dc_strbuf_vaddf(&sb, fmt, ap);
 	va_end(ap);
-	dc_pg__copy_cut(errors[i], 512, dc_strbuf_error(&sb) ? "out of memory" : sb.buf);
+	dc_engine__copy_cut(errors[i], 512, dc_strbuf_error(&sb) ? "out of memory" : sb.buf);
 	dc_strbuf_release(&sb);
 }
 

@@ -57,7 +57,7 @@ static int classify_stmt(const dc_statement *stmt, dc_pg_stmt_info *info, dc_err
 	if (ret != 0 && fresh) {
 		int l = err->line, k = err->col;
 
-		dc_pg__copy_cut(err->file, sizeof(err->file), stmt->file);
+		dc_engine__copy_cut(err->file, sizeof(err->file), stmt->file);
 		err->line = l > 1 ? stmt->line + l - 1 : stmt->line;
 		err->col = l > 1 ? k : stmt->col + (k > 0 ? k - 1 : 0);
 	}
@@ -141,7 +141,7 @@ static void cic_cleanup(dc_conn *c, const char *table, const char *before, dc_er
 				dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(drop));
 			PQclear(drop);
 		} else {
-			dc_pg__copy_cut(why, sizeof(why), "out of memory");
+			dc_engine__copy_cut(why, sizeof(why), "out of memory");
 		}
 		PQfreemem(qn);
 		PQfreemem(qi);
@@ -153,7 +153,7 @@ out:
 
 		dc_strbuf_addf(&sb, "; dropping the INVALID index it left failed too: %s", why);
 		if (!dc_strbuf_error(&sb))
-			dc_pg__copy_cut(err->message + len, sizeof(err->message) - len, sb.buf);
+			dc_engine__copy_cut(err->message + len, sizeof(err->message) - len, sb.buf);
 		dc_strbuf_release(&sb);
 	}
 	PQclear(res);
@@ -199,16 +199,16 @@ static int check_stmt(dc_conn *c, const dc_statement *stmt, dc_pg_stmt_info *inf
 		return ret;
 	if (info->is_transaction_control)
 		return dc_pg__conn_fail(
-		        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+		        c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
 		        "tenant '%s': %s inside a migration: deployclaw manages the transaction",
 		        dc_pg__tenant_id(c), info->what);
 	if (info->autocommit_only && dc_pg__in_tx(c))
 		return dc_pg__conn_fail(
-		        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+		        c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
 		        "tenant '%s': %s cannot run inside a transaction: put it in a phase with `transaction: false`",
 		        dc_pg__tenant_id(c), info->what);
 	if (info->autocommit_only && info->nstmts > 1)
-		return dc_pg__conn_fail(c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
 		                        "tenant '%s': %s must be a statement of its own",
 		                        dc_pg__tenant_id(c), info->what);
 	return 0;
@@ -283,36 +283,53 @@ static bool truthy(const char *s)
 	return end != s && *end == '\0' && d != 0.0;
 }
 
+int dc_pg__user_query(dc_conn *c,
+                      const char *sql,
+                      const dc_statement *stmt,
+                      const char *what,
+                      PGresult **out,
+                      dc_error *err)
+{
+	PGresult *res;
+	int ret;
+
+	*out = NULL;
+	if ((ret = dc_pg__settle(c, err)) != 0)
+		return ret;
+	if ((ret = dc_pg__need_tenant(c, err)) != 0)
+		return ret;
+	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
+		return ret;
+	dc_pg__drop_history_cache(c); /* the query may write the history */
+	/* the extended protocol refuses a text of several statements */
+	res = PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+	if (!dc_pg__res_ok(res)) {
+		ret = dc_pg__res_fail(c, res, stmt, what, err);
+		PQclear(res);
+		return ret;
+	}
+	*out = res;
+	return 0;
+}
+
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err)
 {
 	PGresult *res = NULL;
 	int ret;
 
-	if ((ret = dc_pg__settle(c, err)) != 0)
-		return ret;
-
 	*out = false;
-	if ((ret = dc_pg__need_tenant(c, err)) != 0)
+	if ((ret = dc_pg__user_query(c, stmt->sql, stmt, "verify assertion", &res, err)) != 0)
 		return ret;
-	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
-		return ret;
-	dc_pg__drop_history_cache(c);
-	/* the extended protocol refuses a text of several statements */
-	res = PQexecParams(c->pg, stmt->sql, 0, NULL, NULL, NULL, NULL, 0);
-	if (!dc_pg__res_ok(res)) {
-		ret = dc_pg__res_fail(c, res, stmt, "verify assertion", err);
-		goto out;
-	}
 	if (PQnfields(res) != 1) {
 		ret = dc_pg__conn_fail(
-		        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+		        c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
 		        "tenant '%s': verify assertion returned %d columns (expected one)",
 		        dc_pg__tenant_id(c), PQnfields(res));
 		goto out;
 	}
 	if (PQntuples(res) != 1) {
 		ret = dc_pg__conn_fail(
-		        c, err, DC_EINVAL, stmt->file, stmt->line, stmt->col,
+		        c, err, DC_EINVAL, NULL, stmt->file, stmt->line, stmt->col,
 		        "tenant '%s': verify assertion returned %d rows (expected one)",
 		        dc_pg__tenant_id(c), PQntuples(res));
 		goto out;

@@ -72,7 +72,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	int ret;
 
 	if (!c->tenant)
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "no tenant entered on this connection");
 	/* the lock is taken below, not by settle; the previous tenant's unlock
 	 * (sent only outside a transaction) is read with this begin's answers,
@@ -95,7 +95,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 			return ret;
 	}
 	if (!behind_unlock && dc_pg__in_tx(c))
-		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, 0, 0,
+		return dc_pg__conn_fail(c, err, DC_EINVAL, NULL, NULL, 0, 0,
 		                        "tenant '%s': a transaction is already open",
 		                        dc_pg__tenant_id(c));
 	if (first && (ret = dc_pg__ensure_state(c, err)) != 0)
@@ -235,7 +235,7 @@ int dc_pg__commit(dc_conn *c, dc_error *err)
 			return ret;
 		if (!dc_pg__in_tx(c))
 			return dc_pg__conn_fail(
-			        c, err, DC_EDB, NULL, 0, 0,
+			        c, err, DC_EDB, NULL, NULL, 0, 0,
 			        "tenant '%s' (shard '%s'): no transaction to commit",
 			        dc_pg__tenant_id(c), c->engine->shard);
 		dc_pg__drop_history_cache(c);
@@ -247,7 +247,7 @@ int dc_pg__commit(dc_conn *c, dc_error *err)
 		/* COMMIT of a failed transaction rolls back without an error */
 		c->history_ok = false;
 		ret = dc_pg__conn_fail(
-		        c, err, DC_EDB, NULL, 0, 0,
+		        c, err, DC_EDB, NULL, NULL, 0, 0,
 		        "tenant '%s' (shard '%s'): the transaction failed earlier and was rolled back",
 		        dc_pg__tenant_id(c), c->engine->shard);
 	}

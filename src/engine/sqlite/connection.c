@@ -15,9 +15,9 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 int dc_sqlite__fail(const dc_conn *c,
                     dc_error *err,
@@ -28,20 +28,17 @@ int dc_sqlite__fail(const dc_conn *c,
                     const char *fmt,
                     ...)
 {
+	const dc_engine__where where = {
+		.tenant = c->tenant ? c->tenant->id : NULL,
+		.file = file,
+		.line = line,
+		.col = col,
+	};
 	va_list ap;
 
-	if (!err || err->code != 0)
-		return code;
 	va_start(ap, fmt);
-	dc_error_vset(err, code, fmt, ap);
+	dc_engine__vfail(err, code, &where, fmt, ap);
 	va_end(ap);
-	if (file) {
-		snprintf(err->file, sizeof(err->file), "%s", file);
-		err->line = line;
-		err->col = col;
-	}
-	if (c->tenant && c->tenant->id)
-		snprintf(err->tenant, sizeof(err->tenant), "%s", c->tenant->id);
 	return code;
 }
 

@@ -5,15 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
-#include "../engine_internal.h"
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 /* Most history rows read from one tenant; more is DC_ELIMIT. */
 #define MAX_HISTORY_ROWS ((size_t)1000 * 1000)
@@ -100,11 +98,6 @@ static int dup_column(char **out, sqlite3_stmt *st, int col)
  * integer of milliseconds; 0 for NULL. */
 static int time_column(int64_t *out, sqlite3_stmt *st, int col)
 {
-	const char *s;
-	struct tm tm;
-	int y, mo, d, h, mi, sec, ms = 0, n = 0;
-	time_t t;
-
 	*out = 0;
 	switch (sqlite3_column_type(st, col)) {
 	case SQLITE_NULL:
@@ -115,33 +108,7 @@ static int time_column(int64_t *out, sqlite3_stmt *st, int col)
 	default:
 		break;
 	}
-	s = (const char *)sqlite3_column_text(st, col);
-	if (!s)
-		return DC_EINVAL;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
-		return DC_EINVAL;
-	s += n;
-	if (*s == '.') {
-		int digits = 0;
-
-		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
-			if (digits < 3)
-				ms = ms * 10 + (*s - '0');
-		for (; digits > 0 && digits < 3; digits++)
-			ms *= 10;
-	}
-	if (strcmp(s, "Z") != 0)
-		return DC_EINVAL;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	*out = (int64_t)t * 1000 + ms;
-	return 0;
+	return dc_time_parse_rfc3339(out, (const char *)sqlite3_column_text(st, col));
 }
 
 static int history_read_in_tx(dc_conn *c, dc_history_row **rows, size_t *n, dc_error *err);

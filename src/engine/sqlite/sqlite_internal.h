@@ -17,9 +17,9 @@
 
 #include <deployclaw/engine.h>
 
-#include "util/util.h"
-
+#include "engine/engine_internal.h"
 #include "util/pool.h"
+#include "util/util.h"
 
 /* Distinct tables recorded per statement (the rest are not recorded). */
 #define DC_SQLITE__MAX_TABLES 8
