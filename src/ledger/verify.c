@@ -24,6 +24,7 @@
 
 #include "ledger_internal.h"
 #include "ledger_json.h"
+#include "util/array.h"
 #include "util/pool.h"
 #include "util/util.h"
 
@@ -509,16 +510,10 @@ static int verify_pass(const char *path,
 		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
 			goto out;
 		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
-			if (n == ents_cap) {
-				size_t cap = ents_cap ? ents_cap * 2 : 4096;
-				vent *grown = dc_realloc_array(ents, cap, sizeof(*grown));
-
-				if (!grown) {
-					rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-					goto out;
-				}
-				ents = grown;
-				ents_cap = cap;
+			if (n == ents_cap &&
+			    dc_array_grow(&ents, &ents_cap, sizeof(*ents), 4096) != 0) {
+				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+				goto out;
 			}
 			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
 				res->bad_line = lineno + 1;

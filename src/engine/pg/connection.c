@@ -36,7 +36,7 @@ int dc_pg__connect_db(dc_engine *e, const char *dbname, PGconn **out, dc_error *
 	if (!pg)
 		return dc_error_set(err, DC_ENOMEM, "out of memory");
 	if (PQstatus(pg) != CONNECTION_OK) {
-		dc_pg__first_line(why, sizeof(why), PQerrorMessage(pg));
+		dc_text_first_line(why, sizeof(why), PQerrorMessage(pg));
 		PQfinish(pg);
 		shown = dc_dsn_redact(e->conninfo);
 		ret = dc_pg__shard_fail(e, err, DC_EDB, "08001",

@@ -222,7 +222,7 @@ int dc_pg__discover(dc_engine *e, dc_tenant **tenants, size_t *n, dc_error *err)
 			dc_engine__copy_cut(why, sizeof(why),
 			                    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 		else
-			dc_pg__first_line(why, sizeof(why), PQerrorMessage(pg));
+			dc_text_first_line(why, sizeof(why), PQerrorMessage(pg));
 		ret = dc_pg__shard_fail(e, err, DC_EDB, dc_pg__res_state(res), "shard '%s': %s: %s",
 		                        e->shard, e->discover_what, why);
 		goto out;

@@ -61,21 +61,6 @@ int dc_pg__oom(const dc_conn *c, dc_error *err)
 }
 
 /* The first line of a libpq message, without "ERROR:  " and the newline. */
-void dc_pg__first_line(char *out, size_t size, const char *msg)
-{
-	size_t len;
-
-	if (!msg)
-		msg = "";
-	if (strncmp(msg, "ERROR:  ", 8) == 0 || strncmp(msg, "FATAL:  ", 8) == 0)
-		msg += 8;
-	len = strcspn(msg, "\n");
-	if (len >= size)
-		len = size - 1;
-	memcpy(out, msg, len);
-	out[len] = '\0';
-}
-
 bool dc_pg__conn_lost(const dc_conn *c)
 {
 	return !c->pg || PQstatus(c->pg) == CONNECTION_BAD;
@@ -85,7 +70,7 @@ int dc_pg__lost_fail(const dc_conn *c, dc_error *err)
 {
 	char why[512];
 
-	dc_pg__first_line(why, sizeof(why), c->pg ? PQerrorMessage(c->pg) : "");
+	dc_text_first_line(why, sizeof(why), c->pg ? PQerrorMessage(c->pg) : "");
 	return dc_pg__conn_fail(c, err, DC_EDB, "08006", NULL, 0, 0,
 	                        "tenant '%s' (shard '%s'): connection to the server lost%s%s",
 	                        dc_pg__tenant_id(c), c->engine->shard, why[0] ? ": " : "", why);
@@ -134,7 +119,7 @@ int dc_pg__res_fail(const dc_conn *c,
 	if (primary)
 		dc_engine__copy_cut(msg, sizeof(msg), primary);
 	else
-		dc_pg__first_line(msg, sizeof(msg), PQresultErrorMessage(res));
+		dc_text_first_line(msg, sizeof(msg), PQresultErrorMessage(res));
 	if (stmt) {
 		line = stmt->line;
 		col = stmt->col;

@@ -82,6 +82,7 @@
 #include <deployclaw/engine.h>
 
 #include "engine/engine_internal.h"
+#include "util/text.h"
 #include "util/util.h"
 
 /* Most tenants one shard may have; more is DC_ELIMIT. */
@@ -211,8 +212,6 @@ int dc_pg__shard_fail(const dc_engine *e,
                       const char *fmt,
                       ...) DC_PRINTF(5, 6);
 int dc_pg__oom(const dc_conn *c, dc_error *err);
-/* The first line of a libpq message, without "ERROR:  " and the newline. */
-void dc_pg__first_line(char *out, size_t size, const char *msg);
 bool dc_pg__conn_lost(const dc_conn *c);
 /* DC_EDB, sqlstate 08006: the connection to the server was lost. */
 int dc_pg__lost_fail(const dc_conn *c, dc_error *err);

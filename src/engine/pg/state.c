@@ -33,7 +33,7 @@ int dc_pg__ensure_state(dc_conn *c, dc_error *err)
 	if (!dc_pg__res_ok(res)) {
 		char why[512];
 
-		dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(res));
+		dc_text_first_line(why, sizeof(why), PQresultErrorMessage(res));
 		ret = dc_pg__conn_fail(c, err, DC_EDB, dc_pg__res_state(res), NULL, 0, 0,
 		                       "shard '%s': cannot create deployclaw.tenant_state: %s",
 		                       e->shard, why);
@@ -159,7 +159,7 @@ int dc_pg__history_read_all(dc_engine *e,
 
 		if (strcmp(dc_pg__res_state(res), "42P01") == 0)
 			goto out; /* no state table yet: nothing was applied on this shard */
-		dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(res));
+		dc_text_first_line(why, sizeof(why), PQresultErrorMessage(res));
 		ret = dc_pg__shard_fail(e, err, DC_EDB, dc_pg__res_state(res),
 		                        "shard '%s': deployclaw.tenant_state: %s", e->shard, why);
 		goto out;

@@ -122,7 +122,7 @@ static void cic_cleanup(dc_conn *c, const char *table, const char *before, dc_er
 
 	res = PQexecParams(c->pg, NEW_INVALID_INDEXES, 2, NULL, params, NULL, NULL, 0);
 	if (!dc_pg__res_ok(res)) {
-		dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(res));
+		dc_text_first_line(why, sizeof(why), PQresultErrorMessage(res));
 		goto out;
 	}
 	for (i = 0; i < PQntuples(res) && !why[0]; i++) {
@@ -138,7 +138,7 @@ static void cic_cleanup(dc_conn *c, const char *table, const char *before, dc_er
 		if (qn && qi && !dc_strbuf_error(&sql)) {
 			drop = PQexec(c->pg, sql.buf);
 			if (!dc_pg__res_ok(drop))
-				dc_pg__first_line(why, sizeof(why), PQresultErrorMessage(drop));
+				dc_text_first_line(why, sizeof(why), PQresultErrorMessage(drop));
 			PQclear(drop);
 		} else {
 			dc_engine__copy_cut(why, sizeof(why), "out of memory");

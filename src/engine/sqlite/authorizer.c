@@ -10,9 +10,8 @@
 
 #include <sqlite3.h>
 
-#include "util/util.h"
-
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 /* Distinct tables recorded as written per tenant visit; more checks the
  * whole database. */
@@ -62,16 +61,10 @@ static void note_written(dc_conn *c, const char *table, const char *db, bool dro
 		c->written_all = true;
 		return;
 	}
-	if (c->nwritten == c->awritten) {
-		size_t na = c->awritten ? c->awritten * 2 : 8;
-
-		w = dc_realloc_array(c->written, na, sizeof(*w));
-		if (!w) {
-			c->written_all = true;
-			return;
-		}
-		c->written = w;
-		c->awritten = na;
+	if (c->nwritten == c->awritten &&
+	    dc_array_grow(&c->written, &c->awritten, sizeof(*c->written), 8) != 0) {
+		c->written_all = true;
+		return;
 	}
 	w = &c->written[c->nwritten];
 	w->name = dc_strdup(table);

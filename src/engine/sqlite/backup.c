@@ -11,9 +11,9 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 static int fsync_path(const char *path, int flags)
 {

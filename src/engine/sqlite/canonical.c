@@ -17,9 +17,8 @@
 
 #include <sqlite3.h>
 
-#include "util/util.h"
-
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 static sqlite3_vfs canonical_vfs;
 static sqlite3_vfs *canonical_base;

@@ -9,9 +9,9 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 /*
  * The checks are plain PRAGMAs: their table-valued forms cost a virtual

@@ -8,9 +8,9 @@
 
 #include <deployclaw/engine.h>
 
-#include "util/util.h"
-
 #include "sqlite_internal.h"
+#include "util/text.h"
+#include "util/util.h"
 
 /* Most tenants one engine discovers; more is DC_ELIMIT. */
 #define MAX_TENANTS ((size_t)10 * 1000 * 1000)
@@ -53,11 +53,9 @@ static int cmp_tenant(const void *a, const void *b)
 /* File stem: the basename up to its last '.' (".hidden" keeps its dot). */
 static char *file_stem(const char *path)
 {
-	const char *base = strrchr(path, '/');
-	const char *dot;
+	const char *base = dc_path_basename(path);
+	const char *dot = strrchr(base, '.');
 
-	base = base ? base + 1 : path;
-	dot = strrchr(base, '.');
 	if (!dot || dot == base)
 		return dc_strdup(base);
 	return dc_strndup(base, (size_t)(dot - base));

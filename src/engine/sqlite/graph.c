@@ -8,9 +8,8 @@
 
 #include <sqlite3.h>
 
-#include "util/util.h"
-
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 static void graph_free(check_graph *g)
 {
@@ -77,16 +76,9 @@ int dc_sqlite__graph_edges(sqlite3 *db, check_graph *g)
 			g->t[i].has_fk = true;
 			if (!p)
 				continue;
-			if (g->ne == ae) {
-				size_t na = ae ? ae * 2 : 16;
-				fk_edge *ne = dc_realloc_array(g->e, na, sizeof(*ne));
-
-				if (!ne) {
-					rc = SQLITE_NOMEM;
-					break;
-				}
-				g->e = ne;
-				ae = na;
+			if (g->ne == ae && dc_array_grow(&g->e, &ae, sizeof(*g->e), 16) != 0) {
+				rc = SQLITE_NOMEM;
+				break;
 			}
 			g->e[g->ne].parent = dc_strdup(p);
 			if (!g->e[g->ne].parent) {
@@ -131,16 +123,9 @@ int dc_sqlite__graph_load(sqlite3 *db, bool edges, check_graph *g, const char **
 		if (!name || !type || strncasecmp(name, "sqlite_", 7) == 0 ||
 		    (strcmp(type, "table") != 0 && strcmp(type, "view") != 0))
 			continue;
-		if (g->n == at) {
-			size_t na = at ? at * 2 : 16;
-			check_table *nt = dc_realloc_array(g->t, na, sizeof(*nt));
-
-			if (!nt) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			g->t = nt;
-			at = na;
+		if (g->n == at && dc_array_grow(&g->t, &at, sizeof(*g->t), 16) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		x = &g->t[g->n];
 		memset(x, 0, sizeof(*x));

@@ -177,15 +177,8 @@ int dc_sqlite__history_rows(dc_conn *c,
 			        dc_sqlite__tenant_id(c), MAX_HISTORY_ROWS);
 			goto out;
 		}
-		if (len == alloc) {
-			size_t na = alloc ? alloc * 2 : 8;
-			dc_history_row *nv = dc_realloc_array(v, na, sizeof(*nv));
-
-			if (!nv)
-				goto oom;
-			v = nv;
-			alloc = na;
-		}
+		if (len == alloc && dc_array_grow(&v, &alloc, sizeof(*v), 8) != 0)
+			goto oom;
 		r = &v[len++];
 		memset(r, 0, sizeof(*r));
 		if (dup_column(&r->version, st, 0) || dup_column(&r->name, st, 1) ||

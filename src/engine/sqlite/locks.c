@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 #define LOCK_FILE_NAME ".deployclaw.lock"
 
@@ -82,15 +82,9 @@ static int folder_lock_fd(dc_engine *e,
 	spelling = dc_strdup(folder);
 	if (!spelling)
 		goto oom;
-	if (e->nfolders == e->afolders) {
-		size_t na = e->afolders ? e->afolders * 2 : 4;
-		lock_folder *nf = dc_realloc_array(e->folders, na, sizeof(*nf));
-
-		if (!nf)
-			goto oom;
-		e->folders = nf;
-		e->afolders = na;
-	}
+	if (e->nfolders == e->afolders &&
+	    dc_array_grow(&e->folders, &e->afolders, sizeof(*e->folders), 4) != 0)
+		goto oom;
 	f = &e->folders[e->nfolders++];
 	f->spelling = spelling;
 	f->real = rp;

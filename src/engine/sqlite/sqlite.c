@@ -44,9 +44,9 @@
 #include <unistd.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 static void sq_close(dc_engine *e)
 {

@@ -18,6 +18,7 @@
 #include <deployclaw/engine.h>
 
 #include "engine/engine_internal.h"
+#include "util/array.h"
 #include "util/pool.h"
 #include "util/util.h"
 

@@ -9,9 +9,9 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 static void classify_reset(dc_conn *c)
 {

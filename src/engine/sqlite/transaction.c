@@ -6,9 +6,9 @@
 #include <sqlite3.h>
 
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "sqlite_internal.h"
+#include "util/util.h"
 
 /* Records whether a transaction is open. When one ended by itself (SQLite
  * rolls back on some errors, e.g. a failed COMMIT or SQLITE_FULL), the
