@@ -16,13 +16,13 @@
 #include <stddef.h>
 
 #include <deployclaw/analysis.h>
-#include "util/util.h"
 
 #include "analysis_internal.h"
+#include "util/util.h"
 
 /* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {
-#define RULE(idx, id, name, sev, what, why, help, equivalents) idx,
+#define RULE(idx, id, name, sev, what, why, help, equivalents, check) idx,
 #include "lint/rules.def"
 #undef RULE
 	R_COUNT
@@ -32,6 +32,37 @@ _Static_assert(R_COUNT <= DC_LINT_MAX_RULES, "dc_lint_config.severity is too sma
 
 const dc_lint_rule *dc_lint__rule(int idx);
 int dc_lint__rule_index(const char *id_or_name);
+
+typedef struct lint lint;
+
+/* One ALTER TABLE sub-command, as the walk hands it to the checks. */
+typedef struct dc_lint_cmd {
+	const PgQuery__AlterTableCmd *c;
+	const char *table; /* the relation's name */
+	const char *qual;  /* "schema.table", for messages */
+	bool is_new;       /* created by this migration */
+} dc_lint_cmd;
+
+/*
+ * A rule's check, the last field of its rules.def entry. A statement check
+ * looks at every statement, a sub-command check at every ALTER TABLE
+ * sub-command: the walk calls those of the enabled rules in table order, at
+ * that point, before the part records what later parts look at. The other
+ * rules are reported by the part of the walk named (its functions, comma
+ * separated): they judge a part against state the same walk records.
+ */
+typedef void dc_lint_stmt_check(lint *l, const PgQuery__Node *n);
+typedef void dc_lint_cmd_check(lint *l, const dc_lint_cmd *cmd);
+
+typedef struct dc_lint_check {
+	dc_lint_stmt_check *stmt;
+	dc_lint_cmd_check *cmd;
+	const char *reported_by;
+} dc_lint_check;
+
+const dc_lint_check *dc_lint__check(int idx);
+void dc_lint__stmt_checks(lint *l, const PgQuery__Node *n);
+void dc_lint__cmd_checks(lint *l, const dc_lint_cmd *cmd);
 
 /* ------------------------------------------------------------------------ */
 /* A string set (open addressing) with a borrowed value per key (strset.c). */
@@ -50,10 +81,7 @@ void dc_lint__set_del(strset *s, const char *key);
 /* ------------------------------------------------------------------------ */
 /* The linter's state.                                                      */
 
-/* ------------------------------------------------------------------------ */
-/* The linter's state.                                                      */
-
-typedef struct lint {
+struct lint {
 	const dc_lint_config *cfg;
 	dc_finding_list *out;
 	int failed;
@@ -105,7 +133,7 @@ typedef struct lint {
 	size_t base;          /* offset in text of what the current tree was parsed from */
 	size_t cur_chunk_end; /* its end, when it is a chunk of the text (else 0) */
 	bool syntax_error;    /* the block did not parse */
-} lint;
+};
 
 /* One block of SQL: a file, or a phase's up or down. */
 typedef struct block {
@@ -206,10 +234,12 @@ void dc_lint__add_constraint(lint *l,
                              const PgQuery__RangeVar *rv,
                              const PgQuery__Constraint *k,
                              bool is_new);
-void dc_lint__set_not_null(lint *l, const PgQuery__AlterTableCmd *c, const char *qual);
 void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
-void dc_lint__alter_storage(lint *l, const PgQuery__AlterTableCmd *c, const char *qual);
-void dc_lint__lock_node(lint *l, const PgQuery__Node *n);
+void dc_lint__create_domain(lint *l, const PgQuery__CreateDomainStmt *d);
+dc_lint_stmt_check dc_lint__check_reindex, dc_lint__check_vacuum_full, dc_lint__check_trigger,
+        dc_lint__check_alter_domain, dc_lint__check_create_domain, dc_lint__check_refresh;
+dc_lint_cmd_check dc_lint__check_detach, dc_lint__check_validate, dc_lint__check_set_not_null,
+        dc_lint__check_replica_identity, dc_lint__check_autovacuum;
 void dc_lint__set_stmt(lint *l, const PgQuery__VariableSetStmt *v);
 void dc_lint__timeouts(lint *l);
 
@@ -224,11 +254,14 @@ void dc_lint__alter_column_type(lint *l,
                                 const char *table,
                                 const char *qual,
                                 bool is_new);
+dc_lint_cmd_check dc_lint__check_table_rewrite;
 
 /* breaking.c: DC201-DC214 (drops, renames, enums) */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d);
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r);
-void dc_lint__breaking_node(lint *l, const PgQuery__Node *n);
+dc_lint_stmt_check dc_lint__check_drop_database, dc_lint__check_truncate_cascade,
+        dc_lint__check_rename_enum_value, dc_lint__check_enum_order;
+dc_lint_cmd_check dc_lint__check_drop_column, dc_lint__check_drop_fk, dc_lint__check_drop_not_null;
 void dc_lint__view(lint *l, const PgQuery__ViewStmt *v);
 
 /* naming.c: DC301-DC312 (types, identifiers, duplicate columns) */

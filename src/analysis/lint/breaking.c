@@ -114,37 +114,86 @@ void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 	}
 }
 
-/* DROP DATABASE, TRUNCATE ... CASCADE, enum value renames and ordering. */
-void dc_lint__breaking_node(lint *l, const PgQuery__Node *n)
+/*
+ * DROP DATABASE, TRUNCATE ... CASCADE, enum value renames and ordering:
+ * statement checks, from rules.def.
+ */
+void dc_lint__check_drop_database(lint *l, const PgQuery__Node *n)
 {
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_DROPDB_STMT:
+	if (n->node_case == PG_QUERY__NODE__NODE_DROPDB_STMT)
 		dc_lint__emit(l, R_DROP_DATABASE, NULL, "dropping database '%s'",
 		              n->dropdb_stmt->dbname ? n->dropdb_stmt->dbname : "");
-		break;
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-		if (n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
-			dc_lint__emit(
-			        l, R_TRUNCATE_CASCADE, NULL,
-			        "TRUNCATE ... CASCADE also empties every table referencing these");
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT: {
-		const PgQuery__AlterEnumStmt *e = n->alter_enum_stmt;
+}
 
-		if (e->old_val && e->old_val[0])
-			dc_lint__emit(
-			        l, R_RENAME_ENUM_VALUE, NULL,
-			        "renaming enum value '%s' to '%s' breaks running application versions",
-			        e->old_val, e->new_val ? e->new_val : "");
-		else if (!(e->new_val_neighbor && e->new_val_neighbor[0]))
-			dc_lint__emit(l, R_ENUM_ORDER, NULL,
-			              "enum value '%s' is added last in the sort order",
-			              e->new_val ? e->new_val : "");
-		break;
-	}
-	default:
-		break;
-	}
+void dc_lint__check_truncate_cascade(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_TRUNCATE_STMT &&
+	    n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
+		dc_lint__emit(l, R_TRUNCATE_CASCADE, NULL,
+		              "TRUNCATE ... CASCADE also empties every table referencing these");
+}
+
+void dc_lint__check_rename_enum_value(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__AlterEnumStmt *e;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_ENUM_STMT)
+		return;
+	e = n->alter_enum_stmt;
+	if (e->old_val && e->old_val[0])
+		dc_lint__emit(
+		        l, R_RENAME_ENUM_VALUE, NULL,
+		        "renaming enum value '%s' to '%s' breaks running application versions",
+		        e->old_val, e->new_val ? e->new_val : "");
+}
+
+void dc_lint__check_enum_order(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__AlterEnumStmt *e;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_ENUM_STMT)
+		return;
+	e = n->alter_enum_stmt;
+	if (!(e->old_val && e->old_val[0]) && !(e->new_val_neighbor && e->new_val_neighbor[0]))
+		dc_lint__emit(l, R_ENUM_ORDER, NULL,
+		              "enum value '%s' is added last in the sort order",
+		              e->new_val ? e->new_val : "");
+}
+
+/* ALTER TABLE's DROP COLUMN, DROP CONSTRAINT (a foreign key), DROP NOT NULL. */
+void dc_lint__check_drop_column(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn ||
+	     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse) &&
+	    !cmd->is_new &&
+	    !dc_lint__set_has(&l->coltypes, dc_lint__key(l, cmd->table, c->name), NULL))
+		dc_lint__emit(l, R_DROP_COLUMN, NULL,
+		              "dropping column '%s' of '%s' breaks clients that still use it",
+		              c->name ? c->name : "", cmd->qual);
+}
+
+void dc_lint__check_drop_fk(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint ||
+	     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse) &&
+	    dc_lint__set_has(&l->fks, dc_lint__key(l, cmd->table, c->name), NULL))
+		dc_lint__emit(
+		        l, R_DROP_FK, NULL,
+		        "dropping the foreign key '%s' also locks its referenced table ACCESS "
+		        "EXCLUSIVE",
+		        c->name ? c->name : "");
+}
+
+void dc_lint__check_drop_not_null(lint *l, const dc_lint_cmd *cmd)
+{
+	if (cmd->c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull && !cmd->is_new)
+		dc_lint__emit(l, R_DROP_NOT_NULL, NULL,
+		              "'%s.%s' may now hold NULL: clients may not expect it", cmd->qual,
+		              cmd->c->name ? cmd->c->name : "");
 }
 
 /* A view taking a renamed table's old name (DC207's exemption); its column list (DC309). */

@@ -50,9 +50,10 @@ static size_t skip_blank(const char *t, size_t s, size_t e)
 }
 
 /*
- * The checks of the statement's kind: each kind has one, in the file of the
- * rule family it mostly reports (they report other families' rules in the
- * same walk, where the order of a statement's parts matters).
+ * The walk of the statement's kind, in the file of the rule family it mostly
+ * reports: it reports the rules rules.def says it reports (other families'
+ * too, where the order of a statement's parts matters) and records what later
+ * statements look at. The statement checks of rules.def run after it.
  */
 static void lint_node(lint *l, const PgQuery__Node *n)
 {
@@ -80,19 +81,11 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_RENAME_STMT:
 		dc_lint__rename(l, n->rename_stmt);
 		break;
-	case PG_QUERY__NODE__NODE_DROPDB_STMT:
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		dc_lint__breaking_node(l, n);
-		break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT:
-	case PG_QUERY__NODE__NODE_VACUUM_STMT:
-	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT:
+		dc_lint__check_ident(l, n->create_trig_stmt->trigname, -1, "trigger");
+		break;
 	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
-		dc_lint__lock_node(l, n);
+		dc_lint__create_domain(l, n->create_domain_stmt);
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_ENUM_STMT:
 		if (dc_analysis__last_name(n->create_enum_stmt->type_name,
@@ -202,6 +195,7 @@ int dc_lint__tree(lint *l, const block *b, const PgQuery__ParseResult *tree, siz
 		dc_lint__pos_of(l, l->stmt_off, &mp->line, &mp->col);
 		l->model = mp;
 		lint_node(l, raw->stmt);
+		dc_lint__stmt_checks(l, raw->stmt);
 		lint_model(l, raw->stmt);
 		if (nig) {
 			dc_lint__apply_ignores(l, first, ig, nig);

@@ -280,11 +280,9 @@ void dc_lint__timeouts(lint *l)
 	}
 }
 
-/* DC121, and the domain's name for DC114 on a later ADD COLUMN. */
-static void create_domain(lint *l, const PgQuery__CreateDomainStmt *d)
+/* Whether a domain has CHECK or NOT NULL constraints (DC121; DC114 on a later ADD COLUMN). */
+static bool domain_constrained(const PgQuery__CreateDomainStmt *d)
 {
-	const char *name = dc_analysis__last_name(d->domainname, d->n_domainname);
-	bool constrained = false;
 	size_t i;
 
 	for (i = 0; i < d->n_constraints; i++)
@@ -293,80 +291,112 @@ static void create_domain(lint *l, const PgQuery__CreateDomainStmt *d)
 		             PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
 		     d->constraints[i]->constraint->contype ==
 		             PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL))
-			constrained = true;
-	if (constrained)
-		dc_lint__emit(
-		        l, R_CREATE_DOMAIN_CONSTRAINT, NULL,
-		        "domain '%s' has constraints: adding a column of it rewrites the table",
-		        name ? name : "");
-	if (name)
-		dc_lint__put(l, &l->types, name, (void *)(uintptr_t)(constrained ? 2 : 1));
+			return true;
+	return false;
 }
 
-/* The statements that lock their table as a whole (DC103, DC116, DC119-DC121, DC124). */
-void dc_lint__lock_node(lint *l, const PgQuery__Node *n)
+/* The domain's name and whether it is constrained, for DC114 on a later ADD COLUMN. */
+void dc_lint__create_domain(lint *l, const PgQuery__CreateDomainStmt *d)
+{
+	const char *name = dc_analysis__last_name(d->domainname, d->n_domainname);
+
+	if (name)
+		dc_lint__put(l, &l->types, name,
+		             (void *)(uintptr_t)(domain_constrained(d) ? 2 : 1));
+}
+
+/*
+ * The statements that lock their table as a whole (DC103, DC116, DC119-DC121,
+ * DC124): statement checks, from rules.def.
+ */
+void dc_lint__check_reindex(lint *l, const PgQuery__Node *n)
+{
+	dc_stmt_model *m = l->model;
+
+	if (n->node_case == PG_QUERY__NODE__NODE_REINDEX_STMT && m->nrules &&
+	    m->rules[0]->op == OP_REINDEX &&
+	    n->reindex_stmt->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM)
+		dc_lint__emit(
+		        l, R_REINDEX_NONCONC, NULL,
+		        "REINDEX holds SHARE on the table and ACCESS EXCLUSIVE on each index it "
+		        "rebuilds");
+}
+
+void dc_lint__check_vacuum_full(lint *l, const PgQuery__Node *n)
 {
 	dc_stmt_model *m = l->model;
 	size_t i;
 
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_REINDEX_STMT:
-		if (m->nrules && m->rules[0]->op == OP_REINDEX &&
-		    n->reindex_stmt->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_SYSTEM)
-			dc_lint__emit(
-			        l, R_REINDEX_NONCONC, NULL,
-			        "REINDEX holds SHARE on the table and ACCESS EXCLUSIVE on each index it "
-			        "rebuilds");
-		break;
-	case PG_QUERY__NODE__NODE_VACUUM_STMT:
-	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
-		for (i = 0; i < m->nrules; i++)
-			if (m->rules[i]->op == OP_VACUUM_FULL || m->rules[i]->op == OP_CLUSTER)
-				dc_lint__emit(l, R_VACUUM_FULL, NULL,
-				              "%s rewrites the table under ACCESS EXCLUSIVE",
-				              m->rules[i]->what);
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
-		dc_lint__check_ident(l, n->create_trig_stmt->trigname, -1, "trigger");
-		if (!dc_lint__table_is_new(l, n->create_trig_stmt->relation))
-			dc_lint__emit(l, R_TRIGGER_EXISTING, NULL,
-			              "CREATE TRIGGER '%s' takes SHARE ROW EXCLUSIVE on '%s'",
-			              n->create_trig_stmt->trigname ? n->create_trig_stmt->trigname
-			                                            : "",
-			              dc_lint__rvname(n->create_trig_stmt->relation));
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT: {
-		const PgQuery__AlterDomainStmt *d = n->alter_domain_stmt;
+	if (n->node_case != PG_QUERY__NODE__NODE_VACUUM_STMT &&
+	    n->node_case != PG_QUERY__NODE__NODE_CLUSTER_STMT)
+		return;
+	for (i = 0; i < m->nrules; i++)
+		if (m->rules[i]->op == OP_VACUUM_FULL || m->rules[i]->op == OP_CLUSTER)
+			dc_lint__emit(l, R_VACUUM_FULL, NULL,
+			              "%s rewrites the table under ACCESS EXCLUSIVE",
+			              m->rules[i]->what);
+}
 
-		if (d->subtype && d->subtype[0] == 'C' && d->def &&
-		    d->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-		    !d->def->constraint->skip_validation)
-			dc_lint__emit(
-			        l, R_ALTER_DOMAIN_CONSTRAINT, NULL,
-			        "ALTER DOMAIN '%s' ADD CONSTRAINT scans every table using the domain",
-			        dc_analysis__last_name(d->type_name, d->n_type_name));
-		break;
-	}
-	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-		create_domain(l, n->create_domain_stmt);
-		break;
-	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
-		if (!n->refresh_mat_view_stmt->concurrent)
-			dc_lint__emit(
-			        l, R_REFRESH_MV, NULL,
-			        "REFRESH MATERIALIZED VIEW '%s' takes ACCESS EXCLUSIVE: reads wait",
-			        dc_lint__rvname(n->refresh_mat_view_stmt->relation));
-		break;
-	default:
-		break;
-	}
+void dc_lint__check_trigger(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_CREATE_TRIG_STMT &&
+	    !dc_lint__table_is_new(l, n->create_trig_stmt->relation))
+		dc_lint__emit(l, R_TRIGGER_EXISTING, NULL,
+		              "CREATE TRIGGER '%s' takes SHARE ROW EXCLUSIVE on '%s'",
+		              n->create_trig_stmt->trigname ? n->create_trig_stmt->trigname : "",
+		              dc_lint__rvname(n->create_trig_stmt->relation));
+}
+
+void dc_lint__check_alter_domain(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__AlterDomainStmt *d;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT)
+		return;
+	d = n->alter_domain_stmt;
+	if (d->subtype && d->subtype[0] == 'C' && d->def &&
+	    d->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+	    !d->def->constraint->skip_validation)
+		dc_lint__emit(l, R_ALTER_DOMAIN_CONSTRAINT, NULL,
+		              "ALTER DOMAIN '%s' ADD CONSTRAINT scans every table using the domain",
+		              dc_analysis__last_name(d->type_name, d->n_type_name));
+}
+
+void dc_lint__check_create_domain(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__CreateDomainStmt *d;
+	const char *name;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT)
+		return;
+	d = n->create_domain_stmt;
+	name = dc_analysis__last_name(d->domainname, d->n_domainname);
+	if (domain_constrained(d))
+		dc_lint__emit(
+		        l, R_CREATE_DOMAIN_CONSTRAINT, NULL,
+		        "domain '%s' has constraints: adding a column of it rewrites the table",
+		        name ? name : "");
+}
+
+void dc_lint__check_refresh(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT &&
+	    !n->refresh_mat_view_stmt->concurrent)
+		dc_lint__emit(l, R_REFRESH_MV, NULL,
+		              "REFRESH MATERIALIZED VIEW '%s' takes ACCESS EXCLUSIVE: reads wait",
+		              dc_lint__rvname(n->refresh_mat_view_stmt->relation));
 }
 
 /* DC108: SET NOT NULL with no validated CHECK (col IS NOT NULL) to skip the scan. */
-void dc_lint__set_not_null(lint *l, const PgQuery__AlterTableCmd *c, const char *qual)
+void dc_lint__check_set_not_null(lint *l, const dc_lint_cmd *cmd)
 {
+	const PgQuery__AlterTableCmd *c = cmd->c;
+	const char *qual = cmd->qual;
 	dc_strbuf sb = DC_STRBUF_INIT;
 
+	if (c->subtype != PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull || cmd->is_new ||
+	    dc_lint__set_has(&l->validated, dc_lint__key(l, cmd->table, c->name), NULL))
+		return;
 	dc_strbuf_adds(&sb, "ALTER TABLE ");
 	dc_strbuf_adds(&sb, qual);
 	dc_strbuf_adds(&sb, " ADD CONSTRAINT ");
@@ -390,13 +420,21 @@ void dc_lint__set_not_null(lint *l, const PgQuery__AlterTableCmd *c, const char 
 	dc_strbuf_release(&sb);
 }
 
-/* DC107; a validated CHECK (col IS NOT NULL) exempts a later SET NOT NULL from DC108. */
-void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table)
+static bool is_validate(const PgQuery__AlterTableCmd *c)
 {
-	void *v = NULL;
+	return c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint ||
+	       c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraintRecurse;
+}
 
+/* DC107: VALIDATE CONSTRAINT under the lock NOT VALID was meant to avoid. */
+void dc_lint__check_validate(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if (!is_validate(c))
+		return;
 	if (dc_lint__in_tx(l) &&
-	    dc_lint__set_has(&l->tx_not_valid, dc_lint__key(l, table, c->name), NULL))
+	    dc_lint__set_has(&l->tx_not_valid, dc_lint__key(l, cmd->table, c->name), NULL))
 		dc_lint__emit(l, R_VALIDATE_SAME_TX, NULL,
 		              "'%s' is validated in the transaction that added it NOT VALID: the "
 		              "scan runs under the ADD's ACCESS EXCLUSIVE lock",
@@ -407,43 +445,52 @@ void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, cons
 		        "'%s' is validated in a transaction that already holds a write-blocking "
 		        "lock: the scan runs under it",
 		        c->name ? c->name : "");
+}
+
+/* A validated CHECK (col IS NOT NULL) exempts a later SET NOT NULL from DC108. */
+void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table)
+{
+	void *v = NULL;
+
 	if (dc_lint__set_has(&l->nn_checks, dc_lint__key(l, table, c->name), &v) && v)
 		dc_lint__put(l, &l->validated, dc_lint__key(l, table, (const char *)v), NULL);
 }
 
-/* Storage options, replica identity, DETACH PARTITION (DC104, DC122, DC123). */
-void dc_lint__alter_storage(lint *l, const PgQuery__AlterTableCmd *c, const char *qual)
+/* Storage options, replica identity, DETACH PARTITION (DC123, DC122, DC104). */
+void dc_lint__check_autovacuum(lint *l, const dc_lint_cmd *cmd)
 {
-	const PgQuery__Node *def = c->def;
+	const PgQuery__AlterTableCmd *c = cmd->c;
 
-	switch (c->subtype) {
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplaceRelOptions:
-		if (reloption_false(def, "autovacuum_enabled"))
-			dc_lint__emit(l, R_AUTOVACUUM_OFF, NULL, "autovacuum is disabled for '%s'",
-			              qual);
-		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity:
-		if (def && def->node_case == PG_QUERY__NODE__NODE_REPLICA_IDENTITY_STMT &&
-		    def->replica_identity_stmt->identity_type &&
-		    (def->replica_identity_stmt->identity_type[0] == 'f' ||
-		     def->replica_identity_stmt->identity_type[0] == 'n'))
-			dc_lint__emit(l, R_REPLICA_IDENTITY, NULL, "REPLICA IDENTITY %s on '%s'",
-			              def->replica_identity_stmt->identity_type[0] == 'f'
-			                      ? "FULL"
-			                      : "NOTHING",
-			              qual);
-		break;
-	case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition:
-		if (def && def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD &&
-		    !def->partition_cmd->concurrent)
-			dc_lint__emit(
-			        l, R_DETACH_NONCONC, NULL,
-			        "DETACH PARTITION '%s' takes ACCESS EXCLUSIVE on '%s' and the "
-			        "partition",
-			        dc_lint__rvname(def->partition_cmd->name), qual);
-		break;
-	default:
-		break;
-	}
+	if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions ||
+	     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_ReplaceRelOptions) &&
+	    reloption_false(c->def, "autovacuum_enabled"))
+		dc_lint__emit(l, R_AUTOVACUUM_OFF, NULL, "autovacuum is disabled for '%s'",
+		              cmd->qual);
+}
+
+void dc_lint__check_replica_identity(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Node *def = cmd->c->def;
+
+	if (cmd->c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity && def &&
+	    def->node_case == PG_QUERY__NODE__NODE_REPLICA_IDENTITY_STMT &&
+	    def->replica_identity_stmt->identity_type &&
+	    (def->replica_identity_stmt->identity_type[0] == 'f' ||
+	     def->replica_identity_stmt->identity_type[0] == 'n'))
+		dc_lint__emit(l, R_REPLICA_IDENTITY, NULL, "REPLICA IDENTITY %s on '%s'",
+		              def->replica_identity_stmt->identity_type[0] == 'f' ? "FULL"
+		                                                                  : "NOTHING",
+		              cmd->qual);
+}
+
+void dc_lint__check_detach(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Node *def = cmd->c->def;
+
+	if (cmd->c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition && def &&
+	    def->node_case == PG_QUERY__NODE__NODE_PARTITION_CMD && !def->partition_cmd->concurrent)
+		dc_lint__emit(l, R_DETACH_NONCONC, NULL,
+		              "DETACH PARTITION '%s' takes ACCESS EXCLUSIVE on '%s' and the "
+		              "partition",
+		              dc_lint__rvname(def->partition_cmd->name), cmd->qual);
 }

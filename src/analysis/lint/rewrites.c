@@ -152,3 +152,20 @@ void dc_lint__alter_column_type(lint *l,
 	dc_lint__put(l, &l->coltypes, dc_lint__key(l, table, c->name),
 	             dc_lint__keep_type(l, cd->type_name));
 }
+
+/* DC115: SET LOGGED/UNLOGGED, SET ACCESS METHOD, SET TABLESPACE copy the table. */
+void dc_lint__check_table_rewrite(lint *l, const dc_lint_cmd *cmd)
+{
+	switch (cmd->c->subtype) {
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetAccessMethod:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace:
+		if (!cmd->is_new)
+			dc_lint__emit(l, R_TABLE_REWRITE, NULL,
+			              "this copies all of '%s' under ACCESS EXCLUSIVE", cmd->qual);
+		break;
+	default:
+		break;
+	}
+}
