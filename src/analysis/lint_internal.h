@@ -4,8 +4,9 @@
  *
  * One pass over a block of SQL (driver.c): each statement is parsed once
  * (chunks.c for large blocks), modelled once (model.c), and handed to the
- * statement check of its kind (driver.c's dispatch into the rule families:
- * locking.c, rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c),
+ * walk of its kind (driver.c's dispatch into the rule families: locking.c,
+ * rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c; ALTER TABLE
+ * sub-commands in alter_table.c), to the statement checks rules.def lists,
  * then to the checks on its model. Ignore comments (ignores.c) silence what
  * the statement reported; downs.c compares each phase's down with its up.
  */
@@ -224,8 +225,8 @@ void dc_lint__apply_ignores(lint *l, size_t from, ignore *ig, size_t n);
 void dc_lint__report_unused(lint *l, ignore *ig, size_t n);
 
 /* ------------------------------------------------------------------------ */
-/* Rule families: the checks of one statement kind each, called by driver.c
- * in the order of the statement's parts.                                   */
+/* Rule families: the walks of one statement kind each, called by driver.c
+ * in the order of the statement's parts, and the checks rules.def names.   */
 
 /* locking.c: DC101-DC111, DC116-DC124 */
 void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix);
