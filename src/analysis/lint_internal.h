@@ -237,6 +237,8 @@ void dc_lint__add_constraint(lint *l,
                              bool is_new);
 void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
 void dc_lint__create_domain(lint *l, const PgQuery__CreateDomainStmt *d);
+dc_lint_stmt_check dc_lint__check_index_nonconc, dc_lint__check_unique_may_fail,
+        dc_lint__check_index_columns;
 dc_lint_stmt_check dc_lint__check_reindex, dc_lint__check_vacuum_full, dc_lint__check_trigger,
         dc_lint__check_alter_domain, dc_lint__check_create_domain, dc_lint__check_refresh;
 dc_lint_cmd_check dc_lint__check_detach, dc_lint__check_validate, dc_lint__check_set_not_null,
@@ -250,16 +252,13 @@ void dc_lint__add_column(lint *l,
                          const PgQuery__AlterTableCmd *c,
                          const PgQuery__ColumnDef *cd,
                          bool is_new);
-void dc_lint__alter_column_type(lint *l,
-                                const PgQuery__AlterTableCmd *c,
-                                const char *table,
-                                const char *qual,
-                                bool is_new);
-dc_lint_cmd_check dc_lint__check_table_rewrite;
+void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
+dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_table_rewrite;
 
 /* breaking.c: DC201-DC214 (drops, renames, enums) */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d);
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r);
+dc_lint_stmt_check dc_lint__check_rename_column, dc_lint__check_rename_schema;
 dc_lint_stmt_check dc_lint__check_drop_database, dc_lint__check_truncate_cascade,
         dc_lint__check_rename_enum_value, dc_lint__check_enum_order;
 dc_lint_cmd_check dc_lint__check_drop_column, dc_lint__check_drop_fk, dc_lint__check_drop_not_null;

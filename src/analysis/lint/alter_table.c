@@ -49,7 +49,7 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 				        c->name ? c->name : "");
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
-			dc_lint__alter_column_type(l, c, t, q.buf, is_new);
+			dc_lint__alter_column_type(l, c, t);
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:

@@ -82,15 +82,6 @@ void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 {
 	dc_lint__check_ident(l, r->newname, -1, "new");
 	switch (r->rename_type) {
-	case PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN:
-		if (r->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
-		    !dc_lint__table_is_new(l, r->relation))
-			dc_lint__emit(
-			        l, R_RENAME_COLUMN, NULL,
-			        "renaming '%s.%s' to '%s' breaks running application versions",
-			        dc_lint__rvname(r->relation), r->subname ? r->subname : "",
-			        r->newname ? r->newname : "");
-		break;
 	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
 		if (!dc_lint__table_is_new(l, r->relation)) {
 			dc_lint__emit(l, R_RENAME_TABLE, NULL,
@@ -105,13 +96,38 @@ void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 			dc_lint__put(l, &l->tables, r->newname, NULL);
 		}
 		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
-		dc_lint__emit(l, R_RENAME_SCHEMA, NULL, "renaming schema '%s' to '%s'",
-		              r->subname ? r->subname : "", r->newname ? r->newname : "");
-		break;
 	default:
 		break;
 	}
+}
+
+/* Column and schema renames (DC208, DC209): statement checks, from rules.def. */
+void dc_lint__check_rename_column(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__RenameStmt *r;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
+		return;
+	r = n->rename_stmt;
+	if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN &&
+	    r->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
+	    !dc_lint__table_is_new(l, r->relation))
+		dc_lint__emit(l, R_RENAME_COLUMN, NULL,
+		              "renaming '%s.%s' to '%s' breaks running application versions",
+		              dc_lint__rvname(r->relation), r->subname ? r->subname : "",
+		              r->newname ? r->newname : "");
+}
+
+void dc_lint__check_rename_schema(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__RenameStmt *r;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
+		return;
+	r = n->rename_stmt;
+	if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA)
+		dc_lint__emit(l, R_RENAME_SCHEMA, NULL, "renaming schema '%s' to '%s'",
+		              r->subname ? r->subname : "", r->newname ? r->newname : "");
 }
 
 /*

@@ -170,23 +170,10 @@ void dc_lint__suggest_concurrently(lint *l, dc_strbuf *sb, const char *word, con
 		}
 }
 
+/* CREATE INDEX's walk: DC308, DC406, and the index's name for DC102's exemption. */
 void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix)
 {
-	dc_strbuf sb = DC_STRBUF_INIT;
-	bool is_new = dc_lint__table_is_new(l, ix->relation);
-
 	dc_lint__check_ident(l, ix->idxname, -1, "index");
-	if (!ix->concurrent && !is_new && ix->relation && ix->relation->inh) {
-		dc_lint__suggest_concurrently(l, &sb, "index",
-		                              ix->idxname && !ix->if_not_exists
-		                                      ? " CONCURRENTLY IF NOT EXISTS"
-		                                      : " CONCURRENTLY");
-		dc_lint__emit(
-		        l, R_INDEX_NONCONC, sb.len ? sb.buf : NULL,
-		        "CREATE INDEX%s%s%s on '%s' blocks writes (SHARE lock) for the whole build",
-		        ix->idxname ? " '" : "", ix->idxname ? ix->idxname : "",
-		        ix->idxname ? "'" : "", dc_lint__rvname(ix->relation));
-	}
 	if (ix->concurrent && !ix->if_not_exists && !dc_lint__in_tx(l))
 		dc_lint__emit(
 		        l, R_ROBUST, NULL,
@@ -194,18 +181,51 @@ void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix)
 		        "fails without IF NOT EXISTS",
 		        ix->idxname ? " '" : "", ix->idxname ? ix->idxname : "",
 		        ix->idxname ? "'" : "");
-	if (ix->unique && !is_new)
-		dc_lint__emit(l, R_UNIQUE_MAY_FAIL, NULL,
-		              "the unique index on '%s' fails if existing rows hold duplicates",
-		              dc_lint__rvname(ix->relation));
-	if (!ix->unique && ix->n_index_params > 3)
-		dc_lint__emit(l, R_INDEX_COLUMNS, NULL, "index on '%s' has %zu columns",
-		              dc_lint__rvname(ix->relation), ix->n_index_params);
 	if (ix->idxname)
 		dc_lint__put(l, &l->indexes, ix->idxname, NULL);
+}
+
+/* CREATE INDEX's statement checks (DC101, DC214, DC311), from rules.def. */
+void dc_lint__check_index_nonconc(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__IndexStmt *ix;
+	dc_strbuf sb = DC_STRBUF_INIT;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_INDEX_STMT)
+		return;
+	ix = n->index_stmt;
+	if (ix->concurrent || dc_lint__table_is_new(l, ix->relation) || !ix->relation ||
+	    !ix->relation->inh)
+		return;
+	dc_lint__suggest_concurrently(l, &sb, "index",
+	                              ix->idxname && !ix->if_not_exists
+	                                      ? " CONCURRENTLY IF NOT EXISTS"
+	                                      : " CONCURRENTLY");
+	dc_lint__emit(l, R_INDEX_NONCONC, sb.len ? sb.buf : NULL,
+	              "CREATE INDEX%s%s%s on '%s' blocks writes (SHARE lock) for the whole build",
+	              ix->idxname ? " '" : "", ix->idxname ? ix->idxname : "",
+	              ix->idxname ? "'" : "", dc_lint__rvname(ix->relation));
 	if (dc_strbuf_error(&sb))
 		l->failed = DC_ENOMEM;
 	dc_strbuf_release(&sb);
+}
+
+void dc_lint__check_unique_may_fail(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_INDEX_STMT && n->index_stmt->unique &&
+	    !dc_lint__table_is_new(l, n->index_stmt->relation))
+		dc_lint__emit(l, R_UNIQUE_MAY_FAIL, NULL,
+		              "the unique index on '%s' fails if existing rows hold duplicates",
+		              dc_lint__rvname(n->index_stmt->relation));
+}
+
+void dc_lint__check_index_columns(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_INDEX_STMT && !n->index_stmt->unique &&
+	    n->index_stmt->n_index_params > 3)
+		dc_lint__emit(l, R_INDEX_COLUMNS, NULL, "index on '%s' has %zu columns",
+		              dc_lint__rvname(n->index_stmt->relation),
+		              n->index_stmt->n_index_params);
 }
 
 static bool setting_is_zero(const PgQuery__VariableSetStmt *v)

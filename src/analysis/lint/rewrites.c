@@ -118,13 +118,24 @@ void dc_lint__add_column(lint *l,
 	dc_strbuf_release(&q);
 }
 
-/* ALTER COLUMN ... TYPE: DC112 unless binary-coercible, "may" when the old type is unknown. */
-void dc_lint__alter_column_type(lint *l,
-                                const PgQuery__AlterTableCmd *c,
-                                const char *table,
-                                const char *qual,
-                                bool is_new)
+/* ALTER COLUMN ... TYPE's walk: DC301-DC307 on the new type, which it records. */
+void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table)
 {
+	const PgQuery__Node *def = c->def;
+	const PgQuery__ColumnDef *cd =
+	        def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF ? def->column_def : NULL;
+
+	if (!cd)
+		return;
+	dc_lint__check_type(l, cd->type_name, c->name ? c->name : "");
+	dc_lint__put(l, &l->coltypes, dc_lint__key(l, table, c->name),
+	             dc_lint__keep_type(l, cd->type_name));
+}
+
+/* DC112 unless binary-coercible, "may" when the old type is unknown. */
+void dc_lint__check_type_rewrite(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
 	const PgQuery__Node *def = c->def;
 	const PgQuery__ColumnDef *cd =
 	        def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF ? def->column_def : NULL;
@@ -132,25 +143,22 @@ void dc_lint__alter_column_type(lint *l,
 	void *v = NULL;
 	int op;
 
-	if (!cd)
+	if (c->subtype != PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType || !cd || cmd->is_new)
 		return;
-	dc_lint__check_type(l, cd->type_name, c->name ? c->name : "");
-	if (dc_lint__set_has(&l->coltypes, dc_lint__key(l, table, c->name), &v))
+	if (dc_lint__set_has(&l->coltypes, dc_lint__key(l, cmd->table, c->name), &v))
 		from = v;
 	op = dc_analysis__type_change_op(from, cd->type_name, cd->raw_default != NULL);
-	if (!is_new && op == OP_TYPE_REWRITE)
+	if (op == OP_TYPE_REWRITE)
 		dc_lint__emit(
 		        l, R_TYPE_REWRITE, NULL,
 		        "changing the type of '%s.%s' rewrites the table and its indexes under "
 		        "ACCESS EXCLUSIVE",
-		        qual, c->name ? c->name : "");
-	else if (!is_new && op == OP_TYPE_MAY_REWRITE)
+		        cmd->qual, c->name ? c->name : "");
+	else if (op == OP_TYPE_MAY_REWRITE)
 		dc_lint__emit_sev(l, R_TYPE_REWRITE, DC_SEV_INFO,
 		                  "changing the type of '%s.%s' rewrites the table unless the "
 		                  "change is binary-coercible (the old type is not known here)",
-		                  qual, c->name ? c->name : "");
-	dc_lint__put(l, &l->coltypes, dc_lint__key(l, table, c->name),
-	             dc_lint__keep_type(l, cd->type_name));
+		                  cmd->qual, c->name ? c->name : "");
 }
 
 /* DC115: SET LOGGED/UNLOGGED, SET ACCESS METHOD, SET TABLESPACE copy the table. */
