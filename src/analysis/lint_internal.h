@@ -253,7 +253,8 @@ void dc_lint__add_column(lint *l,
                          const PgQuery__ColumnDef *cd,
                          bool is_new);
 void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
-dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_table_rewrite;
+dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_add_column_rewrite,
+        dc_lint__check_add_column_domain, dc_lint__check_table_rewrite, dc_lint__check_add_required;
 
 /* breaking.c: DC201-DC214 (drops, renames, enums) */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d);
