@@ -748,8 +748,7 @@ static void large_file_in_chunks(void **state)
 
 /* ---- docs/lint-rules.md documents the rule table ---- */
 
-/* docs/lint-rules.md, read whole; NULL when it cannot be. */
-/* A file of the source tree (DC_SOURCE_ROOT), NUL-terminated, or NULL. */
+/* A file of the source tree (DC_SOURCE_ROOT), read whole; NULL when it cannot be. */
 static char *read_source(const char *rel)
 {
 	const char *root = getenv("DC_SOURCE_ROOT");

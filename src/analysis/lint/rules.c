@@ -8,9 +8,9 @@
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/config.h>
+#include "util/util.h"
 
 #include "../lint_internal.h"
-#include "util/util.h"
 
 static const dc_lint_rule rules[R_COUNT] = {
 #define RULE(idx, id, name, sev, what, why, help, equivalents, check) \
@@ -20,18 +20,11 @@ static const dc_lint_rule rules[R_COUNT] = {
 };
 
 /* Each rule's check: the last field of its entry. */
-#define STMT(fn)               \
-	{                      \
-		fn, NULL, NULL \
-	}
-#define CMD(fn)                \
-	{                      \
-		NULL, fn, NULL \
-	}
-#define REPORTED_BY(...)                 \
-	{                                \
-		NULL, NULL, #__VA_ARGS__ \
-	}
+/* clang-format off */
+#define STMT(fn) { fn, NULL, NULL }
+#define CMD(fn) { NULL, fn, NULL }
+#define REPORTED_BY(...) { NULL, NULL, #__VA_ARGS__ }
+/* clang-format on */
 static const dc_lint_check checks[R_COUNT] = {
 #define RULE(idx, id, name, sev, what, why, help, equivalents, check) [idx] = check,
 #include "rules.def"
