@@ -17,9 +17,9 @@
 #include <stddef.h>
 
 #include <deployclaw/analysis.h>
-#include "util/util.h"
 
 #include "analysis_internal.h"
+#include "util/util.h"
 
 /* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {
@@ -39,6 +39,7 @@ typedef struct lint lint;
 /* One ALTER TABLE sub-command, as the walk hands it to the checks. */
 typedef struct dc_lint_cmd {
 	const PgQuery__AlterTableCmd *c;
+	const PgQuery__RangeVar *rv;
 	const char *table; /* the relation's name */
 	const char *qual;  /* "schema.table", for messages */
 	bool is_new;       /* created by this migration */
@@ -231,10 +232,9 @@ void dc_lint__report_unused(lint *l, ignore *ig, size_t n);
 /* locking.c: DC101-DC111, DC116-DC124 */
 void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix);
 void dc_lint__suggest_concurrently(lint *l, dc_strbuf *sb, const char *word, const char *tail);
-void dc_lint__add_constraint(lint *l,
-                             const PgQuery__RangeVar *rv,
-                             const PgQuery__Constraint *k,
-                             bool is_new);
+void dc_lint__add_constraint(lint *l, const PgQuery__RangeVar *rv, const PgQuery__Constraint *k);
+dc_lint_cmd_check dc_lint__check_fk_validates, dc_lint__check_check_validates,
+        dc_lint__check_add_pk, dc_lint__check_add_unique, dc_lint__check_add_exclude;
 void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
 void dc_lint__create_domain(lint *l, const PgQuery__CreateDomainStmt *d);
 dc_lint_stmt_check dc_lint__check_index_nonconc, dc_lint__check_unique_may_fail,
@@ -250,8 +250,12 @@ void dc_lint__timeouts(lint *l);
 void dc_lint__add_column(lint *l,
                          const PgQuery__RangeVar *rv,
                          const PgQuery__AlterTableCmd *c,
-                         const PgQuery__ColumnDef *cd,
-                         bool is_new);
+                         const PgQuery__ColumnDef *cd);
+const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
+                                                      const dc_lint_cmd *cmd,
+                                                      PgQuery__ConstrType t,
+                                                      const char **col,
+                                                      bool *has_default);
 void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
 dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_add_column_rewrite,
         dc_lint__check_add_column_domain, dc_lint__check_table_rewrite, dc_lint__check_add_required;

@@ -31,13 +31,13 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 			continue;
 		c = a->cmds[i]->alter_table_cmd;
 		def = c->def;
-		cmd = (dc_lint_cmd){ c, t, q.buf, is_new };
+		cmd = (dc_lint_cmd){ c, rv, t, q.buf, is_new };
 		dc_lint__cmd_checks(l, &cmd);
 		switch (c->subtype) {
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse:
 			if (def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-				dc_lint__add_column(l, rv, c, def->column_def, is_new);
+				dc_lint__add_column(l, rv, c, def->column_def);
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
@@ -54,7 +54,7 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:
 			if (def && def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
-				dc_lint__add_constraint(l, rv, def->constraint, is_new);
+				dc_lint__add_constraint(l, rv, def->constraint);
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraintRecurse:

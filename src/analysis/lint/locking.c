@@ -44,15 +44,16 @@ static bool is_not_null_check(const PgQuery__Constraint *k, const char **col)
 	return *col != NULL;
 }
 
-void dc_lint__add_constraint(lint *l,
-                             const PgQuery__RangeVar *rv,
-                             const PgQuery__Constraint *k,
-                             bool is_new)
+/*
+ * ADD CONSTRAINT's walk: DC308 and DC406 on the constraint's name (robust
+ * when an earlier DROP CONSTRAINT IF EXISTS dropped it), and what later
+ * sub-commands and statements look at: foreign keys (DC206), CHECK (col IS
+ * NOT NULL) (DC108), constraints added NOT VALID in this transaction (DC107).
+ */
+void dc_lint__add_constraint(lint *l, const PgQuery__RangeVar *rv, const PgQuery__Constraint *k)
 {
-	dc_strbuf sb = DC_STRBUF_INIT, q = DC_STRBUF_INIT;
 	const char *t = dc_lint__rvname(rv), *col = NULL;
 
-	dc_lint__qual(&q, rv);
 	dc_lint__check_ident(l, k->conname, k->location, "constraint");
 	if (k->conname && k->conname[0] && !dc_lint__in_tx(l) &&
 	    !dc_lint__set_has(&l->dropped_cons, dc_lint__key(l, t, k->conname), NULL))
@@ -61,69 +62,138 @@ void dc_lint__add_constraint(lint *l,
 		        "ADD CONSTRAINT '%s' in a non-transactional phase fails when re-run: drop it "
 		        "IF EXISTS first",
 		        k->conname);
-	switch (k->contype) {
-	case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
-		if (is_not_null_check(k, &col) && k->conname)
-			dc_lint__put(l, &l->nn_checks, dc_lint__key(l, t, k->conname),
-			             dc_lint__keep_str(l, col));
-		if (k->skip_validation) {
-			if (k->conname)
-				dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname),
-				             NULL);
-		} else if (!is_new) {
-			suggest_not_valid(l, &sb, rv, k->conname);
-			dc_lint__emit_at(
-			        l, R_CHECK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
-			        "CHECK constraint '%s' on '%s' scans the table under ACCESS EXCLUSIVE",
-			        k->conname ? k->conname : "", q.buf);
-		}
-		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
-		if (k->conname)
-			dc_lint__put(l, &l->fks, dc_lint__key(l, t, k->conname), NULL);
-		if (k->skip_validation) {
-			if (k->conname)
-				dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname),
-				             NULL);
-		} else if (!is_new) {
-			suggest_not_valid(l, &sb, rv, k->conname);
-			dc_lint__emit_at(
-			        l, R_FK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
-			        "foreign key '%s' on '%s' validates under SHARE ROW EXCLUSIVE on '%s' and "
-			        "'%s': writes on both wait",
-			        k->conname ? k->conname : "", q.buf, q.buf,
-			        dc_lint__rvname(k->pktable));
-		}
-		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
-		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
-			        "ADD PRIMARY KEY on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
-		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-		if (!(k->indexname && k->indexname[0]) && !is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
-			        "ADD UNIQUE on '%s' builds its index under ACCESS EXCLUSIVE",
-			        q.buf);
-		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION:
-		if (!is_new)
-			dc_lint__emit_at(
-			        l, R_ADD_EXCLUDE, dc_lint__at(l, k->location), NULL,
-			        "ADD EXCLUDE on '%s' builds an index and checks every row under ACCESS "
-			        "EXCLUSIVE",
-			        q.buf);
-		break;
-	default:
-		break;
+	if (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK && is_not_null_check(k, &col) &&
+	    k->conname)
+		dc_lint__put(l, &l->nn_checks, dc_lint__key(l, t, k->conname),
+		             dc_lint__keep_str(l, col));
+	if (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN && k->conname)
+		dc_lint__put(l, &l->fks, dc_lint__key(l, t, k->conname), NULL);
+	if ((k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
+	     k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN) &&
+	    k->skip_validation && k->conname)
+		dc_lint__put(l, &l->tx_not_valid, dc_lint__key(l, t, k->conname), NULL);
+}
+
+/* The constraint of type `t` an ADD CONSTRAINT adds to a table this migration did not create. */
+static const PgQuery__Constraint *added_constraint(const dc_lint_cmd *cmd, PgQuery__ConstrType t)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if ((c->subtype != PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint &&
+	     c->subtype != PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse) ||
+	    !c->def || c->def->node_case != PG_QUERY__NODE__NODE_CONSTRAINT || cmd->is_new ||
+	    c->def->constraint->contype != t)
+		return NULL;
+	return c->def->constraint;
+}
+
+/*
+ * The constraints an ADD CONSTRAINT or an ADD COLUMN's column adds (DC105,
+ * DC106, DC109-DC111): sub-command checks, from rules.def.
+ */
+void dc_lint__check_fk_validates(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Constraint *k;
+	dc_strbuf sb = DC_STRBUF_INIT;
+	const char *col;
+	bool has_default;
+
+	if ((k = added_constraint(cmd, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)) &&
+	    !k->skip_validation) {
+		suggest_not_valid(l, &sb, cmd->rv, k->conname);
+		dc_lint__emit_at(
+		        l, R_FK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
+		        "foreign key '%s' on '%s' validates under SHARE ROW EXCLUSIVE on '%s' and "
+		        "'%s': writes on both wait",
+		        k->conname ? k->conname : "", cmd->qual, cmd->qual,
+		        dc_lint__rvname(k->pktable));
+	} else if ((k = dc_lint__column_constraint(l, cmd, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN,
+	                                           &col, &has_default)) &&
+	           has_default) {
+		dc_lint__emit_at(
+		        l, R_FK_VALIDATES, dc_lint__at(l, k->location), NULL,
+		        "column '%s' references '%s' and has a default: every row is validated "
+		        "under SHARE ROW EXCLUSIVE",
+		        col, dc_lint__rvname(k->pktable));
 	}
-	if (dc_strbuf_error(&sb) || dc_strbuf_error(&q))
+	if (dc_strbuf_error(&sb))
 		l->failed = DC_ENOMEM;
 	dc_strbuf_release(&sb);
-	dc_strbuf_release(&q);
+}
+
+void dc_lint__check_check_validates(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Constraint *k;
+	dc_strbuf sb = DC_STRBUF_INIT;
+	const char *col;
+	bool has_default;
+
+	if ((k = added_constraint(cmd, PG_QUERY__CONSTR_TYPE__CONSTR_CHECK)) &&
+	    !k->skip_validation) {
+		suggest_not_valid(l, &sb, cmd->rv, k->conname);
+		dc_lint__emit_at(
+		        l, R_CHECK_VALIDATES, dc_lint__at(l, k->location), sb.buf,
+		        "CHECK constraint '%s' on '%s' scans the table under ACCESS EXCLUSIVE",
+		        k->conname ? k->conname : "", cmd->qual);
+	} else if ((k = dc_lint__column_constraint(l, cmd, PG_QUERY__CONSTR_TYPE__CONSTR_CHECK,
+	                                           &col, &has_default)) &&
+	           !k->skip_validation) {
+		dc_lint__emit_at(l, R_CHECK_VALIDATES, dc_lint__at(l, k->location), NULL,
+		                 "the CHECK on new column '%s' scans '%s' under ACCESS EXCLUSIVE",
+		                 col, cmd->qual);
+	}
+	if (dc_strbuf_error(&sb))
+		l->failed = DC_ENOMEM;
+	dc_strbuf_release(&sb);
+}
+
+void dc_lint__check_add_pk(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Constraint *k;
+	const char *col;
+	bool has_default;
+
+	if ((k = added_constraint(cmd, PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY)) &&
+	    !(k->indexname && k->indexname[0]))
+		dc_lint__emit_at(l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
+		                 "ADD PRIMARY KEY on '%s' builds its index under ACCESS EXCLUSIVE",
+		                 cmd->qual);
+	else if ((k = dc_lint__column_constraint(l, cmd, PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY,
+	                                         &col, &has_default)))
+		dc_lint__emit_at(
+		        l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
+		        "ADD COLUMN '%s' PRIMARY KEY builds an index under ACCESS EXCLUSIVE", col);
+}
+
+void dc_lint__check_add_unique(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Constraint *k;
+	const char *col;
+	bool has_default;
+
+	if ((k = added_constraint(cmd, PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE)) &&
+	    !(k->indexname && k->indexname[0]))
+		dc_lint__emit_at(l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
+		                 "ADD UNIQUE on '%s' builds its index under ACCESS EXCLUSIVE",
+		                 cmd->qual);
+	else if ((k = dc_lint__column_constraint(l, cmd, PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE, &col,
+	                                         &has_default)))
+		dc_lint__emit_at(l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
+		                 "ADD COLUMN '%s' UNIQUE builds an index under ACCESS EXCLUSIVE",
+		                 col);
+}
+
+void dc_lint__check_add_exclude(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__Constraint *k =
+	        added_constraint(cmd, PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION);
+
+	if (k)
+		dc_lint__emit_at(
+		        l, R_ADD_EXCLUDE, dc_lint__at(l, k->location), NULL,
+		        "ADD EXCLUDE on '%s' builds an index and checks every row under ACCESS "
+		        "EXCLUSIVE",
+		        cmd->qual);
 }
 
 static bool reloption_false(const PgQuery__Node *def, const char *name)

@@ -127,59 +127,47 @@ void dc_lint__check_add_required(lint *l, const dc_lint_cmd *cmd)
 }
 
 /*
- * ADD COLUMN's walk: DC308, DC301-DC307 and DC406 on the column, the
- * constraints it declares (DC105, DC106, DC109, DC110), and its type, which
- * it records.
+ * The constraint of type `t` the column of an ADD COLUMN of a table this
+ * migration did not create declares; `col` its name, `has_default` whether
+ * it has a default other than NULL.
+ */
+const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
+                                                      const dc_lint_cmd *cmd,
+                                                      PgQuery__ConstrType t,
+                                                      const char **col,
+                                                      bool *has_default)
+{
+	const PgQuery__Constraint *k = NULL;
+	newcol nc;
+
+	if (!added_column(l, cmd, &nc) || !col_has(nc.cd, t, &k))
+		return NULL;
+	*col = nc.col;
+	*has_default = nc.has_def && !nc.nulldef;
+	return k;
+}
+
+/*
+ * ADD COLUMN's walk: DC308, DC301-DC307 and DC406 on the column, and its
+ * type, which it records.
  */
 void dc_lint__add_column(lint *l,
                          const PgQuery__RangeVar *rv,
                          const PgQuery__AlterTableCmd *c,
-                         const PgQuery__ColumnDef *cd,
-                         bool is_new)
+                         const PgQuery__ColumnDef *cd)
 {
-	const PgQuery__Constraint *k = NULL;
-	dc_strbuf q = DC_STRBUF_INIT;
-	newcol nc;
+	const char *col = cd->colname ? cd->colname : "";
 
-	describe(l, cd, &nc);
-	dc_lint__qual(&q, rv);
 	dc_lint__check_ident(l, cd->colname, cd->location, "column");
-	dc_lint__check_type(l, cd->type_name, nc.col);
+	dc_lint__check_type(l, cd->type_name, col);
 	if (!dc_lint__in_tx(l) && !c->missing_ok)
 		dc_lint__emit_at(
-		        l, R_ROBUST, nc.off, NULL,
+		        l, R_ROBUST, dc_lint__at(l, cd->location), NULL,
 		        "ADD COLUMN '%s' in a non-transactional phase fails when re-run: use ADD COLUMN "
 		        "IF NOT EXISTS",
-		        nc.col);
-	if (!is_new) {
-		if (col_has(cd, PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN, &k) && nc.has_def &&
-		    !nc.nulldef)
-			dc_lint__emit_at(
-			        l, R_FK_VALIDATES, dc_lint__at(l, k->location), NULL,
-			        "column '%s' references '%s' and has a default: every row is validated "
-			        "under SHARE ROW EXCLUSIVE",
-			        nc.col, dc_lint__rvname(k->pktable));
-		if (col_has(cd, PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY, &k))
-			dc_lint__emit_at(
-			        l, R_ADD_PK, dc_lint__at(l, k->location), NULL,
-			        "ADD COLUMN '%s' PRIMARY KEY builds an index under ACCESS EXCLUSIVE",
-			        nc.col);
-		if (col_has(cd, PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE, &k))
-			dc_lint__emit_at(
-			        l, R_ADD_UNIQUE, dc_lint__at(l, k->location), NULL,
-			        "ADD COLUMN '%s' UNIQUE builds an index under ACCESS EXCLUSIVE",
-			        nc.col);
-		if (col_has(cd, PG_QUERY__CONSTR_TYPE__CONSTR_CHECK, &k) && !k->skip_validation)
-			dc_lint__emit_at(
-			        l, R_CHECK_VALIDATES, dc_lint__at(l, k->location), NULL,
-			        "the CHECK on new column '%s' scans '%s' under ACCESS EXCLUSIVE",
-			        nc.col, q.buf);
-	}
-	dc_lint__put(l, &l->coltypes, dc_lint__key(l, dc_lint__rvname(rv), nc.col),
+		        col);
+	dc_lint__put(l, &l->coltypes, dc_lint__key(l, dc_lint__rvname(rv), col),
 	             dc_lint__keep_type(l, cd->type_name));
-	if (dc_strbuf_error(&q))
-		l->failed = DC_ENOMEM;
-	dc_strbuf_release(&q);
 }
 
 /* ALTER COLUMN ... TYPE's walk: DC301-DC307 on the new type, which it records. */
