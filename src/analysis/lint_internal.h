@@ -263,6 +263,7 @@ dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_add_column_rewrite
 /* breaking.c: DC201-DC214 (drops, renames, enums) */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d);
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r);
+dc_lint_stmt_check dc_lint__check_drop_index, dc_lint__check_drop_schema;
 dc_lint_stmt_check dc_lint__check_rename_column, dc_lint__check_rename_schema;
 dc_lint_stmt_check dc_lint__check_drop_database, dc_lint__check_truncate_cascade,
         dc_lint__check_rename_enum_value, dc_lint__check_enum_order;
@@ -273,7 +274,8 @@ void dc_lint__view(lint *l, const PgQuery__ViewStmt *v);
 void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *what);
 void dc_lint__check_type(lint *l, const PgQuery__TypeName *tn, const char *col);
 void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs);
-void dc_lint__duplicate_names(lint *l, PgQuery__Node *const *items, size_t n, const char *what);
+dc_lint_stmt_check dc_lint__check_duplicate_column, dc_lint__check_require_schema,
+        dc_lint__check_alignment;
 
 /* transactions.c: DC401-DC406 */
 void dc_lint__tx_reset(lint *l);

@@ -20,8 +20,6 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 	if (a->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
 		return;
 	dc_lint__qual(&q, rv);
-	if (rv && !(rv->schemaname && rv->schemaname[0]))
-		dc_lint__emit(l, R_REQUIRE_SCHEMA, NULL, "'%s' is not schema-qualified", t);
 	for (i = 0; i < a->n_cmds; i++) {
 		const PgQuery__AlterTableCmd *c;
 		const PgQuery__Node *def;

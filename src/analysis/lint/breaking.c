@@ -7,9 +7,25 @@
 
 #include "../lint_internal.h"
 
+/* A dropped object's name, and its schema when it names one. */
+static const char *drop_name(const PgQuery__Node *o, const char **schema)
+{
+	const PgQuery__List *li = o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
+
+	*schema = NULL;
+	if (li && li->n_items) {
+		*schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2]) : NULL;
+		return dc_analysis__str(li->items[li->n_items - 1]);
+	}
+	return dc_analysis__str(o);
+}
+
+/*
+ * DROP's walk: DC406, DC201 against the tables this migration created (which
+ * it forgets as they are dropped, object by object), DC501.
+ */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 {
-	dc_strbuf sb = DC_STRBUF_INIT;
 	size_t i;
 
 	if (!dc_lint__in_tx(l) && !d->missing_ok)
@@ -17,18 +33,8 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 		        l, R_ROBUST, NULL,
 		        "DROP in a non-transactional phase fails when re-run: use DROP ... IF EXISTS");
 	for (i = 0; i < d->n_objects; i++) {
-		const PgQuery__Node *o = d->objects[i];
-		const PgQuery__List *li =
-		        o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
-		const char *name = NULL, *schema = NULL;
+		const char *schema, *name = drop_name(d->objects[i], &schema);
 
-		if (li && li->n_items) {
-			name = dc_analysis__str(li->items[li->n_items - 1]);
-			schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2])
-			                          : NULL;
-		} else {
-			name = dc_analysis__str(o);
-		}
 		if (!name)
 			continue;
 		switch (d->remove_type) {
@@ -39,19 +45,7 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 			else
 				dc_lint__set_del(&l->tables, name);
 			break;
-		case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
-			if (!d->concurrent && !dc_lint__set_has(&l->indexes, name, NULL)) {
-				dc_lint__suggest_concurrently(l, &sb, "index",
-				                              d->missing_ok
-				                                      ? " CONCURRENTLY"
-				                                      : " CONCURRENTLY IF EXISTS");
-				dc_lint__emit(l, R_DROP_INDEX_NONCONC, sb.len ? sb.buf : NULL,
-				              "DROP INDEX '%s' takes ACCESS EXCLUSIVE on its table",
-				              name);
-			}
-			break;
 		case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
-			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);
 			if (l->cfg->schema_tenancy)
 				dc_lint__emit(
 				        l, R_FOREIGN_SCHEMA, NULL,
@@ -73,9 +67,49 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 			        "stay in the tenant's schema",
 			        schema, name, schema);
 	}
+}
+
+/* DROP INDEX and DROP SCHEMA (DC102, DC203): statement checks, from rules.def. */
+void dc_lint__check_drop_index(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__DropStmt *d;
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t i;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_DROP_STMT ||
+	    n->drop_stmt->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ||
+	    n->drop_stmt->concurrent)
+		return;
+	d = n->drop_stmt;
+	for (i = 0; i < d->n_objects; i++) {
+		const char *schema, *name = drop_name(d->objects[i], &schema);
+
+		if (!name || dc_lint__set_has(&l->indexes, name, NULL))
+			continue;
+		dc_lint__suggest_concurrently(l, &sb, "index",
+		                              d->missing_ok ? " CONCURRENTLY"
+		                                            : " CONCURRENTLY IF EXISTS");
+		dc_lint__emit(l, R_DROP_INDEX_NONCONC, sb.len ? sb.buf : NULL,
+		              "DROP INDEX '%s' takes ACCESS EXCLUSIVE on its table", name);
+	}
 	if (dc_strbuf_error(&sb))
 		l->failed = DC_ENOMEM;
 	dc_strbuf_release(&sb);
+}
+
+void dc_lint__check_drop_schema(lint *l, const PgQuery__Node *n)
+{
+	size_t i;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_DROP_STMT ||
+	    n->drop_stmt->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA)
+		return;
+	for (i = 0; i < n->drop_stmt->n_objects; i++) {
+		const char *schema, *name = drop_name(n->drop_stmt->objects[i], &schema);
+
+		if (name)
+			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);
+	}
 }
 
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
@@ -212,11 +246,10 @@ void dc_lint__check_drop_not_null(lint *l, const dc_lint_cmd *cmd)
 		              cmd->c->name ? cmd->c->name : "");
 }
 
-/* A view taking a renamed table's old name (DC207's exemption); its column list (DC309). */
+/* A view taking a renamed table's old name (DC207's exemption). */
 void dc_lint__view(lint *l, const PgQuery__ViewStmt *v)
 {
 	void *fi = NULL;
-	size_t i;
 
 	dc_lint__check_ident(l, v->view ? v->view->relname : NULL, -1, "view");
 	if (v->view && v->view->relname && dc_lint__set_has(&l->renamed, v->view->relname, &fi) &&
@@ -224,19 +257,5 @@ void dc_lint__view(lint *l, const PgQuery__ViewStmt *v)
 		/* BC101's exemption: a view keeps the old name working */
 		l->out->items[(uintptr_t)fi - 1].severity = DC_SEV_OFF;
 		dc_lint__set_del(&l->renamed, v->view->relname);
-	}
-	for (i = 1; i < v->n_aliases; i++) {
-		size_t j;
-		const char *a = dc_analysis__str(v->aliases[i]);
-
-		for (j = 0; a && j < i; j++)
-			if (dc_analysis__str(v->aliases[j]) &&
-			    !strcmp(dc_analysis__str(v->aliases[j]), a)) {
-				dc_lint__emit(
-				        l, R_DUPLICATE_COLUMN, NULL,
-				        "column '%s' appears twice in the column list of view '%s'",
-				        a, dc_lint__rvname(v->view));
-				break;
-			}
 	}
 }

@@ -103,20 +103,6 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_VIEW_STMT:
 		dc_lint__view(l, n->view_stmt);
 		break;
-	case PG_QUERY__NODE__NODE_INSERT_STMT: {
-		const PgQuery__InsertStmt *ins = n->insert_stmt;
-
-		dc_lint__duplicate_names(l, ins->cols, ins->n_cols, "INSERT's column list");
-		if (ins->on_conflict_clause)
-			dc_lint__duplicate_names(l, ins->on_conflict_clause->target_list,
-			                         ins->on_conflict_clause->n_target_list,
-			                         "ON CONFLICT DO UPDATE");
-		break;
-	}
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-		dc_lint__duplicate_names(l, n->update_stmt->target_list,
-		                         n->update_stmt->n_target_list, "UPDATE ... SET");
-		break;
 	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
 		dc_lint__set_stmt(l, n->variable_set_stmt);
 		break;

@@ -124,8 +124,7 @@ static int type_width(const PgQuery__TypeName *tn, int *align)
 void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs)
 {
 	const PgQuery__RangeVar *rv = cs->relation;
-	size_t i, j;
-	int offset = 0, padding = 0;
+	size_t i;
 
 	if (!rv)
 		return;
@@ -136,42 +135,16 @@ void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs)
 		        "CREATE TABLE '%s' in a non-transactional phase fails when re-run: use IF NOT "
 		        "EXISTS",
 		        dc_lint__rvname(rv));
-	if (!(rv->schemaname && rv->schemaname[0]) &&
-	    !(rv->relpersistence && rv->relpersistence[0] == 't'))
-		dc_lint__emit(l, R_REQUIRE_SCHEMA, NULL, "'%s' is not schema-qualified",
-		              dc_lint__rvname(rv));
 	for (i = 0; i < cs->n_table_elts; i++) {
 		const PgQuery__Node *e = cs->table_elts[i];
 
 		if (e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF) {
 			const PgQuery__ColumnDef *cd = e->column_def;
-			int w, al;
 
 			dc_lint__check_ident(l, cd->colname, cd->location, "column");
 			dc_lint__check_type(l, cd->type_name, cd->colname ? cd->colname : "");
-			for (j = 0; j < i; j++)
-				if (cs->table_elts[j]->node_case ==
-				            PG_QUERY__NODE__NODE_COLUMN_DEF &&
-				    cd->colname && cs->table_elts[j]->column_def->colname &&
-				    !strcmp(cs->table_elts[j]->column_def->colname, cd->colname)) {
-					dc_lint__emit_at(l, R_DUPLICATE_COLUMN,
-					                 dc_lint__at(l, cd->location), NULL,
-					                 "column '%s' is defined twice in '%s'",
-					                 cd->colname, dc_lint__rvname(rv));
-					break;
-				}
 			dc_lint__put(l, &l->coltypes, dc_lint__key(l, rv->relname, cd->colname),
 			             dc_lint__keep_type(l, cd->type_name));
-			w = type_width(cd->type_name, &al);
-			if (offset >= 0 && w > 0) {
-				if (offset % al) {
-					padding += al - offset % al;
-					offset += al - offset % al;
-				}
-				offset += w;
-			} else if (w == 0) {
-				offset = -1; /* variable width: later offsets unknown */
-			}
 		} else if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT) {
 			dc_lint__check_ident(l, e->constraint->conname, e->constraint->location,
 			                     "constraint");
@@ -182,15 +155,61 @@ void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs)
 				             NULL);
 		}
 	}
+	dc_lint__put(l, &l->tables, rv->relname, NULL);
+}
+
+/* DC310 on CREATE TABLE (a temporary table exempt) and ALTER TABLE: a statement check. */
+void dc_lint__check_require_schema(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__RangeVar *rv = NULL;
+
+	if (n->node_case == PG_QUERY__NODE__NODE_CREATE_STMT)
+		rv = n->create_stmt->relation;
+	else if (n->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_STMT &&
+	         n->alter_table_stmt->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+		rv = n->alter_table_stmt->relation;
+	if (rv && !(rv->schemaname && rv->schemaname[0]) &&
+	    !(n->node_case == PG_QUERY__NODE__NODE_CREATE_STMT && rv->relpersistence &&
+	      rv->relpersistence[0] == 't'))
+		dc_lint__emit(l, R_REQUIRE_SCHEMA, NULL, "'%s' is not schema-qualified",
+		              dc_lint__rvname(rv));
+}
+
+/* DC312: the alignment padding CREATE TABLE's column order costs, a statement check. */
+void dc_lint__check_alignment(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__CreateStmt *cs;
+	int offset = 0, padding = 0;
+	size_t i;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_CREATE_STMT || !n->create_stmt->relation)
+		return;
+	cs = n->create_stmt;
+	for (i = 0; i < cs->n_table_elts; i++) {
+		int w, al;
+
+		if (cs->table_elts[i]->node_case != PG_QUERY__NODE__NODE_COLUMN_DEF)
+			continue;
+		w = type_width(cs->table_elts[i]->column_def->type_name, &al);
+		if (offset >= 0 && w > 0) {
+			if (offset % al) {
+				padding += al - offset % al;
+				offset += al - offset % al;
+			}
+			offset += w;
+		} else if (w == 0) {
+			offset = -1; /* variable width: later offsets unknown */
+		}
+	}
 	if (padding > 0)
 		dc_lint__emit(
 		        l, R_ALIGNMENT, NULL,
 		        "the column order of '%s' wastes %d byte%s of alignment padding per row",
-		        dc_lint__rvname(rv), padding, padding == 1 ? "" : "s");
-	dc_lint__put(l, &l->tables, rv->relname, NULL);
+		        dc_lint__rvname(cs->relation), padding, padding == 1 ? "" : "s");
 }
 
-void dc_lint__duplicate_names(lint *l, PgQuery__Node *const *items, size_t n, const char *what)
+/* A name assigned twice in a target list (INSERT's columns, UPDATE ... SET). */
+static void duplicate_names(lint *l, PgQuery__Node *const *items, size_t n, const char *what)
 {
 	size_t i, j;
 
@@ -215,5 +234,77 @@ void dc_lint__duplicate_names(lint *l, PgQuery__Node *const *items, size_t n, co
 				break;
 			}
 		}
+	}
+}
+
+/* DC309: a column defined or assigned twice, or named twice in a view's column list. */
+static void duplicate_table_column(lint *l, const PgQuery__CreateStmt *cs)
+{
+	size_t i, j;
+
+	for (i = 0; i < cs->n_table_elts; i++) {
+		const PgQuery__ColumnDef *cd;
+
+		if (cs->table_elts[i]->node_case != PG_QUERY__NODE__NODE_COLUMN_DEF)
+			continue;
+		cd = cs->table_elts[i]->column_def;
+		for (j = 0; j < i; j++)
+			if (cs->table_elts[j]->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF &&
+			    cd->colname && cs->table_elts[j]->column_def->colname &&
+			    !strcmp(cs->table_elts[j]->column_def->colname, cd->colname)) {
+				dc_lint__emit_at(l, R_DUPLICATE_COLUMN,
+				                 dc_lint__at(l, cd->location), NULL,
+				                 "column '%s' is defined twice in '%s'",
+				                 cd->colname, dc_lint__rvname(cs->relation));
+				break;
+			}
+	}
+}
+
+static void duplicate_view_column(lint *l, const PgQuery__ViewStmt *v)
+{
+	size_t i, j;
+
+	for (i = 1; i < v->n_aliases; i++) {
+		const char *a = dc_analysis__str(v->aliases[i]);
+
+		for (j = 0; a && j < i; j++)
+			if (dc_analysis__str(v->aliases[j]) &&
+			    !strcmp(dc_analysis__str(v->aliases[j]), a)) {
+				dc_lint__emit(
+				        l, R_DUPLICATE_COLUMN, NULL,
+				        "column '%s' appears twice in the column list of view '%s'",
+				        a, dc_lint__rvname(v->view));
+				break;
+			}
+	}
+}
+
+void dc_lint__check_duplicate_column(lint *l, const PgQuery__Node *n)
+{
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_CREATE_STMT:
+		if (n->create_stmt->relation)
+			duplicate_table_column(l, n->create_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_VIEW_STMT:
+		duplicate_view_column(l, n->view_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_INSERT_STMT: {
+		const PgQuery__InsertStmt *ins = n->insert_stmt;
+
+		duplicate_names(l, ins->cols, ins->n_cols, "INSERT's column list");
+		if (ins->on_conflict_clause)
+			duplicate_names(l, ins->on_conflict_clause->target_list,
+			                ins->on_conflict_clause->n_target_list,
+			                "ON CONFLICT DO UPDATE");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_UPDATE_STMT:
+		duplicate_names(l, n->update_stmt->target_list, n->update_stmt->n_target_list,
+		                "UPDATE ... SET");
+		break;
+	default:
+		break;
 	}
 }
