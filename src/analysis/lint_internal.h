@@ -17,9 +17,9 @@
 #include <stddef.h>
 
 #include <deployclaw/analysis.h>
+#include "util/util.h"
 
 #include "analysis_internal.h"
-#include "util/util.h"
 
 /* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {
@@ -272,7 +272,9 @@ void dc_lint__view(lint *l, const PgQuery__ViewStmt *v);
 
 /* naming.c: DC301-DC312 (types, identifiers, duplicate columns) */
 void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *what);
-void dc_lint__check_type(lint *l, const PgQuery__TypeName *tn, const char *col);
+dc_lint_stmt_check dc_lint__check_prefer_bigint, dc_lint__check_prefer_bigint_small,
+        dc_lint__check_prefer_identity, dc_lint__check_prefer_text,
+        dc_lint__check_prefer_timestamptz, dc_lint__check_ban_char, dc_lint__check_prefer_jsonb;
 void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs);
 dc_lint_stmt_check dc_lint__check_duplicate_column, dc_lint__check_require_schema,
         dc_lint__check_alignment;

@@ -147,10 +147,7 @@ const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
 	return k;
 }
 
-/*
- * ADD COLUMN's walk: DC308, DC301-DC307 and DC406 on the column, and its
- * type, which it records.
- */
+/* ADD COLUMN's walk: DC308 and DC406 on the column, and its type, which it records. */
 void dc_lint__add_column(lint *l,
                          const PgQuery__RangeVar *rv,
                          const PgQuery__AlterTableCmd *c,
@@ -159,7 +156,6 @@ void dc_lint__add_column(lint *l,
 	const char *col = cd->colname ? cd->colname : "";
 
 	dc_lint__check_ident(l, cd->colname, cd->location, "column");
-	dc_lint__check_type(l, cd->type_name, col);
 	if (!dc_lint__in_tx(l) && !c->missing_ok)
 		dc_lint__emit_at(
 		        l, R_ROBUST, dc_lint__at(l, cd->location), NULL,
@@ -170,7 +166,7 @@ void dc_lint__add_column(lint *l,
 	             dc_lint__keep_type(l, cd->type_name));
 }
 
-/* ALTER COLUMN ... TYPE's walk: DC301-DC307 on the new type, which it records. */
+/* ALTER COLUMN ... TYPE's walk: it records the new type. */
 void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table)
 {
 	const PgQuery__Node *def = c->def;
@@ -179,7 +175,6 @@ void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const 
 
 	if (!cd)
 		return;
-	dc_lint__check_type(l, cd->type_name, c->name ? c->name : "");
 	dc_lint__put(l, &l->coltypes, dc_lint__key(l, table, c->name),
 	             dc_lint__keep_type(l, cd->type_name));
 }
