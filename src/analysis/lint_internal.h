@@ -46,12 +46,9 @@ typedef struct dc_lint_cmd {
 } dc_lint_cmd;
 
 /*
- * A rule's check, the last field of its rules.def entry. A statement check
- * looks at every statement, a sub-command check at every ALTER TABLE
- * sub-command: the walk calls those of the enabled rules in table order, at
- * that point, before the part records what later parts look at. The other
- * rules are reported by the part of the walk named (its functions, comma
- * separated): they judge a part against state the same walk records.
+ * A rule's check, the last field of its rules.def entry (which says when
+ * each kind is called): a statement check, a sub-command check, both, or
+ * else the names of the functions that report the rule.
  */
 typedef void dc_lint_stmt_check(lint *l, const PgQuery__Node *n);
 typedef void dc_lint_cmd_check(lint *l, const dc_lint_cmd *cmd);
@@ -247,10 +244,7 @@ void dc_lint__set_stmt(lint *l, const PgQuery__VariableSetStmt *v);
 void dc_lint__timeouts(lint *l);
 
 /* rewrites.c: DC112-DC115 (and what else ADD COLUMN reports) */
-void dc_lint__add_column(lint *l,
-                         const PgQuery__RangeVar *rv,
-                         const PgQuery__AlterTableCmd *c,
-                         const PgQuery__ColumnDef *cd);
+void dc_lint__add_column(lint *l, const PgQuery__RangeVar *rv, const PgQuery__ColumnDef *cd);
 const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
                                                       const dc_lint_cmd *cmd,
                                                       PgQuery__ConstrType t,
@@ -271,7 +265,7 @@ dc_lint_cmd_check dc_lint__check_drop_column, dc_lint__check_drop_fk, dc_lint__c
 void dc_lint__view(lint *l, const PgQuery__ViewStmt *v);
 
 /* naming.c: DC301-DC312 (types, identifiers, duplicate columns) */
-void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *what);
+dc_lint_stmt_check dc_lint__check_ident_length;
 dc_lint_stmt_check dc_lint__check_prefer_bigint, dc_lint__check_prefer_bigint_small,
         dc_lint__check_prefer_identity, dc_lint__check_prefer_text,
         dc_lint__check_prefer_timestamptz, dc_lint__check_ban_char, dc_lint__check_prefer_jsonb;
@@ -284,6 +278,8 @@ void dc_lint__tx_reset(lint *l);
 void dc_lint__transaction(lint *l, const PgQuery__TransactionStmt *t);
 void dc_lint__nontx(lint *l, const PgQuery__Node *n);
 void dc_lint__block_end(lint *l);
+dc_lint_stmt_check dc_lint__check_robust;
+dc_lint_cmd_check dc_lint__check_robust_cmd;
 
 /* tenancy.c: DC501 */
 bool dc_lint__allowed_schema(const char *s);

@@ -2,8 +2,8 @@
  * alter_table.c -- the ALTER TABLE walk. Its sub-commands are checked in
  * order, each against what the earlier ones recorded (DROP CONSTRAINT IF
  * EXISTS c, ADD CONSTRAINT c is robust): first by the sub-command checks
- * rules.def lists, then by the parts of the walk that report the other
- * rules and record what later sub-commands and statements look at.
+ * rules.def lists, then the walk records what later sub-commands and
+ * statements look at.
  */
 #include <string.h>
 
@@ -35,16 +35,7 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse:
 			if (def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-				dc_lint__add_column(l, rv, c, def->column_def);
-			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
-			if (!dc_lint__in_tx(l) && !c->missing_ok)
-				dc_lint__emit(
-				        l, R_ROBUST, NULL,
-				        "DROP COLUMN '%s' in a non-transactional phase fails when re-run: use "
-				        "DROP COLUMN IF EXISTS",
-				        c->name ? c->name : "");
+				dc_lint__add_column(l, rv, def->column_def);
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
 			dc_lint__alter_column_type(l, c, t);
@@ -60,12 +51,6 @@ void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a)
 			break;
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
 		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse:
-			if (!dc_lint__in_tx(l) && !c->missing_ok)
-				dc_lint__emit(
-				        l, R_ROBUST, NULL,
-				        "DROP CONSTRAINT '%s' in a non-transactional phase fails when re-run: use "
-				        "DROP CONSTRAINT IF EXISTS",
-				        c->name ? c->name : "");
 			dc_lint__put(l, &l->dropped_cons, dc_lint__key(l, t, c->name), NULL);
 			break;
 		default:

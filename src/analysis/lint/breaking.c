@@ -21,17 +21,13 @@ static const char *drop_name(const PgQuery__Node *o, const char **schema)
 }
 
 /*
- * DROP's walk: DC406, DC201 against the tables this migration created (which
- * it forgets as they are dropped, object by object), DC501.
+ * DROP's walk: DC201 against the tables this migration created (which it
+ * forgets as they are dropped, object by object), DC501.
  */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 {
 	size_t i;
 
-	if (!dc_lint__in_tx(l) && !d->missing_ok)
-		dc_lint__emit(
-		        l, R_ROBUST, NULL,
-		        "DROP in a non-transactional phase fails when re-run: use DROP ... IF EXISTS");
 	for (i = 0; i < d->n_objects; i++) {
 		const char *schema, *name = drop_name(d->objects[i], &schema);
 
@@ -112,9 +108,12 @@ void dc_lint__check_drop_schema(lint *l, const PgQuery__Node *n)
 	}
 }
 
+/*
+ * RENAME's walk: DC207, kept with the finding's index for a later view's
+ * exemption; a table this migration created is known by its new name.
+ */
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 {
-	dc_lint__check_ident(l, r->newname, -1, "new");
 	switch (r->rename_type) {
 	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
 		if (!dc_lint__table_is_new(l, r->relation)) {
@@ -251,7 +250,6 @@ void dc_lint__view(lint *l, const PgQuery__ViewStmt *v)
 {
 	void *fi = NULL;
 
-	dc_lint__check_ident(l, v->view ? v->view->relname : NULL, -1, "view");
 	if (v->view && v->view->relname && dc_lint__set_has(&l->renamed, v->view->relname, &fi) &&
 	    fi) {
 		/* BC101's exemption: a view keeps the old name working */

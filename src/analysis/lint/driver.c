@@ -65,12 +65,9 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 		dc_lint__create_table(l, n->create_stmt);
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
-		if (n->create_table_as_stmt->into && n->create_table_as_stmt->into->rel) {
-			dc_lint__check_ident(l, n->create_table_as_stmt->into->rel->relname, -1,
-			                     "table");
+		if (n->create_table_as_stmt->into && n->create_table_as_stmt->into->rel)
 			dc_lint__put(l, &l->tables, n->create_table_as_stmt->into->rel->relname,
 			             NULL);
-		}
 		break;
 	case PG_QUERY__NODE__NODE_INDEX_STMT:
 		dc_lint__create_index(l, n->index_stmt);
@@ -80,9 +77,6 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 		break;
 	case PG_QUERY__NODE__NODE_RENAME_STMT:
 		dc_lint__rename(l, n->rename_stmt);
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
-		dc_lint__check_ident(l, n->create_trig_stmt->trigname, -1, "trigger");
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
 		dc_lint__create_domain(l, n->create_domain_stmt);

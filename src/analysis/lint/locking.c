@@ -45,23 +45,14 @@ static bool is_not_null_check(const PgQuery__Constraint *k, const char **col)
 }
 
 /*
- * ADD CONSTRAINT's walk: DC308 and DC406 on the constraint's name (robust
- * when an earlier DROP CONSTRAINT IF EXISTS dropped it), and what later
- * sub-commands and statements look at: foreign keys (DC206), CHECK (col IS
- * NOT NULL) (DC108), constraints added NOT VALID in this transaction (DC107).
+ * ADD CONSTRAINT's walk: what later sub-commands and statements look at:
+ * foreign keys (DC206), CHECK (col IS NOT NULL) (DC108), constraints added
+ * NOT VALID in this transaction (DC107).
  */
 void dc_lint__add_constraint(lint *l, const PgQuery__RangeVar *rv, const PgQuery__Constraint *k)
 {
 	const char *t = dc_lint__rvname(rv), *col = NULL;
 
-	dc_lint__check_ident(l, k->conname, k->location, "constraint");
-	if (k->conname && k->conname[0] && !dc_lint__in_tx(l) &&
-	    !dc_lint__set_has(&l->dropped_cons, dc_lint__key(l, t, k->conname), NULL))
-		dc_lint__emit_at(
-		        l, R_ROBUST, dc_lint__at(l, k->location), NULL,
-		        "ADD CONSTRAINT '%s' in a non-transactional phase fails when re-run: drop it "
-		        "IF EXISTS first",
-		        k->conname);
 	if (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK && is_not_null_check(k, &col) &&
 	    k->conname)
 		dc_lint__put(l, &l->nn_checks, dc_lint__key(l, t, k->conname),
@@ -240,17 +231,9 @@ void dc_lint__suggest_concurrently(lint *l, dc_strbuf *sb, const char *word, con
 		}
 }
 
-/* CREATE INDEX's walk: DC308, DC406, and the index's name for DC102's exemption. */
+/* CREATE INDEX's walk: the index's name, for DC102's exemption. */
 void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix)
 {
-	dc_lint__check_ident(l, ix->idxname, -1, "index");
-	if (ix->concurrent && !ix->if_not_exists && !dc_lint__in_tx(l))
-		dc_lint__emit(
-		        l, R_ROBUST, NULL,
-		        "a failed CREATE INDEX CONCURRENTLY leaves an INVALID index%s%s%s: re-running "
-		        "fails without IF NOT EXISTS",
-		        ix->idxname ? " '" : "", ix->idxname ? ix->idxname : "",
-		        ix->idxname ? "'" : "");
 	if (ix->idxname)
 		dc_lint__put(l, &l->indexes, ix->idxname, NULL);
 }

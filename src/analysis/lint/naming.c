@@ -1,7 +1,7 @@
 /*
  * naming.c -- the DC3xx rules: column types, identifier length, duplicate
- * columns, schema-qualified names, index width and alignment padding, and
- * the CREATE TABLE walk that reports most of them.
+ * columns, schema-qualified names and alignment padding, and the CREATE
+ * TABLE walk, which records the table, its column types and foreign keys.
  */
 #include <string.h>
 #include <strings.h>
@@ -22,12 +22,11 @@ static bool ident_char(unsigned char c)
  * never holds a longer one: a 63-byte name is looked up in the statement's
  * text to see whether it went on.
  */
-void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *what)
+static void check_ident(lint *l, const char *name, const char *what)
 {
 	const char *s = l->text + l->stmt_off;
 	size_t n = l->stmt_end - l->stmt_off, i, len = name ? strlen(name) : 0, full;
 
-	(void)loc;
 	if (len < PG_NAMEDATALEN)
 		return;
 	for (i = 0; i + len <= n; i++) {
@@ -43,6 +42,76 @@ void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *wh
 			        what, name, full);
 			return;
 		}
+	}
+}
+
+/* ALTER TABLE's ADD COLUMN and ADD CONSTRAINT names, in order. */
+static void alter_table_idents(lint *l, const PgQuery__AlterTableStmt *a)
+{
+	size_t i;
+
+	if (a->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+		return;
+	for (i = 0; i < a->n_cmds; i++) {
+		const PgQuery__AlterTableCmd *c;
+
+		if (a->cmds[i]->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+			continue;
+		c = a->cmds[i]->alter_table_cmd;
+		if (!c->def)
+			continue;
+		if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn ||
+		     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse) &&
+		    c->def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
+			check_ident(l, c->def->column_def->colname, "column");
+		else if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint ||
+		          c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse) &&
+		         c->def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
+			check_ident(l, c->def->constraint->conname, "constraint");
+	}
+}
+
+/* DC308: the names a statement gives, in the order it gives them (a statement check). */
+void dc_lint__check_ident_length(lint *l, const PgQuery__Node *n)
+{
+	size_t i;
+
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_CREATE_STMT: {
+		const PgQuery__CreateStmt *cs = n->create_stmt;
+
+		if (!cs->relation)
+			break;
+		check_ident(l, cs->relation->relname, "table");
+		for (i = 0; i < cs->n_table_elts; i++)
+			if (cs->table_elts[i]->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
+				check_ident(l, cs->table_elts[i]->column_def->colname, "column");
+			else if (cs->table_elts[i]->node_case == PG_QUERY__NODE__NODE_CONSTRAINT)
+				check_ident(l, cs->table_elts[i]->constraint->conname,
+				            "constraint");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
+		alter_table_idents(l, n->alter_table_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+		if (n->create_table_as_stmt->into && n->create_table_as_stmt->into->rel)
+			check_ident(l, n->create_table_as_stmt->into->rel->relname, "table");
+		break;
+	case PG_QUERY__NODE__NODE_INDEX_STMT:
+		check_ident(l, n->index_stmt->idxname, "index");
+		break;
+	case PG_QUERY__NODE__NODE_RENAME_STMT:
+		check_ident(l, n->rename_stmt->newname, "new");
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+		check_ident(l, n->create_trig_stmt->trigname, "trigger");
+		break;
+	case PG_QUERY__NODE__NODE_VIEW_STMT:
+		check_ident(l, n->view_stmt->view ? n->view_stmt->view->relname : NULL, "view");
+		break;
+	default:
+		break;
 	}
 }
 
@@ -270,25 +339,15 @@ void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs)
 
 	if (!rv)
 		return;
-	dc_lint__check_ident(l, rv->relname, rv->location, "table");
-	if (!dc_lint__in_tx(l) && !cs->if_not_exists)
-		dc_lint__emit(
-		        l, R_ROBUST, NULL,
-		        "CREATE TABLE '%s' in a non-transactional phase fails when re-run: use IF NOT "
-		        "EXISTS",
-		        dc_lint__rvname(rv));
 	for (i = 0; i < cs->n_table_elts; i++) {
 		const PgQuery__Node *e = cs->table_elts[i];
 
 		if (e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF) {
 			const PgQuery__ColumnDef *cd = e->column_def;
 
-			dc_lint__check_ident(l, cd->colname, cd->location, "column");
 			dc_lint__put(l, &l->coltypes, dc_lint__key(l, rv->relname, cd->colname),
 			             dc_lint__keep_type(l, cd->type_name));
 		} else if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT) {
-			dc_lint__check_ident(l, e->constraint->conname, e->constraint->location,
-			                     "constraint");
 			if (e->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN &&
 			    e->constraint->conname)
 				dc_lint__put(l, &l->fks,

@@ -147,21 +147,11 @@ const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
 	return k;
 }
 
-/* ADD COLUMN's walk: DC308 and DC406 on the column, and its type, which it records. */
-void dc_lint__add_column(lint *l,
-                         const PgQuery__RangeVar *rv,
-                         const PgQuery__AlterTableCmd *c,
-                         const PgQuery__ColumnDef *cd)
+/* ADD COLUMN's walk: it records the column's type (DC112, DC202 look at it). */
+void dc_lint__add_column(lint *l, const PgQuery__RangeVar *rv, const PgQuery__ColumnDef *cd)
 {
 	const char *col = cd->colname ? cd->colname : "";
 
-	dc_lint__check_ident(l, cd->colname, cd->location, "column");
-	if (!dc_lint__in_tx(l) && !c->missing_ok)
-		dc_lint__emit_at(
-		        l, R_ROBUST, dc_lint__at(l, cd->location), NULL,
-		        "ADD COLUMN '%s' in a non-transactional phase fails when re-run: use ADD COLUMN "
-		        "IF NOT EXISTS",
-		        col);
 	dc_lint__put(l, &l->coltypes, dc_lint__key(l, dc_lint__rvname(rv), col),
 	             dc_lint__keep_type(l, cd->type_name));
 }

@@ -23,6 +23,7 @@ static const dc_lint_rule rules[R_COUNT] = {
 /* clang-format off */
 #define STMT(fn) { fn, NULL, NULL }
 #define CMD(fn) { NULL, fn, NULL }
+#define STMT_CMD(s, c) { s, c, NULL }
 #define REPORTED_BY(...) { NULL, NULL, #__VA_ARGS__ }
 /* clang-format on */
 static const dc_lint_check checks[R_COUNT] = {
@@ -32,6 +33,7 @@ static const dc_lint_check checks[R_COUNT] = {
 };
 #undef STMT
 #undef CMD
+#undef STMT_CMD
 #undef REPORTED_BY
 
 const dc_lint_check *dc_lint__check(int idx)
