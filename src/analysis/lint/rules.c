@@ -44,8 +44,9 @@ const dc_lint_check *dc_lint__check(int idx)
 /*
  * The statement checks of the enabled rules, in table order. Findings are
  * sorted by position and then rule id before output (dc_finding_list_sort),
- * and no two checks report the same rule, so their order decides only the
- * order of one statement's findings in dc_lint()'s unsorted list.
+ * and no rule is reported from two points of one statement, so their order
+ * decides only the order of one statement's findings in dc_lint()'s
+ * unsorted list.
  */
 void dc_lint__stmt_checks(lint *l, const PgQuery__Node *n)
 {
