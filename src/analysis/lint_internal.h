@@ -4,8 +4,9 @@
  *
  * One pass over a block of SQL (driver.c): each statement is parsed once
  * (chunks.c for large blocks), modelled once (model.c), and handed to the
- * statement check of its kind (driver.c's dispatch into the rule families:
- * locking.c, rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c),
+ * walk of its kind (driver.c's dispatch into the rule families: locking.c,
+ * rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c; ALTER TABLE
+ * sub-commands in alter_table.c), to the statement checks rules.def lists,
  * then to the checks on its model. Ignore comments (ignores.c) silence what
  * the statement reported; downs.c compares each phase's down with its up.
  */
@@ -22,7 +23,7 @@
 
 /* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {
-#define RULE(idx, id, name, sev, what, why, help, equivalents) idx,
+#define RULE(idx, id, name, sev, what, why, help, equivalents, check) idx,
 #include "lint/rules.def"
 #undef RULE
 	R_COUNT
@@ -32,6 +33,35 @@ _Static_assert(R_COUNT <= DC_LINT_MAX_RULES, "dc_lint_config.severity is too sma
 
 const dc_lint_rule *dc_lint__rule(int idx);
 int dc_lint__rule_index(const char *id_or_name);
+
+typedef struct lint lint;
+
+/* One ALTER TABLE sub-command, as the walk hands it to the checks. */
+typedef struct dc_lint_cmd {
+	const PgQuery__AlterTableCmd *c;
+	const PgQuery__RangeVar *rv;
+	const char *table; /* the relation's name */
+	const char *qual;  /* "schema.table", for messages */
+	bool is_new;       /* created by this migration */
+} dc_lint_cmd;
+
+/*
+ * A rule's check, the last field of its rules.def entry (which says when
+ * each kind is called): a statement check, a sub-command check, both, or
+ * else the names of the functions that report the rule.
+ */
+typedef void dc_lint_stmt_check(lint *l, const PgQuery__Node *n);
+typedef void dc_lint_cmd_check(lint *l, const dc_lint_cmd *cmd);
+
+typedef struct dc_lint_check {
+	dc_lint_stmt_check *stmt;
+	dc_lint_cmd_check *cmd;
+	const char *reported_by;
+} dc_lint_check;
+
+const dc_lint_check *dc_lint__check(int idx);
+void dc_lint__stmt_checks(lint *l, const PgQuery__Node *n);
+void dc_lint__cmd_checks(lint *l, const dc_lint_cmd *cmd);
 
 /* ------------------------------------------------------------------------ */
 /* A string set (open addressing) with a borrowed value per key (strset.c). */
@@ -50,10 +80,7 @@ void dc_lint__set_del(strset *s, const char *key);
 /* ------------------------------------------------------------------------ */
 /* The linter's state.                                                      */
 
-/* ------------------------------------------------------------------------ */
-/* The linter's state.                                                      */
-
-typedef struct lint {
+struct lint {
 	const dc_lint_config *cfg;
 	dc_finding_list *out;
 	int failed;
@@ -105,7 +132,7 @@ typedef struct lint {
 	size_t base;          /* offset in text of what the current tree was parsed from */
 	size_t cur_chunk_end; /* its end, when it is a chunk of the text (else 0) */
 	bool syntax_error;    /* the block did not parse */
-} lint;
+};
 
 /* One block of SQL: a file, or a phase's up or down. */
 typedef struct block {
@@ -196,52 +223,63 @@ void dc_lint__apply_ignores(lint *l, size_t from, ignore *ig, size_t n);
 void dc_lint__report_unused(lint *l, ignore *ig, size_t n);
 
 /* ------------------------------------------------------------------------ */
-/* Rule families: the checks of one statement kind each, called by driver.c
- * in the order of the statement's parts.                                   */
+/* Rule families: the walks of one statement kind each, called by driver.c
+ * in the order of the statement's parts, and the checks rules.def names.   */
 
 /* locking.c: DC101-DC111, DC116-DC124 */
 void dc_lint__create_index(lint *l, const PgQuery__IndexStmt *ix);
 void dc_lint__suggest_concurrently(lint *l, dc_strbuf *sb, const char *word, const char *tail);
-void dc_lint__add_constraint(lint *l,
-                             const PgQuery__RangeVar *rv,
-                             const PgQuery__Constraint *k,
-                             bool is_new);
-void dc_lint__set_not_null(lint *l, const PgQuery__AlterTableCmd *c, const char *qual);
+void dc_lint__add_constraint(lint *l, const PgQuery__RangeVar *rv, const PgQuery__Constraint *k);
+dc_lint_cmd_check dc_lint__check_fk_validates, dc_lint__check_check_validates,
+        dc_lint__check_add_pk, dc_lint__check_add_unique, dc_lint__check_add_exclude;
 void dc_lint__validate_constraint(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
-void dc_lint__alter_storage(lint *l, const PgQuery__AlterTableCmd *c, const char *qual);
-void dc_lint__lock_node(lint *l, const PgQuery__Node *n);
+void dc_lint__create_domain(lint *l, const PgQuery__CreateDomainStmt *d);
+dc_lint_stmt_check dc_lint__check_index_nonconc, dc_lint__check_unique_may_fail,
+        dc_lint__check_index_columns;
+dc_lint_stmt_check dc_lint__check_reindex, dc_lint__check_vacuum_full, dc_lint__check_trigger,
+        dc_lint__check_alter_domain, dc_lint__check_create_domain, dc_lint__check_refresh;
+dc_lint_cmd_check dc_lint__check_detach, dc_lint__check_validate, dc_lint__check_set_not_null,
+        dc_lint__check_replica_identity, dc_lint__check_autovacuum;
 void dc_lint__set_stmt(lint *l, const PgQuery__VariableSetStmt *v);
 void dc_lint__timeouts(lint *l);
 
 /* rewrites.c: DC112-DC115 (and what else ADD COLUMN reports) */
-void dc_lint__add_column(lint *l,
-                         const PgQuery__RangeVar *rv,
-                         const PgQuery__AlterTableCmd *c,
-                         const PgQuery__ColumnDef *cd,
-                         bool is_new);
-void dc_lint__alter_column_type(lint *l,
-                                const PgQuery__AlterTableCmd *c,
-                                const char *table,
-                                const char *qual,
-                                bool is_new);
+void dc_lint__add_column(lint *l, const PgQuery__RangeVar *rv, const PgQuery__ColumnDef *cd);
+const PgQuery__Constraint *dc_lint__column_constraint(lint *l,
+                                                      const dc_lint_cmd *cmd,
+                                                      PgQuery__ConstrType t,
+                                                      const char **col,
+                                                      bool *has_default);
+void dc_lint__alter_column_type(lint *l, const PgQuery__AlterTableCmd *c, const char *table);
+dc_lint_cmd_check dc_lint__check_type_rewrite, dc_lint__check_add_column_rewrite,
+        dc_lint__check_add_column_domain, dc_lint__check_table_rewrite, dc_lint__check_add_required;
 
 /* breaking.c: DC201-DC214 (drops, renames, enums) */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d);
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r);
-void dc_lint__breaking_node(lint *l, const PgQuery__Node *n);
+dc_lint_stmt_check dc_lint__check_drop_index, dc_lint__check_drop_schema;
+dc_lint_stmt_check dc_lint__check_rename_column, dc_lint__check_rename_schema;
+dc_lint_stmt_check dc_lint__check_drop_database, dc_lint__check_truncate_cascade,
+        dc_lint__check_rename_enum_value, dc_lint__check_enum_order;
+dc_lint_cmd_check dc_lint__check_drop_column, dc_lint__check_drop_fk, dc_lint__check_drop_not_null;
 void dc_lint__view(lint *l, const PgQuery__ViewStmt *v);
 
 /* naming.c: DC301-DC312 (types, identifiers, duplicate columns) */
-void dc_lint__check_ident(lint *l, const char *name, int32_t loc, const char *what);
-void dc_lint__check_type(lint *l, const PgQuery__TypeName *tn, const char *col);
+dc_lint_stmt_check dc_lint__check_ident_length;
+dc_lint_stmt_check dc_lint__check_prefer_bigint, dc_lint__check_prefer_bigint_small,
+        dc_lint__check_prefer_identity, dc_lint__check_prefer_text,
+        dc_lint__check_prefer_timestamptz, dc_lint__check_ban_char, dc_lint__check_prefer_jsonb;
 void dc_lint__create_table(lint *l, const PgQuery__CreateStmt *cs);
-void dc_lint__duplicate_names(lint *l, PgQuery__Node *const *items, size_t n, const char *what);
+dc_lint_stmt_check dc_lint__check_duplicate_column, dc_lint__check_require_schema,
+        dc_lint__check_alignment;
 
 /* transactions.c: DC401-DC406 */
 void dc_lint__tx_reset(lint *l);
 void dc_lint__transaction(lint *l, const PgQuery__TransactionStmt *t);
 void dc_lint__nontx(lint *l, const PgQuery__Node *n);
 void dc_lint__block_end(lint *l);
+dc_lint_stmt_check dc_lint__check_robust;
+dc_lint_cmd_check dc_lint__check_robust_cmd;
 
 /* tenancy.c: DC501 */
 bool dc_lint__allowed_schema(const char *s);

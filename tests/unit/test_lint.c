@@ -21,6 +21,8 @@
 #include <deployclaw/config.h>
 #include <deployclaw/migration.h>
 
+#include "analysis/lint_internal.h"
+
 enum {
 	CFG_DEFAULT,
 	CFG_SCHEMA,
@@ -746,8 +748,8 @@ static void large_file_in_chunks(void **state)
 
 /* ---- docs/lint-rules.md documents the rule table ---- */
 
-/* docs/lint-rules.md, read whole; NULL when it cannot be. */
-static char *read_rules_doc(void)
+/* A file of the source tree (DC_SOURCE_ROOT), read whole; NULL when it cannot be. */
+static char *read_source(const char *rel)
 {
 	const char *root = getenv("DC_SOURCE_ROOT");
 	char path[4096];
@@ -755,7 +757,7 @@ static char *read_rules_doc(void)
 	char *buf = NULL;
 	long n;
 
-	snprintf(path, sizeof(path), "%s/docs/lint-rules.md", root ? root : ".");
+	snprintf(path, sizeof(path), "%s/%s", root ? root : ".", rel);
 	if (!(f = fopen(path, "rb")))
 		return NULL;
 	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
@@ -887,7 +889,7 @@ static void rules_match_docs(void **state)
 {
 	const dc_lint_rule *rules, *rows[DC_LINT_MAX_RULES] = { 0 },
 	                           *sections[DC_LINT_MAX_RULES] = { 0 };
-	char *doc = read_rules_doc(), *line, *next;
+	char *doc = read_source("docs/lint-rules.md"), *line, *next;
 	size_t n, i;
 	int bad = 0;
 
@@ -919,12 +921,126 @@ static void rules_match_docs(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/*
+ * Every rule's entry carries its check: a statement check and/or an ALTER
+ * TABLE sub-command check, or else the functions that report it, each one
+ * defined in src/analysis/lint/.
+ */
+static void rule_entries_carry_checks(void **state)
+{
+	static const char *const files[] = {
+		"alter_table.c", "breaking.c", "downs.c",    "findings.c",     "ignores.c",
+		"locking.c",     "naming.c",   "rewrites.c", "transactions.c", "tenancy.c",
+	};
+	char *src[sizeof(files) / sizeof(files[0])];
+	size_t i, k, n;
+	int bad = 0;
+
+	(void)state;
+	for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+		char rel[256];
+
+		snprintf(rel, sizeof(rel), "src/analysis/lint/%s", files[k]);
+		assert_non_null(src[k] = read_source(rel));
+	}
+	dc_lint_rules(&n);
+	for (i = 0; i < n; i++) {
+		const dc_lint_check *c = dc_lint__check((int)i);
+		const char *p;
+
+		if ((c->stmt || c->cmd) == (c->reported_by != NULL)) {
+			fprintf(stderr, "%s: neither checks nor reported by the walk, or both\n",
+			        dc_lint__rule((int)i)->id);
+			bad++;
+			continue;
+		}
+		for (p = c->reported_by; p && *p;) {
+			size_t len = strcspn(p, ", ");
+			char def[128];
+			bool found = false;
+
+			snprintf(def, sizeof(def), " %.*s(lint *l", (int)(len < 100 ? len : 100),
+			         p);
+			for (k = 0; k < sizeof(files) / sizeof(files[0]) && !found; k++)
+				found = strstr(src[k], def) != NULL;
+			if (!found) {
+				fprintf(stderr, "%s: '%.*s' reports it, but is not defined here\n",
+				        dc_lint__rule((int)i)->id, (int)len, p);
+				bad++;
+			}
+			p += len;
+			p += strspn(p, ", ");
+		}
+	}
+	for (k = 0; k < sizeof(files) / sizeof(files[0]); k++)
+		free(src[k]);
+	assert_int_equal(bad, 0);
+}
+
+/*
+ * The table drives the checks it names: with one such rule enabled and every
+ * other rule off, each case of the rule reports that rule (when it fires)
+ * and nothing else; with its entry off too, nothing is reported.
+ */
+static void table_drives_checks(void **state)
+{
+	size_t i, k, n, ran = 0;
+	int bad = 0;
+
+	(void)state;
+	dc_lint_rules(&n);
+	for (i = 0; i < n; i++) {
+		const dc_lint_check *c = dc_lint__check((int)i);
+		const char *id = dc_lint__rule((int)i)->id;
+
+		if (!c->stmt && !c->cmd)
+			continue;
+		for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+			dc_finding_list l = { NULL, 0, 0 };
+			dc_lint_config lc;
+			dc_error err = { 0 };
+			size_t j, other = 0;
+			int r;
+
+			if (strcmp(cases[k].rule, id) != 0)
+				continue;
+			config_for(cases[k].cfg, &lc);
+			for (r = 0; r < (int)n; r++)
+				if (r != (int)i)
+					lc.severity[r] = DC_SEV_OFF;
+			assert_int_equal(dc_lint_sql(cases[k].sql, "case.sql", &lc, &l, &err), 0);
+			for (j = 0; j < l.len; j++)
+				other += strcmp(l.items[j].rule->id, id) != 0;
+			if (fires(&l, id) != cases[k].fires || other) {
+				fprintf(stderr,
+				        "%s alone: case %zu: %zu findings, %zu of other rules\n",
+				        id, k, l.len, other);
+				bad++;
+			}
+			dc_finding_list_release(&l);
+			lc.severity[i] = DC_SEV_OFF;
+			assert_int_equal(dc_lint_sql(cases[k].sql, "case.sql", &lc, &l, &err), 0);
+			if (l.len) {
+				fprintf(stderr, "%s off: case %zu still reports %s\n", id, k,
+				        l.items[0].rule->id);
+				bad++;
+			}
+			dc_finding_list_release(&l);
+			ran++;
+		}
+	}
+	assert_true(ran > 0);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rule_cases),
 		cmocka_unit_test(every_rule_covered),
 		cmocka_unit_test(rules_match_docs),
+		cmocka_unit_test(rule_entries_carry_checks),
+		cmocka_unit_test(table_drives_checks),
 		cmocka_unit_test(positions_and_suggestions),
 		cmocka_unit_test(severities_configurable),
 		cmocka_unit_test(migration_rules),

@@ -7,28 +7,30 @@
 
 #include "../lint_internal.h"
 
+/* A dropped object's name, and its schema when it names one. */
+static const char *drop_name(const PgQuery__Node *o, const char **schema)
+{
+	const PgQuery__List *li = o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
+
+	*schema = NULL;
+	if (li && li->n_items) {
+		*schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2]) : NULL;
+		return dc_analysis__str(li->items[li->n_items - 1]);
+	}
+	return dc_analysis__str(o);
+}
+
+/*
+ * DROP's walk: DC201 against the tables this migration created (which it
+ * forgets as they are dropped, object by object), DC501.
+ */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 {
-	dc_strbuf sb = DC_STRBUF_INIT;
 	size_t i;
 
-	if (!dc_lint__in_tx(l) && !d->missing_ok)
-		dc_lint__emit(
-		        l, R_ROBUST, NULL,
-		        "DROP in a non-transactional phase fails when re-run: use DROP ... IF EXISTS");
 	for (i = 0; i < d->n_objects; i++) {
-		const PgQuery__Node *o = d->objects[i];
-		const PgQuery__List *li =
-		        o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
-		const char *name = NULL, *schema = NULL;
+		const char *schema, *name = drop_name(d->objects[i], &schema);
 
-		if (li && li->n_items) {
-			name = dc_analysis__str(li->items[li->n_items - 1]);
-			schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2])
-			                          : NULL;
-		} else {
-			name = dc_analysis__str(o);
-		}
 		if (!name)
 			continue;
 		switch (d->remove_type) {
@@ -39,19 +41,7 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 			else
 				dc_lint__set_del(&l->tables, name);
 			break;
-		case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
-			if (!d->concurrent && !dc_lint__set_has(&l->indexes, name, NULL)) {
-				dc_lint__suggest_concurrently(l, &sb, "index",
-				                              d->missing_ok
-				                                      ? " CONCURRENTLY"
-				                                      : " CONCURRENTLY IF EXISTS");
-				dc_lint__emit(l, R_DROP_INDEX_NONCONC, sb.len ? sb.buf : NULL,
-				              "DROP INDEX '%s' takes ACCESS EXCLUSIVE on its table",
-				              name);
-			}
-			break;
 		case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
-			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);
 			if (l->cfg->schema_tenancy)
 				dc_lint__emit(
 				        l, R_FOREIGN_SCHEMA, NULL,
@@ -73,24 +63,58 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 			        "stay in the tenant's schema",
 			        schema, name, schema);
 	}
+}
+
+/* DROP INDEX and DROP SCHEMA (DC102, DC203): statement checks, from rules.def. */
+void dc_lint__check_drop_index(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__DropStmt *d;
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t i;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_DROP_STMT ||
+	    n->drop_stmt->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ||
+	    n->drop_stmt->concurrent)
+		return;
+	d = n->drop_stmt;
+	for (i = 0; i < d->n_objects; i++) {
+		const char *schema, *name = drop_name(d->objects[i], &schema);
+
+		if (!name || dc_lint__set_has(&l->indexes, name, NULL))
+			continue;
+		dc_lint__suggest_concurrently(l, &sb, "index",
+		                              d->missing_ok ? " CONCURRENTLY"
+		                                            : " CONCURRENTLY IF EXISTS");
+		dc_lint__emit(l, R_DROP_INDEX_NONCONC, sb.len ? sb.buf : NULL,
+		              "DROP INDEX '%s' takes ACCESS EXCLUSIVE on its table", name);
+	}
 	if (dc_strbuf_error(&sb))
 		l->failed = DC_ENOMEM;
 	dc_strbuf_release(&sb);
 }
 
+void dc_lint__check_drop_schema(lint *l, const PgQuery__Node *n)
+{
+	size_t i;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_DROP_STMT ||
+	    n->drop_stmt->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA)
+		return;
+	for (i = 0; i < n->drop_stmt->n_objects; i++) {
+		const char *schema, *name = drop_name(n->drop_stmt->objects[i], &schema);
+
+		if (name)
+			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);
+	}
+}
+
+/*
+ * RENAME's walk: DC207, kept with the finding's index for a later view's
+ * exemption; a table this migration created is known by its new name.
+ */
 void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 {
-	dc_lint__check_ident(l, r->newname, -1, "new");
 	switch (r->rename_type) {
-	case PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN:
-		if (r->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
-		    !dc_lint__table_is_new(l, r->relation))
-			dc_lint__emit(
-			        l, R_RENAME_COLUMN, NULL,
-			        "renaming '%s.%s' to '%s' breaks running application versions",
-			        dc_lint__rvname(r->relation), r->subname ? r->subname : "",
-			        r->newname ? r->newname : "");
-		break;
 	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
 		if (!dc_lint__table_is_new(l, r->relation)) {
 			dc_lint__emit(l, R_RENAME_TABLE, NULL,
@@ -105,73 +129,131 @@ void dc_lint__rename(lint *l, const PgQuery__RenameStmt *r)
 			dc_lint__put(l, &l->tables, r->newname, NULL);
 		}
 		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
+	default:
+		break;
+	}
+}
+
+/* Column and schema renames (DC208, DC209): statement checks, from rules.def. */
+void dc_lint__check_rename_column(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__RenameStmt *r;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
+		return;
+	r = n->rename_stmt;
+	if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN &&
+	    r->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
+	    !dc_lint__table_is_new(l, r->relation))
+		dc_lint__emit(l, R_RENAME_COLUMN, NULL,
+		              "renaming '%s.%s' to '%s' breaks running application versions",
+		              dc_lint__rvname(r->relation), r->subname ? r->subname : "",
+		              r->newname ? r->newname : "");
+}
+
+void dc_lint__check_rename_schema(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__RenameStmt *r;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_RENAME_STMT)
+		return;
+	r = n->rename_stmt;
+	if (r->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA)
 		dc_lint__emit(l, R_RENAME_SCHEMA, NULL, "renaming schema '%s' to '%s'",
 		              r->subname ? r->subname : "", r->newname ? r->newname : "");
-		break;
-	default:
-		break;
-	}
 }
 
-/* DROP DATABASE, TRUNCATE ... CASCADE, enum value renames and ordering. */
-void dc_lint__breaking_node(lint *l, const PgQuery__Node *n)
+/*
+ * DROP DATABASE, TRUNCATE ... CASCADE, enum value renames and ordering:
+ * statement checks, from rules.def.
+ */
+void dc_lint__check_drop_database(lint *l, const PgQuery__Node *n)
 {
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_DROPDB_STMT:
+	if (n->node_case == PG_QUERY__NODE__NODE_DROPDB_STMT)
 		dc_lint__emit(l, R_DROP_DATABASE, NULL, "dropping database '%s'",
 		              n->dropdb_stmt->dbname ? n->dropdb_stmt->dbname : "");
-		break;
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-		if (n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
-			dc_lint__emit(
-			        l, R_TRUNCATE_CASCADE, NULL,
-			        "TRUNCATE ... CASCADE also empties every table referencing these");
-		break;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT: {
-		const PgQuery__AlterEnumStmt *e = n->alter_enum_stmt;
-
-		if (e->old_val && e->old_val[0])
-			dc_lint__emit(
-			        l, R_RENAME_ENUM_VALUE, NULL,
-			        "renaming enum value '%s' to '%s' breaks running application versions",
-			        e->old_val, e->new_val ? e->new_val : "");
-		else if (!(e->new_val_neighbor && e->new_val_neighbor[0]))
-			dc_lint__emit(l, R_ENUM_ORDER, NULL,
-			              "enum value '%s' is added last in the sort order",
-			              e->new_val ? e->new_val : "");
-		break;
-	}
-	default:
-		break;
-	}
 }
 
-/* A view taking a renamed table's old name (DC207's exemption); its column list (DC309). */
+void dc_lint__check_truncate_cascade(lint *l, const PgQuery__Node *n)
+{
+	if (n->node_case == PG_QUERY__NODE__NODE_TRUNCATE_STMT &&
+	    n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
+		dc_lint__emit(l, R_TRUNCATE_CASCADE, NULL,
+		              "TRUNCATE ... CASCADE also empties every table referencing these");
+}
+
+void dc_lint__check_rename_enum_value(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__AlterEnumStmt *e;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_ENUM_STMT)
+		return;
+	e = n->alter_enum_stmt;
+	if (e->old_val && e->old_val[0])
+		dc_lint__emit(
+		        l, R_RENAME_ENUM_VALUE, NULL,
+		        "renaming enum value '%s' to '%s' breaks running application versions",
+		        e->old_val, e->new_val ? e->new_val : "");
+}
+
+void dc_lint__check_enum_order(lint *l, const PgQuery__Node *n)
+{
+	const PgQuery__AlterEnumStmt *e;
+
+	if (n->node_case != PG_QUERY__NODE__NODE_ALTER_ENUM_STMT)
+		return;
+	e = n->alter_enum_stmt;
+	if (!(e->old_val && e->old_val[0]) && !(e->new_val_neighbor && e->new_val_neighbor[0]))
+		dc_lint__emit(l, R_ENUM_ORDER, NULL,
+		              "enum value '%s' is added last in the sort order",
+		              e->new_val ? e->new_val : "");
+}
+
+/* ALTER TABLE's DROP COLUMN, DROP CONSTRAINT (a foreign key), DROP NOT NULL. */
+void dc_lint__check_drop_column(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn ||
+	     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse) &&
+	    !cmd->is_new &&
+	    !dc_lint__set_has(&l->coltypes, dc_lint__key(l, cmd->table, c->name), NULL))
+		dc_lint__emit(l, R_DROP_COLUMN, NULL,
+		              "dropping column '%s' of '%s' breaks clients that still use it",
+		              c->name ? c->name : "", cmd->qual);
+}
+
+void dc_lint__check_drop_fk(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+
+	if ((c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint ||
+	     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse) &&
+	    dc_lint__set_has(&l->fks, dc_lint__key(l, cmd->table, c->name), NULL))
+		dc_lint__emit(
+		        l, R_DROP_FK, NULL,
+		        "dropping the foreign key '%s' also locks its referenced table ACCESS "
+		        "EXCLUSIVE",
+		        c->name ? c->name : "");
+}
+
+void dc_lint__check_drop_not_null(lint *l, const dc_lint_cmd *cmd)
+{
+	if (cmd->c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull && !cmd->is_new)
+		dc_lint__emit(l, R_DROP_NOT_NULL, NULL,
+		              "'%s.%s' may now hold NULL: clients may not expect it", cmd->qual,
+		              cmd->c->name ? cmd->c->name : "");
+}
+
+/* A view taking a renamed table's old name (DC207's exemption). */
 void dc_lint__view(lint *l, const PgQuery__ViewStmt *v)
 {
 	void *fi = NULL;
-	size_t i;
 
-	dc_lint__check_ident(l, v->view ? v->view->relname : NULL, -1, "view");
 	if (v->view && v->view->relname && dc_lint__set_has(&l->renamed, v->view->relname, &fi) &&
 	    fi) {
 		/* BC101's exemption: a view keeps the old name working */
 		l->out->items[(uintptr_t)fi - 1].severity = DC_SEV_OFF;
 		dc_lint__set_del(&l->renamed, v->view->relname);
-	}
-	for (i = 1; i < v->n_aliases; i++) {
-		size_t j;
-		const char *a = dc_analysis__str(v->aliases[i]);
-
-		for (j = 0; a && j < i; j++)
-			if (dc_analysis__str(v->aliases[j]) &&
-			    !strcmp(dc_analysis__str(v->aliases[j]), a)) {
-				dc_lint__emit(
-				        l, R_DUPLICATE_COLUMN, NULL,
-				        "column '%s' appears twice in the column list of view '%s'",
-				        a, dc_lint__rvname(v->view));
-				break;
-			}
 	}
 }

@@ -19,9 +19,10 @@
 #include "util/array.h"
 
 /*
- * The checks of the statement's kind: each kind has one, in the file of the
- * rule family it mostly reports (they report other families' rules in the
- * same walk, where the order of a statement's parts matters).
+ * The walk of the statement's kind, in the file of the rule family it mostly
+ * reports: it reports the rules rules.def says it reports (other families'
+ * too, where the order of a statement's parts matters) and records what later
+ * statements look at. The statement checks of rules.def run after it.
  */
 static void lint_node(lint *l, const PgQuery__Node *n)
 {
@@ -33,12 +34,9 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 		dc_lint__create_table(l, n->create_stmt);
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
-		if (n->create_table_as_stmt->into && n->create_table_as_stmt->into->rel) {
-			dc_lint__check_ident(l, n->create_table_as_stmt->into->rel->relname, -1,
-			                     "table");
+		if (n->create_table_as_stmt->into && n->create_table_as_stmt->into->rel)
 			dc_lint__put(l, &l->tables, n->create_table_as_stmt->into->rel->relname,
 			             NULL);
-		}
 		break;
 	case PG_QUERY__NODE__NODE_INDEX_STMT:
 		dc_lint__create_index(l, n->index_stmt);
@@ -49,19 +47,8 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 	case PG_QUERY__NODE__NODE_RENAME_STMT:
 		dc_lint__rename(l, n->rename_stmt);
 		break;
-	case PG_QUERY__NODE__NODE_DROPDB_STMT:
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		dc_lint__breaking_node(l, n);
-		break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT:
-	case PG_QUERY__NODE__NODE_VACUUM_STMT:
-	case PG_QUERY__NODE__NODE_CLUSTER_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-	case PG_QUERY__NODE__NODE_REFRESH_MAT_VIEW_STMT:
-		dc_lint__lock_node(l, n);
+		dc_lint__create_domain(l, n->create_domain_stmt);
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_ENUM_STMT:
 		if (dc_analysis__last_name(n->create_enum_stmt->type_name,
@@ -78,20 +65,6 @@ static void lint_node(lint *l, const PgQuery__Node *n)
 		break;
 	case PG_QUERY__NODE__NODE_VIEW_STMT:
 		dc_lint__view(l, n->view_stmt);
-		break;
-	case PG_QUERY__NODE__NODE_INSERT_STMT: {
-		const PgQuery__InsertStmt *ins = n->insert_stmt;
-
-		dc_lint__duplicate_names(l, ins->cols, ins->n_cols, "INSERT's column list");
-		if (ins->on_conflict_clause)
-			dc_lint__duplicate_names(l, ins->on_conflict_clause->target_list,
-			                         ins->on_conflict_clause->n_target_list,
-			                         "ON CONFLICT DO UPDATE");
-		break;
-	}
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-		dc_lint__duplicate_names(l, n->update_stmt->target_list,
-		                         n->update_stmt->n_target_list, "UPDATE ... SET");
 		break;
 	case PG_QUERY__NODE__NODE_VARIABLE_SET_STMT:
 		dc_lint__set_stmt(l, n->variable_set_stmt);
@@ -166,6 +139,7 @@ int dc_lint__tree(lint *l, const block *b, const PgQuery__ParseResult *tree, siz
 		dc_lint__pos_of(l, l->stmt_off, &mp->line, &mp->col);
 		l->model = mp;
 		lint_node(l, raw->stmt);
+		dc_lint__stmt_checks(l, raw->stmt);
 		lint_model(l, raw->stmt);
 		if (nig) {
 			dc_lint__apply_ignores(l, first, ig, nig);

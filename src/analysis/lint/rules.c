@@ -13,11 +13,59 @@
 #include "../lint_internal.h"
 
 static const dc_lint_rule rules[R_COUNT] = {
-#define RULE(idx, id, name, sev, what, why, help, equivalents) \
+#define RULE(idx, id, name, sev, what, why, help, equivalents, check) \
 	[idx] = { id, name, sev, what, why, help, equivalents },
 #include "rules.def"
 #undef RULE
 };
+
+/* Each rule's check: the last field of its entry. */
+/* clang-format off */
+#define STMT(fn) { fn, NULL, NULL }
+#define CMD(fn) { NULL, fn, NULL }
+#define STMT_CMD(s, c) { s, c, NULL }
+#define REPORTED_BY(...) { NULL, NULL, #__VA_ARGS__ }
+/* clang-format on */
+static const dc_lint_check checks[R_COUNT] = {
+#define RULE(idx, id, name, sev, what, why, help, equivalents, check) [idx] = check,
+#include "rules.def"
+#undef RULE
+};
+#undef STMT
+#undef CMD
+#undef STMT_CMD
+#undef REPORTED_BY
+
+const dc_lint_check *dc_lint__check(int idx)
+{
+	return &checks[idx];
+}
+
+/*
+ * The statement checks of the enabled rules, in table order. Findings are
+ * sorted by position and then rule id before output (dc_finding_list_sort),
+ * and no rule is reported from two points of one statement, so their order
+ * decides only the order of one statement's findings in dc_lint()'s
+ * unsorted list.
+ */
+void dc_lint__stmt_checks(lint *l, const PgQuery__Node *n)
+{
+	int i;
+
+	for (i = 0; i < R_COUNT; i++)
+		if (checks[i].stmt && l->cfg->severity[i] != DC_SEV_OFF)
+			checks[i].stmt(l, n);
+}
+
+/* The sub-command checks of the enabled rules, in table order. */
+void dc_lint__cmd_checks(lint *l, const dc_lint_cmd *cmd)
+{
+	int i;
+
+	for (i = 0; i < R_COUNT; i++)
+		if (checks[i].cmd && l->cfg->severity[i] != DC_SEV_OFF)
+			checks[i].cmd(l, cmd);
+}
 
 const dc_lint_rule *dc_lint_rules(size_t *n)
 {

@@ -104,3 +104,98 @@ void dc_lint__block_end(lint *l)
 		              "BEGIN with no COMMIT before the end");
 	}
 }
+
+/*
+ * DC406, a statement check and a sub-command check: what fails when a
+ * non-transactional phase is re-run after failing half way. ADD CONSTRAINT
+ * is robust after a DROP CONSTRAINT IF EXISTS of the same name, which the
+ * walk of an earlier sub-command recorded.
+ */
+void dc_lint__check_robust(lint *l, const PgQuery__Node *n)
+{
+	if (dc_lint__in_tx(l))
+		return;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_CREATE_STMT:
+		if (n->create_stmt->relation && !n->create_stmt->if_not_exists)
+			dc_lint__emit(
+			        l, R_ROBUST, NULL,
+			        "CREATE TABLE '%s' in a non-transactional phase fails when re-run: "
+			        "use IF NOT EXISTS",
+			        dc_lint__rvname(n->create_stmt->relation));
+		break;
+	case PG_QUERY__NODE__NODE_INDEX_STMT: {
+		const PgQuery__IndexStmt *ix = n->index_stmt;
+
+		if (ix->concurrent && !ix->if_not_exists)
+			dc_lint__emit(
+			        l, R_ROBUST, NULL,
+			        "a failed CREATE INDEX CONCURRENTLY leaves an INVALID index%s%s%s: "
+			        "re-running fails without IF NOT EXISTS",
+			        ix->idxname ? " '" : "", ix->idxname ? ix->idxname : "",
+			        ix->idxname ? "'" : "");
+		break;
+	}
+	case PG_QUERY__NODE__NODE_DROP_STMT:
+		if (!n->drop_stmt->missing_ok)
+			dc_lint__emit(
+			        l, R_ROBUST, NULL,
+			        "DROP in a non-transactional phase fails when re-run: use DROP ... "
+			        "IF EXISTS");
+		break;
+	default:
+		break;
+	}
+}
+
+void dc_lint__check_robust_cmd(lint *l, const dc_lint_cmd *cmd)
+{
+	const PgQuery__AlterTableCmd *c = cmd->c;
+	const PgQuery__Node *def = c->def;
+
+	if (dc_lint__in_tx(l))
+		return;
+	switch (c->subtype) {
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumnRecurse:
+		if (def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF && !c->missing_ok)
+			dc_lint__emit_at(
+			        l, R_ROBUST, dc_lint__at(l, def->column_def->location), NULL,
+			        "ADD COLUMN '%s' in a non-transactional phase fails when re-run: "
+			        "use ADD COLUMN IF NOT EXISTS",
+			        def->column_def->colname ? def->column_def->colname : "");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumnRecurse:
+		if (!c->missing_ok)
+			dc_lint__emit(
+			        l, R_ROBUST, NULL,
+			        "DROP COLUMN '%s' in a non-transactional phase fails when re-run: "
+			        "use DROP COLUMN IF EXISTS",
+			        c->name ? c->name : "");
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraintRecurse:
+		if (def && def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+		    def->constraint->conname && def->constraint->conname[0] &&
+		    !dc_lint__set_has(&l->dropped_cons,
+		                      dc_lint__key(l, cmd->table, def->constraint->conname), NULL))
+			dc_lint__emit_at(
+			        l, R_ROBUST, dc_lint__at(l, def->constraint->location), NULL,
+			        "ADD CONSTRAINT '%s' in a non-transactional phase fails when "
+			        "re-run: drop it IF EXISTS first",
+			        def->constraint->conname);
+		break;
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+	case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraintRecurse:
+		if (!c->missing_ok)
+			dc_lint__emit(
+			        l, R_ROBUST, NULL,
+			        "DROP CONSTRAINT '%s' in a non-transactional phase fails when "
+			        "re-run: use DROP CONSTRAINT IF EXISTS",
+			        c->name ? c->name : "");
+		break;
+	default:
+		break;
+	}
+}
