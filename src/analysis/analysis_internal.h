@@ -13,6 +13,10 @@
 
 #include "util/util.h"
 
+/* The longest identifier PostgreSQL keeps: NAMEDATALEN - 1 bytes; longer ones
+ * are truncated (and lint warns). */
+#define DC_PG_IDENT_MAX 63
+
 /*
  * Unpacks a parse result into `a`: one bump allocation per node instead of a
  * malloc, and no free_unpacked (never call it on such a tree) -- the arena's

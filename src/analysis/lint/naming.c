@@ -8,9 +8,6 @@
 
 #include "../lint_internal.h"
 
-/* The longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes). */
-#define PG_NAMEDATALEN 63
-
 static bool ident_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -27,7 +24,7 @@ static void check_ident(lint *l, const char *name, const char *what)
 	const char *s = l->text + l->stmt_off;
 	size_t n = l->stmt_end - l->stmt_off, i, len = name ? strlen(name) : 0, full;
 
-	if (len < PG_NAMEDATALEN)
+	if (len < DC_PG_IDENT_MAX)
 		return;
 	for (i = 0; i + len <= n; i++) {
 		if (strncasecmp(s + i, name, len) != 0 ||
@@ -35,7 +32,7 @@ static void check_ident(lint *l, const char *name, const char *what)
 			continue;
 		for (full = len; i + full < n && ident_char((unsigned char)s[i + full]); full++)
 			;
-		if (full > PG_NAMEDATALEN || (i + full < n && s[i + full] != '"' && full > len)) {
+		if (full > DC_PG_IDENT_MAX || (i + full < n && s[i + full] != '"' && full > len)) {
 			dc_lint__emit_at(
 			        l, R_IDENT_TOO_LONG, l->stmt_off + i, NULL,
 			        "%s name '%.40s...' is %zu bytes: PostgreSQL truncates it to 63",

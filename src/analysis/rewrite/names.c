@@ -16,9 +16,6 @@
 #include "../analysis_internal.h"
 #include "rewrite_internal.h"
 
-/* PostgreSQL's NAMEDATALEN - 1: longer identifiers are truncated. */
-#define PG_NAME_MAX 63
-
 /* "ALTER TABLE [ONLY] rel " */
 void dc_rewrite__add_alter(dc_strbuf *sb, const PgQuery__RangeVar *rv)
 {
@@ -90,7 +87,7 @@ void dc_rewrite__object_name(dc_strbuf *out,
 		overhead++;
 	if (label)
 		overhead += strlen(label) + 1;
-	avail = overhead < PG_NAME_MAX ? PG_NAME_MAX - overhead : 0;
+	avail = overhead < DC_PG_IDENT_MAX ? DC_PG_IDENT_MAX - overhead : 0;
 	while (n1 + n2 > avail) {
 		if (n1 > n2)
 			n1--;
@@ -112,7 +109,7 @@ void dc_rewrite__object_name(dc_strbuf *out,
 /* ChooseIndexNameAddition(): names joined by '_', stopping past 63 bytes. */
 static void name_addition(dc_strbuf *sb, const char *name)
 {
-	if (sb->len > PG_NAME_MAX)
+	if (sb->len > DC_PG_IDENT_MAX)
 		return;
 	if (sb->len)
 		dc_strbuf_addch(sb, '_');
