@@ -20,9 +20,9 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger/ledger_json.h"
+#include "util/util.h"
 
 static double now(void)
 {

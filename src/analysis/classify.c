@@ -17,9 +17,8 @@
 
 #include <deployclaw/analysis.h>
 
-#include "util/util.h"
-
 #include "analysis_internal.h"
+#include "util/util.h"
 
 /* 1-based line and column (in characters) of the byte `off` of `s`. */
 static void text_pos(const char *s, size_t off, int *line, int *col)

@@ -17,9 +17,9 @@
 #include <stddef.h>
 
 #include <deployclaw/analysis.h>
-#include "util/util.h"
 
 #include "analysis_internal.h"
+#include "util/util.h"
 
 /* Each rule's index in dc_lint_rules(), from lint/rules.def. */
 enum dc_rule_index {

@@ -14,9 +14,8 @@
 
 #include <deployclaw/analysis.h>
 
-#include "util/util.h"
-
 #include "analysis_internal.h"
+#include "util/util.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -11,10 +11,10 @@
 #include <jansson.h>
 
 #include <deployclaw/analysis.h>
-#include "util/util.h"
 
 #include "lint_internal.h"
 #include "util/pool.h"
+#include "util/util.h"
 
 int dc_lint_format_parse(const char *s, dc_lint_format *out)
 {

@@ -6,10 +6,10 @@
 
 #include <deployclaw/config.h>
 #include <deployclaw/ledger.h>
-#include "ledger/ledger_json.h"
 #include <deployclaw/migration.h>
 
 #include "cli.h"
+#include "ledger/ledger_json.h"
 
 int cli_load_migrations(const dc_config *cfg, bool skip_sum, dc_migration_set **out, dc_error *err)
 {

@@ -15,9 +15,9 @@
 #include <deployclaw/common.h>
 #include <deployclaw/config.h>
 #include <deployclaw/engine.h>
-#include "util/util.h"
 
 #include "cli.h"
+#include "util/util.h"
 
 static const cli_command *const commands[] = {
 	&cmd_init,   &cmd_apply, &cmd_rollback, &cmd_status, &cmd_hash, &cmd_audit,

@@ -12,7 +12,6 @@
 
 #include <sqlite3.h>
 
-
 #include "demo.h"
 #include "util/util.h"
 

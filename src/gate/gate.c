@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <deployclaw/gate.h>
+
 #include "util/util.h"
 
 /* A fleet declares a handful of gates; a fixed bound keeps the registry simple and bounded. */

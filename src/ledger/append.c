@@ -17,10 +17,10 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger_internal.h"
 #include "ledger_json.h"
+#include "util/util.h"
 
 #define ZERO_HASH  "0000000000000000000000000000000000000000000000000000000000000000"
 #define MAX_RUN_ID 128

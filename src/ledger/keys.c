@@ -15,9 +15,9 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger_internal.h"
+#include "util/util.h"
 
 static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
 static int crypto_status = -1;

@@ -7,9 +7,8 @@
 
 #include <deployclaw/report.h>
 
-#include "util/util.h"
-
 #include "report_internal.h"
+#include "util/util.h"
 
 static const char *verdict_word(dc_gate_verdict v)
 {

@@ -8,9 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/util.h"
-
 #include "rollout_internal.h"
+#include "util/util.h"
 
 static int cmp_ptr(const void *a, const void *b)
 {

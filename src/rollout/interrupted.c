@@ -9,9 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/util.h"
-
 #include "rollout_internal.h"
+#include "util/util.h"
 
 typedef struct open_runs {
 	char run_ids[64][33];

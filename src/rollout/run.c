@@ -10,10 +10,9 @@
 
 #include <deployclaw/rollout.h>
 
-#include "util/util.h"
-
 #include "gate/gate_internal.h"
 #include "rollout_internal.h"
+#include "util/util.h"
 
 const char *dc_tenant_status_name(dc_tenant_status status)
 {

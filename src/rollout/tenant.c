@@ -12,9 +12,8 @@
 
 #include <sodium.h>
 
-#include "util/util.h"
-
 #include "rollout_internal.h"
+#include "util/util.h"
 
 /* A backfill phase repeats its `up` until it touches no row; this bounds it. */
 #define MAX_BATCHES 1000000

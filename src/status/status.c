@@ -9,9 +9,9 @@
 
 #include <deployclaw/ledger.h>
 #include <deployclaw/status.h>
-#include "util/util.h"
 
 #include "rollout/rollout_internal.h"
+#include "util/util.h"
 
 /* The latest outcome of each tenant in the ledger: a failure there is shown. */
 static int scan_one_outcome(dc_status *st, json_t *d)

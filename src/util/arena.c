@@ -2,8 +2,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include "util/util.h"
 
+#include "util/util.h"
 
 #define ARENA_FIRST    (64u * 1024u)
 #define ARENA_MAX_STEP (4u * 1024u * 1024u)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <deployclaw/common.h>
+
 #include "util/util.h"
 
 int dc_error_vset(dc_error *err, int code, const char *fmt, va_list ap)

@@ -14,9 +14,9 @@
 #include <sodium.h>
 
 #include <deployclaw/ledger.h>
-#include "util/util.h"
 
 #include "ledger/ledger_json.h"
+#include "util/util.h"
 
 #define N 20
 

@@ -8,9 +8,9 @@
 
 #include <deployclaw/analysis.h>
 #include <deployclaw/config.h>
-#include "util/util.h"
 
 #include "../lint_internal.h"
+#include "util/util.h"
 
 static const dc_lint_rule rules[R_COUNT] = {
 #define RULE(idx, id, name, sev, what, why, help, equivalents, check) \

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 
 #include <deployclaw/migration.h>
+
 #include "util/util.h"
 
 /* What a phase holds, which decides whether the next statement may join it. */
