@@ -432,6 +432,267 @@ static int ledger_missing(const char *path,
 	return rc;
 }
 
+/* The state one verify pass carries from step to step. */
+typedef struct vpass {
+	const char *path;
+	const dc_ledger_verify_opts *opts;
+	bool fast;
+	dc_ledger_verify_result *res;
+	worker workers[MAX_THREADS];
+	int nw;
+	dc_ledger__head head;
+	bool have_head, head_hash_seen;
+	char *head_path, *buf, pk_id[17];
+	unsigned char prev[32], head_hash_at[32], last_sig[64];
+	vent *ents; /* the current batch */
+	size_t ents_cap, start, end;
+	int64_t expected, lineno;
+	off_t remaining;
+	expect x;
+	int fd;
+} vpass;
+
+/*
+ * Resets the result, takes the options apart, and opens the snapshot: the
+ * ledger's size and its head record. Returns 0 with `vp->fd` -1 only if the
+ * ledger is missing and ledger_missing() found nothing to report.
+ */
+static int pass_open(vpass *vp, int threads, dc_error *err)
+{
+	dc_ledger_verify_result *res = vp->res;
+	const dc_ledger_verify_opts *opts = vp->opts;
+	off_t size = 0;
+	long ncpu;
+	int rc, i;
+
+	memset(res, 0, sizeof(*res));
+	memcpy(res->head_hash, "0000000000000000000000000000000000000000000000000000000000000000",
+	       65);
+	res->head_seq = -1;
+	rc = dc_ledger__crypto_init(err);
+	if (rc)
+		return rc;
+	if (opts->expect_head) {
+		rc = parse_expect(&vp->x, opts->expect_head, err);
+		if (rc)
+			return rc;
+	}
+	if (opts->pubkey)
+		dc_ledger__key_id(vp->pk_id, opts->pubkey);
+	res->signatures_checked = opts->pubkey != NULL;
+	vp->head_path = dc_ledger__head_path(vp->path);
+	vp->buf = malloc(BUF_SIZE);
+	if (!vp->head_path || !vp->buf)
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	/* size and head together: appends write the line before the head */
+	rc = open_snapshot(vp->path, &vp->fd, &size, err);
+	if (rc == 0 && vp->fd < 0)
+		rc = ledger_missing(vp->path, opts->pubkey, &vp->x, res, err);
+	if (rc || vp->fd < 0)
+		return rc;
+	rc = dc_ledger__head_read(&vp->head, vp->head_path, opts->pubkey, NULL, err);
+	flock(vp->fd, LOCK_UN);
+	if (rc == DC_ENOTFOUND) {
+		rc = 0;
+	} else if (rc) {
+		return rc;
+	} else {
+		vp->have_head = true;
+		res->head_seq = vp->head.seq;
+	}
+	vp->remaining = size;
+
+	ncpu = threads > 0 ? threads : (long)dc_pool_cpus();
+	vp->nw = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
+	for (i = 0; i < vp->nw; i++) {
+		vp->workers[i].pk = opts->pubkey;
+		vp->workers[i].key_id = opts->pubkey ? vp->pk_id : NULL;
+		vp->workers[i].check_sigs = opts->pubkey && !vp->fast;
+	}
+	return 0;
+}
+
+/*
+ * Reads on and makes every complete line in the buffer an entry of the
+ * batch, `*n` of them; at the end of the file a final line without a
+ * newline becomes a V_TORN entry and `*lines_left` turns false.
+ */
+static int read_batch(vpass *vp, size_t *n, bool *lines_left, dc_error *err)
+{
+	const char *p, *nl;
+	char *buf = vp->buf;
+	int rc;
+
+	*n = 0;
+	if ((rc = fill(vp->fd, vp->path, buf, BUF_SIZE, &vp->end, &vp->remaining, err)) != 0)
+		return rc;
+	for (p = buf + vp->start; (nl = memchr(p, '\n', (size_t)(buf + vp->end - p))); p = nl + 1) {
+		if (*n == vp->ents_cap &&
+		    dc_array_grow(&vp->ents, &vp->ents_cap, sizeof(*vp->ents), 4096) != 0)
+			return dc_error_set(err, DC_ENOMEM, "out of memory");
+		if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
+			vp->res->bad_line = vp->lineno + 1;
+			return dc_error_set(err, DC_ELIMIT,
+			                    "ledger '%s': line %" PRId64
+			                    " is longer than %zu bytes",
+			                    vp->path, vp->lineno + 1, DC_LEDGER__MAX_LINE);
+		}
+		memset(&vp->ents[*n], 0, sizeof(vp->ents[*n]));
+		vp->ents[*n].line = p;
+		vp->ents[*n].len = (size_t)(nl - p);
+		vp->ents[*n].lineno = ++vp->lineno;
+		(*n)++;
+	}
+	vp->start = (size_t)(p - buf);
+	if (vp->remaining == 0) {
+		*lines_left = false;
+		if (vp->start < vp->end) {
+			if (*n == vp->ents_cap) {
+				vent *grown = dc_realloc_array(vp->ents, *n + 1, sizeof(*grown));
+
+				if (!grown)
+					return dc_error_set(err, DC_ENOMEM, "out of memory");
+				vp->ents = grown;
+				vp->ents_cap = *n + 1;
+			}
+			memset(&vp->ents[*n], 0, sizeof(vp->ents[*n]));
+			vp->ents[*n].status = V_TORN;
+			vp->ents[*n].lineno = ++vp->lineno;
+			(*n)++;
+			vp->start = vp->end;
+		}
+		if (*n)
+			vp->ents[*n - 1].last = true;
+	} else if (vp->end - vp->start > DC_LEDGER__MAX_LINE) {
+		vp->res->bad_line = vp->lineno + 1;
+		return dc_error_set(err, DC_ELIMIT,
+		                    "ledger '%s': line %" PRId64 " is longer than %zu bytes",
+		                    vp->path, vp->lineno + 1, DC_LEDGER__MAX_LINE);
+	}
+	return 0;
+}
+
+/*
+ * Walks the checked batch ents[0..n) in order: each entry's own status, its
+ * seq and prev link, the head record's and the expected head's hash. The
+ * first bad entry is the one reported.
+ */
+static int check_links(vpass *vp, size_t n, dc_error *err)
+{
+	dc_ledger_verify_result *res = vp->res;
+	expect *x = &vp->x;
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		vent *e = &vp->ents[k];
+
+		if (e->status != V_OK && e->status != V_KEYID && e->status != V_BADSIG)
+			return report(vp->path, e, vp->ents + n, vp->expected, true,
+			              vp->opts->pubkey, res, err);
+		if (e->seq != vp->expected || memcmp(e->prev, vp->prev, 32) != 0 ||
+		    e->status != V_OK)
+			return report(vp->path, e, vp->ents + n, vp->expected,
+			              memcmp(e->prev, vp->prev, 32) == 0, vp->opts->pubkey, res,
+			              err);
+		memcpy(vp->prev, e->hash, 32);
+		memcpy(vp->last_sig, e->sig, 64);
+		if (vp->have_head && e->seq == vp->head.seq) {
+			memcpy(vp->head_hash_at, e->hash, 32);
+			vp->head_hash_seen = true;
+		}
+		if (x->given && ((x->has_seq && e->seq == x->seq) || !x->has_seq) &&
+		    memcmp(e->hash, x->hash, 32) == 0)
+			x->found = true;
+		else if (x->given && x->has_seq && e->seq == x->seq) {
+			res->bad_seq = e->seq;
+			res->bad_line = e->lineno;
+			return dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "entry seq %" PRId64 " (line %" PRId64
+			        ") does not match the expected head hash: the ledger was rewritten",
+			        e->seq, e->lineno);
+		}
+		res->entries++;
+		res->last_seq = e->seq;
+		vp->expected++;
+	}
+	return 0;
+}
+
+/*
+ * After the last entry: the head record (its key, its seq against the
+ * ledger's end, its hash against the entry it names), the expected head,
+ * and in a fast pass the one signature checked, the last entry's.
+ */
+static int check_end(vpass *vp, dc_error *err)
+{
+	dc_ledger_verify_result *res = vp->res;
+	const dc_ledger_verify_opts *opts = vp->opts;
+	dc_ledger__head *head = &vp->head;
+	int64_t lineno = vp->lineno;
+
+	/* checked after the entries so an entry signed by another key is named first */
+	if (vp->have_head && opts->pubkey && strcmp(head->key_id, vp->pk_id) != 0)
+		return dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "head record '%s' is signed by a different key (key_id %s, expected %s)",
+		        vp->head_path, head->key_id, vp->pk_id);
+	if (vp->have_head && head->seq > res->last_seq) {
+		res->bad_seq = res->last_seq + 1;
+		res->bad_line = lineno + 1;
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "ledger '%s' ends at seq %" PRId64 " (line %" PRId64
+		                    ") but its head record says seq %" PRId64
+		                    ": the tail was truncated (entry seq %" PRId64
+		                    " onwards is missing)",
+		                    vp->path, res->last_seq, lineno, head->seq, res->last_seq + 1);
+	}
+	if (vp->have_head && head->seq > 0) {
+		unsigned char hh[32];
+
+		if (dc_hex_decode(hh, 32, head->hash) != 0 || !vp->head_hash_seen ||
+		    memcmp(hh, vp->head_hash_at, 32) != 0) {
+			res->bad_seq = head->seq;
+			res->bad_line = head->seq;
+			return dc_error_set(
+			        err, DC_EINTEGRITY,
+			        "entry seq %" PRId64
+			        " does not match the head record '%s': the ledger was rewritten",
+			        head->seq, vp->head_path);
+		}
+	}
+	if (!vp->have_head && res->entries > 0 && !vp->x.given)
+		return dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "head record '%s' is missing but the ledger has %" PRId64
+		        " entries: it was deleted (verify against a known head with --expect-head)",
+		        vp->head_path, res->entries);
+	if (vp->x.given && !vp->x.found) {
+		if (vp->x.has_seq && vp->x.seq > res->last_seq) {
+			res->bad_seq = res->last_seq + 1;
+			res->bad_line = lineno + 1;
+			return dc_error_set(err, DC_EINTEGRITY,
+			                    "ledger '%s' ends at seq %" PRId64
+			                    " but the expected head is seq %" PRId64
+			                    ": the tail was truncated",
+			                    vp->path, res->last_seq, vp->x.seq);
+		}
+		return dc_error_set(
+		        err, DC_EINTEGRITY,
+		        "the expected head hash is not in ledger '%s': it was truncated or rewritten",
+		        vp->path);
+	}
+	if (opts->pubkey && vp->fast && res->entries > 0 &&
+	    crypto_sign_verify_detached(vp->last_sig, vp->prev, 32, opts->pubkey) != 0) {
+		res->bad_seq = res->last_seq;
+		res->bad_line = lineno;
+		return dc_error_set(err, DC_EINTEGRITY,
+		                    "entry seq %" PRId64 " (line %" PRId64 ") has a bad signature",
+		                    res->last_seq, lineno);
+	}
+	return 0;
+}
+
 /* One pass over the ledger; `fast` checks only the last signature. */
 static int verify_pass(const char *path,
                        const dc_ledger_verify_opts *opts,
@@ -441,244 +702,42 @@ static int verify_pass(const char *path,
                        dc_error *err)
 {
 	dc_ledger_verify_result local;
-	dc_ledger_verify_result *res = result ? result : &local;
-	worker workers[MAX_THREADS];
-	dc_ledger__head head;
-	char *head_path = NULL, *buf = NULL, pk_id[17];
-	unsigned char prev[32] = { 0 }, head_hash_at[32], last_sig[64];
-	bool have_head = false, head_hash_seen = false, lines_left = true;
-	vent *ents = NULL;
-	size_t ents_cap = 0, start = 0, end = 0;
-	int64_t expected = 1, lineno = 0;
-	off_t size = 0, remaining;
-	expect x = { 0 };
-	long ncpu;
-	int fd = -1, rc = 0, nw, i;
+	vpass vp = { .path = path,
+		     .opts = opts,
+		     .fast = fast,
+		     .res = result ? result : &local,
+		     .expected = 1,
+		     .fd = -1 };
+	bool lines_left = true;
+	size_t n;
+	int rc, i;
 
-	memset(res, 0, sizeof(*res));
-	memset(workers, 0, sizeof(workers));
-	memcpy(res->head_hash, "0000000000000000000000000000000000000000000000000000000000000000",
-	       65);
-	res->head_seq = -1;
-	rc = dc_ledger__crypto_init(err);
-	if (rc)
-		return rc;
-	if (opts->expect_head) {
-		rc = parse_expect(&x, opts->expect_head, err);
-		if (rc)
-			return rc;
-	}
-	if (opts->pubkey)
-		dc_ledger__key_id(pk_id, opts->pubkey);
-	res->signatures_checked = opts->pubkey != NULL;
-	head_path = dc_ledger__head_path(path);
-	buf = malloc(BUF_SIZE);
-	if (!head_path || !buf) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+	rc = pass_open(&vp, threads, err);
+	if (rc || vp.fd < 0)
 		goto out;
-	}
-	/* size and head together: appends write the line before the head */
-	rc = open_snapshot(path, &fd, &size, err);
-	if (rc == 0 && fd < 0)
-		rc = ledger_missing(path, opts->pubkey, &x, res, err);
-	if (rc || fd < 0)
-		goto out;
-	rc = dc_ledger__head_read(&head, head_path, opts->pubkey, NULL, err);
-	flock(fd, LOCK_UN);
-	if (rc == DC_ENOTFOUND) {
-		rc = 0;
-	} else if (rc) {
-		goto out;
-	} else {
-		have_head = true;
-		res->head_seq = head.seq;
-	}
-
-	ncpu = threads > 0 ? threads : (long)dc_pool_cpus();
-	nw = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
-	for (i = 0; i < nw; i++) {
-		workers[i].pk = opts->pubkey;
-		workers[i].key_id = opts->pubkey ? pk_id : NULL;
-		workers[i].check_sigs = opts->pubkey && !fast;
-	}
-
-	remaining = size;
 	while (lines_left) {
-		size_t n = 0, k;
-		const char *p, *nl;
-
-		if ((rc = fill(fd, path, buf, BUF_SIZE, &end, &remaining, err)) != 0)
+		rc = read_batch(&vp, &n, &lines_left, err);
+		if (rc)
 			goto out;
-		for (p = buf + start; (nl = memchr(p, '\n', (size_t)(buf + end - p))); p = nl + 1) {
-			if (n == ents_cap &&
-			    dc_array_grow(&ents, &ents_cap, sizeof(*ents), 4096) != 0) {
-				rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-				goto out;
-			}
-			if ((size_t)(nl - p) > DC_LEDGER__MAX_LINE) {
-				res->bad_line = lineno + 1;
-				rc = dc_error_set(err, DC_ELIMIT,
-				                  "ledger '%s': line %" PRId64
-				                  " is longer than %zu bytes",
-				                  path, lineno + 1, DC_LEDGER__MAX_LINE);
-				goto out;
-			}
-			memset(&ents[n], 0, sizeof(ents[n]));
-			ents[n].line = p;
-			ents[n].len = (size_t)(nl - p);
-			ents[n].lineno = ++lineno;
-			n++;
-		}
-		start = (size_t)(p - buf);
-		if (remaining == 0) {
-			lines_left = false;
-			if (start < end) {
-				if (n == ents_cap) {
-					vent *grown = dc_realloc_array(ents, n + 1, sizeof(*grown));
-
-					if (!grown) {
-						rc = dc_error_set(err, DC_ENOMEM, "out of memory");
-						goto out;
-					}
-					ents = grown;
-					ents_cap = n + 1;
-				}
-				memset(&ents[n], 0, sizeof(ents[n]));
-				ents[n].status = V_TORN;
-				ents[n].lineno = ++lineno;
-				n++;
-				start = end;
-			}
-			if (n)
-				ents[n - 1].last = true;
-		} else if (end - start > DC_LEDGER__MAX_LINE) {
-			res->bad_line = lineno + 1;
-			rc = dc_error_set(err, DC_ELIMIT,
-			                  "ledger '%s': line %" PRId64 " is longer than %zu bytes",
-			                  path, lineno + 1, DC_LEDGER__MAX_LINE);
+		check_batch(vp.workers, vp.nw, vp.ents, n);
+		rc = check_links(&vp, n, err);
+		if (rc)
 			goto out;
-		}
-
-		check_batch(workers, nw, ents, n);
-		for (k = 0; k < n; k++) {
-			vent *e = &ents[k];
-
-			if (e->status != V_OK && e->status != V_KEYID && e->status != V_BADSIG) {
-				rc = report(path, e, ents + n, expected, true, opts->pubkey, res,
-				            err);
-				goto out;
-			}
-			if (e->seq != expected || memcmp(e->prev, prev, 32) != 0 ||
-			    e->status != V_OK) {
-				rc = report(path, e, ents + n, expected,
-				            memcmp(e->prev, prev, 32) == 0, opts->pubkey, res, err);
-				goto out;
-			}
-			memcpy(prev, e->hash, 32);
-			memcpy(last_sig, e->sig, 64);
-			if (have_head && e->seq == head.seq) {
-				memcpy(head_hash_at, e->hash, 32);
-				head_hash_seen = true;
-			}
-			if (x.given && ((x.has_seq && e->seq == x.seq) || !x.has_seq) &&
-			    memcmp(e->hash, x.hash, 32) == 0)
-				x.found = true;
-			else if (x.given && x.has_seq && e->seq == x.seq) {
-				res->bad_seq = e->seq;
-				res->bad_line = e->lineno;
-				rc = dc_error_set(
-				        err, DC_EINTEGRITY,
-				        "entry seq %" PRId64 " (line %" PRId64
-				        ") does not match the expected head hash: the ledger was rewritten",
-				        e->seq, e->lineno);
-				goto out;
-			}
-			res->entries++;
-			res->last_seq = e->seq;
-			expected++;
-		}
 		/* keep the partial last line, make room behind it */
-		memmove(buf, buf + start, end - start);
-		end -= start;
-		start = 0;
+		memmove(vp.buf, vp.buf + vp.start, vp.end - vp.start);
+		vp.end -= vp.start;
+		vp.start = 0;
 	}
-	dc_hex_encode(res->head_hash, prev, 32);
-
-	/* checked after the entries so an entry signed by another key is named first */
-	if (have_head && opts->pubkey && strcmp(head.key_id, pk_id) != 0) {
-		rc = dc_error_set(
-		        err, DC_EINTEGRITY,
-		        "head record '%s' is signed by a different key (key_id %s, expected %s)",
-		        head_path, head.key_id, pk_id);
-		goto out;
-	}
-	if (have_head && head.seq > res->last_seq) {
-		res->bad_seq = res->last_seq + 1;
-		res->bad_line = lineno + 1;
-		rc = dc_error_set(err, DC_EINTEGRITY,
-		                  "ledger '%s' ends at seq %" PRId64 " (line %" PRId64
-		                  ") but its head record says seq %" PRId64
-		                  ": the tail was truncated (entry seq %" PRId64
-		                  " onwards is missing)",
-		                  path, res->last_seq, lineno, head.seq, res->last_seq + 1);
-		goto out;
-	}
-	if (have_head && head.seq > 0) {
-		unsigned char hh[32];
-
-		if (dc_hex_decode(hh, 32, head.hash) != 0 || !head_hash_seen ||
-		    memcmp(hh, head_hash_at, 32) != 0) {
-			res->bad_seq = head.seq;
-			res->bad_line = head.seq;
-			rc = dc_error_set(
-			        err, DC_EINTEGRITY,
-			        "entry seq %" PRId64
-			        " does not match the head record '%s': the ledger was rewritten",
-			        head.seq, head_path);
-			goto out;
-		}
-	}
-	if (!have_head && res->entries > 0 && !x.given) {
-		rc = dc_error_set(
-		        err, DC_EINTEGRITY,
-		        "head record '%s' is missing but the ledger has %" PRId64
-		        " entries: it was deleted (verify against a known head with --expect-head)",
-		        head_path, res->entries);
-		goto out;
-	}
-	if (x.given && !x.found) {
-		if (x.has_seq && x.seq > res->last_seq) {
-			res->bad_seq = res->last_seq + 1;
-			res->bad_line = lineno + 1;
-			rc = dc_error_set(err, DC_EINTEGRITY,
-			                  "ledger '%s' ends at seq %" PRId64
-			                  " but the expected head is seq %" PRId64
-			                  ": the tail was truncated",
-			                  path, res->last_seq, x.seq);
-		} else {
-			rc = dc_error_set(
-			        err, DC_EINTEGRITY,
-			        "the expected head hash is not in ledger '%s': it was truncated or rewritten",
-			        path);
-		}
-		goto out;
-	}
-	if (opts->pubkey && fast && res->entries > 0 &&
-	    crypto_sign_verify_detached(last_sig, prev, 32, opts->pubkey) != 0) {
-		res->bad_seq = res->last_seq;
-		res->bad_line = lineno;
-		rc = dc_error_set(err, DC_EINTEGRITY,
-		                  "entry seq %" PRId64 " (line %" PRId64 ") has a bad signature",
-		                  res->last_seq, lineno);
-	}
+	dc_hex_encode(vp.res->head_hash, vp.prev, 32);
+	rc = check_end(&vp, err);
 out:
 	for (i = 0; i < MAX_THREADS; i++)
-		free(workers[i].buf);
-	if (fd >= 0)
-		close(fd);
-	free(ents);
-	free(buf);
-	free(head_path);
+		free(vp.workers[i].buf);
+	if (vp.fd >= 0)
+		close(vp.fd);
+	free(vp.ents);
+	free(vp.buf);
+	free(vp.head_path);
 	return rc;
 }
 
