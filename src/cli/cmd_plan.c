@@ -338,6 +338,119 @@ out:
 	return rc ? cli_fail(c, rc, &err) : 0;
 }
 
+/*
+ * Analyses every phase of the migrations the command names (all, or the one
+ * in args[0]) into plans[], indexed over all phases in order; `*np` counts
+ * the phases reached, for the caller's release. The relations the statements
+ * touch go into `names`.
+ */
+static int analyze_plans(cli *c,
+                         const dc_migration_set *set,
+                         phase_plan *plans,
+                         size_t *np,
+                         dc_ptrvec *names,
+                         dc_error *err)
+{
+	size_t i, k, s;
+	int rc;
+
+	for (i = 0, *np = 0; i < set->count; i++) {
+		const dc_migration *m = &set->migrations[i];
+
+		if (c->nargs && strcmp(m->version, c->args[0]) != 0) {
+			*np += m->nphases;
+			continue;
+		}
+		for (k = 0; k < m->nphases; k++, (*np)++) {
+			if ((rc = analyze_block(&m->phases[k].up, &plans[*np].stmts, err)) != 0)
+				return rc;
+			for (s = 0; s < plans[*np].stmts.len; s++) {
+				const dc_stmt_model *sm = &plans[*np].stmts.items[s];
+				size_t r;
+
+				for (r = 0; r < sm->nrels; r++)
+					names_add(names, sm->rels[r].name);
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * One migration's plan: its phases and statements, then the risk summed over
+ * them; appended to `root` as JSON, or printed when `root` is NULL. `plans`
+ * holds the migration's phases.
+ */
+static void print_migration(const dc_migration *m,
+                            const phase_plan *plans,
+                            const live *lv,
+                            json_t *root)
+{
+	dc_lock_mode worst = DC_LOCK_NONE;
+	dc_effect weff = DC_EFFECT_NONE;
+	size_t nontx = 0, irrev = 0, blocking = 0, k, s;
+	json_t *jm = NULL, *jphases = NULL;
+
+	if (root) {
+		jphases = json_array();
+		jm = json_pack("{s:s, s:s, s:o}", "version", m->version, "name",
+		               m->name ? m->name : "", "phases", jphases);
+		json_array_append_new(root, jm);
+	} else {
+		cli_out("%s  %s\n", m->version, m->name ? m->name : "");
+	}
+	for (k = 0; k < m->nphases; k++) {
+		const dc_phase *ph = &m->phases[k];
+		json_t *jst = root ? json_array() : NULL;
+
+		if (root)
+			json_array_append_new(jphases,
+			                      json_pack("{s:s, s:b, s:o}", "name", ph->name,
+			                                "transactional", ph->transactional,
+			                                "statements", jst));
+		else
+			cli_out("  phase %s (%s%s)\n", ph->name,
+			        ph->transactional ? "transactional" : "non-transactional",
+			        ph->batch_rows > 0 ? ", batched" : "");
+		for (s = 0; s < plans[k].stmts.len; s++) {
+			const dc_stmt_model *sm = &plans[k].stmts.items[s];
+
+			if (sm->lock > worst)
+				worst = sm->lock;
+			if (sm->effect > weff)
+				weff = sm->effect;
+			if (!sm->transactional)
+				nontx++;
+			if (!sm->reversible)
+				irrev++;
+			if (dc_lock_blocks_writes(sm->lock))
+				blocking++;
+			if (jst)
+				json_array_append_new(jst, stmt_json(sm, lv));
+			else
+				print_stmt(sm, lv);
+		}
+	}
+	if (jm) {
+		json_object_set_new(
+		        jm, "risk",
+		        json_pack("{s:s, s:s, s:I, s:I, s:I}", "strongest_lock",
+		                  dc_lock_mode_name(worst), "worst_effect", dc_effect_name(weff),
+		                  "blocking_statements", (json_int_t)blocking, "non_transactional",
+		                  (json_int_t)nontx, "irreversible", (json_int_t)irrev));
+	} else {
+		cli_out("  risk: %s; strongest lock %s; %zu statement%s blocking writes; "
+		        "%zu non-transactional; %zu without a mechanical inverse\n\n",
+		        weff == DC_EFFECT_REWRITE       ? "HIGH (table rewrite)"
+		        : weff == DC_EFFECT_MAY_REWRITE ? "HIGH (possible table rewrite)"
+		        : dc_lock_blocks_reads(worst)   ? "MEDIUM (blocks reads)"
+		        : weff == DC_EFFECT_SCAN        ? "MEDIUM (full scan)"
+		        : dc_lock_blocks_writes(worst)  ? "LOW (blocks writes briefly)"
+		                                        : "LOW",
+		        dc_lock_mode_name(worst), blocking, blocking == 1 ? "" : "s", nontx, irrev);
+	}
+}
+
 static int run_plan(cli *c)
 {
 	dc_config *cfg = NULL;
@@ -347,7 +460,7 @@ static int run_plan(cli *c)
 	live lv = { NULL, 0, false };
 	json_t *root = NULL;
 	dc_error err = { 0 };
-	size_t i, k, s, np = 0;
+	size_t i, np = 0;
 	int rc;
 
 	rc = cli_load_config(c, &cfg, &err);
@@ -377,25 +490,8 @@ static int run_plan(cli *c)
 		rc = dc_error_set(&err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (i = 0, np = 0; i < set->count; i++) {
-		const dc_migration *m = &set->migrations[i];
-
-		if (c->nargs && strcmp(m->version, c->args[0]) != 0) {
-			np += m->nphases;
-			continue;
-		}
-		for (k = 0; k < m->nphases; k++, np++) {
-			if ((rc = analyze_block(&m->phases[k].up, &plans[np].stmts, &err)) != 0)
-				goto out;
-			for (s = 0; s < plans[np].stmts.len; s++) {
-				const dc_stmt_model *sm = &plans[np].stmts.items[s];
-				size_t r;
-
-				for (r = 0; r < sm->nrels; r++)
-					names_add(&names, sm->rels[r].name);
-			}
-		}
-	}
+	if ((rc = analyze_plans(c, set, plans, &np, &names, &err)) != 0)
+		goto out;
 	if (c->nargs && !dc_migration_set_find(set, c->args[0])) {
 		rc = dc_error_set(&err, DC_ENOTFOUND, "no migration '%s'", c->args[0]);
 		goto out;
@@ -406,75 +502,10 @@ static int run_plan(cli *c)
 		root = json_array();
 	for (i = 0, np = 0; i < set->count; i++) {
 		const dc_migration *m = &set->migrations[i];
-		dc_lock_mode worst = DC_LOCK_NONE;
-		dc_effect weff = DC_EFFECT_NONE;
-		size_t nontx = 0, irrev = 0, blocking = 0;
-		json_t *jm = NULL, *jphases = NULL;
 
-		if (c->nargs && strcmp(m->version, c->args[0]) != 0) {
-			np += m->nphases;
-			continue;
-		}
-		if (root) {
-			jphases = json_array();
-			jm = json_pack("{s:s, s:s, s:o}", "version", m->version, "name",
-			               m->name ? m->name : "", "phases", jphases);
-			json_array_append_new(root, jm);
-		} else {
-			cli_out("%s  %s\n", m->version, m->name ? m->name : "");
-		}
-		for (k = 0; k < m->nphases; k++, np++) {
-			const dc_phase *ph = &m->phases[k];
-			json_t *jst = root ? json_array() : NULL;
-
-			if (root)
-				json_array_append_new(jphases,
-				                      json_pack("{s:s, s:b, s:o}", "name", ph->name,
-				                                "transactional", ph->transactional,
-				                                "statements", jst));
-			else
-				cli_out("  phase %s (%s%s)\n", ph->name,
-				        ph->transactional ? "transactional" : "non-transactional",
-				        ph->batch_rows > 0 ? ", batched" : "");
-			for (s = 0; s < plans[np].stmts.len; s++) {
-				const dc_stmt_model *sm = &plans[np].stmts.items[s];
-
-				if (sm->lock > worst)
-					worst = sm->lock;
-				if (sm->effect > weff)
-					weff = sm->effect;
-				if (!sm->transactional)
-					nontx++;
-				if (!sm->reversible)
-					irrev++;
-				if (dc_lock_blocks_writes(sm->lock))
-					blocking++;
-				if (jst)
-					json_array_append_new(jst, stmt_json(sm, &lv));
-				else
-					print_stmt(sm, &lv);
-			}
-		}
-		if (jm) {
-			json_object_set_new(jm, "risk",
-			                    json_pack("{s:s, s:s, s:I, s:I, s:I}", "strongest_lock",
-			                              dc_lock_mode_name(worst), "worst_effect",
-			                              dc_effect_name(weff), "blocking_statements",
-			                              (json_int_t)blocking, "non_transactional",
-			                              (json_int_t)nontx, "irreversible",
-			                              (json_int_t)irrev));
-		} else {
-			cli_out("  risk: %s; strongest lock %s; %zu statement%s blocking writes; "
-			        "%zu non-transactional; %zu without a mechanical inverse\n\n",
-			        weff == DC_EFFECT_REWRITE       ? "HIGH (table rewrite)"
-			        : weff == DC_EFFECT_MAY_REWRITE ? "HIGH (possible table rewrite)"
-			        : dc_lock_blocks_reads(worst)   ? "MEDIUM (blocks reads)"
-			        : weff == DC_EFFECT_SCAN        ? "MEDIUM (full scan)"
-			        : dc_lock_blocks_writes(worst)  ? "LOW (blocks writes briefly)"
-			                                        : "LOW",
-			        dc_lock_mode_name(worst), blocking, blocking == 1 ? "" : "s", nontx,
-			        irrev);
-		}
+		if (!c->nargs || strcmp(m->version, c->args[0]) == 0)
+			print_migration(m, plans + np, &lv, root);
+		np += m->nphases;
 	}
 	if (root)
 		cli_print_json(root);
