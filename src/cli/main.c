@@ -547,24 +547,15 @@ static const dc_sqlite_mem mi_sqlite = {
 #define SQLITE_MEM NULL
 #endif
 
-int main(int argc, char **argv)
+/*
+ * Parses the global options before the command word, from argv[1]; `*next`
+ * is left at the first argument that is not one. Returns -1 to continue, or
+ * an exit code (version or help printed, usage error).
+ */
+static int parse_globals(cli *c, int argc, char **argv, int *next)
 {
-	dc_ptrvec args = DC_PTRVEC_INIT;
-	const char *names[NCOMMANDS + 1];
-	const cli_command *cmd = NULL, *sub;
-	char path[128] = "";
-	bool help = false;
-	int i, rc = 2, k;
-	cli c;
+	int i;
 
-	/* Process-wide, so the program (not the library) decides; before SQLite's first use. */
-	(void)dc_engine_sqlite_setup(SQLITE_MEM);
-	memset(&c, 0, sizeof(c));
-	c.config_path = "deployclaw.yaml";
-	c.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR");
-	stderr_color = c.color;
-
-	/* globals before the command */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		int idx = -1;
@@ -580,11 +571,11 @@ int main(int argc, char **argv)
 					cli_error(NULL, "option '--config' needs a value (FILE)");
 					return 2;
 				}
-				set_global(&c, idx, argv[++i]);
+				set_global(c, idx, argv[++i]);
 				continue;
 			}
 			if (idx == G_CONFIG) {
-				set_global(&c, idx, eq + 1);
+				set_global(c, idx, eq + 1);
 				continue;
 			}
 		} else if (a[1]) {
@@ -608,8 +599,29 @@ int main(int argc, char **argv)
 			print_main_help(stdout);
 			return finish_stdout();
 		}
-		set_global(&c, idx, NULL);
+		set_global(c, idx, NULL);
 	}
+	*next = i;
+	return -1;
+}
+
+/*
+ * Finds the command (and sub-command) named at argv[*next], moving `*next`
+ * past its words and writing its full name to `path`. Returns -1 with
+ * `*found` set to continue, or an exit code (the help command run, help
+ * printed, unknown command).
+ */
+static int lookup_command(int argc,
+                          char **argv,
+                          int *next,
+                          char *path,
+                          size_t path_size,
+                          const cli_command **found)
+{
+	const char *names[NCOMMANDS + 1];
+	const cli_command *cmd, *sub;
+	int i = *next, k, rc;
+
 	if (i >= argc) {
 		print_main_help(stderr);
 		return 2;
@@ -626,7 +638,7 @@ int main(int argc, char **argv)
 		unknown_command("", argv[i], names, NCOMMANDS + 1);
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s", cmd->name);
+	snprintf(path, path_size, "%s", cmd->name);
 	i++;
 	if (cmd->subcommands) {
 		const char *subnames[16];
@@ -646,10 +658,36 @@ int main(int argc, char **argv)
 			unknown_command(cmd->name, argv[i], subnames, n);
 			return 2;
 		}
-		snprintf(path, sizeof(path), "%s %s", cmd->name, sub->name);
+		snprintf(path, path_size, "%s %s", cmd->name, sub->name);
 		cmd = sub;
 		i++;
 	}
+	*next = i;
+	*found = cmd;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	dc_ptrvec args = DC_PTRVEC_INIT;
+	const cli_command *cmd = NULL;
+	char path[128] = "";
+	bool help = false;
+	int i = 1, rc = 2, k;
+	cli c;
+
+	/* Process-wide, so the program (not the library) decides; before SQLite's first use. */
+	(void)dc_engine_sqlite_setup(SQLITE_MEM);
+	memset(&c, 0, sizeof(c));
+	c.config_path = "deployclaw.yaml";
+	c.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR");
+	stderr_color = c.color;
+
+	/* globals before the command */
+	if ((rc = parse_globals(&c, argc, argv, &i)) >= 0)
+		return rc;
+	if ((rc = lookup_command(argc, argv, &i, path, sizeof(path), &cmd)) >= 0)
+		return rc;
 	c.cmd = cmd;
 	c.cmd_path = path;
 	rc = parse_options(&c, argc, argv, i, &args, &help);
