@@ -84,6 +84,78 @@ static int config_hash(const char *path, char out[65], dc_error *err)
 	return rc;
 }
 
+/* A dry run's plan: the gates and the first tenants that need work. */
+static void print_dry_run(const dc_rollout_report *rep)
+{
+	size_t i, shown = 0;
+
+	cli_out("plan (dry run, nothing changed): %zu of %zu tenants need work, target "
+	        "'%s'\n",
+	        rep->planned, rep->ntenants, rep->target);
+	for (i = 0; i < rep->ngates; i++)
+		cli_out("  gate %-18s %-7s %s\n", rep->gates[i].gate,
+		        dc_gate_verdict_name(rep->gates[i].verdict), rep->gates[i].detail);
+	for (i = 0; i < rep->ntenants && shown < 10; i++) {
+		const dc_tenant_outcome *o = &rep->outcomes[i];
+
+		if (strcmp(o->from, rep->target) == 0)
+			continue;
+		cli_out("  %-24s '%s' -> '%s'\n", o->tenant->id, o->from[0] ? o->from : "(none)",
+		        rep->target);
+		shown++;
+	}
+	if (rep->planned > shown)
+		cli_out("  ... and %zu more tenants\n", rep->planned - shown);
+}
+
+/*
+ * What the rollout did, as the execution log (--json) or in words, and the
+ * gates that warned when one refused. `rc` is the rollout's result.
+ */
+static void print_outcome(cli *c, const cli_rollout_args *a, dc_rollout_report *rep, int rc)
+{
+	char task[256];
+
+	if (c->json) {
+		json_t *log;
+
+		if (a->task)
+			snprintf(task, sizeof(task), "%s", a->task);
+		else
+			snprintf(task, sizeof(task), "%s%s %s across %zu tenants",
+			         a->dry_run ? "plan: " : "",
+			         a->direction == DC_ROLLOUT_APPLY ? "apply migrations up to"
+			                                          : "roll back to",
+			         a->direction == DC_ROLLOUT_APPLY ? rep->target
+			         : a->to                          ? a->to
+			                                          : "the previous version",
+			         rep->ntenants);
+		log = dc_report__execution_log(rep, task);
+		if (log)
+			cli_print_json(log);
+		json_decref(log);
+	} else if (!c->quiet && a->dry_run && rc == 0) {
+		print_dry_run(rep);
+	} else if (!c->quiet && rep->nwaves) {
+		dc_strbuf sum = DC_STRBUF_INIT;
+
+		dc_report_summary(rep, c->verbose ? 1000 : 20, &sum);
+		cli_write(sum.buf, sum.len);
+		dc_strbuf_release(&sum);
+	} else if (!c->quiet && rc == 0) {
+		cli_out("nothing to do: all %zu tenants are at '%s'\n", rep->ntenants,
+		        rep->target[0] ? rep->target : "(none)");
+	}
+	if (rc == DC_EGATE && !c->json) {
+		size_t i;
+
+		for (i = 0; i < rep->ngates; i++)
+			if (rep->gates[i].verdict == DC_GATE_WARN)
+				cli_warn(c, "gate '%s': %s", rep->gates[i].gate,
+				         rep->gates[i].detail);
+	}
+}
+
 int cli_rollout(cli *c, const cli_rollout_args *a)
 {
 	dc_config *cfg = NULL;
@@ -95,7 +167,7 @@ int cli_rollout(cli *c, const cli_rollout_args *a)
 	progress_ctx pc;
 	struct sigaction sa, old_int, old_term;
 	dc_error err = { 0 };
-	char chash[65], task[256];
+	char chash[65];
 	int rc;
 
 	memset(&pc, 0, sizeof(pc));
@@ -142,62 +214,8 @@ int cli_rollout(cli *c, const cli_rollout_args *a)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 
-	if (rep && c->json) {
-		json_t *log;
-
-		if (a->task)
-			snprintf(task, sizeof(task), "%s", a->task);
-		else
-			snprintf(task, sizeof(task), "%s%s %s across %zu tenants",
-			         a->dry_run ? "plan: " : "",
-			         a->direction == DC_ROLLOUT_APPLY ? "apply migrations up to"
-			                                          : "roll back to",
-			         a->direction == DC_ROLLOUT_APPLY ? rep->target
-			         : a->to                          ? a->to
-			                                          : "the previous version",
-			         rep->ntenants);
-		log = dc_report__execution_log(rep, task);
-		if (log)
-			cli_print_json(log);
-		json_decref(log);
-	} else if (rep && !c->quiet && a->dry_run && rc == 0) {
-		size_t i, shown = 0;
-
-		cli_out("plan (dry run, nothing changed): %zu of %zu tenants need work, target "
-		        "'%s'\n",
-		        rep->planned, rep->ntenants, rep->target);
-		for (i = 0; i < rep->ngates; i++)
-			cli_out("  gate %-18s %-7s %s\n", rep->gates[i].gate,
-			        dc_gate_verdict_name(rep->gates[i].verdict), rep->gates[i].detail);
-		for (i = 0; i < rep->ntenants && shown < 10; i++) {
-			const dc_tenant_outcome *o = &rep->outcomes[i];
-
-			if (strcmp(o->from, rep->target) == 0)
-				continue;
-			cli_out("  %-24s '%s' -> '%s'\n", o->tenant->id,
-			        o->from[0] ? o->from : "(none)", rep->target);
-			shown++;
-		}
-		if (rep->planned > shown)
-			cli_out("  ... and %zu more tenants\n", rep->planned - shown);
-	} else if (rep && !c->quiet && rep->nwaves) {
-		dc_strbuf sum = DC_STRBUF_INIT;
-
-		dc_report_summary(rep, c->verbose ? 1000 : 20, &sum);
-		cli_write(sum.buf, sum.len);
-		dc_strbuf_release(&sum);
-	} else if (rep && !c->quiet && rc == 0) {
-		cli_out("nothing to do: all %zu tenants are at '%s'\n", rep->ntenants,
-		        rep->target[0] ? rep->target : "(none)");
-	}
-	if (rc == DC_EGATE && rep && !c->json) {
-		size_t i;
-
-		for (i = 0; i < rep->ngates; i++)
-			if (rep->gates[i].verdict == DC_GATE_WARN)
-				cli_warn(c, "gate '%s': %s", rep->gates[i].gate,
-				         rep->gates[i].detail);
-	}
+	if (rep)
+		print_outcome(c, a, rep, rc);
 out:
 	dc_rollout_report_free(rep);
 	dc_ledger_close(ledger);
