@@ -17,9 +17,11 @@
 #
 # and prints, for each, the instructions of every thread and their total,
 # per tenant too, and deployclaw's total / the baseline's. deployclaw's threads
-# are named by the first function they run that says what they are (the
-# run's worker, the prefetch thread, the planning pass -- whose thread the
-# ledger writer may reuse, then counted with it -- main). DEPLOYCLAW= and BASELINE= pick
+# are named by the function they spend most in that says what they are (the
+# run's worker, the prefetch thread, the planning pass, the ledger writer,
+# main). Threads come from the worker pool and are reused, so a thread that
+# planned and then migrated is named by whichever did more, and main runs
+# one of the run's workers itself. DEPLOYCLAW= and BASELINE= pick
 # other builds (no build step when both are given). Takes ~1 minute at 500.
 set -eu
 cd "$(dirname "$0")/.."
@@ -55,7 +57,8 @@ threads() { # OUT-PREFIX
 	for f in "$1"-[0-9]*; do
 		total=$(sed -n 's/^summary: //p' "$f")
 		name=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null |
-			grep -o -m1 -E '(wave_worker|prefetch_main|plan_worker|ledger_writer|run_part|main) ' |
+			grep -o -m1 -E '[^_a-z](wave_worker|prefetch_main|plan_worker|ledger_writer|run_part|main) ' |
+			sed 's/^.//' |
 			tr -d ' ')
 		echo "${name:-other} $total"
 	done
