@@ -108,6 +108,8 @@ void dc_history_rows_free(dc_history_row *rows, size_t n)
 
 int dc_engine_ops_check(const dc_engine_ops *ops, dc_error *err)
 {
+	const char *name;
+
 	/* Every operation the rollout calls unconditionally. */
 	const struct {
 		const char *name;
@@ -132,8 +134,6 @@ int dc_engine_ops_check(const dc_engine_ops *ops, dc_error *err)
 		{ "query_text", ops && ops->query_text },
 		{ "schema_fingerprint", ops && ops->schema_fingerprint },
 	};
-
-	const char *name;
 
 	if (!ops || !ops->name || !*ops->name)
 		return dc_error_set(err, DC_EINVAL, "an engine needs a name");
