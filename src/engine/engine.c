@@ -106,48 +106,62 @@ void dc_history_rows_free(dc_history_row *rows, size_t n)
 	free(rows);
 }
 
+/* The first operation the rollout calls unconditionally that `o` lacks, or NULL. */
+static const char *missing_op(const dc_engine_ops *o)
+{
+	if (!o->open)
+		return "open";
+	if (!o->close)
+		return "close";
+	if (!o->discover)
+		return "discover";
+	if (!o->connect)
+		return "connect";
+	if (!o->disconnect)
+		return "disconnect";
+	if (!o->enter)
+		return "enter";
+	if (!o->lock_tenant)
+		return "lock_tenant";
+	if (!o->unlock_tenant)
+		return "unlock_tenant";
+	if (!o->begin)
+		return "begin";
+	if (!o->commit)
+		return "commit";
+	if (!o->rollback)
+		return "rollback";
+	if (!o->exec)
+		return "exec";
+	if (!o->query_bool)
+		return "query_bool";
+	if (!o->history_ensure)
+		return "history_ensure";
+	if (!o->history_read)
+		return "history_read";
+	if (!o->history_write)
+		return "history_write";
+	if (!o->query_text)
+		return "query_text";
+	if (!o->schema_fingerprint)
+		return "schema_fingerprint";
+	return NULL;
+}
+
 int dc_engine_ops_check(const dc_engine_ops *ops, dc_error *err)
 {
-	const char *name;
-
-	/* Every operation the rollout calls unconditionally. */
-	const struct {
-		const char *name;
-		bool present;
-	} required[] = {
-		{ "open", ops && ops->open },
-		{ "close", ops && ops->close },
-		{ "discover", ops && ops->discover },
-		{ "connect", ops && ops->connect },
-		{ "disconnect", ops && ops->disconnect },
-		{ "enter", ops && ops->enter },
-		{ "lock_tenant", ops && ops->lock_tenant },
-		{ "unlock_tenant", ops && ops->unlock_tenant },
-		{ "begin", ops && ops->begin },
-		{ "commit", ops && ops->commit },
-		{ "rollback", ops && ops->rollback },
-		{ "exec", ops && ops->exec },
-		{ "query_bool", ops && ops->query_bool },
-		{ "history_ensure", ops && ops->history_ensure },
-		{ "history_read", ops && ops->history_read },
-		{ "history_write", ops && ops->history_write },
-		{ "query_text", ops && ops->query_text },
-		{ "schema_fingerprint", ops && ops->schema_fingerprint },
-	};
+	const char *missing;
 
 	if (!ops || !ops->name || !*ops->name)
 		return dc_error_set(err, DC_EINVAL, "an engine needs a name");
-	name = ops->name;
 	if (ops->version == 0 || ops->version > DC_ENGINE_OPS_VERSION)
 		return dc_error_set(err, DC_EINVAL,
 		                    "engine '%s' implements interface version %u; this library "
 		                    "knows 1 to %d",
-		                    name, ops->version, DC_ENGINE_OPS_VERSION);
-	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
-		if (!required[i].present)
-			return dc_error_set(err, DC_EINVAL,
-			                    "engine '%s' lacks the required operation '%s'", name,
-			                    required[i].name);
+		                    ops->name, ops->version, DC_ENGINE_OPS_VERSION);
+	if ((missing = missing_op(ops)) != NULL)
+		return dc_error_set(err, DC_EINVAL, "engine '%s' lacks the required operation '%s'",
+		                    ops->name, missing);
 	return 0;
 }
 
