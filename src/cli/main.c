@@ -17,6 +17,7 @@
 #include <deployclaw/engine.h>
 
 #include "cli.h"
+#include "util/pool.h"
 #include "util/util.h"
 
 static const cli_command *const commands[] = {
@@ -682,6 +683,16 @@ int main(int argc, char **argv)
 	c.config_path = "deployclaw.yaml";
 	c.color = isatty(STDERR_FILENO) && !getenv("NO_COLOR");
 	stderr_color = c.color;
+	if (getenv("DEPLOYCLAW_THREADS")) {
+		unsigned n;
+
+		if (dc_pool_parse_threads(getenv("DEPLOYCLAW_THREADS"), &n) != 0) {
+			cli_error(NULL,
+			          "DEPLOYCLAW_THREADS='%s': expected a whole number from 1 to 1024",
+			          getenv("DEPLOYCLAW_THREADS"));
+			return 2;
+		}
+	}
 
 	/* globals before the command */
 	if ((rc = parse_globals(&c, argc, argv, &i)) >= 0)

@@ -25,22 +25,33 @@ static unsigned cpu_busy_max;     /* its high-water mark, for the tests */
 static pthread_once_t cpus_once = PTHREAD_ONCE_INIT;
 static unsigned cpus_budget;
 
+int dc_pool_parse_threads(const char *s, unsigned *out)
+{
+	char *end;
+	long n;
+
+	if (!s || !*s)
+		return DC_EINVAL;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || *end || n < 1 || n > 1024)
+		return DC_EINVAL;
+	*out = (unsigned)n;
+	return 0;
+}
+
 static void read_cpus(void)
 {
-	const char *env = getenv("DEPLOYCLAW_THREADS");
-	long n = 0;
+	unsigned n;
+	long online;
 
-	if (env && *env) {
-		char *end;
-
-		errno = 0;
-		n = strtol(env, &end, 10);
-		if (errno || *end || n < 1 || n > 1024)
-			n = 0;
+	/* an invalid value was refused by the program already (main.c): ignored here */
+	if (dc_pool_parse_threads(getenv("DEPLOYCLAW_THREADS"), &n) == 0) {
+		cpus_budget = n;
+		return;
 	}
-	if (n == 0)
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-	cpus_budget = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpus_budget = online < 1 ? 1 : online > 1024 ? 1024 : (unsigned)online;
 }
 
 unsigned dc_pool_cpus(void)

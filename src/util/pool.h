@@ -52,6 +52,9 @@ typedef struct dc_pool_job {
 	pthread_cond_t done;
 } dc_pool_job;
 
+/** DEPLOYCLAW_THREADS's rule: a whole number from 1 to 1024 into `*out`; DC_EINVAL else. */
+int dc_pool_parse_threads(const char *s, unsigned *out);
+
 /** The pool's CPU budget: online CPUs, or DEPLOYCLAW_THREADS (1..1024). Read once. */
 unsigned dc_pool_cpus(void);
 

@@ -102,6 +102,15 @@ run "$DC" --config missing.yaml config show
 expect_rc 2
 expect_err "missing.yaml"
 
+# the worker pool's budget: a bad value is refused by name, a good one runs
+for bad in 0 1025 two 4x ""; do
+	run env DEPLOYCLAW_THREADS="$bad" "$DC" help
+	expect_rc 2
+	expect_err "DEPLOYCLAW_THREADS='$bad': expected a whole number from 1 to 1024"
+done
+run env DEPLOYCLAW_THREADS=3 "$DC" help
+expect_rc 0
+
 # a write error on stdout is detected
 if [ -w /dev/full ]; then
 	run sh -c "\"$DC\" help >/dev/full"
