@@ -1,6 +1,7 @@
 /*
  * Connections of the PostgreSQL engine: the shard's admin connection and one
- * connection per worker, pointed at a tenant by enter.
+ * connection per worker, pointed at a tenant by enter, its session reset
+ * between tenants.
  */
 #include "pg_internal.h"
 

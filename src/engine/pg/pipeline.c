@@ -1,7 +1,7 @@
 /*
  * libpq pipeline mode: several queries in one round trip, and the work sent
- * without waiting (an unlock, a history write) that the next operation reads
- * first (dc_pg__settle).
+ * without waiting (an unlock, the session reset, a history write) that the
+ * next operation reads first (dc_pg__settle).
  */
 #include "pg_internal.h"
 
