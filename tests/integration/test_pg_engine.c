@@ -1228,6 +1228,85 @@ static void error_positions_and_refusals(void **state)
 	fx_close(&f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Session state ends with its tenant                                       */
+
+/* What a migration can leave on the worker's session (issue 13). */
+static void leave_session_state(fx *f)
+{
+	run(f, "CREATE TEMPORARY TABLE t (x int)");
+	run(f, "INSERT INTO t VALUES (1)");
+	run(f, "SET application_name = 'tenant-left-this'");
+	run(f, "SET app.x = 'left'");
+	run(f, "SELECT pg_advisory_lock(4242)");
+	run(f, "PREPARE p AS SELECT 1");
+	run(f, "LISTEN chan");
+	run(f, "CREATE TEMPORARY SEQUENCE s");
+	run(f, "SELECT nextval('s')");
+	run(f, "SET ROLE pg_monitor"); /* last: the role may do less than the rest */
+}
+
+/* One line per kind of state, "t" when none of the previous tenant's is
+ * left -- and deployclaw's own settings for this tenant in place. */
+#define SESSION_CLEAN                                                                    \
+	"SELECT to_regclass('pg_temp.t') IS NULL UNION ALL "                             \
+	"SELECT current_setting('application_name') = 'deployclaw/r1' UNION ALL "        \
+	"SELECT coalesce(current_setting('app.x', true), '') = '' UNION ALL "            \
+	"SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "         \
+	"AND pid = pg_backend_pid() AND classid = 0 AND objid = 4242) UNION ALL "        \
+	"SELECT NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'p') "     \
+	"UNION ALL SELECT NOT EXISTS (SELECT 1 FROM pg_listening_channels() l "          \
+	"WHERE l = 'chan') UNION ALL SELECT to_regclass('pg_temp.s') IS NULL UNION ALL " \
+	"SELECT current_setting('lock_timeout') = '2s' UNION ALL "                       \
+	"SELECT current_user = session_user UNION ALL "                                  \
+	"SELECT current_setting('deployclaw.tenant') = $$%s$$"
+
+static void assert_session_clean(fx *f, const char *id)
+{
+	char q[2048];
+	dc_strbuf out = DC_STRBUF_INIT;
+
+	snprintf(q, sizeof(q), SESSION_CLEAN, id);
+	if (E->query_text(f->conn, q, &out, 20, &f->err) != 0)
+		fail_msg("%s: %s", q, f->err.message);
+	assert_string_equal(out.buf, "t\nt\nt\nt\nt\nt\nt\nt\nt\nt\n");
+	dc_strbuf_release(&out);
+}
+
+/*
+ * One worker connection, three tenant visits: what the first tenant's
+ * migration left on the session is gone when the second runs (its unlock
+ * carried the reset, as in a rollout), and the second's is gone for the
+ * third (an unlock that waited for its answer: enter sends the reset).
+ */
+static void session_state_ends_with_the_tenant(void **state)
+{
+	fx f;
+
+	(void)state;
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", "tn%");
+	fx_start(&f, "r1");
+	OK(E->enter(f.conn, tenant(&f, "tn_a"), &f.err));
+	OK(E->lock_tenant(f.conn, 1000, &f.err));
+	OK(E->begin(f.conn, &f.err));
+	leave_session_state(&f);
+	OK(E->commit(f.conn, &f.err));
+	E->unlock_tenant(f.conn, NULL);
+
+	OK(E->enter(f.conn, tenant(&f, "tn space"), &f.err));
+	OK(E->lock_tenant(f.conn, 1000, &f.err));
+	OK(E->begin(f.conn, &f.err));
+	assert_session_clean(&f, "tn space");
+	leave_session_state(&f);
+	OK(E->commit(f.conn, &f.err));
+	OK(E->unlock_tenant(f.conn, &f.err));
+
+	/* outside a transaction: the session settings, not SET LOCAL */
+	OK(E->enter(f.conn, tenant(&f, "tn_a"), &f.err));
+	assert_session_clean(&f, "tn_a");
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1243,6 +1322,7 @@ int main(void)
 		cmocka_unit_test(lost_connection_reconnects),
 		cmocka_unit_test(concurrent_index_failure_leaves_nothing),
 		cmocka_unit_test(error_positions_and_refusals),
+		cmocka_unit_test(session_state_ends_with_the_tenant),
 	};
 
 	return cmocka_run_group_tests(tests, setup_world, teardown_world);

@@ -686,6 +686,49 @@ static void test_attach_refused(void **state)
 	run_ok(f, "INSERT INTO temp.scratch VALUES (1)");
 }
 
+/* PRAGMAs that defeat the tenant's atomic rollback are refused at their
+ * position; the tenant's transaction then rolls back whole. Reading the
+ * journal mode, or another mode, stays allowed. */
+static void test_rollback_defeating_pragmas_refused(void **state)
+{
+	static const char *const refused[][2] = {
+		{ "PRAGMA writable_schema", "writable_schema" },
+		{ "PRAGMA writable_schema = ON", "writable_schema" },
+		{ "pragma main.WRITABLE_SCHEMA = 0", "writable_schema" },
+		{ "PRAGMA journal_mode=OFF", "journal_mode = OFF" },
+		{ "PRAGMA main.journal_mode = 'memory'", "journal_mode = memory" },
+		{ "PRAGMA journal_mode(Memory)", "journal_mode = Memory" },
+	};
+	fx *f = *state;
+	char want[1200], buf[2048];
+	size_t i;
+
+	start_acme(f, "CREATE TABLE t (a)");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(E->begin(f->conn, &f->err), 0);
+		run_ok(f, "INSERT INTO t VALUES (1)");
+		run_ok(f, "CREATE TABLE added (x)");
+		assert_int_equal(run(f, refused[i][0]), DC_EINVAL);
+		snprintf(want, sizeof(want),
+		         "statement refused: PRAGMA %s would defeat the rollback of tenant 'acme' "
+		         "(tenant isolation)",
+		         refused[i][1]);
+		assert_string_equal(f->err.message, want);
+		assert_string_equal(f->err.tenant, "acme");
+		snprintf(want, sizeof(want), "m/001.sql:3:5: %s", f->err.message);
+		assert_string_equal(dc_error_format(&f->err, buf, sizeof(buf)), want);
+		assert_int_equal(E->rollback(f->conn, &f->err), 0);
+		assert_text(f, "SELECT count(*) FROM t", "0\n");
+		assert_text(f, "SELECT count(*) FROM sqlite_schema WHERE name = 'added'", "0\n");
+		/* outside a transaction too */
+		assert_int_equal(run(f, refused[i][0]), DC_EINVAL);
+	}
+	assert_text(f, "PRAGMA journal_mode", "delete\n");
+	run_ok(f, "PRAGMA journal_mode");
+	run_ok(f, "PRAGMA journal_mode = TRUNCATE");
+	assert_text(f, "PRAGMA journal_mode", "truncate\n");
+}
+
 static void test_transaction_control_refused(void **state)
 {
 	static const char *const stmts[] = { "BEGIN",       "COMMIT",    "ROLLBACK",
@@ -1908,6 +1951,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_attach_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction_control_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_defeating_pragmas_refused, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_vacuum_only_outside_transaction, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_error_names_position_and_tenant, setup,

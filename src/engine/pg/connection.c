@@ -1,6 +1,7 @@
 /*
  * Connections of the PostgreSQL engine: the shard's admin connection and one
- * connection per worker, pointed at a tenant by enter.
+ * connection per worker, pointed at a tenant by enter, its session reset
+ * between tenants.
  */
 #include "pg_internal.h"
 
@@ -101,9 +102,64 @@ void dc_pg__drop_connection(dc_conn *c)
 	c->pg = NULL;
 	c->locked = false;
 	c->unlock_sent = false;
+	c->sent_n = 0;
+	c->dirty = false; /* the next session starts clean */
 	forget_visit(c);
 	free(c->dbname);
 	c->dbname = NULL;
+}
+
+/*
+ * What a migration can leave on a worker's session -- session GUCs (SET,
+ * set_config(..., false)), SET ROLE / SESSION AUTHORIZATION, WITH HOLD
+ * cursors, prepared statements, LISTEN, session advisory locks, temporary
+ * tables, currval/lastval -- is gone before the next tenant. This is DISCARD
+ * ALL in its documented equivalent minus DISCARD PLANS (cached plans carry no
+ * tenant's data): DISCARD ALL itself refuses the implicit transaction of a
+ * pipeline, and these run in one, behind the tenant's unlock. RESET ALL
+ * keeps application_name (a connection parameter, the reset value) and drops
+ * deployclaw's own session settings, which are made again for each visit
+ * (session_set, begin's SET LOCAL); deployclaw prepares no named statement.
+ * pg_advisory_unlock_all also releases the tenant's lock, which the unlock
+ * sent before it released already.
+ */
+static const char *const session_reset[] = {
+	"CLOSE ALL",  "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",    "DEALLOCATE ALL",
+	"UNLISTEN *", "SELECT pg_advisory_unlock_all()",   "DISCARD TEMP", "DISCARD SEQUENCES",
+};
+
+bool dc_pg__send_reset(dc_conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(session_reset) / sizeof(session_reset[0]); i++) {
+		if (!PQsendQueryParams(c->pg, session_reset[i], 0, NULL, NULL, NULL, NULL, 0))
+			return false;
+		c->sent_n++;
+	}
+	c->dirty = false;
+	return true;
+}
+
+/* The reset of a session the migration ran on, when the tenant's unlock did
+ * not carry it (no lock, or an unlock that had to wait for its answer): sent
+ * without waiting, like an unlock, and read with the next operation's
+ * answers -- no round trip of its own. A session that cannot take it is
+ * ended: a new one is clean. */
+static void reset_session(dc_conn *c)
+{
+	if (!c->dirty || !c->pg)
+		return;
+	dc_pg__settle_unlock(c);
+	if (PQstatus(c->pg) == CONNECTION_OK && !dc_pg__in_tx(c) && PQenterPipelineMode(c->pg)) {
+		c->sent_n = 0;
+		if (dc_pg__send_reset(c) && PQpipelineSync(c->pg)) {
+			c->unlock_sent = true;
+			return;
+		}
+		(void)PQexitPipelineMode(c->pg);
+	}
+	dc_pg__drop_connection(c);
 }
 
 /* (Re)connects when there is no usable connection, to the tenant's database
@@ -211,6 +267,7 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 	 * outlive its tenant */
 	if (c->locked)
 		(void)dc_pg__unlock_tenant(c, NULL);
+	reset_session(c);
 	c->tenant = t;
 	if ((ret = dc_pg__ensure_connection(c, err)) != 0)
 		return ret;

@@ -192,16 +192,19 @@ int dc_pg__unlock_tenant(dc_conn *c, dc_error *err)
 	dc_pg__key_text(key, c->lock_key);
 	if (!err && !dc_pg__in_tx(c)) {
 		/* nobody reads the outcome: send it (flushed by the sync: the
-		 * server releases the lock as soon as it reads it) and read the
-		 * answer later -- with the next tenant's try_lock, one round trip
-		 * for both, or in settle before any other operation */
+		 * server releases the lock as soon as it reads it), with the
+		 * session reset when the migration ran here, and read the
+		 * answers later -- with the next tenant's begin or try_lock, one
+		 * round trip for both, or in settle before any other operation */
+		c->sent_n = 1;
 		if (PQenterPipelineMode(c->pg) &&
 		    PQsendQueryParams(c->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, NULL,
 		                      params, NULL, NULL, 0) &&
-		    PQpipelineSync(c->pg)) {
+		    (!c->dirty || dc_pg__send_reset(c)) && PQpipelineSync(c->pg)) {
 			c->unlock_sent = true;
 			return 0;
 		}
+		c->sent_n = 0;
 		(void)PQexitPipelineMode(c->pg);
 		return dc_pg__res_fail(c, NULL, NULL, "advisory unlock", err);
 	}

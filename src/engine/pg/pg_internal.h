@@ -162,7 +162,11 @@ struct dc_conn {
 	bool lock_deferred;      /* lock_tenant returned; the lock is asked for with the
 	                          * next begin (dc_pg__begin) or before any other operation */
 	int64_t lock_timeout_ms; /* lock_tenant's, for a deferred lock */
-	bool unlock_sent;        /* an unlock was sent and its result not read yet */
+	bool unlock_sent;        /* an unlock and/or the session reset was sent (pipeline,
+	                          * synced) and its results not read yet */
+	size_t sent_n;           /* the queries of that pipeline */
+	bool dirty;              /* the migration's SQL ran on this session since its last
+	                          * reset: it may have left session state behind */
 	bool write_sent;         /* a history write was sent (pipeline, no sync) and not read yet */
 
 	bool begun_once;   /* a begin ran since enter (it read the history) */
@@ -240,6 +244,9 @@ void dc_pg__drop_history_cache(dc_conn *c);
 void dc_pg__leave(dc_conn *c);
 /* Ends the session (and with it its advisory locks). */
 void dc_pg__drop_connection(dc_conn *c);
+/* Queues the session reset in the pipeline the connection is in (no sync),
+ * counted in sent_n; false when the connection broke. */
+bool dc_pg__send_reset(dc_conn *c);
 /* (Re)connects when there is no usable connection, to the tenant's database
  * in the database model. */
 int dc_pg__ensure_connection(dc_conn *c, dc_error *err);
@@ -254,7 +261,8 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err);
 /* ------------------------------------------------------------------------ */
 /* Pipeline mode (pipeline.c)                                              */
 
-/* Reads the answer to an unlock sent without waiting, not its pipeline's end. */
+/* Reads the answers to an unlock (and reset) sent without waiting, not its
+ * pipeline's end. */
 void dc_pg__read_unlock(dc_conn *c);
 /* Reads an unlock sent without waiting and leaves pipeline mode. */
 void dc_pg__settle_unlock(dc_conn *c);

@@ -1,18 +1,22 @@
 /*
  * libpq pipeline mode: several queries in one round trip, and the work sent
- * without waiting (an unlock, a history write) that the next operation reads
- * first (dc_pg__settle).
+ * without waiting (an unlock, the session reset, a history write) that the
+ * next operation reads first (dc_pg__settle).
  */
 #include "pg_internal.h"
 
-/* Reads the answer to an unlock sent without waiting (dc_pg__unlock_tenant: in
- * pipeline mode, the query and its sync) but not its pipeline's end. */
+/* Reads the answers to an unlock and/or the session reset sent without
+ * waiting (dc_pg__unlock_tenant, dc_pg__enter: in pipeline mode, sent_n
+ * queries and their sync) but not its pipeline's end. */
 void dc_pg__read_unlock(dc_conn *c)
 {
 	PGresult *res;
+	size_t i, n = c->sent_n;
 
-	while ((res = PQgetResult(c->pg)) != NULL)
-		PQclear(res);
+	c->sent_n = 0;
+	for (i = 0; i < n; i++)
+		while ((res = PQgetResult(c->pg)) != NULL) /* each query's results end with NULL */
+			PQclear(res);
 	PQclear(PQgetResult(c->pg)); /* PGRES_PIPELINE_SYNC */
 }
 

@@ -246,6 +246,7 @@ int dc_pg__exec(dc_conn *c, const dc_statement *stmt, int64_t *rows, dc_error *e
 	dc_pg__drop_history_cache(c); /* the statement may write the history */
 	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
 		return ret;
+	c->dirty = true; /* whatever it leaves on the session goes before the next tenant */
 	if (info.create_index_concurrently && info.table_name[0]) {
 		if (cic_table(c, &info, &table) != 0) {
 			ret = dc_pg__oom(c, err);
@@ -301,6 +302,7 @@ int dc_pg__user_query(dc_conn *c,
 	if (!dc_pg__in_tx(c) && (ret = dc_pg__session_settings(c, err)) != 0)
 		return ret;
 	dc_pg__drop_history_cache(c); /* the query may write the history */
+	c->dirty = true;              /* ... or leave session state behind */
 	/* the extended protocol refuses a text of several statements */
 	res = PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
 	if (!dc_pg__res_ok(res)) {

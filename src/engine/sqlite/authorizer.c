@@ -170,8 +170,6 @@ static void classify(dc_conn *c, int action, const char *a1, const char *a2, con
 		note_written(c, a1, db, false);
 		break;
 	case SQLITE_PRAGMA:
-		if (a1 && strcasecmp(a1, "writable_schema") == 0)
-			c->written_all = true;
 		if (a1 && strcasecmp(a1, "ignore_check_constraints") == 0)
 			c->ignored_checks = true;
 		break;
@@ -183,10 +181,36 @@ static void classify(dc_conn *c, int action, const char *a1, const char *a2, con
 	}
 }
 
+/* A PRAGMA that defeats the tenant's atomic rollback: writable_schema (any
+ * value, also a read: the migration has no use for it) edits sqlite_schema
+ * behind SQLite's back, and journal_mode OFF or MEMORY leaves a file that a
+ * crash mid-transaction cannot roll back. deployclaw's own statements
+ * (c->user false) are not asked. */
+static bool refuse_pragma(dc_conn *c, const char *name, const char *value)
+{
+	if (!name)
+		return false;
+	if (strcasecmp(name, "writable_schema") == 0) {
+		refuse(c,
+		       "statement refused: PRAGMA writable_schema would defeat the rollback of tenant '%s' (tenant isolation)",
+		       dc_sqlite__tenant_id(c));
+		return true;
+	}
+	if (strcasecmp(name, "journal_mode") == 0 && value &&
+	    (strcasecmp(value, "off") == 0 || strcasecmp(value, "memory") == 0)) {
+		refuse(c,
+		       "statement refused: PRAGMA journal_mode = %s would defeat the rollback of tenant '%s' (tenant isolation)",
+		       value, dc_sqlite__tenant_id(c));
+		return true;
+	}
+	return false;
+}
+
 /*
  * The authorizer: tenant isolation (no ATTACH/DETACH, no schema other than
- * main and temp), no transaction control, and the statement's class (DDL or
- * DML) and tables. Runs while a user statement is prepared (and re-prepared).
+ * main and temp, no PRAGMA that defeats the rollback), no transaction
+ * control, and the statement's class (DDL or DML) and tables. Runs while a
+ * user statement is prepared (and re-prepared).
  */
 int dc_sqlite__authorize(void *arg,
                          int action,
@@ -218,6 +242,10 @@ int dc_sqlite__authorize(void *arg,
 		       "tenant '%s': BEGIN/COMMIT inside a migration: deployclaw manages the transaction",
 		       dc_sqlite__tenant_id(c));
 		return SQLITE_DENY;
+	case SQLITE_PRAGMA:
+		if (refuse_pragma(c, a1, a2))
+			return SQLITE_DENY;
+		break;
 	default:
 		break;
 	}
