@@ -281,10 +281,10 @@ void dc_lint__block_end(lint *l);
 dc_lint_stmt_check dc_lint__check_robust;
 dc_lint_cmd_check dc_lint__check_robust_cmd;
 
-/* tenancy.c: DC501 */
-bool dc_lint__allowed_schema(const char *s);
-void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg);
+/* tenancy.c: DC501 and DC504, through ../isolation.c (shared with the isolation gate) */
+void dc_lint__walk_rangevars(lint *l, const PgQuery__Node *n);
 void dc_lint__schema_node(lint *l, const PgQuery__Node *n);
+dc_lint_stmt_check dc_lint__isolation;
 
 /* alter_table.c: the ALTER TABLE walk, sub-command by sub-command */
 void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a);

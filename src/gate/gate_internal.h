@@ -4,7 +4,7 @@
  *
  * Adding a gate is one row in dc_gate__builtin and one check function in
  * the family file it belongs to (integrity.c, compliance.c, ordering.c,
- * consistency.c, or a new one), declared below. The gates' section of
+ * consistency.c, isolation.c, or a new one), declared below. The gates' section of
  * docs/rollout.md lists every row; test_gate fails when the two differ.
  */
 #ifndef DC_GATE_INTERNAL_H
@@ -61,6 +61,9 @@ int dc_gate__parse(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_er
 
 /* compliance.c: what policy requires of a plan. */
 int dc_gate__require_down(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+/* isolation.c: no statement of the plan gets around the tenant's isolation. */
+int dc_gate__isolation(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
 /* ordering.c: the fleet's histories agree with the migration set. */
 int dc_gate__out_of_order(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

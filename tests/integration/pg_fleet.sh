@@ -17,10 +17,13 @@
 #   4. the per-tenant advisory lock between two concurrent runs
 #   5. tenant schemas named with quotes, spaces and non-ASCII letters
 #   6. topology (smoke; tests/integration/topology.sh goes in depth)
+#   7. the isolation gate: hostile migrations refused (exit 3, file:line:col),
+#      every tenant, history and deployclaw's schema unchanged
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
-#                              cic advisory names; schema includes topology)
+#                              cic advisory names isolation; schema includes
+#                              topology)
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../cli/lib.sh"
@@ -104,6 +107,15 @@ BEGIN
   END LOOP;
 END $f$;
 CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL);'
+# Schema tenants count themselves through these: a migration under schema tenancy
+# may not name public.apply_count (the isolation gate refuses it), and pg_catalog
+# is on every search_path.
+COUNT_FN='CREATE FUNCTION pg_catalog.pgit_count(v text) RETURNS void LANGUAGE sql AS $f$
+INSERT INTO public.apply_count VALUES (current_setting($q$deployclaw.tenant$q$), v) $f$;
+CREATE FUNCTION pg_catalog.pgit_uncount(v text) RETURNS void LANGUAGE sql AS $f$
+DELETE FROM public.apply_count WHERE tenant = current_setting($q$deployclaw.tenant$q$) AND (v IS NULL OR version = v) $f$;'
+STATE_FN="$STATE_FN
+$COUNT_FN"
 
 # col SCHEMA-EXPR TABLE COLUMN / idx SCHEMA-EXPR INDEX: SQL counting them.
 col() { echo "(SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = '$2' AND column_name = '$3')"; }
@@ -292,8 +304,8 @@ audit:
   ledger: audit/ledger.jsonl
   key: audit/signing.key
 EOF
-# Each migration counts itself in public.apply_count (with the tenant from
-# current_setting('deployclaw.tenant')): a tenant applied twice counts 2.
+# Each migration counts itself in public.apply_count (pgit_count, with the tenant
+# from current_setting('deployclaw.tenant')): a tenant applied twice counts 2.
 cat >"$SF/migrations/0001_add_plan.yaml" <<'EOF'
 version: "0001"
 name: add a plan to users
@@ -302,9 +314,9 @@ phases:
     up: |
       SELECT pg_sleep(0.03);
       ALTER TABLE users ADD COLUMN plan text;
-      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+      SELECT pgit_count('0001');
     down: |
-      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0001';
+      SELECT pgit_uncount('0001');
       ALTER TABLE users DROP COLUMN plan;
   - name: backfill
     up: UPDATE users SET plan = CASE WHEN n > 2 THEN 'team' ELSE 'solo' END;
@@ -321,9 +333,9 @@ phases:
       CREATE TABLE invoices (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users (id),
         amount_cents int NOT NULL CHECK (amount_cents >= 0));
       CREATE INDEX invoices_user ON invoices (user_id);
-      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0002');
+      SELECT pgit_count('0002');
     down: |
-      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0002';
+      SELECT pgit_uncount('0002');
       DROP TABLE invoices;
 EOF
 project "$SF"
@@ -379,9 +391,9 @@ phases:
     up: |
       ALTER TABLE orders ADD COLUMN total_cents int;
       UPDATE orders SET total_cents = total * 100;
-      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0003');
+      SELECT pgit_count('0003');
     down: |
-      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0003';
+      SELECT pgit_uncount('0003');
       ALTER TABLE orders DROP COLUMN total_cents;
 verify:
   # a negative total: the tenant holds inconsistent orders
@@ -963,9 +975,9 @@ phases:
     up: |
       SELECT pg_sleep(CASE current_setting('deployclaw.tenant') WHEN 'adv_03' THEN 3 ELSE 0.3 END);
       ALTER TABLE users ADD COLUMN plan text;
-      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+      SELECT pgit_count('0001');
     down: |
-      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant');
+      SELECT pgit_uncount(NULL);
       ALTER TABLE users DROP COLUMN plan;
 EOF
 project "$AF"
@@ -1040,7 +1052,7 @@ CREATE TABLE users (id int PRIMARY KEY, n int NOT NULL);
 INSERT INTO users SELECT g, g FROM generate_series(1, 3) g;
 SQL
 done
-setup "$QD" -c "CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)"
+setup "$QD" -c "CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)" -c "$COUNT_FN"
 setup "$QD" -c 'UPDATE "tenant_ünïcode".users SET n = -1 WHERE id = 2'
 QF=$TMP/quoted
 mkdir -p "$QF/migrations" "$QF/audit"
@@ -1072,9 +1084,9 @@ phases:
   - name: expand
     up: |
       ALTER TABLE users ADD COLUMN plan text;
-      INSERT INTO public.apply_count VALUES (current_setting('deployclaw.tenant'), '0001');
+      SELECT pgit_count('0001');
     down: |
-      DELETE FROM public.apply_count WHERE tenant = current_setting('deployclaw.tenant') AND version = '0001';
+      SELECT pgit_uncount('0001');
       ALTER TABLE users DROP COLUMN plan;
 EOF
 cat >"$QF/migrations/0002_kind.yaml" <<'EOF'
@@ -1162,10 +1174,102 @@ expect_rc 0
 
 }
 
+case_isolation() {
+section "7. isolation gate: a migration that would leave its tenant is refused before anything runs"
+ISO=${P}_iso
+mkdb "$ISO"
+setup "$ISO" -c "$STATE_FN" -c "
+DO \$\$ BEGIN
+  FOR i IN 1..4 LOOP
+    EXECUTE format('CREATE SCHEMA %1\$I; CREATE TABLE %1\$I.orders (id int PRIMARY KEY, total int NOT NULL);
+      INSERT INTO %1\$I.orders SELECT g, 10 * g FROM generate_series(1, 3) g', 'tenant_000' || i);
+  END LOOP;
+END \$\$"
+IB=$TMP/iso_base
+mkdir -p "$IB/migrations" "$IB/audit"
+cat >"$IB/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "tenant\\\\_000%"
+shards:
+  - name: iso
+    primary: "$(dsn "$ISO")"
+rollout:
+  canary: 0
+  waves: [100%]
+  parallel: 1
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$IB/migrations/0001_note.yaml" <<'EOF'
+version: "0001"
+name: a note on orders
+phases:
+  - name: main
+    up: ALTER TABLE orders ADD COLUMN note text;
+    down: ALTER TABLE orders DROP COLUMN note;
+EOF
+project "$IB"
+dc "$IB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "every tenant at 0001" \
+	"$(q "$ISO" "SELECT count(*) FROM pgit.state('tenant\\_000%', 'SELECT 1') h WHERE h LIKE '%0001:applied'")" 4
+BEFORE=$(iso_snap)
+iso_refused other_tenant 7:14 "      UPDATE tenant_0003.orders SET total = 0;"
+iso_refused search_path 7:7 "      SET search_path TO tenant_0003;
+      UPDATE orders SET total = 0;"
+iso_refused set_config 7:14 "      SELECT set_config('search_path', 'tenant_0003', true);
+      UPDATE orders SET total = 0;"
+iso_refused do_block 7:7 "      DO \$\$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END \$\$;"
+iso_refused reset_all 7:7 "      RESET ALL;
+      CREATE TABLE leaked (a int);"
+iso_refused own_schema 7:19 "      DELETE FROM deployclaw.tenant_state;"
+}
+
+# iso_snap: a checksum of every tenant's orders and history, deployclaw's
+# tenant_state and relations, and any table named leaked
+iso_snap() {
+	q "$ISO" "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+	  SELECT 'o1' || string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) x FROM tenant_0001.orders
+	  UNION ALL SELECT 'o2' || string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) FROM tenant_0002.orders
+	  UNION ALL SELECT 'o3' || string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) FROM tenant_0003.orders
+	  UNION ALL SELECT 'o4' || string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) FROM tenant_0004.orders
+	  UNION ALL SELECT 'h' || h FROM pgit.state('tenant\\_000%', 'SELECT \$1') h
+	  UNION ALL SELECT 's' || string_agg(tenant || version || status, ',' ORDER BY tenant, version) FROM deployclaw.tenant_state
+	  UNION ALL SELECT 'r' || string_agg(relname, ',' ORDER BY relname) FROM pg_class c
+	    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'deployclaw' OR relname = 'leaked') y"
+}
+
+# iso_refused NAME LINE:COL SQL: a 0002 whose up is a harmless UPDATE, then
+# SQL, is refused by the isolation gate at LINE:COL of its file with exit 3,
+# nothing changed anywhere; lint reports the same statement.
+iso_refused() {
+	local d=$TMP/iso_$1
+	rm -rf "$d"
+	cp -r "$IB" "$d"
+	printf 'version: "0002"\nname: %s\nphases:\n  - name: main\n    up: |\n      UPDATE orders SET note = %s;\n%s\n    down: UPDATE orders SET note = NULL;\n' \
+		"$1" "'x'" "$3" >"$d/migrations/0002_$1.yaml"
+	"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "$1: hash failed"
+	dc "$d/deployclaw.yaml" apply
+	expect_rc 3
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "0002_$1.yaml:$2" "$OUT" "$ERR" || fail "$1: no '0002_$1.yaml:$2' in the refusal"
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "isolation" "$OUT" "$ERR" || fail "$1: the refusal does not name the isolation gate"
+	check_eq "$1: every tenant's data and history, and deployclaw's schema, unchanged" "$(iso_snap)" "$BEFORE"
+	# lint reports the statement (at its start in a YAML block, which it does not map exactly)
+	dc "$d/deployclaw.yaml" lint
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "0002_$1.yaml:${2%%:*}:" "$OUT" || fail "$1: lint does not report line ${2%%:*}"
+}
+
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names} " in
+for c in schema database row lock cic advisory names isolation; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done

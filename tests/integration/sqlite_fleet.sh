@@ -123,7 +123,7 @@ order = [x["event"] for x in e if x["event"] in ("wave_start", "tenants", "wave_
 print("order", order == ["wave_start", "tenants", "wave_end"] * 4, "tenant" not in ev)
 PY
 check_eq "ledger: run_start first, run_end last" "$(grep ^events happy.ledger)" "events run_start run_end 1 1"
-check_eq "ledger: gate entries" "$(grep ^gates happy.ledger)" "gates 6 True"
+check_eq "ledger: gate entries" "$(grep ^gates happy.ledger)" "gates 7 True"
 check_eq "ledger: canary 1, then 10%, 50%, 100% of 120" "$(grep ^waves happy.ledger)" "waves [1, 11, 48, 60] 4"
 check_eq "ledger: one tenant entry per tenant" "$(grep ^tenants happy.ledger)" "tenants 120 120 True"
 check_eq "ledger: run_end" "$(grep ^end happy.ledger)" "end succeeded 120 0 0"

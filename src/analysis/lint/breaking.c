@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../isolation.h"
 #include "../lint_internal.h"
 
 /* A dropped object's name, and its schema when it names one. */
@@ -53,7 +54,7 @@ void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 		default:
 			break;
 		}
-		if (schema && l->cfg->schema_tenancy && !dc_lint__allowed_schema(schema) &&
+		if (schema && l->cfg->schema_tenancy && !dc_analysis__allowed_schema(schema) &&
 		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER &&
 		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_POLICY &&
 		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)

@@ -99,7 +99,7 @@ static void lint_model(lint *l, const PgQuery__Node *n)
 	if (m->lock >= DC_LOCK_SHARE_ROW_EXCLUSIVE && existing)
 		l->tx_strong_lock = dc_lint__in_tx(l) ? true : l->tx_strong_lock;
 	if (l->cfg->schema_tenancy)
-		dc_lint__walk_rangevars(l, (const ProtobufCMessage *)n);
+		dc_lint__walk_rangevars(l, n);
 }
 
 /* Lints the statements of one tree, parsed from the text at l->base. */

@@ -1,59 +1,68 @@
 /*
  * tenancy.c -- DC501: under schema tenancy every statement stays in the
- * tenant's schema (deployclaw sets search_path to it).
+ * tenant's schema (deployclaw sets search_path to it); DC504: no statement
+ * gets around the tenant's isolation (deployclaw's schema, the session's
+ * search_path or role, the world outside the database, a DO block). What
+ * counts is decided by ../isolation.c, which the `isolation` gate asks too.
  */
-#include <stdint.h>
 #include <string.h>
 
+#include "../isolation.h"
 #include "../lint_internal.h"
 
-bool dc_lint__allowed_schema(const char *s)
+typedef struct as_rule {
+	lint *l;
+	int rule;
+	const PgQuery__Node *n;
+} as_rule;
+
+/* SET search_path under schema tenancy is DC501's (locking.c's dc_lint__set_stmt). */
+static bool dc501_reports(const as_rule *r, unsigned kind)
 {
-	return !strcmp(s, "pg_catalog") || !strcmp(s, "information_schema") ||
-	       !strcmp(s, "pg_temp");
+	const PgQuery__VariableSetStmt *v =
+	        r->n->node_case == PG_QUERY__NODE__NODE_VARIABLE_SET_STMT ? r->n->variable_set_stmt
+	                                                                  : NULL;
+
+	return kind == DC_ISO_SESSION && v && r->l->cfg->schema_tenancy && v->name &&
+	       !strcmp(v->name, "search_path") && v->kind != PG_QUERY__VARIABLE_SET_KIND__VAR_RESET;
 }
 
-static void check_schema(lint *l, const PgQuery__RangeVar *rv)
+static int emit_finding(void *ctx, unsigned kind, int loc, const char *msg)
 {
-	if (!l->cfg->schema_tenancy || !rv || !rv->schemaname || !rv->schemaname[0] ||
-	    dc_lint__allowed_schema(rv->schemaname))
-		return;
-	dc_lint__emit_at(
-	        l, R_FOREIGN_SCHEMA, dc_lint__at(l, rv->location), NULL,
-	        "'%s.%s' names the schema '%s': under schema tenancy every statement must stay in "
-	        "the tenant's schema",
-	        rv->schemaname, rv->relname ? rv->relname : "", rv->schemaname);
-}
+	as_rule *r = ctx;
 
-static int visit_rangevar(void *ctx, ProtobufCMessage *rv)
-{
-	check_schema(ctx, (const PgQuery__RangeVar *)rv);
+	if (r->rule == R_ISOLATION && dc501_reports(r, kind))
+		return 0;
+	if (loc < 0)
+		dc_lint__emit(r->l, r->rule, NULL, "%s", msg);
+	else
+		dc_lint__emit_at(r->l, r->rule, dc_lint__at(r->l, loc), NULL, "%s", msg);
 	return 0;
 }
 
-/* Every RangeVar anywhere in a message, at most 200 levels down. */
-void dc_lint__walk_rangevars(lint *l, const ProtobufCMessage *msg)
+static void check(lint *l, int rule, const PgQuery__Node *n, unsigned kinds)
 {
-	/* the walk only reads; its callback's pointer is writable for the rewrite */
-	dc_analysis__walk((ProtobufCMessage *)(uintptr_t)msg, &pg_query__range_var__descriptor, 200,
-	                  visit_rangevar, l);
+	dc_isolation_opts o = { kinds, l->cfg->schema_tenancy };
+	as_rule r = { l, rule, n };
+
+	dc_analysis__isolation_node(n, &o, emit_finding, &r);
+}
+
+/* Every relation the statement names, for DC501. */
+void dc_lint__walk_rangevars(lint *l, const PgQuery__Node *n)
+{
+	check(l, R_FOREIGN_SCHEMA, n, DC_ISO_FOREIGN_REF);
 }
 
 /* Statements that move objects between schemas or create one. */
 void dc_lint__schema_node(lint *l, const PgQuery__Node *n)
 {
-	if (!l->cfg->schema_tenancy)
-		return;
-	if (n->node_case == PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT)
-		dc_lint__emit(l, R_FOREIGN_SCHEMA, NULL,
-		              "SET SCHEMA '%s' moves an object out of the tenant's schema",
-		              n->alter_object_schema_stmt->newschema
-		                      ? n->alter_object_schema_stmt->newschema
-		                      : "");
-	else if (n->node_case == PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT)
-		dc_lint__emit(
-		        l, R_FOREIGN_SCHEMA, NULL,
-		        "CREATE SCHEMA '%s' under schema tenancy: tenants' schemas are managed by "
-		        "deployclaw",
-		        n->create_schema_stmt->schemaname ? n->create_schema_stmt->schemaname : "");
+	check(l, R_FOREIGN_SCHEMA, n, DC_ISO_SCHEMA_MOVE);
+}
+
+/* DC504 on every statement. */
+void dc_lint__isolation(lint *l, const PgQuery__Node *n)
+{
+	check(l, R_ISOLATION, n,
+	      DC_ISO_OWN_SCHEMA | DC_ISO_SESSION | DC_ISO_OUTSIDE | DC_ISO_DYNAMIC);
 }

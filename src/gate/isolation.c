@@ -1,0 +1,133 @@
+/*
+ * isolation.c — the isolation gate: on PostgreSQL, no statement of a
+ * migration the plan runs (up, down or verify) gets around the tenant's
+ * isolation. What counts is analysis/isolation.c's, which lint asks too
+ * (DC501, DC504), so `lint` and `apply` give the same answer. SQLite's
+ * tenants are files: the gate does not apply there.
+ */
+#include "analysis/isolation.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gate_internal.h"
+
+typedef struct scan {
+	const dc_statement *st;
+	size_t n;        /* findings */
+	char first[400]; /* file:line:col: what, of the first */
+} scan;
+
+/* The line and column of byte `off` of a statement's text. */
+static void position(const dc_statement *st, int off, int *line, int *col)
+{
+	int i;
+
+	*line = st->line;
+	*col = st->col;
+	for (i = 0; i < off && st->sql[i]; i++) {
+		if (st->sql[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if (((unsigned char)st->sql[i] & 0xC0) != 0x80) {
+			(*col)++; /* a character's first byte */
+		}
+	}
+}
+
+static int found(void *ctx, unsigned kind, int loc, const char *msg)
+{
+	scan *s = ctx;
+	int line, col;
+
+	(void)kind;
+	if (s->n++ == 0) {
+		position(s->st, loc < 0 ? 0 : loc, &line, &col);
+		snprintf(s->first, sizeof(s->first), "%s:%d:%d: %s", s->st->file, line, col, msg);
+	}
+	return 0;
+}
+
+static int scan_sql(scan *s, const dc_sql *sql, const dc_isolation_opts *o, dc_error *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sql->nstmts; i++) {
+		s->st = &sql->stmts[i];
+		if ((rc = dc_analysis__isolation_sql(s->st->sql, o, found, s, err)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int scan_migration(scan *s, const dc_migration *m, const dc_isolation_opts *o, dc_error *err)
+{
+	size_t k;
+	int rc = 0;
+
+	for (k = 0; k < m->nphases && !rc; k++)
+		if ((rc = scan_sql(s, &m->phases[k].up, o, err)) == 0)
+			rc = scan_sql(s, &m->phases[k].down, o, err);
+	for (k = 0; k < m->nverify && !rc; k++)
+		rc = scan_sql(s, &m->verify[k], o, err);
+	return rc;
+}
+
+static bool in_plan(const dc_gate__preflight *pf, const dc_migration *m)
+{
+	size_t k, j;
+
+	for (k = 0; k < pf->ntenants; k++)
+		for (j = 0; j < pf->todos[k].n; j++)
+			if (pf->todos[k].migs[j] == m)
+				return true;
+	return false;
+}
+
+int dc_gate__isolation(const dc_gate *gate,
+                       const dc_gate_ctx *ctx,
+                       dc_gate_result *res,
+                       dc_error *err)
+{
+	const dc_gate__preflight *pf = ctx->user;
+	dc_isolation_opts o = { DC_ISO_ALL, ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA };
+	scan s;
+	dc_error perr = { 0 };
+	size_t i, nmigs = 0;
+	int rc;
+
+	(void)gate;
+	(void)err;
+	memset(&s, 0, sizeof(s));
+	if (ctx->cfg->engine != DC_ENGINE_POSTGRES) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail), "not PostgreSQL: tenants are files");
+		return 0;
+	}
+	for (i = 0; i < ctx->set->count; i++) {
+		if (!in_plan(pf, &ctx->set->migrations[i]))
+			continue;
+		nmigs++;
+		if ((rc = scan_migration(&s, &ctx->set->migrations[i], &o, &perr)) != 0) {
+			char buf[600];
+
+			res->verdict = DC_GATE_REFUSE;
+			snprintf(res->detail, sizeof(res->detail), "%s:%d:%d: %.400s", s.st->file,
+			         s.st->line, s.st->col, dc_error_format(&perr, buf, sizeof(buf)));
+			return 0;
+		}
+	}
+	res->measured = (double)s.n;
+	if (s.n == 0) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail),
+		         "%zu migration%s in the plan stay in the tenant", nmigs,
+		         nmigs == 1 ? "" : "s");
+		return 0;
+	}
+	res->verdict = DC_GATE_REFUSE;
+	snprintf(res->detail, sizeof(res->detail), "%.420s%s", s.first,
+	         s.n > 1 ? " (and more: deployclaw lint lists them, DC501/DC504)" : "");
+	return 0;
+}
