@@ -87,6 +87,9 @@ typedef struct dc_config {
 		dc_check_scope integrity_check;   /**< per tenant, default changed */
 		dc_check_scope foreign_key_check; /**< per tenant, default changed */
 		bool allow_out_of_order; /**< apply versions older than applied ones, default false */
+		/** isolation.dynamic_sql: allow: let DO blocks past the isolation gate (default
+		 * false: refused, dynamic SQL cannot be checked statically) */
+		bool isolation_allow_dynamic_sql;
 	} gates;
 
 	struct {

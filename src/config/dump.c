@@ -160,6 +160,8 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 	dc_strbuf_addf(out, "  foreign_key_check: %s\n", scope_name(cfg->gates.foreign_key_check));
 	dc_strbuf_addf(out, "  allow_out_of_order: %s\n",
 	               cfg->gates.allow_out_of_order ? "true" : "false");
+	dc_strbuf_addf(out, "  isolation:\n    dynamic_sql: %s\n",
+	               cfg->gates.isolation_allow_dynamic_sql ? "allow" : "refuse");
 	dc_strbuf_adds(out, "  replication_lag:\n");
 	add_duration(out, "    ", "max", cfg->gates.lag_max_ms);
 	add_duration(out, "    ", "timeout", cfg->gates.lag_timeout_ms);

@@ -20,11 +20,14 @@ static const char *const lint_keys[] = { "rules" };
 static const char *const severity_names[] = { "off", "info", "warning", "error" };
 static const char *const tenancy_keys[] = { "model", "glob", "pattern", "query", "list" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
-static const char *const gates_keys[] = { "lock_timeout",      "statement_timeout",
-	                                  "require_down",      "replication_lag",
-	                                  "integrity_check",   "foreign_key_check",
-	                                  "allow_out_of_order" };
+static const char *const gates_keys[] = { "lock_timeout",       "statement_timeout",
+	                                  "require_down",       "replication_lag",
+	                                  "integrity_check",    "foreign_key_check",
+	                                  "allow_out_of_order", "isolation" };
 static const char *const lag_keys[] = { "max", "timeout" };
+static const char *const isolation_keys[] = { "dynamic_sql" };
+/* in the order of dc_config.gates.isolation_allow_dynamic_sql's false, true */
+static const char *const dynamic_sql_names[] = { "refuse", "allow" };
 static const char *const rollout_keys[] = { "canary",   "waves",  "max_failures",
 	                                    "parallel", "backup", "retries" };
 static const char *const audit_keys[] = { "ledger", "key" };
@@ -142,7 +145,7 @@ static int load_shards(ctx *c, dc_config *cfg, const dc_yaml_node *seq)
 
 static int load_gates(ctx *c, dc_config *cfg, const dc_yaml_node *g)
 {
-	const dc_yaml_node *v, *lag;
+	const dc_yaml_node *v, *lag, *iso;
 	int rc;
 
 	if ((rc = dc_config__expect(c, g, "gates", DC_YAML_MAP)) != 0 ||
@@ -171,6 +174,21 @@ static int load_gates(ctx *c, dc_config *cfg, const dc_yaml_node *g)
 	    (rc = dc_config__get_bool(c, v, "gates.allow_out_of_order",
 	                              &cfg->gates.allow_out_of_order)) != 0)
 		return rc;
+	if ((iso = dc_config__present(dc_yaml__get(g, "isolation"))) != NULL) {
+		int allow = 0;
+
+		if ((rc = dc_config__expect(c, iso, "gates.isolation", DC_YAML_MAP)) != 0 ||
+		    (rc = dc_config__check_keys(c, iso, "gates.isolation", isolation_keys,
+		                                N(isolation_keys))) != 0)
+			return rc;
+		if ((v = dc_yaml__get(iso, "dynamic_sql")) != NULL) {
+			if ((rc = dc_config__get_enum(c, v, "gates.isolation.dynamic_sql",
+			                              dynamic_sql_names, N(dynamic_sql_names),
+			                              "refuse or allow", &allow)) != 0)
+				return rc;
+			cfg->gates.isolation_allow_dynamic_sql = allow == 1;
+		}
+	}
 	if ((lag = dc_config__present(dc_yaml__get(g, "replication_lag"))) != NULL) {
 		if ((rc = dc_config__expect(c, lag, "gates.replication_lag", DC_YAML_MAP)) != 0 ||
 		    (rc = dc_config__check_keys(c, lag, "gates.replication_lag", lag_keys,

@@ -35,7 +35,7 @@ const dc_gate__def dc_gate__builtin[] = {
 	{ "require_down", DC_GATE_PREFLIGHT, "gates.require_down", dc_gate__require_down,
 	  "every migration in the plan has a down", NULL, DC_EGATE },
 	/* isolation */
-	{ "isolation", DC_GATE_PREFLIGHT, NULL, dc_gate__isolation,
+	{ "isolation", DC_GATE_PREFLIGHT, "gates.isolation", dc_gate__isolation,
 	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,

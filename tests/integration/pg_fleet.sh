@@ -1227,6 +1227,19 @@ iso_refused do_block 7:7 "      DO \$\$ BEGIN EXECUTE 'UPDATE tenant_0003.orders
 iso_refused reset_all 7:7 "      RESET ALL;
       CREATE TABLE leaked (a int);"
 iso_refused own_schema 7:19 "      DELETE FROM deployclaw.tenant_state;"
+# gates.isolation.dynamic_sql: allow lets a DO block through (the default refuses it, above)
+d=$TMP/iso_allow
+rm -rf "$d"
+cp -r "$IB" "$d"
+printf 'gates:\n  isolation:\n    dynamic_sql: allow\n' >>"$d/deployclaw.yaml"
+printf '%s\n' 'version: "0002"' 'name: a table made by dynamic SQL' 'phases:' '  - name: main' \
+	"    up: DO \$\$ BEGIN EXECUTE 'CREATE TABLE made_by_do (a int)'; END \$\$;" \
+	'    down: DROP TABLE made_by_do;' >"$d/migrations/0002_do.yaml"
+"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "allow: hash failed"
+dc "$d/deployclaw.yaml" apply
+expect_rc 0
+check_eq "allow: the DO block ran in every tenant's schema" \
+	"$(q "$ISO" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'made_by_do' AND nspname LIKE 'tenant\\_000%'")" 4
 }
 
 # iso_snap: a checksum of every tenant's orders and history, deployclaw's

@@ -132,6 +132,10 @@ static const bad_case bad_cases[] = {
 	  "gates.replication_lag.max: invalid duration 'fast' (expected a number and a unit: 500ms, 2s, 5m, 1h)" },
 	{ "duration_too_long", SQLITE_OK_HEAD "gates:\n  statement_timeout: 30d\n", 4, 22,
 	  "gates.statement_timeout: duration '30d' is out of range (at most 2147483647ms)" },
+	{ "isolation_dynamic_sql", SQLITE_OK_HEAD "gates:\n  isolation:\n    dynamic_sql: permit\n",
+	  5, 18, "gates.isolation.dynamic_sql: unknown value 'permit' (expected refuse or allow)" },
+	{ "isolation_unknown_key", SQLITE_OK_HEAD "gates:\n  isolation: { dynamic: allow }\n", 4,
+	  16, "gates.isolation.dynamic: unknown key (did you mean 'dynamic_sql'?)" },
 	{ "lag_scalar", SQLITE_OK_HEAD "gates:\n  replication_lag: 1s\n", 4, 20,
 	  "gates.replication_lag: expected a mapping, got a scalar" },
 	{ "bool_yes", SQLITE_OK_HEAD "gates:\n  require_down: yes\n", 4, 17,
@@ -679,6 +683,8 @@ static void dump_is_complete_and_reloads(void **state)
 	                               "  integrity_check: full\n"
 	                               "  foreign_key_check: false\n"
 	                               "  allow_out_of_order: false\n"
+	                               "  isolation:\n"
+	                               "    dynamic_sql: refuse\n"
 	                               "  replication_lag:\n"
 	                               "    max: 250ms\n"
 	                               "    timeout: 1h\n"
@@ -731,6 +737,8 @@ static void dump_of_defaults(void **state)
 	                             "  integrity_check: true\n"
 	                             "  foreign_key_check: true\n"
 	                             "  allow_out_of_order: false\n"
+	                             "  isolation:\n"
+	                             "    dynamic_sql: refuse\n"
 	                             "  replication_lag:\n"
 	                             "    max: 500ms\n"
 	                             "    timeout: 10m\n"
