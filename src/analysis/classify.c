@@ -18,25 +18,15 @@
 #include <deployclaw/analysis.h>
 
 #include "analysis_internal.h"
+#include "util/text.h"
 #include "util/util.h"
 
 /* 1-based line and column (in characters) of the byte `off` of `s`. */
 static void text_pos(const char *s, size_t off, int *line, int *col)
 {
-	size_t i;
-
 	*line = 1;
 	*col = 1;
-	for (i = 0; i < off && s[i]; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '\n') {
-			(*line)++;
-			*col = 1;
-		} else if ((ch & 0xC0) != 0x80) {
-			(*col)++;
-		}
-	}
+	dc_text_advance(s, strnlen(s, off), line, col);
 }
 
 /* Byte offset of the 0-based character `chars` of `s`. */

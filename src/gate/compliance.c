@@ -7,6 +7,17 @@
 
 #include "gate_internal.h"
 
+bool dc_gate__in_plan(const dc_gate__preflight *pf, const dc_migration *m)
+{
+	size_t k, j;
+
+	for (k = 0; k < pf->ntenants; k++)
+		for (j = 0; j < pf->todos[k].n; j++)
+			if (pf->todos[k].migs[j] == m)
+				return true;
+	return false;
+}
+
 static bool has_down(const dc_migration *m)
 {
 	size_t k;
@@ -24,7 +35,7 @@ int dc_gate__require_down(const dc_gate *gate,
 {
 	const dc_gate__preflight *pf = ctx->user;
 	char names[400] = "";
-	size_t i, k, n = 0, len = 0;
+	size_t i, n = 0, len = 0;
 	bool rollback = pf->rollback;
 
 	(void)gate;
@@ -32,16 +43,8 @@ int dc_gate__require_down(const dc_gate *gate,
 	/* Every migration the plan touches, once. */
 	for (i = 0; i < ctx->set->count; i++) {
 		const dc_migration *m = &ctx->set->migrations[i];
-		bool touched = false;
 
-		for (k = 0; k < pf->ntenants && !touched; k++) {
-			size_t j;
-
-			for (j = 0; j < pf->todos[k].n; j++)
-				if (pf->todos[k].migs[j] == m)
-					touched = true;
-		}
-		if (!touched || has_down(m))
+		if (!dc_gate__in_plan(pf, m) || has_down(m))
 			continue;
 		if (n < 5 && len + 8 < sizeof(names))
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",

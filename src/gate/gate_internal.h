@@ -54,6 +54,10 @@ typedef struct dc_gate__preflight {
 	size_t ntenants;
 } dc_gate__preflight;
 
+/* Whether some tenant's plan runs migration `m` (the gates that judge "the migrations
+ * in the plan" ask this). */
+bool dc_gate__in_plan(const dc_gate__preflight *pf, const dc_migration *m);
+
 /* integrity.c: the inputs of a run are what they claim to be. */
 int dc_gate__ledger(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 int dc_gate__sum_file(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gate_internal.h"
+#include "util/text.h"
 
 typedef struct scan {
 	const dc_statement *st;
@@ -21,18 +22,9 @@ typedef struct scan {
 /* The line and column of byte `off` of a statement's text. */
 static void position(const dc_statement *st, int off, int *line, int *col)
 {
-	int i;
-
 	*line = st->line;
 	*col = st->col;
-	for (i = 0; i < off && st->sql[i]; i++) {
-		if (st->sql[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else if (((unsigned char)st->sql[i] & 0xC0) != 0x80) {
-			(*col)++; /* a character's first byte */
-		}
-	}
+	dc_text_advance(st->sql, strnlen(st->sql, (size_t)off), line, col);
 }
 
 static int found(void *ctx, unsigned kind, int loc, const char *msg)
@@ -74,17 +66,6 @@ static int scan_migration(scan *s, const dc_migration *m, const dc_isolation_opt
 	return rc;
 }
 
-static bool in_plan(const dc_gate__preflight *pf, const dc_migration *m)
-{
-	size_t k, j;
-
-	for (k = 0; k < pf->ntenants; k++)
-		for (j = 0; j < pf->todos[k].n; j++)
-			if (pf->todos[k].migs[j] == m)
-				return true;
-	return false;
-}
-
 int dc_gate__isolation(const dc_gate *gate,
                        const dc_gate_ctx *ctx,
                        dc_gate_result *res,
@@ -110,7 +91,7 @@ int dc_gate__isolation(const dc_gate *gate,
 		return 0;
 	}
 	for (i = 0; i < ctx->set->count; i++) {
-		if (!in_plan(pf, &ctx->set->migrations[i]))
+		if (!dc_gate__in_plan(pf, &ctx->set->migrations[i]))
 			continue;
 		nmigs++;
 		if ((rc = scan_migration(&s, &ctx->set->migrations[i], &o, &perr)) != 0) {

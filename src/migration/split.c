@@ -12,6 +12,7 @@
 
 #include "migration_internal.h"
 #include "util/array.h"
+#include "util/text.h"
 
 /* sqlite3_complete may scan this many bytes plus 16 per byte of SQL. */
 #define SPLIT_WORK_BASE ((size_t)256 * 1024 * 1024)
@@ -68,16 +69,8 @@ void dc_migration__srcmap_pos(struct srcmap *m, size_t off, int *line, int *col)
 		m->line = m->line0;
 		m->col = m->col0;
 	}
-	for (; m->cur < r; m->cur++) {
-		unsigned char c = (unsigned char)m->raw[m->cur];
-
-		if (c == '\n') {
-			m->line++;
-			m->col = 1;
-		} else if ((c & 0xC0) != 0x80) {
-			m->col++;
-		}
-	}
+	dc_text_advance(m->raw + m->cur, r - m->cur, &m->line, &m->col);
+	m->cur = r;
 	*line = m->line;
 	*col = m->col;
 }

@@ -26,3 +26,17 @@ void dc_text_first_line(char *out, size_t size, const char *msg)
 	memcpy(out, msg, len);
 	out[len] = '\0';
 }
+
+void dc_text_advance(const char *s, size_t n, int *line, int *col)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if ((c & 0xC0) != 0x80) {
+			(*col)++;
+		}
+	}
+}

@@ -16,4 +16,11 @@ const char *dc_path_basename(const char *path);
  */
 void dc_text_first_line(char *out, size_t size, const char *msg);
 
+/**
+ * Moves a 1-based line and column (counted in characters) across the first `n`
+ * bytes of `s`: a newline starts the next line, every other UTF-8 lead byte is a
+ * column. Callers that stop at the text's end pass at most its length.
+ */
+void dc_text_advance(const char *s, size_t n, int *line, int *col);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "../lint_internal.h"
 #include "util/array.h"
+#include "util/text.h"
 
 void dc_lint__pos_of(lint *l, size_t off, int *line, int *col)
 {
@@ -28,16 +29,8 @@ void dc_lint__pos_of(lint *l, size_t off, int *line, int *col)
 		l->cur_line = l->line0;
 		l->cur_col = l->col0;
 	}
-	for (; l->cur_off < off; l->cur_off++) {
-		unsigned char c = (unsigned char)l->text[l->cur_off];
-
-		if (c == '\n') {
-			l->cur_line++;
-			l->cur_col = 1;
-		} else if ((c & 0xC0) != 0x80) {
-			l->cur_col++;
-		}
-	}
+	dc_text_advance(l->text + l->cur_off, off - l->cur_off, &l->cur_line, &l->cur_col);
+	l->cur_off = off;
 	*line = l->cur_line;
 	*col = l->cur_col;
 }
