@@ -65,8 +65,15 @@ DC_API void dc_history_rows_free(dc_history_row *rows, size_t n);
 
 /** An engine's consistency checks (see dc_engine_ops.check). */
 typedef enum dc_check_kind {
-	DC_CHECK_INTEGRITY = 0,   /**< SQLite: PRAGMA integrity_check */
-	DC_CHECK_FOREIGN_KEYS = 1 /**< SQLite: PRAGMA foreign_key_check */
+	DC_CHECK_INTEGRITY = 0,    /**< SQLite: PRAGMA integrity_check */
+	DC_CHECK_FOREIGN_KEYS = 1, /**< SQLite: PRAGMA foreign_key_check */
+	/** PostgreSQL: the tenant's transaction stayed inside its schema, role and
+	 * search_path (per tenant); the run-as roles are isolated (per shard) */
+	DC_CHECK_ISOLATION = 2,
+	/** PostgreSQL, row tenancy: every table with the tenant column has row-level
+	 * security enabled, forced and a policy on the column; the application role
+	 * cannot bypass it */
+	DC_CHECK_RLS = 3
 } dc_check_kind;
 
 typedef struct dc_engine dc_engine; /**< an engine bound to one shard */

@@ -175,3 +175,17 @@ const dc_engine_ops *dc_engine_for(dc_engine_kind kind)
 	}
 	return NULL;
 }
+
+bool dc_engine__does_check(const dc_engine_ops *ops, dc_check_kind kind, bool shard)
+{
+	unsigned bit = 1u << kind;
+
+	if (!ops)
+		return false;
+	if (ops->version < 2) /* before check_kinds: check did the two SQLite kinds */
+		return !shard && ops->check &&
+		       (kind == DC_CHECK_INTEGRITY || kind == DC_CHECK_FOREIGN_KEYS);
+	if (shard)
+		return ops->shard_check && (ops->shard_check_kinds & bit);
+	return ops->check && (ops->check_kinds & bit);
+}

@@ -41,4 +41,11 @@ int dc_engine__vfail(dc_error *err,
                      const char *fmt,
                      va_list ap) DC_PRINTF(4, 0);
 
+/*
+ * Whether `ops` does a check of `kind` per tenant (its `check`) or, with
+ * `shard`, over a whole shard (its `shard_check`). Reads only the fields the
+ * engine's interface version has: the gates ask this, never the fields.
+ */
+bool dc_engine__does_check(const dc_engine_ops *ops, dc_check_kind kind, bool shard);
+
 #endif

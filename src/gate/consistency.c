@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/engine_internal.h"
 #include "gate_internal.h"
 
 /*
@@ -23,7 +24,9 @@ static int engine_check(bool integrity,
 	size_t i;
 	int rc;
 
-	if (!ctx->conn || !ctx->ops || !ctx->ops->check) {
+	if (!ctx->conn ||
+	    !dc_engine__does_check(ctx->ops, integrity ? DC_CHECK_INTEGRITY : DC_CHECK_FOREIGN_KEYS,
+	                           false)) {
 		res->verdict = DC_GATE_PASS;
 		snprintf(res->detail, sizeof(res->detail), "not applicable to this engine");
 		return 0;

@@ -52,6 +52,13 @@ typedef struct dc_gate__preflight {
 	const dc_tenant *tenants;
 	const dc_rollout__todo *todos; /* one per tenant */
 	size_t ntenants;
+	/* The shards, for gates that ask each one (an engine's shard_check): the
+	 * engine of tenant i is engines[tenant_engine[i]]; discovery keeps each
+	 * engine's tenants together. */
+	const dc_engine_ops *ops;
+	dc_engine *const *engines;
+	size_t nengines;
+	const size_t *tenant_engine;
 } dc_gate__preflight;
 
 /* Whether some tenant's plan runs migration `m` (the gates that judge "the migrations

@@ -294,6 +294,10 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	pf.tenants = rep->tenants;
 	pf.todos = r->fleet.todos;
 	pf.ntenants = rep->ntenants;
+	pf.ops = r->fleet.ops;
+	pf.engines = r->fleet.engines;
+	pf.nengines = r->fleet.nengines;
+	pf.tenant_engine = r->fleet.tenant_engine;
 	memset(&gctx, 0, sizeof(gctx));
 	gctx.cfg = r->fleet.cfg;
 	gctx.set = set;

@@ -20,7 +20,7 @@
 #include <deployclaw/engine.h>
 
 /** The layout of struct dc_engine_ops this header describes. */
-#define DC_ENGINE_OPS_VERSION 1
+#define DC_ENGINE_OPS_VERSION 2
 
 struct dc_engine_ops {
 	/** DC_ENGINE_OPS_VERSION of the header the engine was built against. */
@@ -157,6 +157,28 @@ struct dc_engine_ops {
 	/** SHA-256 hex of the tenant's schema (tables, columns, indexes), for checks
 	 * that a rollback restored the schema. */
 	int (*schema_fingerprint)(dc_conn *conn, char out[65], dc_error *err);
+
+	/* ---- version 2 ---- */
+
+	/** The kinds `check` does: bit (1 << dc_check_kind) each. A version-1 engine's
+	 * `check` does DC_CHECK_INTEGRITY and DC_CHECK_FOREIGN_KEYS. */
+	unsigned check_kinds;
+
+	/**
+	 * Optional (NULL: none): a check of `kind` over a whole shard before the
+	 * run touches anything (the preflight gates ask it), one query per shard:
+	 * `tenants` are this engine's `n` tenants of the run. Appends one problem
+	 * per line to `out` (nothing: none found), at most `max_rows`.
+	 */
+	int (*shard_check)(dc_engine *engine,
+	                   dc_check_kind kind,
+	                   const dc_tenant *tenants,
+	                   size_t n,
+	                   dc_strbuf *out,
+	                   size_t max_rows,
+	                   dc_error *err);
+	/** The kinds `shard_check` does: bit (1 << dc_check_kind) each. */
+	unsigned shard_check_kinds;
 };
 
 #endif

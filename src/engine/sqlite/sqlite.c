@@ -149,6 +149,7 @@ const dc_engine_ops dc_engine_sqlite = {
 	.history_write = dc_sqlite__history_write,
 	.query_text = dc_sqlite__query_text,
 	.check = dc_sqlite__check,
+	.check_kinds = 1u << DC_CHECK_INTEGRITY | 1u << DC_CHECK_FOREIGN_KEYS,
 	.backup = dc_sqlite__backup,
 	.schema_fingerprint = dc_sqlite__schema_fingerprint,
 };
