@@ -421,7 +421,18 @@ static void test_engine_ops_check(void **state)
 	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
 	assert_string_equal(
 	        err.message,
-	        "engine 'sqlite' implements interface version 2; this library knows 1 to 1");
+	        "engine 'sqlite' implements interface version 3; this library knows 1 to 2");
+	/* a version-1 engine's check does the two SQLite kinds, and it has no
+	 * shard_check (the field is past its table: never read) */
+	bad.version = 1;
+	assert_true(dc_engine__does_check(&bad, DC_CHECK_FOREIGN_KEYS, false));
+	assert_false(dc_engine__does_check(&bad, DC_CHECK_ISOLATION, false));
+	assert_false(dc_engine__does_check(&bad, DC_CHECK_INTEGRITY, true));
+	bad.version = DC_ENGINE_OPS_VERSION;
+	bad.check_kinds = 1u << DC_CHECK_INTEGRITY;
+	assert_true(dc_engine__does_check(&bad, DC_CHECK_INTEGRITY, false));
+	assert_false(dc_engine__does_check(&bad, DC_CHECK_FOREIGN_KEYS, false));
+	assert_false(dc_engine__does_check(&dc_engine_sqlite, DC_CHECK_RLS, false));
 	memset(&err, 0, sizeof(err));
 	bad.version = 0;
 	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
