@@ -17,13 +17,22 @@ enum dc_isolation_kind {
 	DC_ISO_OWN_SCHEMA = 1 << 2,  /* a write to deployclaw's own schema */
 	DC_ISO_SESSION = 1 << 3,     /* search_path, role or session_authorization changed */
 	DC_ISO_OUTSIDE = 1 << 4,     /* reaches outside the database */
-	DC_ISO_DYNAMIC = 1 << 5,     /* a DO block: dynamic SQL, not checkable */
-	DC_ISO_ALL = (1 << 6) - 1
+	DC_ISO_DYNAMIC = 1 << 5,     /* SQL built at run time (EXECUTE), not checkable */
+	DC_ISO_SHARED = 1 << 6,      /* a change to what the shard's tenants share (schema tenancy) */
+	DC_ISO_ALL = (1 << 7) - 1
 };
 
 typedef struct dc_isolation_opts {
 	unsigned kinds;      /* dc_isolation_kind bits to check */
-	bool schema_tenancy; /* DC_ISO_FOREIGN_REF and DC_ISO_SCHEMA_MOVE apply only then */
+	bool schema_tenancy; /* FOREIGN_REF, SCHEMA_MOVE and SHARED apply only then */
+	/* The text the node's locations index into (NULL: not known). With it, a
+	 * finding inside a DO block's or function's body is placed where it is
+	 * written; without, at the statement. */
+	const char *text;
+	/* tenancy.shared_schemas: schemas tenants may read (they follow the
+	 * tenant's on its search_path) but change only from a shard migration. */
+	const char *const *shared;
+	size_t nshared;
 } dc_isolation_opts;
 
 /*

@@ -285,6 +285,7 @@ dc_lint_cmd_check dc_lint__check_robust_cmd;
 void dc_lint__walk_rangevars(lint *l, const PgQuery__Node *n);
 void dc_lint__schema_node(lint *l, const PgQuery__Node *n);
 dc_lint_stmt_check dc_lint__isolation;
+dc_lint_stmt_check dc_lint__check_catalog_scope;
 
 /* alter_table.c: the ALTER TABLE walk, sub-command by sub-command */
 void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a);

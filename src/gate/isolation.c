@@ -72,11 +72,12 @@ int dc_gate__isolation(const dc_gate *gate,
                        dc_error *err)
 {
 	const dc_gate__preflight *pf = ctx->user;
-	/* gates.isolation.dynamic_sql: allow lets DO blocks through (nothing checks them yet) */
-	dc_isolation_opts o = { ctx->cfg->gates.isolation_allow_dynamic_sql
-		                        ? DC_ISO_ALL & ~(unsigned)DC_ISO_DYNAMIC
-		                        : DC_ISO_ALL,
-		                ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA };
+	/* gates.isolation.dynamic_sql: allow lets EXECUTE of strings through (the run-time
+	 * checks still apply) */
+	dc_isolation_opts o = { .kinds = ctx->cfg->gates.isolation_allow_dynamic_sql
+		                                 ? DC_ISO_ALL & ~(unsigned)DC_ISO_DYNAMIC
+		                                 : DC_ISO_ALL,
+		                .schema_tenancy = ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA };
 	scan s;
 	dc_error perr = { 0 };
 	size_t i, nmigs = 0;

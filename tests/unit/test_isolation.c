@@ -35,7 +35,7 @@ static int record(void *ctx, unsigned kind, int loc, const char *msg)
 
 static got check(const char *sql, bool schema_tenancy)
 {
-	dc_isolation_opts o = { DC_ISO_ALL, schema_tenancy };
+	dc_isolation_opts o = { .kinds = DC_ISO_ALL, .schema_tenancy = schema_tenancy };
 	dc_error err = { 0 };
 	got g;
 
@@ -79,7 +79,42 @@ static const hostile hostiles[] = {
 	{ "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw", false, DC_ISO_OUTSIDE, 0, "CREATE SERVER" },
 	{ "CREATE FOREIGN TABLE f (a int) SERVER s", false, DC_ISO_OUTSIDE, 0, "CREATE FOREIGN TABLE" },
 	{ "IMPORT FOREIGN SCHEMA public FROM SERVER s INTO x", false, DC_ISO_OUTSIDE, 0, "IMPORT FOREIGN SCHEMA" },
-	{ "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$", false, DC_ISO_DYNAMIC, 0, "cannot be checked" },
+	{ "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$", false, DC_ISO_DYNAMIC, 12, "in a DO block: EXECUTE runs SQL built at run time" },
+	{ "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT 1' LOOP END LOOP; END $$", false, DC_ISO_DYNAMIC, 39, "EXECUTE" },
+	/* a DO block's static statements are checked where they are written, by the
+	 * server's PL/pgSQL grammar: statements, conditions, assignments, PERFORM */
+	{ "DO $$ BEGIN\n  UPDATE tenant_0003.orders SET total = 0;\nEND $$", true, DC_ISO_FOREIGN_REF, 21, "in a DO block" },
+	{ "DO $body$ BEGIN PERFORM set_config('search_path', 'x', false); END $body$", false, DC_ISO_SESSION, 24, "set_config('search_path'" },
+	{ "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM other.t) THEN RAISE NOTICE 'x'; END IF; END $$", true, DC_ISO_FOREIGN_REF, 41, "'other.t'" },
+	{ "DO $$ DECLARE n int; BEGIN n := (SELECT count(*) FROM other.t); END $$", true, DC_ISO_FOREIGN_REF, 54, "'other.t'" },
+	{ "DO $$ BEGIN SET search_path TO tenant_0003; END $$", false, DC_ISO_SESSION, 12, "SET search_path" },
+	{ "DO $$ BEGIN RESET ALL; END $$", false, DC_ISO_SESSION, 12, "RESET ALL" },
+	{ "DO $$ BEGIN INSERT INTO deployclaw.tenant_state VALUES (1); END $$", false, DC_ISO_OWN_SCHEMA, 24, "deployclaw's own schema" },
+	{ "DO LANGUAGE plpython3u $$ plpy.execute('x') $$", false, DC_ISO_DYNAMIC, 0, "language 'plpython3u'" },
+	{ "DO $$ BEGIN x := ; END $$", false, DC_ISO_DYNAMIC, 0, "does not compile" },
+	/* a function's body, PL/pgSQL or SQL, is checked like a DO block's */
+	{ "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE other.t SET a = NEW.a; RETURN NEW; END $$", true, DC_ISO_FOREIGN_REF, 72, "in function 'f'" },
+	{ "CREATE FUNCTION f(s text) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN EXECUTE s; END $f$", false, DC_ISO_DYNAMIC, 69, "function 'f'" },
+	{ "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT count(*)::int FROM other.t $$", true, DC_ISO_FOREIGN_REF, 77, "'other.t'" },
+	{ "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT a FROM other.t'", true, DC_ISO_FOREIGN_REF, 0, "'other.t'" },
+	/* names that are not relations: functions, types, sequences, grants */
+	{ "CREATE FUNCTION tenant_0003.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.f'" },
+	{ "SELECT tenant_0003.f()", true, DC_ISO_FOREIGN_REF, 7, "'tenant_0003.f'" },
+	{ "ALTER TABLE t ADD COLUMN c tenant_0003.mood", true, DC_ISO_FOREIGN_REF, 27, "'tenant_0003.mood'" },
+	{ "CREATE TYPE tenant_0003.mood AS ENUM ('a')", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.mood'" },
+	{ "ALTER TYPE tenant_0003.mood ADD VALUE 'b'", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.mood'" },
+	{ "CREATE DOMAIN tenant_0003.d AS int", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.d'" },
+	{ "SELECT nextval('tenant_0003.seq')", true, DC_ISO_FOREIGN_REF, 7, "'tenant_0003.seq'" },
+	{ "SELECT 'tenant_0003.orders'::regclass", true, DC_ISO_FOREIGN_REF, 27, "'tenant_0003.orders'" },
+	{ "DROP TABLE tenant_0003.orders", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.orders'" },
+	{ "DROP TRIGGER trg ON tenant_0003.orders", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.trg'" },
+	{ "DROP TYPE tenant_0003.mood", true, DC_ISO_FOREIGN_REF, 10, "'tenant_0003.mood'" },
+	{ "DROP FUNCTION tenant_0003.f(int)", true, DC_ISO_FOREIGN_REF, 0, "'tenant_0003.f'" },
+	{ "GRANT USAGE ON SCHEMA tenant_0003 TO app", true, DC_ISO_FOREIGN_REF, 0, "schema 'tenant_0003'" },
+	{ "GRANT SELECT ON ALL TABLES IN SCHEMA tenant_0003 TO app", true, DC_ISO_FOREIGN_REF, 0, "schema 'tenant_0003'" },
+	/* what the tenants of a shard share is changed by a shard migration */
+	{ "CREATE EXTENSION IF NOT EXISTS pg_trgm", true, DC_ISO_SHARED, 0, "scope: shard" },
+	{ "DROP EXTENSION pg_trgm", true, DC_ISO_SHARED, 0, "scope: shard" },
 	/* the second statement of a text: positions are the text's */
 	{ "CREATE TABLE a (i int);\nRESET ALL", false, DC_ISO_SESSION, 23, "RESET ALL" },
 };
@@ -100,9 +135,67 @@ static const char *const safe[] = {
 	"SELECT set_config('lock_timeout', '1s', true)",
 	"COPY orders FROM STDIN",
 	"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+	/* bodies whose statements stay in the tenant pass, with no dynamic SQL */
+	"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'x') THEN "
+	"CREATE TABLE x (a int); END IF; END $$",
+	"CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+	"NEW.updated_at := now(); RETURN NEW; END $$",
+	"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+	"CREATE TYPE mood AS ENUM ('a')",
+	"SELECT nextval('seq'), 'orders'::regclass, pg_catalog.now()",
+	"DROP TABLE orders; DROP TRIGGER trg ON orders; DROP TYPE mood; DROP FUNCTION f(int)",
 };
 
+typedef struct shared_case {
+	const char *sql;
+	bool refused;
+} shared_case;
+
 /* clang-format on */
+
+/* tenancy.shared_schemas: read from a tenant migration, changed only from a
+ * shard migration. */
+static void shared_schemas_are_read_only(void **state)
+{
+	static const char *const shared[] = { "public" };
+	static const shared_case cases[] = {
+		{ "SELECT * FROM public.countries", false },
+		{ "CREATE TABLE t (c int REFERENCES public.countries)", false },
+		{ "INSERT INTO t SELECT * FROM public.countries", false },
+		{ "UPDATE t SET c = x.id FROM public.countries x", false },
+		{ "CREATE TABLE x AS SELECT * FROM public.countries", false },
+		{ "SELECT public.slugify('a')", false },
+		{ "ALTER TABLE t ADD COLUMN c public.citext", false },
+		{ "INSERT INTO public.countries VALUES (1)", true },
+		{ "UPDATE public.countries SET name = 'x'", true },
+		{ "CREATE TABLE public.x (a int)", true },
+		{ "ALTER TABLE public.countries ADD COLUMN a int", true },
+		{ "DROP TABLE public.countries", true },
+		{ "CREATE OR REPLACE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+		  true },
+		{ "DO $$ BEGIN INSERT INTO public.countries VALUES (1); END $$", true },
+		{ "UPDATE other.t SET a = 1", true }, /* not shared: another tenant's */
+	};
+	dc_isolation_opts o = { .kinds = DC_ISO_ALL,
+		                .schema_tenancy = true,
+		                .shared = shared,
+		                .nshared = 1 };
+	dc_error err = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		got g;
+
+		memset(&g, 0, sizeof(g));
+		assert_int_equal(dc_analysis__isolation_sql(cases[i].sql, &o, record, &g, &err), 0);
+		if ((g.n > 0) != cases[i].refused)
+			fprintf(stderr, "%s: %zu findings: %s\n", cases[i].sql, g.n, g.msg);
+		assert_int_equal(g.n > 0, cases[i].refused);
+		if (cases[i].refused && strstr(cases[i].sql, "public."))
+			assert_non_null(strstr(g.msg, "scope: shard"));
+	}
+}
 
 static void refuses_each_form(void **state)
 {
@@ -153,7 +246,7 @@ static void schema_checks_only_under_schema_tenancy(void **state)
 /* A caller picks kinds: DC501's walk asks for the schema references only. */
 static void kinds_select_checks(void **state)
 {
-	dc_isolation_opts o = { DC_ISO_FOREIGN_REF, true };
+	dc_isolation_opts o = { .kinds = DC_ISO_FOREIGN_REF, .schema_tenancy = true };
 	dc_error err = { 0 };
 	got g;
 
@@ -173,6 +266,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(refuses_each_form),
+		cmocka_unit_test(shared_schemas_are_read_only),
 		cmocka_unit_test(lets_safe_statements_by),
 		cmocka_unit_test(schema_checks_only_under_schema_tenancy),
 		cmocka_unit_test(kinds_select_checks),

@@ -8,61 +8,42 @@
 #include "../isolation.h"
 #include "../lint_internal.h"
 
-/* A dropped object's name, and its schema when it names one. */
-static const char *drop_name(const PgQuery__Node *o, const char **schema)
+/* A dropped object's name (the last of a qualified one). */
+static const char *drop_name(const PgQuery__Node *o)
 {
 	const PgQuery__List *li = o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
 
-	*schema = NULL;
-	if (li && li->n_items) {
-		*schema = li->n_items >= 2 ? dc_analysis__str(li->items[li->n_items - 2]) : NULL;
-		return dc_analysis__str(li->items[li->n_items - 1]);
-	}
+	if (li)
+		return li->n_items ? dc_analysis__str(li->items[li->n_items - 1]) : NULL;
 	return dc_analysis__str(o);
 }
 
 /*
  * DROP's walk: DC201 against the tables this migration created (which it
- * forgets as they are dropped, object by object), DC501.
+ * forgets as they are dropped, object by object). What a DROP names in
+ * another schema is DC501's, from ../isolation.c.
  */
 void dc_lint__drop(lint *l, const PgQuery__DropStmt *d)
 {
 	size_t i;
 
+	if (d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+		return;
 	for (i = 0; i < d->n_objects; i++) {
-		const char *schema, *name = drop_name(d->objects[i], &schema);
+		const PgQuery__Node *o = d->objects[i];
+		const PgQuery__List *li =
+		        o->node_case == PG_QUERY__NODE__NODE_LIST ? o->list : NULL;
+		const char *name =
+		        li ? (li->n_items ? dc_analysis__str(li->items[li->n_items - 1]) : NULL)
+		           : dc_analysis__str(o);
 
 		if (!name)
 			continue;
-		switch (d->remove_type) {
-		case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
-			if (!dc_lint__set_has(&l->tables, name, NULL))
-				dc_lint__emit(l, R_DROP_TABLE, NULL,
-				              "dropping table '%s' loses its data", name);
-			else
-				dc_lint__set_del(&l->tables, name);
-			break;
-		case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
-			if (l->cfg->schema_tenancy)
-				dc_lint__emit(
-				        l, R_FOREIGN_SCHEMA, NULL,
-				        "DROP SCHEMA '%s' under schema tenancy: tenants' schemas are managed by "
-				        "deployclaw",
-				        name);
-			schema = NULL;
-			break;
-		default:
-			break;
-		}
-		if (schema && l->cfg->schema_tenancy && !dc_analysis__allowed_schema(schema) &&
-		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TRIGGER &&
-		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_POLICY &&
-		    d->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT)
-			dc_lint__emit(
-			        l, R_FOREIGN_SCHEMA, NULL,
-			        "'%s.%s' names the schema '%s': under schema tenancy every statement must "
-			        "stay in the tenant's schema",
-			        schema, name, schema);
+		if (!dc_lint__set_has(&l->tables, name, NULL))
+			dc_lint__emit(l, R_DROP_TABLE, NULL, "dropping table '%s' loses its data",
+			              name);
+		else
+			dc_lint__set_del(&l->tables, name);
 	}
 }
 
@@ -79,7 +60,7 @@ void dc_lint__check_drop_index(lint *l, const PgQuery__Node *n)
 		return;
 	d = n->drop_stmt;
 	for (i = 0; i < d->n_objects; i++) {
-		const char *schema, *name = drop_name(d->objects[i], &schema);
+		const char *name = drop_name(d->objects[i]);
 
 		if (!name || dc_lint__set_has(&l->indexes, name, NULL))
 			continue;
@@ -102,7 +83,7 @@ void dc_lint__check_drop_schema(lint *l, const PgQuery__Node *n)
 	    n->drop_stmt->remove_type != PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA)
 		return;
 	for (i = 0; i < n->drop_stmt->n_objects; i++) {
-		const char *schema, *name = drop_name(n->drop_stmt->objects[i], &schema);
+		const char *name = drop_name(n->drop_stmt->objects[i]);
 
 		if (name)
 			dc_lint__emit(l, R_DROP_SCHEMA, NULL, "dropping schema '%s'", name);

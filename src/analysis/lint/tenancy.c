@@ -2,7 +2,8 @@
  * tenancy.c -- DC501: under schema tenancy every statement stays in the
  * tenant's schema (deployclaw sets search_path to it); DC504: no statement
  * gets around the tenant's isolation (deployclaw's schema, the session's
- * search_path or role, the world outside the database, a DO block). What
+ * search_path or role, the world outside the database, SQL built at run
+ * time, what the shard's tenants share). What
  * counts is decided by ../isolation.c, which the `isolation` gate asks too.
  */
 #include <string.h>
@@ -42,7 +43,9 @@ static int emit_finding(void *ctx, unsigned kind, int loc, const char *msg)
 
 static void check(lint *l, int rule, const PgQuery__Node *n, unsigned kinds)
 {
-	dc_isolation_opts o = { kinds, l->cfg->schema_tenancy };
+	dc_isolation_opts o = { .kinds = kinds,
+		                .schema_tenancy = l->cfg->schema_tenancy,
+		                .text = l->text ? l->text + l->base : NULL };
 	as_rule r = { l, rule, n };
 
 	dc_analysis__isolation_node(n, &o, emit_finding, &r);
@@ -64,5 +67,5 @@ void dc_lint__schema_node(lint *l, const PgQuery__Node *n)
 void dc_lint__isolation(lint *l, const PgQuery__Node *n)
 {
 	check(l, R_ISOLATION, n,
-	      DC_ISO_OWN_SCHEMA | DC_ISO_SESSION | DC_ISO_OUTSIDE | DC_ISO_DYNAMIC);
+	      DC_ISO_OWN_SCHEMA | DC_ISO_SESSION | DC_ISO_OUTSIDE | DC_ISO_DYNAMIC | DC_ISO_SHARED);
 }
