@@ -223,6 +223,10 @@ typedef struct dc_lint_config {
 	int64_t statement_timeout_ms;
 	/** gates.require_down: a migration without a down is an error, not a warning. */
 	bool require_down;
+	/** tenancy.shared_schemas (borrowed): under schema tenancy, schemas a tenant's
+	 * migration may read but not change. */
+	const char *const *shared_schemas;
+	size_t nshared_schemas;
 } dc_lint_config;
 
 /** Defaults: every rule at its default severity, deployclaw's default gates. */

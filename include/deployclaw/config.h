@@ -73,6 +73,11 @@ typedef struct dc_config {
 		char *query;   /**< postgres: SQL returning tenant names */
 		char **list; /**< explicit tenants: sqlite file paths (relative to the config), or postgres names */
 		size_t nlist;
+		/** postgres, schema tenancy: schemas every tenant of a shard shares (extensions,
+		 * helpers, lookup tables), on each tenant's search_path after its own schema;
+		 * tenant migrations may read them, shard migrations change them */
+		char **shared_schemas;
+		size_t nshared_schemas;
 	} tenancy;
 
 	dc_shard_config *shards;

@@ -95,7 +95,7 @@ DC_API extern const dc_engine_ops dc_engine_sqlite;
 DC_API extern const dc_engine_ops dc_engine_pg;
 
 /** Most bind parameters the text of dc_pg_tenants_sql uses. */
-#define DC_PG_TENANTS_MAX_PARAMS 2
+#define DC_PG_TENANTS_MAX_PARAMS 3
 
 /**
  * The tenants of one PostgreSQL shard, as SQL: the one definition of which

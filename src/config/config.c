@@ -40,6 +40,9 @@ void dc_config_free(dc_config *cfg)
 	for (i = 0; i < cfg->tenancy.nlist; i++)
 		free(cfg->tenancy.list[i]);
 	free(cfg->tenancy.list);
+	for (i = 0; i < cfg->tenancy.nshared_schemas; i++)
+		free(cfg->tenancy.shared_schemas[i]);
+	free(cfg->tenancy.shared_schemas);
 	for (i = 0; i < cfg->nshards; i++) {
 		dc_shard_config *sh = &cfg->shards[i];
 

@@ -127,6 +127,14 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 			dc_strbuf_addch(out, '\n');
 		}
 	}
+	if (cfg->tenancy.nshared_schemas) {
+		dc_strbuf_adds(out, "  shared_schemas:\n");
+		for (i = 0; i < cfg->tenancy.nshared_schemas; i++) {
+			dc_strbuf_adds(out, "    - ");
+			add_quoted(out, cfg->tenancy.shared_schemas[i]);
+			dc_strbuf_addch(out, '\n');
+		}
+	}
 	if (cfg->nshards == 0)
 		dc_strbuf_adds(out, "shards: []\n");
 	else

@@ -79,6 +79,32 @@ int dc_config__check_across_keys(ctx *c, const dc_config *cfg, const dc_yaml_nod
 		return fail(c, engine,
 		            "engine: 'postgres' needs at least one shard under 'shards'");
 	}
+	if (cfg->tenancy.nshared_schemas && tenancy) {
+		const dc_yaml_node *list = dc_yaml__get(tenancy, "shared_schemas");
+		size_t i;
+
+		if (!list)
+			list = tenancy;
+		if (cfg->engine != DC_ENGINE_POSTGRES || cfg->tenancy.model != DC_TENANCY_SCHEMA)
+			return fail(c, list,
+			            "tenancy.shared_schemas: only PostgreSQL's schema tenancy has "
+			            "schemas that tenants share");
+		for (i = 0; i < cfg->tenancy.nshared_schemas; i++) {
+			const char *s = cfg->tenancy.shared_schemas[i];
+			const dc_yaml_node *item = i < list->nkids ? list->kids[i] : list;
+
+			if (!strcmp(s, "deployclaw") || !strcmp(s, "pg_catalog") ||
+			    !strcmp(s, "information_schema"))
+				return fail(
+				        c, item,
+				        "tenancy.shared_schemas[%zu]: '%s' is not a schema tenants "
+				        "share: %s",
+				        i, s,
+				        !strcmp(s, "deployclaw")
+				                ? "it is deployclaw's own, which migrations never touch"
+				                : "every tenant may read it already");
+		}
+	}
 	if (cfg->engine == DC_ENGINE_SQLITE) {
 		const dc_yaml_node *model = dc_yaml__get(tenancy, "model");
 

@@ -77,7 +77,9 @@ int dc_gate__isolation(const dc_gate *gate,
 	dc_isolation_opts o = { .kinds = ctx->cfg->gates.isolation_allow_dynamic_sql
 		                                 ? DC_ISO_ALL & ~(unsigned)DC_ISO_DYNAMIC
 		                                 : DC_ISO_ALL,
-		                .schema_tenancy = ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA };
+		                .schema_tenancy = ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA,
+		                .shared = (const char *const *)ctx->cfg->tenancy.shared_schemas,
+		                .nshared = ctx->cfg->tenancy.nshared_schemas };
 	scan s;
 	dc_error perr = { 0 };
 	size_t i, nmigs = 0;

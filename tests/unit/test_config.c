@@ -136,6 +136,15 @@ static const bad_case bad_cases[] = {
 	  5, 18, "gates.isolation.dynamic_sql: unknown value 'permit' (expected refuse or allow)" },
 	{ "isolation_unknown_key", SQLITE_OK_HEAD "gates:\n  isolation: { dynamic: allow }\n", 4,
 	  16, "gates.isolation.dynamic: unknown key (did you mean 'dynamic_sql'?)" },
+	{ "shared_schemas_sqlite", SQLITE_OK_HEAD "  shared_schemas: [public]\n", 3, 19,
+	  "tenancy.shared_schemas: only PostgreSQL's schema tenancy has schemas that tenants share" },
+	{ "shared_schemas_own",
+	  PG_HEAD "  shared_schemas: [public, deployclaw]\nshards: [{ name: a, primary: x }]\n", 5,
+	  28,
+	  "tenancy.shared_schemas[1]: 'deployclaw' is not a schema tenants share: it is deployclaw's own, which migrations never touch" },
+	{ "shared_schemas_scalar",
+	  PG_HEAD "  shared_schemas: public\nshards: [{ name: a, primary: x }]\n", 5, 19,
+	  "tenancy.shared_schemas: expected a sequence, got a scalar" },
 	{ "lag_scalar", SQLITE_OK_HEAD "gates:\n  replication_lag: 1s\n", 4, 20,
 	  "gates.replication_lag: expected a mapping, got a scalar" },
 	{ "bool_yes", SQLITE_OK_HEAD "gates:\n  require_down: yes\n", 4, 17,
@@ -231,6 +240,7 @@ static const char full_yaml[] =
         "  pattern: \"tenant_%\"\n"
         "  query: \"SELECT schema_name FROM app.tenants\"\n"
         "  list: [acme, globex]\n"
+        "  shared_schemas: [public, ext]\n"
         "shards:\n"
         "  - name: eu-1\n"
         "    primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"
@@ -276,12 +286,14 @@ static void full_config(void **state)
 	assert_int_equal(cfg->shards[0].nreplicas, 2);
 	assert_string_equal(cfg->shards[0].replicas[1], "host=10.0.0.7");
 	assert_int_equal(cfg->shards[0].parallel, 4);
-	assert_int_equal(cfg->shards[0].line, 9);
+	assert_int_equal(cfg->tenancy.nshared_schemas, 2);
+	assert_string_equal(cfg->tenancy.shared_schemas[1], "ext");
+	assert_int_equal(cfg->shards[0].line, 10);
 	assert_int_equal(cfg->shards[0].col, 5);
 	assert_string_equal(cfg->shards[1].name, "us-1");
 	assert_int_equal(cfg->shards[1].nreplicas, 0);
 	assert_int_equal(cfg->shards[1].parallel, 0);
-	assert_int_equal(cfg->shards[1].line, 13);
+	assert_int_equal(cfg->shards[1].line, 14);
 	assert_int_equal(cfg->gates.lock_timeout_ms, 3000);
 	assert_int_equal(cfg->gates.statement_timeout_ms, 600000);
 	assert_false(cfg->gates.require_down);
@@ -665,6 +677,9 @@ static void dump_is_complete_and_reloads(void **state)
 	                               "  list:\n"
 	                               "    - \"acme\"\n"
 	                               "    - \"globex\"\n"
+	                               "  shared_schemas:\n"
+	                               "    - \"public\"\n"
+	                               "    - \"ext\"\n"
 	                               "shards:\n"
 	                               "  - name: \"eu-1\"\n"
 	                               "    primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"

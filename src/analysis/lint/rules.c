@@ -152,6 +152,8 @@ int dc_lint_config_from(dc_lint_config *lc, const dc_config *cfg, dc_error *err)
 	lc->lock_timeout_ms = cfg->gates.lock_timeout_ms;
 	lc->statement_timeout_ms = cfg->gates.statement_timeout_ms;
 	lc->require_down = cfg->gates.require_down;
+	lc->shared_schemas = (const char *const *)cfg->tenancy.shared_schemas;
+	lc->nshared_schemas = cfg->tenancy.nshared_schemas;
 	for (k = 0; k < R_COUNT; k++) {
 		names[2 * k] = rules[k].id;
 		names[2 * k + 1] = rules[k].name;

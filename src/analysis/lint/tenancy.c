@@ -45,7 +45,9 @@ static void check(lint *l, int rule, const PgQuery__Node *n, unsigned kinds)
 {
 	dc_isolation_opts o = { .kinds = kinds,
 		                .schema_tenancy = l->cfg->schema_tenancy,
-		                .text = l->text ? l->text + l->base : NULL };
+		                .text = l->text ? l->text + l->base : NULL,
+		                .shared = l->cfg->shared_schemas,
+		                .nshared = l->cfg->nshared_schemas };
 	as_rule r = { l, rule, n };
 
 	dc_analysis__isolation_node(n, &o, emit_finding, &r);

@@ -90,6 +90,8 @@ void dc_pg__leave(dc_conn *c)
 	forget_visit(c);
 	free(c->qschema);
 	c->qschema = NULL;
+	free(c->search_path);
+	c->search_path = NULL;
 	c->tenant = NULL;
 	c->versions_known = false;
 	dc_strbuf_reset(&c->versions);
@@ -282,5 +284,12 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		                        PQerrorMessage(c->pg));
 	c->qschema = dc_strdup(q);
 	PQfreemem(q);
-	return c->qschema ? 0 : dc_pg__oom(c, err);
+	if (c->qschema) {
+		dc_strbuf sp = DC_STRBUF_INIT;
+
+		dc_strbuf_adds(&sp, c->qschema);
+		dc_strbuf_adds(&sp, c->engine->shared_path);
+		c->search_path = dc_strbuf_detach(&sp, NULL);
+	}
+	return c->search_path ? 0 : dc_pg__oom(c, err);
 }

@@ -31,15 +31,15 @@ static void add_param(dc_strbuf *sql, char **params, int *nparams, char *v, cons
 	dc_strbuf_addf(sql, "$%d%s", *nparams, cast);
 }
 
-/* tenancy.list as a text[] literal: {"a","b\"c"} (heap; NULL: out of memory). */
-static char *list_literal(const dc_config *cfg)
+/* Names as a text[] literal: {"a","b\"c"} (heap; NULL: out of memory). */
+static char *list_literal(char *const *names, size_t n)
 {
 	dc_strbuf arr = DC_STRBUF_INIT;
 	size_t i;
 
 	dc_strbuf_addch(&arr, '{');
-	for (i = 0; i < cfg->tenancy.nlist; i++)
-		dc_pg__array_add(&arr, cfg->tenancy.list[i]);
+	for (i = 0; i < n; i++)
+		dc_pg__array_add(&arr, names[i]);
 	dc_strbuf_addch(&arr, '}');
 	return dc_strbuf_detach(&arr, NULL);
 }
@@ -103,12 +103,20 @@ int dc_pg_tenants_sql(dc_strbuf *sql,
 		                        "ANY("
 		                      : "SELECT datname::text FROM pg_database WHERE datallowconn "
 		                        "AND NOT datistemplate AND datname = ANY(");
-		add_param(sql, params, nparams, list_literal(cfg), "::text[])");
+		add_param(sql, params, nparams, list_literal(cfg->tenancy.list, cfg->tenancy.nlist),
+		          "::text[])");
 	}
 tail:
 	/* A tenant found twice (by the pattern and the list, or twice by the
-	 * query) counts once. */
-	dc_strbuf_adds(sql, "), dc_tenants(tenant) AS (SELECT DISTINCT tenant FROM dc_found) ");
+	 * query) counts once; a schema the tenants share is none of them. */
+	dc_strbuf_adds(sql, "), dc_tenants(tenant) AS (SELECT DISTINCT tenant FROM dc_found");
+	if (schema && cfg->tenancy.nshared_schemas) {
+		dc_strbuf_adds(sql, " WHERE tenant <> ALL(");
+		add_param(sql, params, nparams,
+		          list_literal(cfg->tenancy.shared_schemas, cfg->tenancy.nshared_schemas),
+		          "::text[])");
+	}
+	dc_strbuf_adds(sql, ") ");
 	if (dc_strbuf_error(sql)) {
 		for (i = 0; i < *nparams; i++) {
 			free(params[i]);

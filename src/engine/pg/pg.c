@@ -22,8 +22,29 @@ void dc_pg__close(dc_engine *e)
 	free(e->shard);
 	free(e->conninfo);
 	free(e->app_name);
+	free(e->shared_path);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
+}
+
+/* ", \"public\", \"x\"": the shared schemas as identifiers, quoted as
+ * PostgreSQL quotes them (doubled '"'), for the tenants' search_path. */
+static char *shared_path(const dc_config *cfg)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	const char *s;
+	size_t i;
+
+	for (i = 0; i < cfg->tenancy.nshared_schemas; i++) {
+		dc_strbuf_adds(&sb, ", \"");
+		for (s = cfg->tenancy.shared_schemas[i]; *s; s++) {
+			if (*s == '"')
+				dc_strbuf_addch(&sb, '"');
+			dc_strbuf_addch(&sb, *s);
+		}
+		dc_strbuf_addch(&sb, '"');
+	}
+	return dc_strbuf_detach(&sb, NULL);
 }
 
 int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *shard, dc_error *err)
@@ -54,6 +75,8 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 		goto oom;
 	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
 		goto out;
+	if (!(e->shared_path = shared_path(cfg)))
+		goto oom;
 	snprintf(e->lock_timeout, sizeof(e->lock_timeout), "%lld",
 	         (long long)(cfg->gates.lock_timeout_ms > 0 ? cfg->gates.lock_timeout_ms : 0));
 	snprintf(e->statement_timeout, sizeof(e->statement_timeout), "%lld",

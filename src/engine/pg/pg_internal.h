@@ -144,6 +144,9 @@ struct dc_engine {
 	char lock_timeout[24];  /* milliseconds, as set_config wants them */
 	char statement_timeout[24];
 	char *app_name; /* "deployclaw/<run_id>" */
+	/* tenancy.shared_schemas, quoted, each after a comma: what follows the
+	 * tenant's schema on its search_path ("" when none) */
+	char *shared_path;
 
 	pthread_mutex_t mu; /* guards admin and state_ready */
 	PGconn *admin;      /* discovery, history_read_all, state table creation */
@@ -156,6 +159,7 @@ struct dc_conn {
 	char *dbname;            /* database model: the database `pg` is connected to */
 	const dc_tenant *tenant; /* borrowed until the next enter */
 	char *qschema;           /* quoted schema of the history table */
+	char *search_path;       /* schema model: qschema, then the shared schemas */
 
 	bool locked;
 	uint64_t lock_key;

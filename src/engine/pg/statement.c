@@ -23,7 +23,7 @@ int dc_pg__session_settings(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
 	const char *params[4] = { e->lock_timeout, e->statement_timeout, c->tenant->id,
-		                  c->qschema };
+		                  c->search_path };
 	PGresult *res;
 	int ret = 0;
 

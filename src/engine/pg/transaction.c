@@ -104,7 +104,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	settings[1] = e->statement_timeout;
 	settings[2] = c->tenant->id;
 	/* the lock's key follows the settings: $5 with a search_path, else $4 */
-	settings[3] = e->model == DC_TENANCY_SCHEMA ? c->qschema : key;
+	settings[3] = e->model == DC_TENANCY_SCHEMA ? c->search_path : key;
 	settings[4] = key;
 	c->lock_key = dc_pg__tenant_key(e->shard, c->tenant->id);
 	dc_pg__key_text(key, c->lock_key);
