@@ -14,17 +14,22 @@
 #include "util/text.h"
 
 typedef struct scan {
+	const dc_sql *sql;
 	const dc_statement *st;
 	size_t n;        /* findings */
 	char first[400]; /* file:line:col: what, of the first */
 } scan;
 
-/* The line and column of byte `off` of a statement's text. */
-static void position(const dc_statement *st, int off, int *line, int *col)
+/* The line and column of byte `off` of a statement's text. A block of SQL
+ * starts its lines at its own column: 1 in a .sql file, the indentation of a
+ * YAML block scalar (whose text has it removed). */
+static void position(const dc_sql *sql, const dc_statement *st, int off, int *line, int *col)
 {
 	*line = st->line;
 	*col = st->col;
 	dc_text_advance(st->sql, strnlen(st->sql, (size_t)off), line, col);
+	if (*line > st->line && sql->col > 1)
+		*col += sql->col - 1;
 }
 
 static int found(void *ctx, unsigned kind, int loc, const char *msg)
@@ -34,7 +39,7 @@ static int found(void *ctx, unsigned kind, int loc, const char *msg)
 
 	(void)kind;
 	if (s->n++ == 0) {
-		position(s->st, loc < 0 ? 0 : loc, &line, &col);
+		position(s->sql, s->st, loc < 0 ? 0 : loc, &line, &col);
 		snprintf(s->first, sizeof(s->first), "%s:%d:%d: %s", s->st->file, line, col, msg);
 	}
 	return 0;
@@ -45,6 +50,7 @@ static int scan_sql(scan *s, const dc_sql *sql, const dc_isolation_opts *o, dc_e
 	size_t i;
 	int rc;
 
+	s->sql = sql;
 	for (i = 0; i < sql->nstmts; i++) {
 		s->st = &sql->stmts[i];
 		if ((rc = dc_analysis__isolation_sql(s->st->sql, o, found, s, err)) != 0)

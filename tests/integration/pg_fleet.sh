@@ -18,11 +18,14 @@
 #   5. tenant schemas named with quotes, spaces and non-ASCII letters
 #   6. topology (smoke; tests/integration/topology.sh goes in depth)
 #   7. the isolation gate: hostile migrations refused (exit 3, file:line:col),
-#      every tenant, history and deployclaw's schema unchanged
+#      every tenant, history and deployclaw's schema unchanged; DO blocks and
+#      function bodies looked into
+#   7b. tenancy.shared_schemas: read through the search_path, never changed
+#      by a tenant migration
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
-#                              cic advisory names isolation; schema includes
+#                              cic advisory names isolation shared; schema includes
 #                              topology)
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -1223,7 +1226,14 @@ iso_refused search_path 7:7 "      SET search_path TO tenant_0003;
       UPDATE orders SET total = 0;"
 iso_refused set_config 7:14 "      SELECT set_config('search_path', 'tenant_0003', true);
       UPDATE orders SET total = 0;"
-iso_refused do_block 7:7 "      DO \$\$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END \$\$;"
+iso_refused do_block 7:19 "      DO \$\$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END \$\$;"
+# a DO block's and a function's static statements are checked where written
+iso_refused do_static 7:26 "      DO \$\$ BEGIN UPDATE tenant_0003.orders SET total = 0; END \$\$;"
+iso_refused function_body 7:84 "      CREATE FUNCTION wipe() RETURNS void LANGUAGE plpgsql AS \$\$ BEGIN DELETE FROM tenant_0003.orders; END \$\$;"
+# on the body's second line (lint places a YAML block's findings at the statement: line 7)
+iso_refused do_second_line 8:16 "      DO \$\$ BEGIN
+        UPDATE tenant_0003.orders SET total = 0; END \$\$;" 7
+iso_refused extension 7:7 "      CREATE EXTENSION IF NOT EXISTS pg_trgm;"
 iso_refused reset_all 7:7 "      RESET ALL;
       CREATE TABLE leaked (a int);"
 iso_refused own_schema 7:19 "      DELETE FROM deployclaw.tenant_state;"
@@ -1242,6 +1252,71 @@ check_eq "allow: the DO block ran in every tenant's schema" \
 	"$(q "$ISO" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'made_by_do' AND nspname LIKE 'tenant\\_000%'")" 4
 }
 
+case_shared() {
+section "7b. shared schemas: tenants read them on their search_path; only a shard migration changes them"
+SH=${P}_shared
+mkdb "$SH"
+setup "$SH" -c "$STATE_FN" -c "
+CREATE TABLE public.countries (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO public.countries VALUES (1, 'FR'), (2, 'JP');
+CREATE SCHEMA tenant_0001; CREATE SCHEMA tenant_0002;"
+SB=$TMP/shared
+mkdir -p "$SB/migrations" "$SB/audit"
+cat >"$SB/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  query: "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%' OR nspname = 'public'"
+  shared_schemas: [public]
+shards:
+  - name: shared
+    primary: "$(dsn "$SH")"
+rollout:
+  canary: 0
+  waves: [100%]
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$SB/migrations/0001_addresses.yaml" <<'EOF'
+version: "0001"
+name: addresses in a shared country
+phases:
+  - name: main
+    up: |
+      CREATE TABLE addresses (id int PRIMARY KEY, country int NOT NULL REFERENCES countries (id));
+      INSERT INTO addresses SELECT id, id FROM countries;
+    down: DROP TABLE addresses;
+EOF
+project "$SB"
+dc "$SB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "shared: two tenants found (public is shared, not a tenant), each at 0001" \
+	"$(q "$SH" "SELECT string_agg(h, ';' ORDER BY h) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0001:applied'")" \
+	"tenant_0001 1 0001:applied;tenant_0002 1 0001:applied"
+check_eq "shared: each tenant's addresses reference public.countries through its search_path" \
+	"$(q "$SH" "SELECT (SELECT count(*) FROM tenant_0001.addresses) || ' ' || (SELECT count(*) FROM tenant_0002.addresses) || ' ' || (SELECT count(*) FROM pg_constraint WHERE confrelid = 'public.countries'::regclass)")" \
+	"2 2 2"
+check_eq "shared: no tenant table landed in public" \
+	"$(q "$SH" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'public' AND relname = 'addresses'")" 0
+SNAP=$(q "$SH" "SELECT md5(string_agg(id || name, ',' ORDER BY id)) FROM public.countries")
+for bad in "INSERT INTO public.countries VALUES (3, 'DE');" "ALTER TABLE public.countries ADD COLUMN code text;" \
+	"CREATE EXTENSION IF NOT EXISTS pg_trgm;"; do
+	printf 'version: "0002"\nname: bad\nphases:\n  - name: main\n    up: %s\n    down: SELECT 1;\n' "$bad" \
+		>"$SB/migrations/0002_bad.yaml"
+	"$DC" --config "$SB/deployclaw.yaml" hash >/dev/null 2>&1 || fail "shared: hash failed"
+	dc "$SB/deployclaw.yaml" apply
+	expect_rc 3
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "scope: shard" "$OUT" "$ERR" || fail "shared: '$bad' refused without naming scope: shard"
+done
+check_eq "shared: public.countries unchanged, no extension, no tenant past 0001" \
+	"$(q "$SH" "SELECT md5(string_agg(id || name, ',' ORDER BY id)) FROM public.countries") $(q "$SH" "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") $(q "$SH" "SELECT count(*) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0002:%'")" \
+	"$SNAP 0 0"
+}
+
 # iso_snap: a checksum of every tenant's orders and history, deployclaw's
 # tenant_state and relations, and any table named leaked
 iso_snap() {
@@ -1256,9 +1331,10 @@ iso_snap() {
 	    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'deployclaw' OR relname = 'leaked') y"
 }
 
-# iso_refused NAME LINE:COL SQL: a 0002 whose up is a harmless UPDATE, then
-# SQL, is refused by the isolation gate at LINE:COL of its file with exit 3,
-# nothing changed anywhere; lint reports the same statement.
+# iso_refused NAME LINE:COL SQL [LINT_LINE]: a 0002 whose up is a harmless
+# UPDATE, then SQL, is refused by the isolation gate at LINE:COL of its file
+# with exit 3, nothing changed anywhere; lint reports the same statement (on
+# LINT_LINE, by default LINE).
 iso_refused() {
 	local d=$TMP/iso_$1
 	rm -rf "$d"
@@ -1276,13 +1352,13 @@ iso_refused() {
 	# lint reports the statement (at its start in a YAML block, which it does not map exactly)
 	dc "$d/deployclaw.yaml" lint
 	CHECKS=$((CHECKS + 1))
-	grep -qF -- "0002_$1.yaml:${2%%:*}:" "$OUT" || fail "$1: lint does not report line ${2%%:*}"
+	grep -qF -- "0002_$1.yaml:${4:-${2%%:*}}:" "$OUT" || fail "$1: lint does not report line ${4:-${2%%:*}}"
 }
 
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names isolation; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation} " in
+for c in schema database row lock cic advisory names isolation shared; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done
