@@ -227,6 +227,9 @@ typedef struct dc_lint_config {
 	 * migration may read but not change. */
 	const char *const *shared_schemas;
 	size_t nshared_schemas;
+	/** gates.isolation.dynamic_sql: allow: EXECUTE of a string is a warning, not an
+	 * error (the isolation gate lets it through to the run-time checks). */
+	bool allow_dynamic_sql;
 } dc_lint_config;
 
 /** Defaults: every rule at its default severity, deployclaw's default gates. */

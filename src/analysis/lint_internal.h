@@ -198,7 +198,8 @@ void dc_lint__emit_at(lint *l, int rule, size_t off, const char *suggestion, con
 /* at the current statement's start */
 void dc_lint__emit(lint *l, int rule, const char *suggestion, const char *fmt, ...) DC_PRINTF(4, 5);
 /* at most at `sev` */
-void dc_lint__emit_sev(lint *l, int rule, dc_severity sev, const char *fmt, ...) DC_PRINTF(4, 5);
+void dc_lint__emit_sev(lint *l, int rule, dc_severity sev, size_t off, const char *fmt, ...)
+        DC_PRINTF(5, 6);
 void dc_lint__syntax_finding(lint *l, size_t base, const char *message, int cursorpos);
 void dc_lint__compact(dc_finding_list *fl, size_t from);
 

@@ -22,11 +22,15 @@
 #      function bodies looked into
 #   7b. tenancy.shared_schemas: read through the search_path, never changed
 #      by a tenant migration
+#   7c. a property test: generated migrations mixing qualified and quoted
+#      names, search_path changes and dynamic SQL never change anything
+#      outside their tenant, and the static gate agrees with lint
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
-#                              cic advisory names isolation shared; schema includes
-#                              topology)
+#                              cic advisory names isolation shared fuzz;
+#                              schema includes topology)
+#   PG_FLEET_FUZZ_N=60         migrations the property test generates
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../cli/lib.sh"
@@ -1317,6 +1321,141 @@ check_eq "shared: public.countries unchanged, no extension, no tenant past 0001"
 	"$SNAP 0 0"
 }
 
+case_fuzz() {
+section "7c. isolation property: generated hostile and harmless migrations; nothing outside the tenant ever changes"
+# Each migration mixes names (qualified, quoted, upper case), search_path
+# changes and dynamic SQL, from a fixed seed. It runs on a fresh tenant of
+# its own with dynamic_sql: allow, so what the static gate lets through
+# meets the run-time checks. Invariants: the victims (two other tenants,
+# public, deployclaw's schema and the other tenants' state) never change;
+# exit 3 (refused before anything ran) exactly when lint reports DC501 or
+# DC504; exit 1 leaves the tenant as it was; exit 0 records 0001.
+FZ=${P}_fuzz
+FZ_N=${PG_FLEET_FUZZ_N:-60}
+mkdb "$FZ"
+setup "$FZ" -c "$STATE_FN" -c "
+CREATE TABLE public.p (id int PRIMARY KEY, v int);
+INSERT INTO public.p VALUES (1, 1);
+DO \$\$ BEGIN
+  FOR i IN 0..$FZ_N LOOP
+    EXECUTE format('CREATE SCHEMA %1\$I; CREATE TABLE %1\$I.t (id int PRIMARY KEY, v int); INSERT INTO %1\$I.t VALUES (1, 1)', 'tenant_a' || i);
+  END LOOP;
+END \$\$;
+CREATE SCHEMA tenant_b; CREATE TABLE tenant_b.t (id int PRIMARY KEY, v int); INSERT INTO tenant_b.t VALUES (1, 1);
+CREATE SCHEMA tenant_c; CREATE TABLE tenant_c.t (id int PRIMARY KEY, v int); INSERT INTO tenant_c.t VALUES (1, 1);"
+RANDOM=4242
+# tenant_a0 first, harmlessly: deployclaw's own schema exists from then on
+fz_d=$TMP/fuzz_0
+mkdir -p "$fz_d/migrations" "$fz_d/audit"
+printf 'engine: postgres\nmigrations: migrations\ntenancy: { model: schema, list: [tenant_a0] }\nshards: [{ name: fuzz, primary: "%s" }]\naudit: { ledger: audit/ledger.jsonl, key: audit/signing.key }\n' \
+	"$(dsn "$FZ")" >"$fz_d/deployclaw.yaml"
+printf 'UPDATE t SET v = 2;\n' >"$fz_d/migrations/0001_fuzz.up.sql"
+printf 'UPDATE t SET v = 1;\n' >"$fz_d/migrations/0001_fuzz.down.sql"
+project "$fz_d"
+dc "$fz_d/deployclaw.yaml" apply
+expect_rc 0
+local i k n target stmt up refused=0 caught=0 passed=0 lint_err victims before tenant d PICK
+local FAILS_BEFORE=$FAILS
+# fz_pick ARRAY: one of its items into PICK (no subshell: RANDOM advances)
+fz_pick() { local -n arr=$1; PICK=${arr[RANDOM % ${#arr[@]}]}; }
+local -a others=('tenant_b.t' '"tenant_b".t' '"tenant_b"."t"' 'TENANT_B.t' 'public.p' 'deployclaw.tenant_state' 'tenant_c.t')
+local -a kinds=(plain plain plain other other)
+# how the statement is run: as is (most often), in a DO block, by EXECUTE, ...
+local -a wraps=(none none none none none none path config do_static do_static do_exec do_exec do_exec do_exec do_format function function perform)
+for i in $(seq 1 "$FZ_N"); do
+	tenant=tenant_a$i
+	up=""
+	for k in $(seq 1 $((1 + RANDOM % 4 / 3))); do
+		n=$((RANDOM % 4))
+		fz_pick kinds
+		target=t
+		[ "$PICK" = plain ] || { fz_pick others; target=$PICK; }
+		case $n in
+		0) stmt="UPDATE $target SET v = v + 1" ;;
+		1) stmt="INSERT INTO $target (id, v) VALUES ($((100 + i * 10 + k)), 7)" ;;
+		2) stmt="ALTER TABLE $target ADD COLUMN c$i$k int" ;;
+		3) stmt="DELETE FROM $target WHERE id > 1000" ;;
+		esac
+		fz_pick wraps
+		case $PICK in
+		path) stmt="SET search_path TO tenant_b; UPDATE t SET v = 0" ;;
+		config) stmt="SELECT set_config('search_path', 'tenant_b', true); UPDATE t SET v = 0" ;;
+		do_static) stmt="DO \$d\$ BEGIN $stmt; END \$d\$" ;;
+		do_exec) stmt="DO \$d\$ BEGIN EXECUTE '${stmt//\'/\'\'}'; END \$d\$" ;;
+		do_format) stmt="DO \$d\$ BEGIN EXECUTE format('UPDATE %I.t SET v = 0', 'tenant_' || 'b'); END \$d\$" ;;
+		function) stmt="CREATE FUNCTION f$i$k() RETURNS void LANGUAGE plpgsql AS \$f\$ BEGIN $stmt; END \$f\$; SELECT f$i$k()" ;;
+		perform) stmt="DO \$d\$ BEGIN PERFORM set_config('search_path', 'tenant_b', true); END \$d\$; UPDATE t SET v = 0" ;;
+		esac
+		up="$up$stmt;
+"
+	done
+	d=$TMP/fuzz_$i
+	mkdir -p "$d/migrations" "$d/audit"
+	cat >"$d/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  list: [$tenant]
+shards:
+  - name: fuzz
+    primary: "$(dsn "$FZ")"
+gates:
+  isolation:
+    dynamic_sql: allow
+rollout:
+  canary: 0
+  waves: [100%]
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+	printf '%s' "$up" >"$d/migrations/0001_fuzz.up.sql"
+	printf 'SELECT 1;\n' >"$d/migrations/0001_fuzz.down.sql"
+	project "$d"
+	victims="SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+	  SELECT 'b' || string_agg(id || ':' || v, ',' ORDER BY id) x FROM tenant_b.t
+	  UNION ALL SELECT 'c' || string_agg(id || ':' || v, ',' ORDER BY id) FROM tenant_c.t
+	  UNION ALL SELECT 'p' || string_agg(id || ':' || v, ',' ORDER BY id) FROM public.p
+	  UNION ALL SELECT 's' || coalesce(string_agg(tenant || version || status, ',' ORDER BY tenant, version), '') FROM deployclaw.tenant_state WHERE tenant <> '$tenant'
+	  UNION ALL SELECT 'r' || string_agg(nspname || '.' || relname || ':' || relnatts, ',' ORDER BY nspname, relname)
+	    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	    WHERE nspname IN ('tenant_b', 'tenant_c', 'public', 'deployclaw')
+	  UNION ALL SELECT 'f' || coalesce(string_agg(nspname || '.' || proname, ',' ORDER BY nspname, proname), '')
+	    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	    WHERE nspname IN ('tenant_b', 'tenant_c', 'public', 'deployclaw')) y"
+	before=$(q "$FZ" "$victims")
+	local mine="SELECT (SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM $tenant.t) || ' ' || (SELECT string_agg(relname || ':' || relnatts, ',' ORDER BY relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = '$tenant' AND relname NOT LIKE 'deployclaw%')"
+	local mine_before
+	mine_before=$(q "$FZ" "$mine")
+	dc "$d/deployclaw.yaml" lint
+	lint_err=0
+	grep -Eq 'error \[DC50[14]' "$OUT" && lint_err=1
+	dc "$d/deployclaw.yaml" apply -t "$tenant"
+	check_eq "fuzz $i: nothing outside $tenant changed (rc $RC)" "$(q "$FZ" "$victims")" "$before"
+	case $RC in
+	3)
+		refused=$((refused + 1))
+		check_eq "fuzz $i: refused before anything ran, and lint reports it" "$lint_err $(q "$FZ" "$mine")" "1 $mine_before" ;;
+	1)
+		caught=$((caught + 1))
+		check_eq "fuzz $i: passed the static gate (lint agrees), failed and rolled back whole" "$lint_err $(q "$FZ" "$mine")" "0 $mine_before" ;;
+	0)
+		passed=$((passed + 1))
+		check_eq "fuzz $i: passed, lint agrees, 0001 recorded" "$lint_err $(q "$FZ" "SELECT count(*) FROM $tenant.deployclaw_history WHERE version = '0001' AND status = 'applied'")" "0 1" ;;
+	*)
+		CHECKS=$((CHECKS + 1))
+		fail "fuzz $i: exit $RC on:
+$up" ;;
+	esac
+	[ "$FAILS_BEFORE" = "$FAILS" ] || { printf 'fuzz %s migration:\n%s\n' "$i" "$up" >&2; FAILS_BEFORE=$FAILS; }
+done
+echo "fuzz: $refused refused statically, $caught caught at run time, $passed passed"
+CHECKS=$((CHECKS + 1))
+[ "$refused" -gt 0 ] && [ "$caught" -gt 0 ] && [ "$passed" -gt 0 ] ||
+	fail "fuzz: every path must be exercised (refused $refused, caught $caught, passed $passed)"
+}
+
 # iso_snap: a checksum of every tenant's orders and history, deployclaw's
 # tenant_state and relations, and any table named leaked
 iso_snap() {
@@ -1357,8 +1496,8 @@ iso_refused() {
 
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names isolation shared; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared} " in
+for c in schema database row lock cic advisory names isolation shared fuzz; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done

@@ -321,6 +321,34 @@ static bool fires(const dc_finding_list *l, const char *id)
 	return false;
 }
 
+/* gates.isolation.dynamic_sql: allow turns EXECUTE into a warning (the gate lets it
+ * through to the run-time checks); the rest of DC504 stays an error. */
+static void dynamic_sql_allowed_is_a_warning(void **state)
+{
+	static const char sql[] = "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$;\nRESET ALL;\n";
+	dc_finding_list l = { NULL, 0, 0 };
+	dc_lint_config lc;
+	dc_error err = { 0 };
+
+	(void)state;
+	config_for(CFG_DEFAULT, &lc);
+	lc.allow_dynamic_sql = true;
+	assert_int_equal(dc_lint_sql(sql, "case.sql", &lc, &l, &err), 0);
+	dc_finding_list_sort(&l);
+	assert_int_equal(l.len, 2);
+	assert_string_equal(l.items[0].rule->id, "DC504");
+	assert_int_equal(l.items[0].severity, DC_SEV_WARNING);
+	assert_int_equal(l.items[0].col, 13);
+	assert_non_null(strstr(l.items[0].message, "allowed by gates.isolation.dynamic_sql"));
+	assert_int_equal(l.items[1].severity, DC_SEV_ERROR);
+	assert_int_equal(l.items[1].line, 2);
+	dc_finding_list_release(&l);
+	lc.allow_dynamic_sql = false;
+	assert_int_equal(dc_lint_sql(sql, "case.sql", &lc, &l, &err), 0);
+	assert_int_equal(dc_finding_list_count(&l, DC_SEV_ERROR), 2);
+	dc_finding_list_release(&l);
+}
+
 static void rule_cases(void **state)
 {
 	size_t i, bad = 0;
@@ -1075,6 +1103,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(rule_cases),
+		cmocka_unit_test(dynamic_sql_allowed_is_a_warning),
 		cmocka_unit_test(every_rule_covered),
 		cmocka_unit_test(rules_match_docs),
 		cmocka_unit_test(rule_entries_carry_checks),

@@ -116,7 +116,7 @@ void dc_lint__emit(lint *l, int rule, const char *suggestion, const char *fmt, .
 	va_end(ap);
 }
 
-void dc_lint__emit_sev(lint *l, int rule, dc_severity sev, const char *fmt, ...)
+void dc_lint__emit_sev(lint *l, int rule, dc_severity sev, size_t off, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -125,7 +125,7 @@ void dc_lint__emit_sev(lint *l, int rule, dc_severity sev, const char *fmt, ...)
 	if (sev > l->cfg->severity[rule])
 		sev = l->cfg->severity[rule];
 	va_start(ap, fmt);
-	vemit(l, rule, sev, l->stmt_off, NULL, fmt, ap);
+	vemit(l, rule, sev, off, NULL, fmt, ap);
 	va_end(ap);
 }
 

@@ -192,7 +192,7 @@ void dc_lint__check_type_rewrite(lint *l, const dc_lint_cmd *cmd)
 		        "ACCESS EXCLUSIVE",
 		        cmd->qual, c->name ? c->name : "");
 	else if (op == OP_TYPE_MAY_REWRITE)
-		dc_lint__emit_sev(l, R_TYPE_REWRITE, DC_SEV_INFO,
+		dc_lint__emit_sev(l, R_TYPE_REWRITE, DC_SEV_INFO, l->stmt_off,
 		                  "changing the type of '%s.%s' rewrites the table unless the "
 		                  "change is binary-coercible (the old type is not known here)",
 		                  cmd->qual, c->name ? c->name : "");

@@ -154,6 +154,7 @@ int dc_lint_config_from(dc_lint_config *lc, const dc_config *cfg, dc_error *err)
 	lc->require_down = cfg->gates.require_down;
 	lc->shared_schemas = (const char *const *)cfg->tenancy.shared_schemas;
 	lc->nshared_schemas = cfg->tenancy.nshared_schemas;
+	lc->allow_dynamic_sql = cfg->gates.isolation_allow_dynamic_sql;
 	for (k = 0; k < R_COUNT; k++) {
 		names[2 * k] = rules[k].id;
 		names[2 * k + 1] = rules[k].name;

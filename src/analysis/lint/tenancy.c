@@ -34,6 +34,15 @@ static int emit_finding(void *ctx, unsigned kind, int loc, const char *msg)
 
 	if (r->rule == R_ISOLATION && dc501_reports(r, kind))
 		return 0;
+	/* what the gate lets through to the run-time checks */
+	if (kind == DC_ISO_DYNAMIC && r->l->cfg->allow_dynamic_sql) {
+		dc_lint__emit_sev(r->l, r->rule, DC_SEV_WARNING,
+		                  loc < 0 ? r->l->stmt_off : dc_lint__at(r->l, loc),
+		                  "%s (allowed by gates.isolation.dynamic_sql: the run-time checks "
+		                  "apply)",
+		                  msg);
+		return 0;
+	}
 	if (loc < 0)
 		dc_lint__emit(r->l, r->rule, NULL, "%s", msg);
 	else
