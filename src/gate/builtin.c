@@ -26,29 +26,29 @@ static bool foreign_key_check_on(const dc_config *cfg)
 const dc_gate__def dc_gate__builtin[] = {
 	/* integrity */
 	{ "ledger", DC_GATE_PREFLIGHT, "audit.ledger", dc_gate__ledger,
-	  "the audit ledger verifies (every link and signature)", NULL, DC_EINTEGRITY },
+	  "the audit ledger verifies (every link and signature)", NULL, DC_EINTEGRITY, "integrity" },
 	{ "sum_file", DC_GATE_PREFLIGHT, NULL, dc_gate__sum_file,
-	  "deployclaw.sum matches the migrations", NULL, DC_EINTEGRITY },
+	  "deployclaw.sum matches the migrations", NULL, DC_EINTEGRITY, "integrity" },
 	{ "migrations_parse", DC_GATE_PREFLIGHT, NULL, dc_gate__parse,
-	  "every migration parses", NULL, DC_EGATE },
+	  "every migration parses", NULL, DC_EGATE, "integrity" },
 	/* compliance */
 	{ "require_down", DC_GATE_PREFLIGHT, "gates.require_down", dc_gate__require_down,
-	  "every migration in the plan has a down", NULL, DC_EGATE },
+	  "every migration in the plan has a down", NULL, DC_EGATE, "compliance" },
 	/* isolation */
 	{ "isolation", DC_GATE_PREFLIGHT, "gates.isolation", dc_gate__isolation,
-	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE },
+	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE, "isolation" },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
-	  "no pending version is older than an applied one", NULL, DC_EGATE },
+	  "no pending version is older than an applied one", NULL, DC_EGATE, "ordering" },
 	{ "drift", DC_GATE_PREFLIGHT, NULL, dc_gate__drift,
-	  "every applied checksum matches its file", NULL, DC_EGATE },
+	  "every applied checksum matches its file", NULL, DC_EGATE, "ordering" },
 	/* consistency */
 	{ "integrity_check", DC_GATE_AFTER_TENANT, "gates.integrity_check",
 	  dc_gate__integrity_check, "the tenant's database is intact before commit",
-	  integrity_check_on, DC_ETENANT },
+	  integrity_check_on, DC_ETENANT, "consistency" },
 	{ "foreign_key_check", DC_GATE_AFTER_TENANT, "gates.foreign_key_check",
 	  dc_gate__foreign_key_check, "no foreign key violation before commit",
-	  foreign_key_check_on, DC_ETENANT },
+	  foreign_key_check_on, DC_ETENANT, "consistency" },
 };
 /* clang-format on */
 
@@ -62,6 +62,13 @@ const dc_gate__def *dc_gate__builtin_find(const char *name)
 		if (strcmp(dc_gate__builtin[i].name, name) == 0)
 			return &dc_gate__builtin[i];
 	return NULL;
+}
+
+bool dc_gate__is_isolation(const char *name)
+{
+	const dc_gate__def *d = dc_gate__builtin_find(name);
+
+	return d && d->family && !strcmp(d->family, "isolation");
 }
 
 int dc_gate__register_builtins(dc_gate_registry *reg, const dc_config *cfg, dc_error *err)

@@ -29,6 +29,10 @@ typedef struct dc_gate__def {
 	 * DC_EINTEGRITY (exit 4: the inputs' integrity; nothing can be recorded),
 	 * or, per tenant, DC_ETENANT (exit 1: the tenant fails, rolled back). */
 	int refusal;
+	/* Its family: "integrity", "compliance", "isolation", "ordering",
+	 * "consistency" (the file its check is in); the run reports the
+	 * isolation family's verdicts together (validate_tenant_isolation_gates). */
+	const char *family;
 } dc_gate__def;
 
 /* The table, in the order the gates run within a stage. */
@@ -37,6 +41,9 @@ extern const size_t dc_gate__nbuiltin;
 
 /* The row of gate `name`, or NULL. */
 const dc_gate__def *dc_gate__builtin_find(const char *name);
+
+/* Whether gate `name` is a built-in of the isolation family. */
+bool dc_gate__is_isolation(const char *name);
 
 /* Registers every row of the table in `reg`, disabling those the config turns off. */
 int dc_gate__register_builtins(dc_gate_registry *reg, const dc_config *cfg, dc_error *err);

@@ -96,7 +96,10 @@ int dc_gate__isolation(const dc_gate *gate,
 	memset(&s, 0, sizeof(s));
 	if (ctx->cfg->engine != DC_ENGINE_POSTGRES) {
 		res->verdict = DC_GATE_PASS;
-		snprintf(res->detail, sizeof(res->detail), "not PostgreSQL: tenants are files");
+		snprintf(res->detail, sizeof(res->detail),
+		         "SQLite: each tenant is a file of its own, and the engine refuses what "
+		         "reaches another (ATTACH, VACUUM INTO, load_extension) or defeats its "
+		         "rollback (writable_schema, journal_mode OFF or MEMORY)");
 		return 0;
 	}
 	for (i = 0; i < ctx->set->count; i++) {

@@ -254,6 +254,10 @@ typedef struct dc_rollout__run {
 	char actor[256];
 	dc_rollout__queue queue;
 	dc_rollout__batch batch;
+	/* The isolation family's per-tenant verdicts (before each commit), for the
+	 * run's closing entry: tenants checked, and refused. */
+	atomic_size_t iso_checked;
+	atomic_size_t iso_refused;
 } dc_rollout__run;
 
 void dc_rollout__queue_init(dc_rollout__queue *q);

@@ -273,6 +273,87 @@ static bool passed(const dc_rollout_report *rep, const char *name)
 	return false;
 }
 
+/* The isolation family's gates that are on, at any stage: "isolation,
+ * isolation_runtime" into `out`. */
+static void isolation_gates_on(const dc_rollout__run *r, dc_strbuf *out)
+{
+	size_t i;
+
+	for (i = 0; i < dc_gate__nbuiltin; i++) {
+		const dc_gate__def *d = &dc_gate__builtin[i];
+
+		if (d->family && !strcmp(d->family, "isolation") &&
+		    (!d->enabled || d->enabled(r->fleet.cfg)))
+			dc_strbuf_addf(out, "%s%s", out->len ? ", " : "", d->name);
+	}
+}
+
+/*
+ * The run's verdict on tenant isolation, for its closing entry: "verified"
+ * only when the isolation gates ran and passed, at preflight and on every
+ * tenant that committed; "refused" when one of them refused a tenant (which
+ * was rolled back); "not applicable" on SQLite, whose tenants are files.
+ * Says which gates were on and how many tenants they checked.
+ */
+static json_t *isolation_json(const dc_rollout__run *r)
+{
+	dc_strbuf on = DC_STRBUF_INIT;
+	size_t refused = atomic_load(&r->iso_refused), checked = atomic_load(&r->iso_checked);
+	const char *verdict = "verified";
+	json_t *j;
+	size_t i;
+
+	if (r->fleet.cfg->engine != DC_ENGINE_POSTGRES)
+		verdict = "not applicable";
+	else if (refused)
+		verdict = "refused";
+	for (i = 0; i < r->rep->ngates; i++)
+		if (dc_gate__is_isolation(r->rep->gates[i].gate) &&
+		    r->rep->gates[i].verdict == DC_GATE_REFUSE)
+			verdict = "refused";
+	isolation_gates_on(r, &on);
+	j = json_pack("{s:s, s:s, s:I, s:I}", "verdict", verdict, "gates",
+	              dc_strbuf_error(&on) || !on.buf ? "" : on.buf, "tenants_checked",
+	              (json_int_t)checked, "tenants_refused", (json_int_t)refused);
+	dc_strbuf_release(&on);
+	return j;
+}
+
+/*
+ * validate_tenant_isolation_gates: what the isolation family's preflight gates
+ * found, with the gates that will check each tenant before its commit. Not
+ * run (a gate before them refused): "skipped".
+ */
+static void isolation_step(dc_rollout__run *r, int64_t ms)
+{
+	dc_rollout_report *rep = r->rep;
+	dc_strbuf detail = DC_STRBUF_INIT, on = DC_STRBUF_INIT;
+	const char *status = "skipped";
+	size_t i;
+
+	for (i = 0; i < rep->ngates; i++) {
+		const dc_gate_result *g = &rep->gates[i];
+
+		if (!dc_gate__is_isolation(g->gate))
+			continue;
+		if (strcmp(status, "failed"))
+			status = g->verdict == DC_GATE_REFUSE ? "failed" : "success";
+		dc_strbuf_addf(&detail, "; %s: %s", g->gate, g->detail);
+	}
+	isolation_gates_on(r, &on);
+	dc_rollout__add_step(rep, "validate_tenant_isolation_gates", status, ms,
+	                     "tenant isolation: static checks now, run-time checks per tenant",
+	                     "%zu tenant%s on %zu shard%s%s; on: %s", rep->ntenants,
+	                     rep->ntenants == 1 ? "" : "s", r->fleet.nengines,
+	                     r->fleet.nengines == 1 ? "" : "s",
+	                     dc_strbuf_error(&detail) ? ""
+	                     : detail.buf             ? detail.buf
+	                                              : "",
+	                     dc_strbuf_error(&on) || !on.len ? "none" : on.buf);
+	dc_strbuf_release(&detail);
+	dc_strbuf_release(&on);
+}
+
 /* validate_migration_prerequisites, validate_safety_gates: the preflight gates. A refusal
  * is recorded (but for the ledger's own, which cannot take an entry). */
 static int step_preflight(dc_rollout__run *r, dc_error *err)
@@ -313,6 +394,7 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	                     dc_time_mono_ms() - t, "evaluate preflight gates",
 	                     "%zu gates evaluated%s%s", rep->ngates, grc ? ": " : ", all pass",
 	                     grc ? err->message : "");
+	isolation_step(r, dc_time_mono_ms() - t);
 	if (!grc)
 		return 0;
 	gate = rep->ngates ? rep->gates[rep->ngates - 1].gate : "";
@@ -410,10 +492,11 @@ static int finish(dc_rollout__run *r, int rc, bool started, int64_t t0, dc_error
 	dc_rollout__batch_flush(&r->batch);
 	grc = dc_rollout__batch_record(
 	        &r->batch, "run_end",
-	        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "status", status, "succeeded",
+	        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "status", status, "succeeded",
 	                  (json_int_t)rep->succeeded, "failed", (json_int_t)rep->failed, "skipped",
 	                  (json_int_t)rep->skipped, "not_run", (json_int_t)rep->not_run,
-	                  "duration_ms", (json_int_t)rep->duration_ms),
+	                  "duration_ms", (json_int_t)rep->duration_ms, "tenant_isolation",
+	                  isolation_json(r)),
 	        &lerr);
 	if (grc && rc == 0)
 		rc = dc_error_set(err, grc, "%s", lerr.message);

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "gate/gate_internal.h"
 #include "rollout_internal.h"
 #include "util/util.h"
 
@@ -320,6 +321,21 @@ static int rollback_todo(tenant_run *t,
 	return 0;
 }
 
+/* Counts the isolation family's verdicts on a tenant (the run's closing entry
+ * says how many tenants they checked and refused). */
+static int on_tenant_gate(const dc_gate_result *res, void *ctx)
+{
+	dc_rollout__run *r = ctx;
+
+	if (dc_gate__is_isolation(res->gate)) {
+		if (res->verdict == DC_GATE_REFUSE)
+			atomic_fetch_add(&r->iso_refused, 1);
+		else
+			atomic_fetch_add(&r->iso_checked, 1);
+	}
+	return 0;
+}
+
 static int tenant_gates(dc_rollout__run *r, dc_conn *conn, const dc_tenant *tenant, dc_error *err)
 {
 	dc_gate_ctx ctx;
@@ -332,7 +348,8 @@ static int tenant_gates(dc_rollout__run *r, dc_conn *conn, const dc_tenant *tena
 	ctx.ops = r->fleet.ops;
 	ctx.wave = r->queue.wave;
 	ctx.stop = r->opts->stop;
-	return dc_gate_registry_run(r->gates, DC_GATE_AFTER_TENANT, &ctx, NULL, NULL, NULL, err);
+	return dc_gate_registry_run(r->gates, DC_GATE_AFTER_TENANT, &ctx, on_tenant_gate, r, NULL,
+	                            err);
 }
 
 /* Lock timeouts, deadlocks, serialization failures and lost connections are worth

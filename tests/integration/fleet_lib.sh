@@ -316,6 +316,22 @@ for ev, n in sorted(collections.Counter(e["event"] for e in entries).items()):
 PY
 }
 
+# ledger_isolation LEDGER: the last run_end's tenant_isolation, as
+# "verdict gates=... checked=N refused=N".
+ledger_isolation() {
+	python3 - "$1" <<'PY'
+import json, sys
+last = None
+for line in open(sys.argv[1], encoding="utf-8"):
+    e = json.loads(line)
+    if e["event"] == "run_end":
+        last = e["data"].get("tenant_isolation")
+if last:
+    print("%s gates=%s checked=%d refused=%d" % (last["verdict"], last["gates"],
+          last["tenants_checked"], last["tenants_refused"]))
+PY
+}
+
 # check CONDITION-DESCRIPTION ACTUAL EXPECTED
 check_eq() {
 	CHECKS=$((CHECKS + 1))

@@ -1295,8 +1295,12 @@ phases:
     down: DROP TABLE addresses;
 EOF
 project "$SB"
-dc "$SB/deployclaw.yaml" apply
+dc "$SB/deployclaw.yaml" --json apply
 expect_rc 0
+CHECKS=$((CHECKS + 1))
+grep -q '"validate_tenant_isolation_gates"' "$OUT" || fail "shared: no validate_tenant_isolation_gates step"
+check_eq "shared: the run's closing entry records tenant isolation verified, and by which gates" \
+	"$(ledger_isolation "$SB/audit/ledger.jsonl")" "verified gates=isolation checked=0 refused=0"
 check_eq "shared: two tenants found (public is shared, not a tenant), each at 0001" \
 	"$(q "$SH" "SELECT string_agg(h, ';' ORDER BY h) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0001:applied'")" \
 	"tenant_0001 1 0001:applied;tenant_0002 1 0001:applied"
