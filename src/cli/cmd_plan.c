@@ -377,15 +377,38 @@ static int analyze_plans(cli *c,
 }
 
 /*
+ * How many statements of `m` leave the tenant: lint's isolation errors
+ * (DC501, DC504), the decisions the isolation gate refuses a run on.
+ */
+static size_t leaves_tenant(const dc_migration *m, const dc_lint_config *lc)
+{
+	dc_finding_list fl = { NULL, 0, 0 };
+	dc_error err = { 0 };
+	size_t i, n = 0;
+
+	if (dc_lint_migration(m, lc, &fl, &err) == 0)
+		for (i = 0; i < fl.len; i++)
+			if (fl.items[i].severity == DC_SEV_ERROR &&
+			    (!strcmp(fl.items[i].rule->id, "DC501") ||
+			     !strcmp(fl.items[i].rule->id, "DC504")))
+				n++;
+	dc_finding_list_release(&fl);
+	return n;
+}
+
+/*
  * One migration's plan: its phases and statements, then the risk summed over
  * them; appended to `root` as JSON, or printed when `root` is NULL. `plans`
- * holds the migration's phases.
+ * holds the migration's phases. A migration that leaves its tenant is HIGH
+ * risk whatever its locks: the isolation gate refuses it.
  */
 static void print_migration(const dc_migration *m,
                             const phase_plan *plans,
                             const live *lv,
+                            const dc_lint_config *lc,
                             json_t *root)
 {
+	size_t escapes = leaves_tenant(m, lc);
 	dc_lock_mode worst = DC_LOCK_NONE;
 	dc_effect weff = DC_EFFECT_NONE;
 	size_t nontx = 0, irrev = 0, blocking = 0, k, s;
@@ -432,16 +455,19 @@ static void print_migration(const dc_migration *m,
 		}
 	}
 	if (jm) {
-		json_object_set_new(
-		        jm, "risk",
-		        json_pack("{s:s, s:s, s:I, s:I, s:I}", "strongest_lock",
-		                  dc_lock_mode_name(worst), "worst_effect", dc_effect_name(weff),
-		                  "blocking_statements", (json_int_t)blocking, "non_transactional",
-		                  (json_int_t)nontx, "irreversible", (json_int_t)irrev));
+		json_object_set_new(jm, "risk",
+		                    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "strongest_lock",
+		                              dc_lock_mode_name(worst), "worst_effect",
+		                              dc_effect_name(weff), "blocking_statements",
+		                              (json_int_t)blocking, "non_transactional",
+		                              (json_int_t)nontx, "irreversible", (json_int_t)irrev,
+		                              "leaves_tenant", (json_int_t)escapes));
 	} else {
 		cli_out("  risk: %s; strongest lock %s; %zu statement%s blocking writes; "
 		        "%zu non-transactional; %zu without a mechanical inverse\n\n",
-		        weff == DC_EFFECT_REWRITE       ? "HIGH (table rewrite)"
+		        escapes                         ? "HIGH (leaves the tenant: the isolation "
+		                                          "gate refuses it, see deployclaw lint)"
+		        : weff == DC_EFFECT_REWRITE     ? "HIGH (table rewrite)"
 		        : weff == DC_EFFECT_MAY_REWRITE ? "HIGH (possible table rewrite)"
 		        : dc_lock_blocks_reads(worst)   ? "MEDIUM (blocks reads)"
 		        : weff == DC_EFFECT_SCAN        ? "MEDIUM (full scan)"
@@ -458,6 +484,7 @@ static int run_plan(cli *c)
 	phase_plan *plans = NULL;
 	dc_ptrvec names = DC_PTRVEC_INIT;
 	live lv = { NULL, 0, false };
+	dc_lint_config lc;
 	json_t *root = NULL;
 	dc_error err = { 0 };
 	size_t i, np = 0;
@@ -498,13 +525,15 @@ static int run_plan(cli *c)
 	}
 	if (cli_flag(c, "live") && names.len && (rc = live_collect(c, cfg, &names, &lv, &err)) != 0)
 		goto out;
+	if ((rc = dc_lint_config_from(&lc, cfg, &err)) != 0)
+		goto out;
 	if (c->json)
 		root = json_array();
 	for (i = 0, np = 0; i < set->count; i++) {
 		const dc_migration *m = &set->migrations[i];
 
 		if (!c->nargs || strcmp(m->version, c->args[0]) == 0)
-			print_migration(m, plans + np, &lv, root);
+			print_migration(m, plans + np, &lv, &lc, root);
 		np += m->nphases;
 	}
 	if (root)

@@ -131,6 +131,18 @@ run "$DC" plan 0002
 expect_rc 2
 expect_err "no migration '0002'"
 
+# a migration that leaves its tenant is HIGH risk whatever its locks
+mkdir -p ../escape/migrations
+cp deployclaw.yaml audit -r ../escape/ 2>/dev/null
+printf 'UPDATE tenant_0003.users SET name = name;\n' >../escape/migrations/0001_x.up.sql
+printf 'SELECT 1;\n' >../escape/migrations/0001_x.down.sql
+(cd ../escape && "$DC" -q hash) || fail "cannot hash the escape project"
+run "$DC" --config ../escape/deployclaw.yaml plan
+expect_rc 0
+expect_out "risk: HIGH (leaves the tenant: the isolation gate refuses it, see deployclaw lint)"
+run "$DC" --config ../escape/deployclaw.yaml --json plan
+expect_out '"leaves_tenant": 1'
+
 # an edited or added migration: lint and plan refuse before reading it (exit 4)
 sed -i 's/nickname text/nickname varchar/' migrations/0001_add.yaml
 run "$DC" lint
