@@ -91,7 +91,10 @@ int dc_gate__isolation(const dc_gate *gate,
 		return 0;
 	}
 	for (i = 0; i < ctx->set->count; i++) {
-		if (!dc_gate__in_plan(pf, &ctx->set->migrations[i]))
+		/* a shard migration (`scope: shard`) is where shared objects belong:
+		 * it runs in the shard's database, in no tenant's schema */
+		if (ctx->set->migrations[i].scope == DC_SCOPE_SHARD ||
+		    !dc_gate__in_plan(pf, &ctx->set->migrations[i]))
 			continue;
 		nmigs++;
 		if ((rc = scan_migration(&s, &ctx->set->migrations[i], &o, &perr)) != 0) {
