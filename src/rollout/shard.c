@@ -62,7 +62,7 @@ int dc_rollout__shards_plan(dc_rollout__run *r, dc_error *err)
 
 	if (!set_has_shard_scope(f->orig_set))
 		return 0;
-	if (!f->ops->shard_history_read || !f->ops->shard_run || f->ops->version < 3)
+	if (f->ops->version < 3 || !f->ops->shard_history_read || !f->ops->shard_run)
 		return dc_error_set(
 		        err, DC_EINVAL,
 		        "the migrations have scope 'shard' and engine '%s' has no shard "
