@@ -77,6 +77,7 @@ int dc_gate__isolation(const dc_gate *gate,
 		                        ? DC_ISO_ALL & ~(unsigned)DC_ISO_DYNAMIC
 		                        : DC_ISO_ALL,
 		                ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA };
+	dc_isolation_opts shard_o;
 	scan s;
 	dc_error perr = { 0 };
 	size_t i, nmigs = 0;
@@ -90,14 +91,20 @@ int dc_gate__isolation(const dc_gate *gate,
 		snprintf(res->detail, sizeof(res->detail), "not PostgreSQL: tenants are files");
 		return 0;
 	}
+	/* a shard migration (`scope: shard`) is where shared objects belong: it
+	 * runs in the shard's database, in no tenant's schema, so the tenant-schema
+	 * checks are not its own; the rest (deployclaw's schema, the session, the
+	 * world outside, dynamic SQL) are */
+	shard_o = o;
+	shard_o.schema_tenancy = false;
 	for (i = 0; i < ctx->set->count; i++) {
-		/* a shard migration (`scope: shard`) is where shared objects belong:
-		 * it runs in the shard's database, in no tenant's schema */
-		if (ctx->set->migrations[i].scope == DC_SCOPE_SHARD ||
-		    !dc_gate__in_plan(pf, &ctx->set->migrations[i]))
+		const dc_migration *m = &ctx->set->migrations[i];
+
+		if (!dc_gate__in_plan(pf, m))
 			continue;
 		nmigs++;
-		if ((rc = scan_migration(&s, &ctx->set->migrations[i], &o, &perr)) != 0) {
+		if ((rc = scan_migration(&s, m, m->scope == DC_SCOPE_SHARD ? &shard_o : &o,
+		                         &perr)) != 0) {
 			char buf[600];
 
 			res->verdict = DC_GATE_REFUSE;
