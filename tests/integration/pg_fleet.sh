@@ -1359,6 +1359,10 @@ expect_rc 0
 json_check "$OUT" 'len(d["shard_migrations"]) == 2' \
 	'all(s["versions"] == "0002" and s["pending"] == 1 and s["status"] == "not_run" for s in d["shard_migrations"])'
 check_eq "plan: nothing ran" "$(q "$SH1" "SELECT to_regclass('deployclaw.shard_history') IS NULL AND to_regnamespace('shared') IS NULL")" t
+dc "$SB/deployclaw.yaml" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c "shard sh[12] .*applied: (none); pending: 0002" "$OUT")" = 2 ] || fail "status: the pending shard migration is not shown per shard"
 
 dc "$SB/deployclaw.yaml" apply
 expect_rc 0
@@ -1377,6 +1381,11 @@ assert sorted(x["shard"] for x in s) == ["sh1", "sh2"], s
 assert all(x["status"] == "succeeded" and x["versions"] == "0002" and x["done"] == 1 for x in s), s' ||
 	fail "ledger: no shard_migration entry per shard"
 WRITTEN=$(q "$SH1" "SELECT written_at FROM deployclaw.shard_history")
+run "$DC" --json --config "$SB/deployclaw.yaml" status
+expect_rc 0
+json_check "$OUT" 'sorted(s["shard"] for s in d["shard_migrations"]) == ["sh1", "sh2"]' \
+	'all(s["applied"] == "0002" and s["pending"] == 0 for s in d["shard_migrations"])' \
+	'd["pending"] == 0'
 
 # again: nothing to do, the shard migration is not run a second time
 dc "$SB/deployclaw.yaml" apply
