@@ -1424,6 +1424,48 @@ for db in "$SH1" "$SH2"; do
 	check_eq "$db: rollback: shard migration undone" "$(shard_hist "$db")" "0002:rolled_back"
 	check_eq "$db: rollback: shared objects gone" "$(shared_objs "$db")" "0 0 0 0"
 done
+
+# two runners at once: the shard's lock lets one run the shard migrations; the
+# other, waiting for it, reads shard_history again under the lock and skips them.
+# Runner A stops inside its shard transaction on a table another session locked.
+R=$TMP/shard_race
+rm -rf "$R"
+cp -r "$SB" "$R"
+sed -i 's/^audit:/gates:\n  lock_timeout: 300s\naudit:/' "$R/deployclaw.yaml"
+printf '%s\n' 'version: "0004"' 'scope: shard' 'phases:' '  - up: |' \
+	'      LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE;' '      CREATE TABLE shared.raced (a int);' \
+	'    down: DROP TABLE shared.raced;' >"$R/migrations/0004_race.yaml"
+rehash "$R"
+setup "$SH1" -c "CREATE TABLE public.gate (a int)"
+setup "$SH2" -c "CREATE TABLE public.gate (a int)"
+"$PSQL" -X -q "$(dsn "$SH1")" -c "BEGIN; LOCK TABLE public.gate; SELECT pg_sleep(600)" >/dev/null 2>&1 &
+wait_for() { # wait_for SQL: until SQL answers t on SH1
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(q "$SH1" "$1")" = t ] && return 0
+		sleep 0.05
+	done
+	fail_here "timed out waiting for: $1"
+	return 1
+}
+wait_for "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'gate' AND l.granted AND l.mode = 'AccessExclusiveLock')"
+"$DC" --config "$R/deployclaw.yaml" apply >"$TMP/race_a.out" 2>"$TMP/race_a.err" &
+RACE_A=$!
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name LIKE 'deployclaw/%' AND wait_event_type = 'Lock' AND wait_event = 'relation')"
+"$DC" --config "$R/deployclaw.yaml" apply >"$TMP/race_b.out" 2>"$TMP/race_b.err" &
+RACE_B=$!
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name LIKE 'deployclaw/%' AND wait_event_type = 'Lock' AND wait_event = 'advisory')"
+q "$SH1" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$RACE_A"
+check_eq "race: the first runner succeeded" "$?" 0
+wait "$RACE_B"
+check_eq "race: the second runner succeeded" "$?" 0
+check_eq "race: sh1's shard migrations applied once" "$(shard_hist "$SH1")" "0002:applied,0004:applied"
+check_eq "race: sh1's tenants at 0003" "$(tenants_at "$SH1" ' 0001:applied,0003:applied')" 3
+CHECKS=$((CHECKS + 1))
+ledger_py "$R/audit/ledger.jsonl" '
+s = [x["data"] for x in e if x["event"] == "shard_migration" and x["data"]["shard"] == "sh1" and x["data"]["versions"] == "0002 0004"]
+assert sorted(x["done"] for x in s) == [0, 2], s' || fail "race: sh1's shard migrations were not run by exactly one runner"
 }
 
 # shard_hist DB: the shard's shard_history as version:status,...
