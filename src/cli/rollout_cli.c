@@ -93,7 +93,7 @@ static void print_shards(const dc_rollout_report *rep)
 		const dc_shard_outcome *o = &rep->shards[i];
 
 		if (!o->pending)
-			cli_out("  shard %-18s shard migrations up to date\n", o->shard);
+			cli_out("  shard %-18s no shard migration to run\n", o->shard);
 		else if (o->status == DC_TENANT_FAILED)
 			cli_out("  shard %-18s shard migrations failed, rolled back: %s\n",
 			        o->shard, o->error);

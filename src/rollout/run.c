@@ -117,6 +117,18 @@ static void plan_hash(const dc_rollout__run *r, char out[65])
 			dc_strbuf_addf(&sb, " %s", t->migs[k]->version);
 		dc_strbuf_addch(&sb, '\n');
 	}
+	/* a shard's line only when it has shard migrations pending: a plan
+	 * without any hashes as before they existed */
+	for (i = 0; i < r->rep->nshards; i++) {
+		const dc_rollout__todo *t = &r->shard_todos[i];
+
+		if (!t->n)
+			continue;
+		dc_strbuf_addf(&sb, "shard %s", r->rep->shards[i].shard);
+		for (k = 0; k < t->n; k++)
+			dc_strbuf_addf(&sb, " %s", t->migs[k]->version);
+		dc_strbuf_addch(&sb, '\n');
+	}
 	dc_sha256_hex(out, sb.buf, sb.len);
 	dc_strbuf_release(&sb);
 }
@@ -487,8 +499,9 @@ int dc_rollout_run(dc_rollout_report **out,
 		goto out;
 	}
 	if ((rc = step_topology(&r, cfg, set, err)) != 0 ||
+	    (rc = dc_rollout__shards_plan(&r, err)) != 0 ||
 	    (rc = step_plan(&r, &planned_idx, phash, err)) != 0 ||
-	    (rc = dc_rollout__shards_plan(&r, err)) != 0 || (rc = step_preflight(&r, err)) != 0)
+	    (rc = step_preflight(&r, err)) != 0)
 		goto out;
 	if (opts->dry_run) {
 		for (i = 0; i < rep->ntenants; i++)

@@ -5,8 +5,8 @@
  * one transaction per shard under the shard's lock, recorded in the shard's
  * history table and in the ledger.
  *
- * Apply runs every pending shard migration of every shard before the
- * canary: a shard migration at version V is then in place before any tenant
+ * Apply runs every pending shard migration of every shard that has a tenant
+ * in the run before the canary: a shard migration at version V is then in place before any tenant
  * applies a version above V. A shard that fails is rolled back whole and the
  * run stops before any tenant is touched. A rollback with --to undoes the
  * shard migrations above the target after every tenant went below it.
@@ -52,6 +52,16 @@ static void list_versions(dc_shard_outcome *o, const dc_rollout__todo *t)
 		o->versions[sizeof(o->versions) - 1] = '\0';
 }
 
+static bool has_tenant(const dc_rollout__fleet *f, size_t e)
+{
+	size_t i;
+
+	for (i = 0; i < f->ntenants; i++)
+		if (f->tenant_engine[i] == e)
+			return true;
+	return false;
+}
+
 int dc_rollout__shards_plan(dc_rollout__run *r, dc_error *err)
 {
 	dc_rollout__fleet *f = &r->fleet;
@@ -80,8 +90,10 @@ int dc_rollout__shards_plan(dc_rollout__run *r, dc_error *err)
 
 		snprintf(o->shard, sizeof(o->shard), "%s", shard_name(r, e));
 		o->status = DC_TENANT_SKIPPED;
-		/* a rollback undoes shard migrations only down to an explicit --to */
-		if (opts->direction == DC_ROLLOUT_ROLLBACK && !opts->to_version)
+		/* a rollback undoes shard migrations only down to an explicit --to;
+		 * a shard none of whose tenants is in the run (-t) is left alone */
+		if ((opts->direction == DC_ROLLOUT_ROLLBACK && !opts->to_version) ||
+		    !has_tenant(f, e))
 			continue;
 		if ((rc = f->ops->shard_history_read(f->engines[e], &rows, &nrows, err)) != 0)
 			return rc;
