@@ -16,16 +16,18 @@
 #include <string.h>
 
 #include "rollout_internal.h"
+#include "util/text.h"
 #include "util/util.h"
 
-static bool set_has_shard_scope(const dc_migration_set *set)
+/* The set's first shard-scoped migration, or NULL. */
+static const dc_migration *first_shard_scoped(const dc_migration_set *set)
 {
 	size_t i;
 
 	for (i = 0; i < set->count; i++)
 		if (set->migrations[i].scope == DC_SCOPE_SHARD)
-			return true;
-	return false;
+			return &set->migrations[i];
+	return NULL;
 }
 
 static const char *shard_name(const dc_rollout__run *r, size_t e)
@@ -67,11 +69,18 @@ int dc_rollout__shards_plan(dc_rollout__run *r, dc_error *err)
 	dc_rollout__fleet *f = &r->fleet;
 	dc_rollout_report *rep = r->rep;
 	const dc_rollout_opts *opts = r->opts;
+	const dc_migration *first;
 	size_t e;
 	int rc;
 
-	if (!set_has_shard_scope(f->orig_set))
+	if (!(first = first_shard_scoped(f->orig_set)))
 		return 0;
+	if (f->cfg->tenancy.model == DC_TENANCY_DATABASE)
+		return dc_error_set_at(err, DC_EINVAL, first->path, 0, 0,
+		                       "'%s' has scope 'shard', which database tenancy cannot run: "
+		                       "each tenant is a database of its own, and what its tenants "
+		                       "share belongs in a tenant migration",
+		                       dc_path_basename(first->path));
 	if (f->ops->version < 3 || !f->ops->shard_history_read || !f->ops->shard_run)
 		return dc_error_set(
 		        err, DC_EINVAL,

@@ -1425,6 +1425,17 @@ for db in "$SH1" "$SH2"; do
 	check_eq "$db: rollback: shared objects gone" "$(shared_objs "$db")" "0 0 0 0"
 done
 
+# database tenancy has no shared database: a shard migration there is refused, naming its file
+d=$TMP/shard_db
+rm -rf "$d"
+cp -r "$SB" "$d"
+sed -i -e 's/model: schema/model: database/' -e "s/pattern: .*/pattern: \"${P}_sh%\"/" "$d/deployclaw.yaml"
+dc "$d/deployclaw.yaml" apply
+CHECKS=$((CHECKS + 1))
+[ "$RC" != 0 ] || fail "database tenancy: a shard migration was not refused"
+CHECKS=$((CHECKS + 1))
+grep -qF "0002_shared.yaml" "$ERR" && grep -qF "database tenancy" "$ERR" || fail "database tenancy: the refusal does not name 0002_shared.yaml"
+
 # two runners at once: the shard's lock lets one run the shard migrations; the
 # other, waiting for it, reads shard_history again under the lock and skips them.
 # Runner A stops inside its shard transaction on a table another session locked.
