@@ -42,6 +42,19 @@ typedef enum dc_dialect {
 /** Name of a layout: "native", "golang-migrate", "dbmate", "flyway". */
 DC_API const char *dc_layout_name(dc_layout layout);
 
+/**
+ * Where a migration runs: in every tenant (the default), or once per shard
+ * database (`scope: shard`, PostgreSQL only) for what the tenants share --
+ * extensions, helper schemas, lookup tables (docs/migrations.md).
+ */
+typedef enum dc_scope {
+	DC_SCOPE_TENANT = 0,
+	DC_SCOPE_SHARD = 1
+} dc_scope;
+
+/** Name of a scope: "tenant", "shard". */
+DC_API const char *dc_scope_name(dc_scope scope);
+
 /** One SQL statement and where it stands. */
 typedef struct dc_statement {
 	char *sql;  /**< the statement text, without the trailing ';' */
@@ -80,6 +93,7 @@ typedef struct dc_migration {
 	dc_sql *verify; /**< verify assertions: each one SELECT yielding a boolean */
 	size_t nverify;
 	char checksum[65]; /**< SHA-256 hex over the migration's file(s) */
+	dc_scope scope;    /**< native `scope:`, or the `-- deployclaw:scope` directive */
 } dc_migration;
 
 typedef struct dc_migration_set {

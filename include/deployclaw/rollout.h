@@ -60,6 +60,19 @@ typedef struct dc_tenant_outcome {
 	const dc_error *error;
 } dc_tenant_outcome;
 
+/** What a run did (or, dry, would do) with one shard's shard-scoped migrations. */
+typedef struct dc_shard_outcome {
+	char shard[128];
+	/** SUCCEEDED: they ran; SKIPPED: none pending; FAILED: rolled back whole,
+	 * and none of the shard's tenants was touched; NOT_RUN: dry run, or the
+	 * run stopped before the shard. */
+	dc_tenant_status status;
+	size_t pending;     /**< shard migrations the plan found pending */
+	char versions[512]; /**< their versions, space-separated (cut when long) */
+	size_t done;        /**< how many this run applied (or rolled back) */
+	char error[1024];   /**< FAILED: what failed, with its file:line:col */
+} dc_shard_outcome;
+
 /** One wave. */
 typedef struct dc_wave_report {
 	int index;     /**< 0 = canary */
@@ -162,6 +175,12 @@ typedef struct dc_rollout_report {
 	char target[64];  /**< the version every planned tenant should end at */
 	bool interrupted; /**< stopped by a signal */
 	bool over_budget; /**< stopped by a wave's failure budget */
+
+	/** One per shard when the set has shard-scoped migrations (`scope: shard`),
+	 * else none. They run before the shard's tenants (apply) or after them
+	 * (rollback with --to); docs/rollout.md. */
+	dc_shard_outcome *shards;
+	size_t nshards;
 } dc_rollout_report;
 
 DC_API void dc_rollout_report_free(dc_rollout_report *report);

@@ -29,6 +29,16 @@ typedef struct dc_status_tenant {
 	char detail[512];        /**< why failed / which versions drifted */
 } dc_status_tenant;
 
+/** Where a shard's shard-scoped migrations (`scope: shard`) stand. */
+typedef struct dc_status_shard {
+	char shard[128];
+	char applied[512]; /**< versions applied, space-separated (cut when long) */
+	size_t pending;    /**< shard migrations of the set not applied */
+	char pending_versions[512];
+	bool drifted;      /**< an applied checksum differs from its file */
+	char detail[512];  /**< which versions drifted */
+} dc_status_shard;
+
 typedef struct dc_status {
 	dc_tenant *tenants;
 	size_t ntenants;
@@ -38,6 +48,8 @@ typedef struct dc_status {
 	size_t pending; /**< tenants with pending migrations */
 	size_t failed;
 	size_t drifted;
+	dc_status_shard *shards; /**< one per shard when the set has shard migrations */
+	size_t nshards;
 } dc_status;
 
 /**

@@ -84,7 +84,53 @@ static json_t *status_json(const dc_status *st)
 		                                (json_int_t)r->pending, "failed", r->failed,
 		                                "drifted", r->drifted, "detail", r->detail));
 	}
+	if (st->nshards) {
+		json_t *shards = json_array();
+
+		for (i = 0; shards && i < st->nshards; i++) {
+			const dc_status_shard *s = &st->shards[i];
+
+			json_array_append_new(shards,
+			                      json_pack("{s:s, s:s, s:I, s:s, s:b, s:s}", "shard",
+			                                s->shard, "applied", s->applied, "pending",
+			                                (json_int_t)s->pending, "pending_versions",
+			                                s->pending_versions, "drifted", s->drifted,
+			                                "detail", s->detail));
+		}
+		json_object_set_new(o, "shard_migrations", shards);
+	}
 	return o;
+}
+
+/* Each shard's shard-scoped migrations (`scope: shard`). */
+static void print_shards(const dc_status *st)
+{
+	size_t i;
+
+	if (st->nshards)
+		cli_out("\nshard migrations (scope: shard):\n");
+	for (i = 0; i < st->nshards; i++) {
+		const dc_status_shard *s = &st->shards[i];
+
+		cli_out("  shard %-18s applied: %s", s->shard,
+		        s->applied[0] ? s->applied : "(none)");
+		if (s->pending)
+			cli_out("; pending: %s", s->pending_versions);
+		if (s->drifted)
+			cli_out("; drifted: %s", s->detail);
+		cli_out("\n");
+	}
+}
+
+/* The version every tenant ends at: the last tenant-scoped one. */
+static const char *last_tenant_version(const dc_migration_set *set)
+{
+	size_t i;
+
+	for (i = set->count; i-- > 0;)
+		if (set->migrations[i].scope == DC_SCOPE_TENANT)
+			return set->migrations[i].version;
+	return "(none)";
 }
 
 int cli_status(cli *c, int parallel)
@@ -128,9 +174,9 @@ int cli_status(cli *c, int parallel)
 	print_list(st, "failed", is_failed, c->verbose ? (size_t)-1 : 20);
 	print_list(st, "drifted (applied checksum differs from the file)", is_drifted,
 	           c->verbose ? (size_t)-1 : 20);
+	print_shards(st);
 	if (!st->pending && !st->failed && !st->drifted)
-		cli_out("\nevery tenant is at '%s'\n",
-		        set->count ? set->migrations[set->count - 1].version : "(none)");
+		cli_out("\nevery tenant is at '%s'\n", last_tenant_version(set));
 out:
 	dc_status_free(st);
 	dc_migration_set_free(set);

@@ -84,7 +84,30 @@ static int config_hash(const char *path, char out[65], dc_error *err)
 	return rc;
 }
 
-/* A dry run's plan: the gates and the first tenants that need work. */
+/* Each shard's shard-scoped migrations (`scope: shard`): planned, or what ran. */
+static void print_shards(const dc_rollout_report *rep)
+{
+	size_t i;
+
+	for (i = 0; i < rep->nshards; i++) {
+		const dc_shard_outcome *o = &rep->shards[i];
+
+		if (!o->pending)
+			cli_out("  shard %-18s no shard migration to run\n", o->shard);
+		else if (o->status == DC_TENANT_FAILED)
+			cli_out("  shard %-18s shard migrations failed, rolled back: %s\n",
+			        o->shard, o->error);
+		else
+			cli_out("  shard %-18s shard migration%s %s %s\n", o->shard,
+			        o->pending == 1 ? "" : "s", o->versions,
+			        o->status == DC_TENANT_SUCCEEDED
+			                ? (rep->direction == DC_ROLLOUT_APPLY ? "applied"
+			                                                      : "rolled back")
+			                : "pending");
+	}
+}
+
+/* A dry run's plan: the gates, the shards and the first tenants that need work. */
 static void print_dry_run(const dc_rollout_report *rep)
 {
 	size_t i, shown = 0;
@@ -92,6 +115,7 @@ static void print_dry_run(const dc_rollout_report *rep)
 	cli_out("plan (dry run, nothing changed): %zu of %zu tenants need work, target "
 	        "'%s'\n",
 	        rep->planned, rep->ntenants, rep->target);
+	print_shards(rep);
 	for (i = 0; i < rep->ngates; i++)
 		cli_out("  gate %-18s %-7s %s\n", rep->gates[i].gate,
 		        dc_gate_verdict_name(rep->gates[i].verdict), rep->gates[i].detail);
@@ -139,12 +163,15 @@ static void print_outcome(cli *c, const cli_rollout_args *a, dc_rollout_report *
 	} else if (!c->quiet && rep->nwaves) {
 		dc_strbuf sum = DC_STRBUF_INIT;
 
+		print_shards(rep);
 		dc_report_summary(rep, c->verbose ? 1000 : 20, &sum);
 		cli_write(sum.buf, sum.len);
 		dc_strbuf_release(&sum);
-	} else if (!c->quiet && rc == 0) {
-		cli_out("nothing to do: all %zu tenants are at '%s'\n", rep->ntenants,
-		        rep->target[0] ? rep->target : "(none)");
+	} else if (!c->quiet && (rc == 0 || rep->nshards)) {
+		print_shards(rep);
+		if (rc == 0)
+			cli_out("nothing to do: all %zu tenants are at '%s'\n", rep->ntenants,
+			        rep->target[0] ? rep->target : "(none)");
 	}
 	if (rc == DC_EGATE && !c->json) {
 		size_t i;

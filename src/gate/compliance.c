@@ -15,6 +15,10 @@ bool dc_gate__in_plan(const dc_gate__preflight *pf, const dc_migration *m)
 		for (j = 0; j < pf->todos[k].n; j++)
 			if (pf->todos[k].migs[j] == m)
 				return true;
+	for (k = 0; k < pf->nshard_todos; k++)
+		for (j = 0; j < pf->shard_todos[k].n; j++)
+			if (pf->shard_todos[k].migs[j] == m)
+				return true;
 	return false;
 }
 

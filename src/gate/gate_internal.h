@@ -66,6 +66,10 @@ typedef struct dc_gate__preflight {
 	dc_engine *const *engines;
 	size_t nengines;
 	const size_t *tenant_engine;
+	/* Shard-scoped migrations planned, one todo per engine (NULL: none):
+	 * dc_gate__in_plan counts them as in the plan. */
+	const dc_rollout__todo *shard_todos;
+	size_t nshard_todos;
 } dc_gate__preflight;
 
 /* Whether some tenant's plan runs migration `m` (the gates that judge "the migrations

@@ -86,6 +86,7 @@ int dc_gate__isolation(const dc_gate *gate,
 		                .schema_tenancy = ctx->cfg->tenancy.model == DC_TENANCY_SCHEMA,
 		                .shared = (const char *const *)ctx->cfg->tenancy.shared_schemas,
 		                .nshared = ctx->cfg->tenancy.nshared_schemas };
+	dc_isolation_opts shard_o;
 	scan s;
 	dc_error perr = { 0 };
 	size_t i, nmigs = 0;
@@ -102,11 +103,20 @@ int dc_gate__isolation(const dc_gate *gate,
 		         "rollback (writable_schema, journal_mode OFF or MEMORY)");
 		return 0;
 	}
+	/* a shard migration (`scope: shard`) is where shared objects belong: it
+	 * runs in the shard's database, in no tenant's schema, so the tenant-schema
+	 * checks are not its own; the rest (deployclaw's schema, the session, the
+	 * world outside, dynamic SQL) are */
+	shard_o = o;
+	shard_o.schema_tenancy = false;
 	for (i = 0; i < ctx->set->count; i++) {
-		if (!dc_gate__in_plan(pf, &ctx->set->migrations[i]))
+		const dc_migration *m = &ctx->set->migrations[i];
+
+		if (!dc_gate__in_plan(pf, m))
 			continue;
 		nmigs++;
-		if ((rc = scan_migration(&s, &ctx->set->migrations[i], &o, &perr)) != 0) {
+		if ((rc = scan_migration(&s, m, m->scope == DC_SCOPE_SHARD ? &shard_o : &o,
+		                         &perr)) != 0) {
 			char buf[600];
 
 			res->verdict = DC_GATE_REFUSE;

@@ -560,7 +560,7 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char *raw = NULL, *down = NULL;
 	size_t len = 0, dlen = 0;
-	int rc;
+	int rc, sline = 0, scol = 0;
 
 	rc = read_checked(&raw, &len, m->path, dc_path_basename(m->path), L->err);
 	if (rc < 0)
@@ -571,7 +571,12 @@ static int load_migration(struct loader *L, const struct dc_migration__layout *d
 		if (rc < 0)
 			goto out;
 	}
+	if (def->id != DC_LAYOUT_NATIVE &&
+	    (rc = dc_migration__scope_directive(L, m, raw, len, &sline, &scol)) < 0)
+		goto out;
 	rc = def->load(L, m, raw, len, down, dlen);
+	if (rc == 0 && def->id != DC_LAYOUT_NATIVE)
+		rc = dc_migration__scope_check(L, m, sline, scol);
 	if (rc < 0)
 		goto out;
 	crypto_hash_sha256_init(&st);

@@ -103,6 +103,31 @@ int dc_migration__load_up_down(struct loader *L,
                                size_t dlen);
 
 /* ------------------------------------------------------------------------ */
+/* A migration's scope (scope.c).                                           */
+
+/* Sets m->scope from word[0, len) ("tenant" or "shard"); DC_EPARSE at
+ * path:line:col otherwise. */
+int dc_migration__scope_parse(struct loader *L,
+                              dc_migration *m,
+                              const char *word,
+                              size_t len,
+                              const char *path,
+                              int line,
+                              int col);
+/* A shard-scoped migration must be transactional and unbatched;
+ * DC_EPARSE at line:col (where the scope was given) otherwise. */
+int dc_migration__scope_check(struct loader *L, const dc_migration *m, int line, int col);
+/* The SQL-file layouts: "-- deployclaw:scope <scope>" among the comment
+ * lines heading the up (or only) file raw[0, len); where its value stands
+ * goes to at_line:at_col (left alone when there is none). */
+int dc_migration__scope_directive(struct loader *L,
+                                  dc_migration *m,
+                                  const char *raw,
+                                  size_t len,
+                                  int *at_line,
+                                  int *at_col);
+
+/* ------------------------------------------------------------------------ */
 /* Layouts (layouts/).                                                      */
 
 enum {

@@ -58,6 +58,21 @@ json_t *dc_report__execution_log(const dc_rollout_report *rep, const char *task)
 	                (json_int_t)rep->ntenants, "succeeded", (json_int_t)rep->succeeded,
 	                "failed", (json_int_t)rep->failed, "skipped", (json_int_t)rep->skipped,
 	                "not_run", (json_int_t)rep->not_run, "estimated_completion", done);
+	if (log && rep->nshards) {
+		json_t *shards = json_array();
+
+		for (i = 0; shards && i < rep->nshards; i++) {
+			const dc_shard_outcome *so = &rep->shards[i];
+
+			json_array_append_new(
+			        shards,
+			        json_pack("{s:s, s:s, s:I, s:s, s:I, s:s}", "shard", so->shard,
+			                  "status", dc_tenant_status_name(so->status), "pending",
+			                  (json_int_t)so->pending, "versions", so->versions, "done",
+			                  (json_int_t)so->done, "error", so->error));
+		}
+		json_object_set_new(log, "shard_migrations", shards);
+	}
 	return log;
 fail:
 	json_decref(steps);

@@ -59,6 +59,17 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
                              dc_rollout_direction dir,
                              const char *to)
 {
+	return dc_rollout__todo_compute_scope(todo, set, rows, nrows, dir, to, DC_SCOPE_TENANT);
+}
+
+int dc_rollout__todo_compute_scope(dc_rollout__todo *todo,
+                                   const dc_migration_set *set,
+                                   const dc_history_row *rows,
+                                   size_t nrows,
+                                   dc_rollout_direction dir,
+                                   const char *to,
+                                   dc_scope scope)
+{
 	const char *latest = NULL;
 	size_t i, k;
 
@@ -98,6 +109,8 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
 
 			if (to && dc_version_compare(m->version, to) > 0)
 				break;
+			if (m->scope != scope)
+				continue;
 			if (row && row->status == DC_HISTORY_APPLIED)
 				continue;
 			if (row && row->status == DC_HISTORY_PARTIAL) {
@@ -123,7 +136,7 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
 	for (i = set->count; i-- > 0;) {
 		const dc_migration *m = &set->migrations[i];
 
-		if (!counts_as_applied(find_row(rows, nrows, m->version)))
+		if (m->scope != scope || !counts_as_applied(find_row(rows, nrows, m->version)))
 			continue;
 		if (to ? dc_version_compare(m->version, to) <= 0 : todo->n == 1)
 			break;

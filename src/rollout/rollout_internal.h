@@ -61,6 +61,16 @@ int dc_rollout__todo_compute(dc_rollout__todo *todo,
                              dc_rollout_direction dir,
                              const char *to);
 
+/* The same for the migrations of `scope` only (dc_rollout__todo_compute: the
+ * tenant's; a shard's history against its shard-scoped ones, shard.c). */
+int dc_rollout__todo_compute_scope(dc_rollout__todo *todo,
+                                   const dc_migration_set *set,
+                                   const dc_history_row *rows,
+                                   size_t nrows,
+                                   dc_rollout_direction dir,
+                                   const char *to,
+                                   dc_scope scope);
+
 /* ------------------------------------------------------------------------ */
 /* The fleet and its plan (fleet.c).                                        */
 
@@ -258,6 +268,7 @@ typedef struct dc_rollout__run {
 	 * run's closing entry: tenants checked, and refused. */
 	atomic_size_t iso_checked;
 	atomic_size_t iso_refused;
+	dc_rollout__todo *shard_todos; /* per engine, when the set has shard migrations */
 } dc_rollout__run;
 
 void dc_rollout__queue_init(dc_rollout__queue *q);
@@ -287,6 +298,16 @@ void dc_rollout__run_tenant(dc_rollout__run *r,
                             dc_rollout__worker *w,
                             size_t ti,
                             dc_tenant_outcome *o);
+
+/* Shard-scoped migrations (shard.c): each shard's history read and its pending
+ * ones planned into rep->shards and r->shard_todos (nothing when the set has
+ * none); run once per shard, before the waves (apply) or after them
+ * (rollback with --to, only when every tenant went below them). A shard that
+ * fails is rolled back whole and its error is the run's. */
+int dc_rollout__shards_plan(dc_rollout__run *r, dc_error *err);
+size_t dc_rollout__shards_pending(const dc_rollout_report *rep);
+int dc_rollout__shards_run(dc_rollout__run *r, dc_error *err);
+int dc_rollout__shards_rollback(dc_rollout__run *r, dc_error *err);
 
 /* Frees a failed tenant's error. */
 void dc_rollout__outcome_release(dc_tenant_outcome *o);

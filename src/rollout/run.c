@@ -53,6 +53,7 @@ void dc_rollout_report_free(dc_rollout_report *rep)
 	free(rep->waves);
 	free(rep->gates);
 	free(rep->steps);
+	free(rep->shards);
 	free(rep);
 }
 
@@ -116,6 +117,18 @@ static void plan_hash(const dc_rollout__run *r, char out[65])
 			dc_strbuf_addf(&sb, " %s", t->migs[k]->version);
 		dc_strbuf_addch(&sb, '\n');
 	}
+	/* a shard's line only when it has shard migrations pending: a plan
+	 * without any hashes as before they existed */
+	for (i = 0; i < r->rep->nshards; i++) {
+		const dc_rollout__todo *t = &r->shard_todos[i];
+
+		if (!t->n)
+			continue;
+		dc_strbuf_addf(&sb, "shard %s", r->rep->shards[i].shard);
+		for (k = 0; k < t->n; k++)
+			dc_strbuf_addf(&sb, " %s", t->migs[k]->version);
+		dc_strbuf_addch(&sb, '\n');
+	}
 	dc_sha256_hex(out, sb.buf, sb.len);
 	dc_strbuf_release(&sb);
 }
@@ -163,6 +176,11 @@ static void run_init(dc_rollout__run *r, const dc_rollout_opts *opts, dc_ledger 
 
 static void run_release(dc_rollout__run *r)
 {
+	size_t e;
+
+	for (e = 0; r->shard_todos && e < r->fleet.nengines; e++)
+		dc_rollout__todo_release(&r->shard_todos[e]);
+	free(r->shard_todos);
 	dc_rollout__batch_release(&r->batch);
 	dc_rollout__queue_release(&r->queue);
 	dc_gate_registry_free(r->gates);
@@ -379,6 +397,8 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	pf.engines = r->fleet.engines;
 	pf.nengines = r->fleet.nengines;
 	pf.tenant_engine = r->fleet.tenant_engine;
+	pf.shard_todos = r->shard_todos;
+	pf.nshard_todos = r->shard_todos ? r->fleet.nengines : 0;
 	memset(&gctx, 0, sizeof(gctx));
 	gctx.cfg = r->fleet.cfg;
 	gctx.set = set;
@@ -562,6 +582,7 @@ int dc_rollout_run(dc_rollout_report **out,
 		goto out;
 	}
 	if ((rc = step_topology(&r, cfg, set, err)) != 0 ||
+	    (rc = dc_rollout__shards_plan(&r, err)) != 0 ||
 	    (rc = step_plan(&r, &planned_idx, phash, err)) != 0 ||
 	    (rc = step_preflight(&r, err)) != 0)
 		goto out;
@@ -570,12 +591,17 @@ int dc_rollout_run(dc_rollout_report **out,
 			rep->outcomes[i].status = DC_TENANT_SKIPPED;
 		goto out;
 	}
-	if ((rc = step_start(&r, phash, &started, err)) != 0 ||
-	    (rc = dc_rollout__plan_waves(&r, rep->planned, err)) != 0)
+	if ((rc = step_start(&r, phash, &started, err)) != 0)
 		goto out;
 	for (i = 0; i < rep->planned; i++)
 		rep->outcomes[planned_idx[i]].status = DC_TENANT_NOT_RUN;
+	/* shard migrations come before every tenant: a failed one stops the run */
+	if ((opts->direction == DC_ROLLOUT_APPLY && (rc = dc_rollout__shards_run(&r, err)) != 0) ||
+	    (rc = dc_rollout__plan_waves(&r, rep->planned, err)) != 0)
+		goto out;
 	rc = dc_rollout__run_waves(&r, planned_idx, err);
+	if (rc == 0 && opts->direction == DC_ROLLOUT_ROLLBACK)
+		rc = dc_rollout__shards_rollback(&r, err);
 out:
 	if (rep)
 		rc = finish(&r, rc, started, t0, err);

@@ -78,6 +78,7 @@ void dc_status_free(dc_status *st)
 	dc_tenants_free(st->tenants, st->ntenants);
 	free(st->rows);
 	free(st->versions);
+	free(st->shards);
 	free(st);
 }
 
@@ -110,6 +111,65 @@ static void fill_rows(dc_status *st, const dc_rollout__fleet *f)
 				break;
 			}
 	}
+}
+
+/* Appends `v` to a space-separated list; one that does not fit is left out. */
+static void join(char *list, size_t size, const char *v)
+{
+	size_t len = strlen(list), vl = strlen(v);
+
+	if (len + (len > 0) + vl >= size)
+		return;
+	if (len)
+		list[len++] = ' ';
+	memcpy(list + len, v, vl + 1);
+}
+
+/* Each shard's shard_history against the set's shard migrations. */
+static int collect_shards(dc_status *st,
+                          const dc_rollout__fleet *f,
+                          const dc_migration_set *set,
+                          dc_error *err)
+{
+	size_t e, i;
+	int rc = 0;
+
+	for (i = 0; i < set->count && set->migrations[i].scope != DC_SCOPE_SHARD; i++)
+		;
+	if (i == set->count || f->ops->version < 3 || !f->ops->shard_history_read)
+		return 0;
+	st->shards = calloc(f->nengines, sizeof(*st->shards));
+	if (!st->shards)
+		return dc_error_set(err, DC_ENOMEM, "out of memory");
+	st->nshards = f->nengines;
+	for (e = 0; e < f->nengines && rc == 0; e++) {
+		dc_status_shard *s = &st->shards[e];
+		dc_history_row *rows = NULL;
+		dc_rollout__todo t;
+		size_t n = 0;
+
+		snprintf(s->shard, sizeof(s->shard), "%s",
+		         e < f->cfg->nshards && f->cfg->shards[e].name ? f->cfg->shards[e].name
+		                                                       : "?");
+		if ((rc = f->ops->shard_history_read(f->engines[e], &rows, &n, err)) != 0)
+			break;
+		for (i = 0; i < n; i++)
+			if (rows[i].status == DC_HISTORY_APPLIED)
+				join(s->applied, sizeof(s->applied), rows[i].version);
+		rc = dc_rollout__todo_compute_scope(&t, set, rows, n, DC_ROLLOUT_APPLY, NULL,
+		                                    DC_SCOPE_SHARD);
+		if (rc < 0)
+			rc = dc_error_set(err, rc, "out of memory");
+		s->pending = t.n;
+		for (i = 0; i < t.n; i++)
+			join(s->pending_versions, sizeof(s->pending_versions), t.migs[i]->version);
+		s->drifted = t.drift;
+		if (t.drift)
+			snprintf(s->detail, sizeof(s->detail), "%s", t.problem);
+		dc_rollout__todo_release(&t);
+		dc_history_rows_free(rows, n);
+	}
+	return rc;
 }
 
 int dc_status_collect(dc_status **out,
@@ -154,6 +214,8 @@ int dc_status_collect(dc_status **out,
 		         set->migrations[k].name);
 	}
 	fill_rows(st, &f);
+	if ((rc = collect_shards(st, &f, set, err)) != 0)
+		goto out;
 	if (dc_path_exists(cfg->audit.ledger) &&
 	    (rc = dc_ledger__read(cfg->audit.ledger, NULL, scan_outcome, st, err)) != 0)
 		goto out;

@@ -25,10 +25,13 @@
 #   7c. a property test: generated migrations mixing qualified and quoted
 #      names, search_path changes and dynamic SQL never change anything
 #      outside their tenant, and the static gate agrees with lint
+#   8. shard-scoped migrations (scope: shard): once per shard database before
+#      the tenants, shard_history, ledger, a failing one stops the run,
+#      rollback --to undoes them after the tenants
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
-#                              cic advisory names isolation shared fuzz;
+#                              cic advisory names isolation shared fuzz shard;
 #                              schema includes topology)
 #   PG_FLEET_FUZZ_N=60         migrations the property test generates
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
@@ -1323,6 +1326,15 @@ done
 check_eq "shared: public.countries unchanged, no extension, no tenant past 0001" \
 	"$(q "$SH" "SELECT md5(string_agg(id || name, ',' ORDER BY id)) FROM public.countries") $(q "$SH" "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") $(q "$SH" "SELECT count(*) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0002:%'")" \
 	"$SNAP 0 0"
+# the fix the refusal names: the same change as a shard migration runs once
+printf 'version: "0002"\nname: a country\nscope: shard\nphases:\n  - name: main\n    up: INSERT INTO public.countries VALUES (3, %s);\n    down: DELETE FROM public.countries WHERE id = 3;\n' \
+	"'DE'" >"$SB/migrations/0002_bad.yaml"
+"$DC" --config "$SB/deployclaw.yaml" hash >/dev/null 2>&1 || fail "shared: hash failed"
+dc "$SB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "shared: as scope: shard, the change ran once in the shard's database" \
+	"$(q "$SH" "SELECT count(*) FROM public.countries") $(q "$SH" "SELECT string_agg(version || ':' || status, ',') FROM deployclaw.shard_history")" \
+	"3 0002:applied"
 }
 
 case_fuzz() {
@@ -1498,10 +1510,217 @@ iso_refused() {
 	grep -qF -- "0002_$1.yaml:${4:-${2%%:*}}:" "$OUT" || fail "$1: lint does not report line ${4:-${2%%:*}}"
 }
 
+case_shard() {
+section "8. shard-scoped migrations: once per shard database, before its tenants"
+SH1=${P}_sh1
+SH2=${P}_sh2
+for db in "$SH1" "$SH2"; do
+	mkdb "$db"
+	setup "$db" -c "$STATE_FN" -c "
+DO \$\$ BEGIN
+  FOR i IN 1..3 LOOP
+    EXECUTE format('CREATE SCHEMA %1\$I; CREATE TABLE %1\$I.orders (id int PRIMARY KEY);
+      INSERT INTO %1\$I.orders SELECT g FROM generate_series(1, 3) g', 'tenant_00' || i);
+  END LOOP;
+END \$\$"
+done
+SB=$TMP/shard
+mkdir -p "$SB/migrations" "$SB/audit"
+cat >"$SB/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "tenant\\\\_00%"
+shards:
+  - name: sh1
+    primary: "$(dsn "$SH1")"
+  - name: sh2
+    primary: "$(dsn "$SH2")"
+rollout:
+  canary: 1
+  waves: [100%]
+  parallel: 2
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$SB/migrations/0001_note.yaml" <<'EOF'
+version: "0001"
+phases:
+  - up: ALTER TABLE orders ADD COLUMN note text;
+    down: ALTER TABLE orders DROP COLUMN note;
+EOF
+# the shared objects: an extension (in pg_catalog, on every tenant's search_path),
+# a helper schema with a lookup table and a function every tenant would race to replace
+cat >"$SB/migrations/0002_shared.yaml" <<'EOF'
+version: "0002"
+scope: shard
+phases:
+  - up: |
+      CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA pg_catalog;
+      CREATE SCHEMA shared;
+      CREATE TABLE shared.countries (code text PRIMARY KEY);
+      INSERT INTO shared.countries VALUES ('fr'), ('jp');
+      CREATE OR REPLACE FUNCTION shared.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+    down: |
+      DROP SCHEMA shared CASCADE;
+      DROP EXTENSION pg_trgm;
+verify:
+  - SELECT count(*) = 2 FROM shared.countries
+EOF
+cat >"$SB/migrations/0003_trgm.yaml" <<'EOF'
+version: "0003"
+phases:
+  - up: CREATE INDEX orders_note_trgm ON orders USING gin (note gin_trgm_ops);
+    down: DROP INDEX orders_note_trgm;
+EOF
+project "$SB"
+
+# the plan lists each shard's shard migration, in words and in --json
+dc "$SB/deployclaw.yaml" apply -n
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c "shard sh[12] .*shard migration 0002 pending" "$OUT")" = 2 ] || fail "plan: the shard migration is not listed per shard"
+run "$DC" --json --config "$SB/deployclaw.yaml" apply -n
+expect_rc 0
+json_check "$OUT" 'len(d["shard_migrations"]) == 2' \
+	'all(s["versions"] == "0002" and s["pending"] == 1 and s["status"] == "not_run" for s in d["shard_migrations"])'
+check_eq "plan: nothing ran" "$(q "$SH1" "SELECT to_regclass('deployclaw.shard_history') IS NULL AND to_regnamespace('shared') IS NULL")" t
+dc "$SB/deployclaw.yaml" status
+expect_rc 0
+CHECKS=$((CHECKS + 1))
+[ "$(grep -c "shard sh[12] .*applied: (none); pending: 0002" "$OUT")" = 2 ] || fail "status: the pending shard migration is not shown per shard"
+
+dc "$SB/deployclaw.yaml" apply
+expect_rc 0
+for db in "$SH1" "$SH2"; do
+	check_eq "$db: the shard migration in shard_history once" "$(shard_hist "$db")" "0002:applied"
+	check_eq "$db: extension, shared table and function once, in the shard database" "$(shared_objs "$db")" "1 1 0 1"
+	check_eq "$db: every tenant applied 0001 and 0003, none holds the shard migration" "$(tenants_at "$db" ' 0001:applied,0003:applied')" 3
+	check_eq "$db: the trigram index in every tenant" "$(q "$db" "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_note_trgm' AND schemaname LIKE 'tenant\\_00%'")" 3
+done
+CHECKS=$((CHECKS + 1))
+grep -q "shard sh1 .*shard migration 0002 applied" "$OUT" || fail "apply does not say the shard migration ran"
+CHECKS=$((CHECKS + 1))
+ledger_py "$SB/audit/ledger.jsonl" '
+s = [x["data"] for x in last if x["event"] == "shard_migration"]
+assert sorted(x["shard"] for x in s) == ["sh1", "sh2"], s
+assert all(x["status"] == "succeeded" and x["versions"] == "0002" and x["done"] == 1 for x in s), s' ||
+	fail "ledger: no shard_migration entry per shard"
+WRITTEN=$(q "$SH1" "SELECT written_at FROM deployclaw.shard_history")
+run "$DC" --json --config "$SB/deployclaw.yaml" status
+expect_rc 0
+json_check "$OUT" 'sorted(s["shard"] for s in d["shard_migrations"]) == ["sh1", "sh2"]' \
+	'all(s["applied"] == "0002" and s["pending"] == 0 for s in d["shard_migrations"])' \
+	'd["pending"] == 0'
+
+# again: nothing to do, the shard migration is not run a second time
+dc "$SB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "again: shard_history untouched" "$(q "$SH1" "SELECT written_at FROM deployclaw.shard_history")" "$WRITTEN"
+check_eq "again: still once" "$(shard_hist "$SH2")" "0002:applied"
+CHECKS=$((CHECKS + 1))
+ledger_py "$SB/audit/ledger.jsonl" 'assert not [x for x in last if x["event"] == "shard_migration"]' ||
+	fail "again: a shard migration was recorded"
+
+# a failing shard migration: rolled back whole, no tenant of any shard touched, exit != 0
+d=$TMP/shard_fail
+rm -rf "$d"
+cp -r "$SB" "$d"
+printf '%s\n' 'version: "0004"' 'scope: shard' 'phases:' '  - up: |' \
+	'      CREATE TABLE shared.half (a int);' '      SELECT 1 / 0;' '    down: DROP TABLE shared.half;' >"$d/migrations/0004_bad.yaml"
+printf '%s\n' 'version: "0005"' 'phases:' '  - up: ALTER TABLE orders ADD COLUMN x int;' '    down: ALTER TABLE orders DROP COLUMN x;' >"$d/migrations/0005_x.yaml"
+rehash "$d"
+dc "$d/deployclaw.yaml" apply
+CHECKS=$((CHECKS + 1))
+[ "$RC" != 0 ] || fail "a failing shard migration exits 0"
+CHECKS=$((CHECKS + 1))
+grep -qF "0004_bad.yaml:6:" "$ERR" || fail "the failure does not name 0004_bad.yaml:6"
+for db in "$SH1" "$SH2"; do
+	check_eq "$db: failed shard migration rolled back" "$(q "$db" "SELECT to_regclass('shared.half') IS NULL")" t
+	check_eq "$db: not in shard_history" "$(shard_hist "$db")" "0002:applied"
+	check_eq "$db: no tenant touched" "$(tenants_at "$db" ' 0001:applied,0003:applied')" 3
+	check_eq "$db: no column x" "$(q "$db" "SELECT count(*) FROM information_schema.columns WHERE column_name = 'x'")" 0
+done
+
+# rollback --to 0001: the tenants go below 0002, then the shard migration's down runs once per shard
+dc "$SB/deployclaw.yaml" rollback --to 0001
+expect_rc 0
+for db in "$SH1" "$SH2"; do
+	check_eq "$db: rollback: tenants at 0001" "$(tenants_at "$db" ' 0001:applied,0003:rolled_back')" 3
+	check_eq "$db: rollback: shard migration undone" "$(shard_hist "$db")" "0002:rolled_back"
+	check_eq "$db: rollback: shared objects gone" "$(shared_objs "$db")" "0 0 0 0"
+done
+
+# database tenancy has no shared database: a shard migration there is refused, naming its file
+d=$TMP/shard_db
+rm -rf "$d"
+cp -r "$SB" "$d"
+sed -i -e 's/model: schema/model: database/' -e "s/pattern: .*/pattern: \"${P}_sh%\"/" "$d/deployclaw.yaml"
+dc "$d/deployclaw.yaml" apply
+CHECKS=$((CHECKS + 1))
+[ "$RC" != 0 ] || fail "database tenancy: a shard migration was not refused"
+CHECKS=$((CHECKS + 1))
+grep -qF "0002_shared.yaml" "$ERR" && grep -qF "database tenancy" "$ERR" || fail "database tenancy: the refusal does not name 0002_shared.yaml"
+
+# two runners at once: the shard's lock lets one run the shard migrations; the
+# other, waiting for it, reads shard_history again under the lock and skips them.
+# Runner A stops inside its shard transaction on a table another session locked.
+R=$TMP/shard_race
+rm -rf "$R"
+cp -r "$SB" "$R"
+sed -i 's/^audit:/gates:\n  lock_timeout: 300s\naudit:/' "$R/deployclaw.yaml"
+printf '%s\n' 'version: "0004"' 'scope: shard' 'phases:' '  - up: |' \
+	'      LOCK TABLE public.gate IN ACCESS EXCLUSIVE MODE;' '      CREATE TABLE shared.raced (a int);' \
+	'    down: DROP TABLE shared.raced;' >"$R/migrations/0004_race.yaml"
+rehash "$R"
+setup "$SH1" -c "CREATE TABLE public.gate (a int)"
+setup "$SH2" -c "CREATE TABLE public.gate (a int)"
+"$PSQL" -X -q "$(dsn "$SH1")" -c "BEGIN; LOCK TABLE public.gate; SELECT pg_sleep(600)" >/dev/null 2>&1 &
+wait_for() { # wait_for SQL: until SQL answers t on SH1
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ "$(q "$SH1" "$1")" = t ] && return 0
+		sleep 0.05
+	done
+	fail_here "timed out waiting for: $1"
+	return 1
+}
+wait_for "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'gate' AND l.granted AND l.mode = 'AccessExclusiveLock')"
+"$DC" --config "$R/deployclaw.yaml" apply >"$TMP/race_a.out" 2>"$TMP/race_a.err" &
+RACE_A=$!
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name LIKE 'deployclaw/%' AND wait_event_type = 'Lock' AND wait_event = 'relation')"
+"$DC" --config "$R/deployclaw.yaml" apply >"$TMP/race_b.out" 2>"$TMP/race_b.err" &
+RACE_B=$!
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name LIKE 'deployclaw/%' AND wait_event_type = 'Lock' AND wait_event = 'advisory')"
+q "$SH1" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$RACE_A"
+check_eq "race: the first runner succeeded" "$?" 0
+wait "$RACE_B"
+check_eq "race: the second runner succeeded" "$?" 0
+check_eq "race: sh1's shard migrations applied once" "$(shard_hist "$SH1")" "0002:applied,0004:applied"
+check_eq "race: sh1's tenants at 0003" "$(tenants_at "$SH1" ' 0001:applied,0003:applied')" 3
+CHECKS=$((CHECKS + 1))
+ledger_py "$R/audit/ledger.jsonl" '
+s = [x["data"] for x in e if x["event"] == "shard_migration" and x["data"]["shard"] == "sh1" and x["data"]["versions"] == "0002 0004"]
+assert sorted(x["done"] for x in s) == [0, 2], s' || fail "race: sh1's shard migrations were not run by exactly one runner"
+}
+
+# shard_hist DB: the shard's shard_history as version:status,...
+shard_hist() { q "$1" "SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '-') FROM deployclaw.shard_history"; }
+# shared_objs DB: "<pg_trgm in pg_catalog> <shared.countries> <countries elsewhere> <shared.f>"
+shared_objs() { q "$1" "SELECT (SELECT count(*) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE extname = 'pg_trgm' AND nspname = 'pg_catalog')
+	|| ' ' || (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'countries' AND nspname = 'shared')
+	|| ' ' || (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'countries' AND nspname <> 'shared')
+	|| ' ' || (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE proname = 'f' AND nspname = 'shared')"; }
+# tenants_at DB SUFFIX: how many tenant schemas' history ends with SUFFIX
+tenants_at() { q "$1" "SELECT count(*) FROM pgit.state('tenant\\_00%', 'SELECT 1') h WHERE h LIKE '%$2'"; }
+
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names isolation shared fuzz; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz} " in
+for c in schema database row lock cic advisory names isolation shared fuzz shard; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz shard} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done

@@ -421,7 +421,7 @@ static void test_engine_ops_check(void **state)
 	assert_int_equal(dc_engine_ops_check(&bad, &err), DC_EINVAL);
 	assert_string_equal(
 	        err.message,
-	        "engine 'sqlite' implements interface version 3; this library knows 1 to 2");
+	        "engine 'sqlite' implements interface version 4; this library knows 1 to 3");
 	/* a version-1 engine's check does the two SQLite kinds, and it has no
 	 * shard_check (the field is past its table: never read) */
 	bad.version = 1;

@@ -564,6 +564,40 @@ static void migration_rules(void **state)
 	dc_finding_list_release(&l);
 }
 
+/* Under schema tenancy a shard migration (`scope: shard`) may name shared schemas:
+ * DC501 is the tenant's rule; DC504 (deployclaw's own schema) still holds. */
+static void shard_scope_lint(void **state)
+{
+	const char *names[] = { "0001_shared.yaml", "0002_tenant.yaml" };
+	const char *texts[] = {
+		"version: '1'\nscope: shard\nphases:\n  - up: |\n      CREATE SCHEMA shared;\n"
+		"      CREATE TABLE shared.countries (code text);\n"
+		"      DELETE FROM deployclaw.tenant_state;\n"
+		"    down: DROP SCHEMA shared CASCADE;\n",
+		"version: '2'\nphases:\n  - up: CREATE TABLE shared.other (code text);\n"
+		"    down: DROP TABLE shared.other;\n"
+	};
+	char *d = make_dir(names, texts, 2);
+	dc_migration_set *set = NULL;
+	dc_finding_list shard = { NULL, 0, 0 }, tenant = { NULL, 0, 0 };
+	dc_lint_config lc;
+	dc_error err = { 0 };
+
+	(void)state;
+	config_for(CFG_SCHEMA, &lc);
+	assert_int_equal(dc_migration_set_load(&set, d, DC_DIALECT_POSTGRES, &err), 0);
+	assert_int_equal(dc_lint_migration(&set->migrations[0], &lc, &shard, &err), 0);
+	assert_int_equal(dc_lint_migration(&set->migrations[1], &lc, &tenant, &err), 0);
+	assert_false(fires(&shard, "DC501"));
+	assert_true(fires(&shard, "DC504"));
+	assert_true(fires(&tenant, "DC501"));
+	assert_true(lc.schema_tenancy); /* the caller's config is left alone */
+	dc_finding_list_release(&shard);
+	dc_finding_list_release(&tenant);
+	dc_migration_set_free(set);
+	remove_dir(d);
+}
+
 static void formats(void **state)
 {
 	dc_finding_list l = { NULL, 0, 0 };
@@ -1111,6 +1145,7 @@ int main(void)
 		cmocka_unit_test(positions_and_suggestions),
 		cmocka_unit_test(severities_configurable),
 		cmocka_unit_test(migration_rules),
+		cmocka_unit_test(shard_scope_lint),
 		cmocka_unit_test(formats),
 		cmocka_unit_test(config_lint_section),
 		cmocka_unit_test(many_statements),

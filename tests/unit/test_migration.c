@@ -516,6 +516,147 @@ static void flyway_layout(void **state)
 	remove_dir(dir);
 }
 
+/* ---- scope: shard ---- */
+
+static void native_scope(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1.yaml", "version: 1\nphases:\n  - up: CREATE TABLE t (a int)\n");
+	put(dir, "2.yaml",
+	    "version: 2\nscope: shard\nphases:\n  - up: CREATE EXTENSION IF NOT EXISTS pg_trgm\n");
+	put(dir, "3.yaml", "version: 3\nscope: tenant\nphases:\n  - up: SELECT 1\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), 0);
+	assert_int_equal(set->migrations[0].scope, DC_SCOPE_TENANT);
+	assert_int_equal(set->migrations[1].scope, DC_SCOPE_SHARD);
+	assert_int_equal(set->migrations[2].scope, DC_SCOPE_TENANT);
+	assert_string_equal(dc_scope_name(set->migrations[1].scope), "shard");
+	dc_migration_set_free(set);
+	set = NULL;
+
+	put(dir, "3.yaml", "version: 3\nscope: shrad\nphases:\n  - up: SELECT 1\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_null(set);
+	assert_non_null(strstr(err.message, "scope 'shrad'"));
+	assert_non_null(strstr(err.message, "did you mean 'shard'"));
+	assert_true(ends_with(err.file, "3.yaml"));
+	assert_int_equal(err.line, 2);
+	assert_int_equal(err.col, 8);
+
+	put(dir, "3.yaml", "version: 3\nscope: [shard]\nphases:\n  - up: SELECT 1\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_int_equal(err.line, 2);
+	assert_int_equal(err.col, 8);
+
+	/* a shard migration runs in one transaction */
+	put(dir, "3.yaml",
+	    "version: 3\nscope: shard\nphases:\n  - up: SELECT 1\n    transaction: false\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "not transactional"));
+	assert_int_equal(err.line, 2);
+	assert_int_equal(err.col, 8);
+
+	/* SQLite has no shard database */
+	put(dir, "3.yaml", "version: 3\nphases:\n  - up: SELECT 1\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_SQLITE, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "needs PostgreSQL"));
+	assert_true(ends_with(err.file, "2.yaml"));
+	assert_int_equal(err.line, 2);
+	assert_int_equal(err.col, 8);
+	remove_dir(dir);
+}
+
+static void golang_migrate_scope(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "1_ext.up.sql",
+	    "-- shared by every tenant\n\n-- deployclaw:scope shard\nCREATE EXTENSION pg_trgm;\n");
+	put(dir, "1_ext.down.sql", "DROP EXTENSION pg_trgm;\n");
+	/* after the first statement it is an ordinary comment */
+	put(dir, "2_t.up.sql", "CREATE TABLE t (a int);\n-- deployclaw:scope shard\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), 0);
+	assert_int_equal(set->migrations[0].scope, DC_SCOPE_SHARD);
+	assert_int_equal(set->migrations[1].scope, DC_SCOPE_TENANT);
+	dc_migration_set_free(set);
+	set = NULL;
+
+	put(dir, "2_t.up.sql", "--deployclaw:scope   tennant\nCREATE TABLE t (a int);\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "did you mean 'tenant'"));
+	assert_true(ends_with(err.file, "2_t.up.sql"));
+	assert_int_equal(err.line, 1);
+	assert_int_equal(err.col, 22);
+	remove_dir(dir);
+}
+
+static void dbmate_scope(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "20240101000000_shared.sql",
+	    "-- migrate:up\n"
+	    "-- deployclaw:scope shard\n"
+	    "CREATE SCHEMA shared;\n"
+	    "-- migrate:down\n"
+	    "DROP SCHEMA shared;\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), 0);
+	assert_int_equal(set->migrations[0].scope, DC_SCOPE_SHARD);
+	assert_int_equal(set->migrations[0].phases[0].up.nstmts, 1);
+	dc_migration_set_free(set);
+	set = NULL;
+
+	put(dir, "20240101000000_shared.sql",
+	    "-- deployclaw:scope shard\n"
+	    "-- migrate:up transaction:false\n"
+	    "CREATE SCHEMA shared;\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "not transactional"));
+	assert_int_equal(err.line, 1);
+	assert_int_equal(err.col, 21);
+
+	put(dir, "20240101000000_shared.sql",
+	    "-- migrate:up\n"
+	    "-- deployclaw:scope\n"
+	    "CREATE SCHEMA shared;\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "must be 'tenant' or 'shard'"));
+	assert_int_equal(err.line, 2);
+	remove_dir(dir);
+}
+
+static void flyway_scope(void **state)
+{
+	char *dir = make_dir();
+	dc_migration_set *set = NULL;
+	dc_error err;
+
+	(void)state;
+	put(dir, "V1__shared.sql", "-- deployclaw:scope shard\nCREATE SCHEMA shared;\n");
+	put(dir, "V2__t.sql", "CREATE TABLE t (a int);\n");
+	assert_int_equal(load(&set, dir, DC_DIALECT_POSTGRES, &err), 0);
+	assert_int_equal(set->migrations[0].scope, DC_SCOPE_SHARD);
+	assert_int_equal(set->migrations[1].scope, DC_SCOPE_TENANT);
+	dc_migration_set_free(set);
+	set = NULL;
+
+	assert_int_equal(load(&set, dir, DC_DIALECT_SQLITE, &err), DC_EPARSE);
+	assert_non_null(strstr(err.message, "needs PostgreSQL"));
+	assert_true(ends_with(err.file, "V1__shared.sql"));
+	assert_int_equal(err.line, 1);
+	assert_int_equal(err.col, 21);
+	remove_dir(dir);
+}
+
 /* ---- folder-level errors ---- */
 
 static void mixed_layouts_refused(void **state)
@@ -672,6 +813,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(native_multi_phase),
+		cmocka_unit_test(native_scope),
+		cmocka_unit_test(golang_migrate_scope),
+		cmocka_unit_test(dbmate_scope),
+		cmocka_unit_test(flyway_scope),
 		cmocka_unit_test(native_transaction_false_and_sqlite),
 		cmocka_unit_test(native_unknown_key_suggests),
 		cmocka_unit_test(native_yaml_errors_are_quiet_and_positioned),

@@ -160,6 +160,53 @@ static void rollback_undoes_newest_first(void **state)
 /* A run holds one outcome per tenant for its whole length: it must stay small (it
  * embedded a 1.9 KB dc_error, 2,104 bytes a tenant, before failures moved theirs to the
  * heap). */
+/* Version 2 is shard-scoped: no tenant's plan holds it, and a shard's holds only it. */
+static void scopes_are_planned_apart(void **state)
+{
+	dc_history_row rows[2] = { row("1", "sum1", DC_HISTORY_APPLIED, "contract"),
+		                   row("10", "sum10", DC_HISTORY_APPLIED, "contract") };
+	dc_history_row shard[1] = { row("2", "sum2", DC_HISTORY_APPLIED, "contract") };
+	dc_rollout__todo t;
+
+	(void)state;
+	migs[1].scope = DC_SCOPE_SHARD;
+	/* a tenant at 1 and 10 has nothing pending, and is not out of order */
+	assert_int_equal(dc_rollout__todo_compute(&t, &set, rows, 2, DC_ROLLOUT_APPLY, NULL), 0);
+	assert_int_equal(t.n, 0);
+	assert_false(t.out_of_order);
+	dc_rollout__todo_release(&t);
+	assert_int_equal(dc_rollout__todo_compute(&t, &set, NULL, 0, DC_ROLLOUT_APPLY, NULL), 0);
+	assert_int_equal(t.n, 2);
+	assert_string_equal(t.migs[0]->version, "1");
+	assert_string_equal(t.migs[1]->version, "10");
+	dc_rollout__todo_release(&t);
+
+	assert_int_equal(dc_rollout__todo_compute_scope(&t, &set, NULL, 0, DC_ROLLOUT_APPLY, NULL,
+	                                                DC_SCOPE_SHARD),
+	                 0);
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.migs[0]->version, "2");
+	dc_rollout__todo_release(&t);
+	/* --to below it: not yet */
+	assert_int_equal(dc_rollout__todo_compute_scope(&t, &set, NULL, 0, DC_ROLLOUT_APPLY, "1",
+	                                                DC_SCOPE_SHARD),
+	                 0);
+	assert_int_equal(t.n, 0);
+	dc_rollout__todo_release(&t);
+	/* rollback --to 1 undoes it; the tenant rollback does not see it */
+	assert_int_equal(dc_rollout__todo_compute_scope(&t, &set, shard, 1, DC_ROLLOUT_ROLLBACK,
+	                                                "1", DC_SCOPE_SHARD),
+	                 0);
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.migs[0]->version, "2");
+	dc_rollout__todo_release(&t);
+	assert_int_equal(dc_rollout__todo_compute(&t, &set, rows, 2, DC_ROLLOUT_ROLLBACK, "1"), 0);
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.migs[0]->version, "10");
+	dc_rollout__todo_release(&t);
+	migs[1].scope = DC_SCOPE_TENANT;
+}
+
 static void outcome_stays_small(void **state)
 {
 	(void)state;
@@ -204,6 +251,7 @@ int main(void)
 		cmocka_unit_test(partial_resumes_after_its_phase),
 		cmocka_unit_test(drift_and_out_of_order),
 		cmocka_unit_test(rollback_undoes_newest_first),
+		cmocka_unit_test(scopes_are_planned_apart),
 		cmocka_unit_test(outcome_stays_small),
 		cmocka_unit_test(options_carry_their_version),
 	};

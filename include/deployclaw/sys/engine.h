@@ -18,9 +18,10 @@
 #define DEPLOYCLAW_SYS_ENGINE_H
 
 #include <deployclaw/engine.h>
+#include <deployclaw/migration.h>
 
 /** The layout of struct dc_engine_ops this header describes. */
-#define DC_ENGINE_OPS_VERSION 2
+#define DC_ENGINE_OPS_VERSION 3
 
 struct dc_engine_ops {
 	/** DC_ENGINE_OPS_VERSION of the header the engine was built against. */
@@ -179,6 +180,41 @@ struct dc_engine_ops {
 	                   dc_error *err);
 	/** The kinds `shard_check` does: bit (1 << dc_check_kind) each. */
 	unsigned shard_check_kinds;
+
+	/* ---- version 3 ---- */
+
+	/**
+	 * Optional (NULL: the engine has no shard database, and a run with
+	 * shard-scoped migrations is refused): the history of the shard's
+	 * shard-scoped migrations (PostgreSQL: deployclaw.shard_history in the
+	 * shard's database), in the order written; no table yet is no rows.
+	 */
+	int (*shard_history_read)(dc_engine *engine,
+	                          dc_history_row **rows,
+	                          size_t *n,
+	                          dc_error *err);
+
+	/**
+	 * Optional (given with shard_history_read): runs `n` shard-scoped
+	 * migrations once in the shard's database, in ONE transaction holding
+	 * the shard's lock (waited for up to `lock_timeout_ms`, then DC_ELOCKED).
+	 * Without `down`: each one's phases' up, its verify assertions, and its
+	 * history row (applied); with `down`: each one's phases' down, last
+	 * phase first, and its row (rolled_back). The history is read again
+	 * under the lock: a migration another process applied (or undid)
+	 * meanwhile is skipped, and `done[i]` (n bools) says which ran. On any
+	 * failure everything is rolled back; `err` names the shard, the version
+	 * and the statement's file:line:col.
+	 */
+	int (*shard_run)(dc_engine *engine,
+	                 const dc_migration *const *migs,
+	                 size_t n,
+	                 bool down,
+	                 const char *run_id,
+	                 const char *actor,
+	                 int64_t lock_timeout_ms,
+	                 bool *done,
+	                 dc_error *err);
 };
 
 #endif

@@ -267,6 +267,14 @@ int dc_lint_migration(const dc_migration *m,
 
 	if (!cfg)
 		dc_lint_config_init(&dflt);
+	if (m->scope == DC_SCOPE_SHARD) {
+		/* it runs in the shard's database, in no tenant's schema: the
+		 * tenant-schema rule (DC501) is not its own, as in the isolation gate */
+		if (cfg)
+			dflt = *cfg;
+		dflt.schema_tenancy = false;
+		cfg = NULL;
+	}
 	dc_lint__init(&l, cfg, &dflt, out);
 	for (i = 0; i < m->nphases && !rc; i++) {
 		const dc_phase *ph = &m->phases[i];

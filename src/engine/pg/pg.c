@@ -131,4 +131,6 @@ const dc_engine_ops dc_engine_pg = {
 	.backup = NULL,
 	.history_read_all = dc_pg__history_read_all,
 	.schema_fingerprint = dc_pg__schema_fingerprint,
+	.shard_history_read = dc_pg__shard_history_read,
+	.shard_run = dc_pg__shard_run,
 };

@@ -15,6 +15,7 @@
  *   history.c     the tenant's deployclaw_history table
  *   state.c       the shard's deployclaw.tenant_state; history_read_all
  *   inspect.c     query_text and the schema fingerprint
+ *   shard.c       shard-scoped migrations and deployclaw.shard_history
  *
  * Invariants the code relies on:
  *
@@ -374,5 +375,19 @@ int dc_pg__history_read_all(dc_engine *e,
                             size_t *counts,
                             char (*errors)[512],
                             dc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Shard-scoped migrations (shard.c)                                       */
+
+int dc_pg__shard_history_read(dc_engine *e, dc_history_row **rows, size_t *n, dc_error *err);
+int dc_pg__shard_run(dc_engine *e,
+                     const dc_migration *const *migs,
+                     size_t n,
+                     bool down,
+                     const char *run_id,
+                     const char *actor,
+                     int64_t lock_timeout_ms,
+                     bool *done,
+                     dc_error *err);
 
 #endif

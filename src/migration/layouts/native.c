@@ -363,17 +363,30 @@ static int yverify(struct yctx *y, node *key, node *val, dc_migration *m)
 	return 0;
 }
 
+static int yscope(struct yctx *y, node *val, dc_migration *m)
+{
+	const char *s;
+	size_t len = 0;
+
+	s = yscalar(val, &len);
+	if (!s)
+		return yerr(y, val, "'scope' must be 'tenant' or 'shard' in '%s'", y->name);
+	return dc_migration__scope_parse(y->L, m, s, len, y->path, val->line, val->col);
+}
+
 /* The top-level mapping, its keys checked, into m. */
 static int yroot(struct yctx *y, node *root, dc_migration *m)
 {
-	static const char *const keys[] = { "version", "name", "audit", "phases", "verify" };
-	node *vnode = NULL;
+	static const char *const keys[] = {
+		"version", "name", "audit", "phases", "verify", "scope"
+	};
+	node *vnode = NULL, *snode = NULL;
 	size_t p;
 	int rc;
 
 	if (!root || root->kind != DC_YAML_MAP)
 		return yerr(y, root, "'%s' must be a mapping with 'version' and 'phases'", y->name);
-	if ((rc = ykeys(y, root, "at the top level", keys, 5)) < 0)
+	if ((rc = ykeys(y, root, "at the top level", keys, 6)) < 0)
 		return rc;
 	for (p = 0; p + 1 < root->nkids; p += 2) {
 		node *k = root->kids[p], *v = root->kids[p + 1];
@@ -387,6 +400,9 @@ static int yroot(struct yctx *y, node *root, dc_migration *m)
 			rc = ystring(y, k, v, &m->audit);
 		} else if (dc_yaml__is(k, "phases")) {
 			rc = yphases(y, v, m);
+		} else if (dc_yaml__is(k, "scope")) {
+			snode = v;
+			rc = yscope(y, v, m);
 		} else { /* "verify", the last known key */
 			rc = yverify(y, k, v, m);
 		}
@@ -401,6 +417,8 @@ static int yroot(struct yctx *y, node *root, dc_migration *m)
 		            MAX_VERSION_LEN, m->version, y->name);
 	if (!m->phases)
 		return yerr(y, root, "'%s' has no 'phases'", y->name);
+	if (snode)
+		return dc_migration__scope_check(y->L, m, snode->line, snode->col);
 	return 0;
 }
 
