@@ -90,6 +90,8 @@ void dc_pg__leave(dc_conn *c)
 	forget_visit(c);
 	free(c->qschema);
 	c->qschema = NULL;
+	free((char *)(uintptr_t)c->run_as);
+	c->run_as = NULL;
 	c->tenant = NULL;
 	c->versions_known = false;
 	dc_strbuf_reset(&c->versions);
@@ -282,5 +284,7 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		                        PQerrorMessage(c->pg));
 	c->qschema = dc_strdup(q);
 	PQfreemem(q);
-	return c->qschema ? 0 : dc_pg__oom(c, err);
+	if (!c->qschema)
+		return dc_pg__oom(c, err);
+	return dc_pg__roles_enter(c, err);
 }
