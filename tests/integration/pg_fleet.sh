@@ -1392,6 +1392,16 @@ check_eq "dynamic SQL: tenant_0003's rows unchanged" \
 check_eq "dynamic SQL: tenant_0001 rolled back (its own rows, its history)" \
 	"$(q "$RA" "SELECT count(*) FROM tenant_0001.orders WHERE note IS NOT NULL") $(q "$RA" "SELECT count(*) FROM tenant_0001.deployclaw_history WHERE version = '0002'")" "0 0"
 check_eq "dynamic SQL: no tenant's data changed" "$(ra_snap | sed -n 1p)" "$(printf '%s\n' "$RA_BEFORE" | sed -n 1p)"
+# the same outside a transaction (a phase with transaction: false): the
+# session runs under the tenant's role too
+sed -i 's/  - name: main/  - name: main\n    transaction: false/' "$RB/migrations/0002_reach.yaml"
+rehash "$RB"
+dc "$RB/deployclaw.yaml" apply
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -q "tenant_0001.*shard 'ra'.*permission denied for schema tenant_0003" "$OUT" "$ERR" ||
+	fail "transaction: false: no permission denied for schema tenant_0003 naming tenant_0001 and shard ra"
+check_eq "transaction: false: no tenant's data changed" "$(ra_snap | sed -n 1p)" "$(printf '%s\n' "$RA_BEFORE" | sed -n 1p)"
 }
 
 # ra_snap: line 1 a checksum of every tenant's orders, line 2 of every history
