@@ -1382,6 +1382,11 @@ phases:
 EOF
 rehash "$RB"
 RA_BEFORE=$(ra_snap)
+# a history table its tenant's role cannot write (a fleet migrated before run_as)
+LOGIN=$(q "$RA" "SELECT current_user")
+ra_refused "a history table of another role" "ALTER TABLE tenant_0002.deployclaw_history OWNER TO CURRENT_USER" \
+	"ALTER TABLE tenant_0002.deployclaw_history OWNER TO ${P}_tenant_0002" \
+	"tenant 'tenant_0002' (shard 'ra'): tenancy.run_as role '${P}_tenant_0002' cannot write the tenant's deployclaw_history: it belongs to '$LOGIN'"
 dc "$RB/deployclaw.yaml" apply
 expect_rc 1
 CHECKS=$((CHECKS + 1))
