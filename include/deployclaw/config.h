@@ -59,6 +59,9 @@ typedef enum dc_check_scope {
 	DC_CHECK_FULL = 2
 } dc_check_scope;
 
+/** The placeholder of tenancy.run_as's role pattern ("{tenant}_owner"). */
+#define DC_RUN_AS_TENANT "{tenant}"
+
 typedef struct dc_config {
 	char *path; /**< the file as given */
 	char *dir;  /**< folder of the file; relative paths below resolve against it */
@@ -78,6 +81,10 @@ typedef struct dc_config {
 		 * tenant migrations may read them, shard migrations change them */
 		char **shared_schemas;
 		size_t nshared_schemas;
+		/** postgres, schema model: the role each tenant transaction runs as
+		 * (SET LOCAL ROLE): "owner" (the schema's owner) or a name in which
+		 * DC_RUN_AS_TENANT stands for the tenant id; NULL: off */
+		char *run_as;
 	} tenancy;
 
 	dc_shard_config *shards;

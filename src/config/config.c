@@ -37,6 +37,7 @@ void dc_config_free(dc_config *cfg)
 	free(cfg->tenancy.glob);
 	free(cfg->tenancy.pattern);
 	free(cfg->tenancy.query);
+	free(cfg->tenancy.run_as);
 	for (i = 0; i < cfg->tenancy.nlist; i++)
 		free(cfg->tenancy.list[i]);
 	free(cfg->tenancy.list);

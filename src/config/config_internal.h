@@ -53,6 +53,9 @@ const char *dc_config__shown(char *out, size_t size, const char *s, size_t len);
 int dc_config__get_str(ctx *c, const dc_yaml_node *n, const char *path, char **out);
 /* As dc_config__get_str, and not empty (never echoes the value: it may be a DSN). */
 int dc_config__get_nonempty(ctx *c, const dc_yaml_node *n, const char *path, char **out);
+/* tenancy.run_as: 'owner', or a role name holding '{tenant}' once (and no
+ * other brace), kept as written. */
+int dc_config__get_run_as(ctx *c, const dc_yaml_node *n, char **out);
 int dc_config__get_int(ctx *c,
                        const dc_yaml_node *n,
                        const char *path,

@@ -135,6 +135,11 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 			dc_strbuf_addch(out, '\n');
 		}
 	}
+	if (cfg->tenancy.run_as) {
+		dc_strbuf_adds(out, "  run_as: ");
+		add_quoted(out, cfg->tenancy.run_as);
+		dc_strbuf_addch(out, '\n');
+	}
 	if (cfg->nshards == 0)
 		dc_strbuf_adds(out, "shards: []\n");
 	else

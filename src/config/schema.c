@@ -18,8 +18,8 @@ static const char *const root_keys[] = { "engine", "migrations", "tenancy", "sha
 static const char *const lint_keys[] = { "rules" };
 /* in dc_severity order */
 static const char *const severity_names[] = { "off", "info", "warning", "error" };
-static const char *const tenancy_keys[] = { "model", "glob", "pattern",
-	                                    "query", "list", "shared_schemas" };
+static const char *const tenancy_keys[] = { "model", "glob",           "pattern", "query",
+	                                    "list",  "shared_schemas", "run_as" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
 static const char *const gates_keys[] = { "lock_timeout",       "statement_timeout",
 	                                  "require_down",       "replication_lag",
@@ -76,6 +76,9 @@ static int load_tenancy(ctx *c, dc_config *cfg, const dc_yaml_node *t)
 	    (rc = dc_config__get_str_list(c, v, "tenancy.shared_schemas", SIZE_MAX,
 	                                  &cfg->tenancy.shared_schemas,
 	                                  &cfg->tenancy.nshared_schemas)) != 0)
+		return rc;
+	if ((v = dc_yaml__get(t, "run_as")) != NULL &&
+	    (rc = dc_config__get_run_as(c, v, &cfg->tenancy.run_as)) != 0)
 		return rc;
 	return 0;
 }

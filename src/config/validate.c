@@ -105,6 +105,14 @@ int dc_config__check_across_keys(ctx *c, const dc_config *cfg, const dc_yaml_nod
 				                : "every tenant may read it already");
 		}
 	}
+	if (cfg->tenancy.run_as &&
+	    (cfg->engine != DC_ENGINE_POSTGRES || cfg->tenancy.model != DC_TENANCY_SCHEMA))
+		/* a role applies to a schema: SQLite has no roles, a tenant
+		 * database's own objects (deployclaw.tenant_state there) would be
+		 * created under it, and row tenancy has one transaction per shard */
+		return fail(c, dc_yaml__get(tenancy, "run_as"),
+		            "tenancy.run_as: applies only to engine 'postgres' with tenancy.model "
+		            "'schema'");
 	if (cfg->engine == DC_ENGINE_SQLITE) {
 		const dc_yaml_node *model = dc_yaml__get(tenancy, "model");
 

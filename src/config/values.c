@@ -204,6 +204,36 @@ int dc_config__get_nonempty(ctx *c, const dc_yaml_node *n, const char *path, cha
 	return rc;
 }
 
+static size_t count_char(const char *s, char ch)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == ch;
+	return n;
+}
+
+int dc_config__get_run_as(ctx *c, const dc_yaml_node *n, char **out)
+{
+	int rc = dc_config__get_nonempty(c, n, "tenancy.run_as", out);
+	char shown[64];
+
+	if (rc != 0 || strcmp(*out, "owner") == 0)
+		return rc;
+	/* one placeholder, one syntax: another brace is a typo ({tenant_id},
+	 * {tenant}_{tenant}), not a role name anyone means */
+	if (strstr(*out, DC_RUN_AS_TENANT) && count_char(*out, '{') == 1 &&
+	    count_char(*out, '}') == 1)
+		return 0;
+	rc = fail(c, n,
+	          "tenancy.run_as: '%s' is neither 'owner' nor a role name holding "
+	          "'" DC_RUN_AS_TENANT "' once (for example '" DC_RUN_AS_TENANT "_owner')",
+	          dc_config__shown(shown, sizeof(shown), *out, strlen(*out)));
+	free(*out);
+	*out = NULL;
+	return rc;
+}
+
 static int parse_int(const char *s, int64_t *v)
 {
 	int64_t x = 0;

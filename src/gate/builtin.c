@@ -22,6 +22,11 @@ static bool foreign_key_check_on(const dc_config *cfg)
 	return cfg->gates.foreign_key_check != DC_CHECK_OFF;
 }
 
+static bool run_as_on(const dc_config *cfg)
+{
+	return cfg->tenancy.run_as != NULL;
+}
+
 /* clang-format off */
 const dc_gate__def dc_gate__builtin[] = {
 	/* integrity */
@@ -37,6 +42,9 @@ const dc_gate__def dc_gate__builtin[] = {
 	/* isolation */
 	{ "isolation", DC_GATE_PREFLIGHT, "gates.isolation", dc_gate__isolation,
 	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE, "isolation" },
+	{ "run_as", DC_GATE_PREFLIGHT, "tenancy.run_as", dc_gate__run_as,
+	  "each tenant's run-as role exists and reaches no other tenant's schema", run_as_on,
+	  DC_EGATE, "isolation" },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
 	  "no pending version is older than an applied one", NULL, DC_EGATE, "ordering" },

@@ -86,6 +86,7 @@ int dc_gate__require_down(const dc_gate *, const dc_gate_ctx *, dc_gate_result *
 
 /* isolation.c: no statement of the plan gets around the tenant's isolation. */
 int dc_gate__isolation(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__run_as(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
 /* ordering.c: the fleet's histories agree with the migration set. */
 int dc_gate__out_of_order(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

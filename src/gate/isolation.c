@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/engine_internal.h"
 #include "gate_internal.h"
 #include "util/text.h"
 
@@ -137,4 +138,62 @@ int dc_gate__isolation(const dc_gate *gate,
 	snprintf(res->detail, sizeof(res->detail), "%.420s%s", s.first,
 	         s.n > 1 ? " (and more: deployclaw lint lists them, DC501/DC504)" : "");
 	return 0;
+}
+
+/* Most problem lines one shard's run_as check returns (the detail names the
+ * first; more only says there are more). */
+#define RUN_AS_MAX_ROWS 8
+
+/*
+ * tenancy.run_as: every shard says, in one query, whether the roles the
+ * tenants will run as stop what they should (the engine's shard_check,
+ * DC_CHECK_ISOLATION): each exists, none is a superuser or has BYPASSRLS,
+ * none can use or create in another tenant's schema or in deployclaw's.
+ * Refused before any tenant is touched, naming the tenant and shard.
+ */
+int dc_gate__run_as(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result *res, dc_error *err)
+{
+	const dc_gate__preflight *pf = ctx->user;
+	dc_strbuf out = DC_STRBUF_INIT;
+	size_t k, i, first, len, nshards = 0, nlines = 0;
+	int rc = 0;
+
+	(void)gate;
+	if (!pf->ops || !dc_engine__does_check(pf->ops, DC_CHECK_ISOLATION, true)) {
+		res->verdict = DC_GATE_REFUSE;
+		snprintf(res->detail, sizeof(res->detail),
+		         "tenancy.run_as: engine '%s' cannot check roles",
+		         pf->ops ? pf->ops->name : "?");
+		return 0;
+	}
+	/* discovery keeps each engine's tenants together */
+	for (i = 0; i < pf->ntenants && rc == 0; i = k) {
+		size_t e = pf->tenant_engine[i];
+
+		first = i;
+		for (k = i; k < pf->ntenants && pf->tenant_engine[k] == e; k++)
+			;
+		nshards++;
+		rc = pf->ops->shard_check(pf->engines[e], DC_CHECK_ISOLATION, &pf->tenants[first],
+		                          k - first, &out, RUN_AS_MAX_ROWS, err);
+	}
+	if (rc != 0)
+		goto out;
+	for (i = 0; i < out.len; i++)
+		nlines += out.buf[i] == '\n';
+	res->measured = (double)nlines;
+	if (nlines == 0) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail),
+		         "%zu tenant role%s on %zu shard%s isolated", pf->ntenants,
+		         pf->ntenants == 1 ? "" : "s", nshards, nshards == 1 ? "" : "s");
+		goto out;
+	}
+	res->verdict = DC_GATE_REFUSE;
+	len = strcspn(out.buf, "\n");
+	snprintf(res->detail, sizeof(res->detail), "%.*s%s", (int)(len < 480 ? len : 480), out.buf,
+	         nlines > 1 ? " (and more)" : "");
+out:
+	dc_strbuf_release(&out);
+	return rc;
 }

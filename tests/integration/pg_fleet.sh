@@ -28,11 +28,15 @@
 #   8. shard-scoped migrations (scope: shard): once per shard database before
 #      the tenants, shard_history, ledger, a failing one stops the run,
 #      rollback --to undoes them after the tenants
+#   9. tenancy.run_as: a DO block writing to another tenant is stopped by
+#      PostgreSQL's privileges (exit 1, rolled back); what a migration creates
+#      belongs to the tenant's role; the preflight refuses a role that can use
+#      another tenant's schema, a missing role and a superuser (exit 3)
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
-#                              cic advisory names isolation shared fuzz shard;
-#                              schema includes topology)
+#                              cic advisory names isolation shared fuzz shard
+#                              runas; schema includes topology)
 #   PG_FLEET_FUZZ_N=60         migrations the property test generates
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -67,6 +71,10 @@ cleanup() {
 		WHERE datname LIKE '${P}\\_%' AND pid <> pg_backend_pid()" >/dev/null 2>&1
 	for db in $("$PSQL" -X -At "$DEPLOYCLAW_PRIMARY" -c "SELECT datname FROM pg_database WHERE datname LIKE '${P}\\_%'" 2>/dev/null); do
 		"$PSQL" -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
+	done
+	# the roles of case runas are the cluster's: dropped once their databases are
+	for role in $("$PSQL" -X -At "$DEPLOYCLAW_PRIMARY" -c "SELECT rolname FROM pg_roles WHERE rolname LIKE '${P}\\_%'" 2>/dev/null); do
+		"$PSQL" -X -q "$DEPLOYCLAW_PRIMARY" -c "DROP ROLE IF EXISTS \"$role\"" >/dev/null 2>&1
 	done
 	rm -rf "$TMP"
 }
@@ -1717,10 +1725,158 @@ shared_objs() { q "$1" "SELECT (SELECT count(*) FROM pg_extension e JOIN pg_name
 # tenants_at DB SUFFIX: how many tenant schemas' history ends with SUFFIX
 tenants_at() { q "$1" "SELECT count(*) FROM pgit.state('tenant\\_00%', 'SELECT 1') h WHERE h LIKE '%$2'"; }
 
+# ========================================================================
+case_runas() {
+section "9. tenancy.run_as: PostgreSQL's privileges keep each tenant's migration in its schema"
+RA=${P}_ra
+mkdb "$RA"
+# four tenants, each schema and table owned by a NOLOGIN role of its own of
+# which deployclaw's login role is a member (what create-tenants.sh --roles does)
+setup "$RA" -c "$STATE_FN" -c "
+DO \$\$ DECLARE r text; BEGIN
+  FOR i IN 1..4 LOOP
+    r := '${P}_tenant_000' || i;
+    EXECUTE format('CREATE ROLE %I NOLOGIN; GRANT %I TO CURRENT_USER', r, r);
+    EXECUTE format('CREATE SCHEMA %1\$I AUTHORIZATION %2\$I;
+      CREATE TABLE %1\$I.orders (id int PRIMARY KEY, total int NOT NULL, note text);
+      INSERT INTO %1\$I.orders SELECT g, 10 * g FROM generate_series(1, 3) g;
+      ALTER TABLE %1\$I.orders OWNER TO %2\$I', 'tenant_000' || i, r);
+  END LOOP;
+END \$\$"
+RB=$TMP/ra_base
+mkdir -p "$RB/migrations" "$RB/audit"
+cat >"$RB/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: schema
+  pattern: "tenant\\\\_000%"
+  run_as: owner
+shards:
+  - name: ra
+    primary: "$(dsn "$RA")"
+gates:
+  isolation:
+    dynamic_sql: allow
+rollout:
+  canary: 0
+  waves: [100%]
+  parallel: 1
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+cat >"$RB/migrations/0001_made.yaml" <<'EOF'
+version: "0001"
+name: a table of the tenant's
+phases:
+  - name: main
+    up: CREATE TABLE made (a int);
+    down: DROP TABLE made;
+EOF
+project "$RB"
+RA_BEFORE=$(ra_snap)
+
+# the preflight: each refused with exit 3 naming tenant and shard, nothing changed
+ra_refused "USAGE on another tenant's schema" "GRANT USAGE ON SCHEMA tenant_0002 TO ${P}_tenant_0001" \
+	"REVOKE USAGE ON SCHEMA tenant_0002 FROM ${P}_tenant_0001" \
+	"tenant 'tenant_0001' (shard 'ra'): tenancy.run_as role '${P}_tenant_0001' can use schema 'tenant_0002' (granted to '${P}_tenant_0001')"
+ra_refused "membership of another tenant's role" "GRANT ${P}_tenant_0004 TO ${P}_tenant_0003" \
+	"REVOKE ${P}_tenant_0004 FROM ${P}_tenant_0003" \
+	"tenant 'tenant_0003' (shard 'ra'): tenancy.run_as role '${P}_tenant_0003' can own schema 'tenant_0004' (owned by '${P}_tenant_0004', a role it is a member of)"
+ra_refused "a superuser role" "ALTER ROLE ${P}_tenant_0003 SUPERUSER" \
+	"ALTER ROLE ${P}_tenant_0003 NOSUPERUSER" \
+	"tenant 'tenant_0003' (shard 'ra'): tenancy.run_as role '${P}_tenant_0003' is a superuser"
+# a role named by a pattern, one of which does not exist
+sed -i "s/run_as: owner/run_as: \"${P}_{tenant}\"/" "$RB/deployclaw.yaml"
+ra_refused "a missing role" "ALTER ROLE ${P}_tenant_0002 RENAME TO ${P}_renamed" \
+	"ALTER ROLE ${P}_renamed RENAME TO ${P}_tenant_0002" \
+	"tenant 'tenant_0002' (shard 'ra'): tenancy.run_as role '${P}_tenant_0002' does not exist"
+sed -i "s/run_as: \"${P}_{tenant}\"/run_as: owner/" "$RB/deployclaw.yaml"
+
+dc "$RB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "what the migration created belongs to its tenant's role" \
+	"$(q "$RA" "SELECT string_agg(n.nspname || ':' || pg_get_userbyid(c.relowner), ',' ORDER BY n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'made'")" \
+	"tenant_0001:${P}_tenant_0001,tenant_0002:${P}_tenant_0002,tenant_0003:${P}_tenant_0003,tenant_0004:${P}_tenant_0004"
+check_eq "the state rows were written (as the login role)" \
+	"$(q "$RA" "SELECT count(*) FROM deployclaw.tenant_state WHERE version = '0001' AND status = 'applied'")" 4
+
+# dynamic SQL writing to another tenant: tenant_0001 changes its own rows, then
+# tenant_0003's through EXECUTE, which PostgreSQL refuses to its role
+cat >"$RB/migrations/0002_reach.yaml" <<'EOF'
+version: "0002"
+name: reach into another tenant
+phases:
+  - name: main
+    up: |
+      DO $$ BEGIN
+        IF current_setting('deployclaw.tenant') = 'tenant_0001' THEN
+          UPDATE orders SET note = 'mine';
+          EXECUTE format('UPDATE %I.orders SET total = 4', 'tenant_' || '0003');
+        END IF;
+      END $$;
+    down: SELECT 1;
+EOF
+rehash "$RB"
+RA_BEFORE=$(ra_snap)
+# a history table its tenant's role cannot write (a fleet migrated before run_as)
+LOGIN=$(q "$RA" "SELECT current_user")
+ra_refused "a history table of another role" "ALTER TABLE tenant_0002.deployclaw_history OWNER TO CURRENT_USER" \
+	"ALTER TABLE tenant_0002.deployclaw_history OWNER TO ${P}_tenant_0002" \
+	"tenant 'tenant_0002' (shard 'ra'): tenancy.run_as role '${P}_tenant_0002' cannot write the tenant's deployclaw_history: it belongs to '$LOGIN'"
+dc "$RB/deployclaw.yaml" apply
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -q "tenant_0001.*shard 'ra'.*permission denied for schema tenant_0003" "$OUT" "$ERR" ||
+	fail "dynamic SQL: no permission denied for schema tenant_0003 naming tenant_0001 and shard ra"
+check_eq "dynamic SQL: tenant_0003's rows unchanged" \
+	"$(q "$RA" "SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM tenant_0003.orders")" "1:10,2:20,3:30"
+check_eq "dynamic SQL: tenant_0001 rolled back (its own rows, its history)" \
+	"$(q "$RA" "SELECT count(*) FROM tenant_0001.orders WHERE note IS NOT NULL") $(q "$RA" "SELECT count(*) FROM tenant_0001.deployclaw_history WHERE version = '0002'")" "0 0"
+check_eq "dynamic SQL: no tenant's data changed" "$(ra_snap | sed -n 1p)" "$(printf '%s\n' "$RA_BEFORE" | sed -n 1p)"
+# the same outside a transaction (a phase with transaction: false): the
+# session runs under the tenant's role too
+sed -i 's/  - name: main/  - name: main\n    transaction: false/' "$RB/migrations/0002_reach.yaml"
+rehash "$RB"
+dc "$RB/deployclaw.yaml" apply
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -q "tenant_0001.*shard 'ra'.*permission denied for schema tenant_0003" "$OUT" "$ERR" ||
+	fail "transaction: false: no permission denied for schema tenant_0003 naming tenant_0001 and shard ra"
+check_eq "transaction: false: no tenant's data changed" "$(ra_snap | sed -n 1p)" "$(printf '%s\n' "$RA_BEFORE" | sed -n 1p)"
+}
+
+# ra_snap: line 1 a checksum of every tenant's orders, line 2 of every history
+# and deployclaw.tenant_state
+ra_snap() {
+	local t sel=""
+	for t in tenant_0001 tenant_0002 tenant_0003 tenant_0004; do
+		sel="$sel${sel:+ UNION ALL }SELECT '$t' || string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) FROM $t.orders"
+	done
+	q "$RA" "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM ($sel) y(x)"
+	q "$RA" "SELECT md5(coalesce(string_agg(h, '|' ORDER BY h), '') || coalesce((SELECT string_agg(tenant || version || status, ',' ORDER BY tenant, version) FROM deployclaw.tenant_state), '-')) FROM pgit.state('tenant\\_000%', 'SELECT 1') h"
+}
+
+# ra_refused WHAT BREAK MEND MESSAGE: with BREAK run on the fleet, apply is
+# refused by the run_as gate (exit 3) with MESSAGE, and nothing changed; MEND
+# undoes BREAK.
+ra_refused() {
+	setup "$RA" -c "$2"
+	dc "$RB/deployclaw.yaml" apply
+	expect_rc 3
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "$4" "$OUT" "$ERR" || fail "$1: no \"$4\" in the refusal"
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "run_as" "$OUT" "$ERR" || fail "$1: the refusal does not name the run_as gate"
+	check_eq "$1: every tenant's data and history unchanged" "$(ra_snap)" "$RA_BEFORE"
+	setup "$RA" -c "$3"
+}
+
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names isolation shared fuzz shard; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz shard} " in
+for c in schema database row lock cic advisory names isolation shared fuzz shard runas; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz shard runas} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done

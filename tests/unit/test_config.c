@@ -145,6 +145,21 @@ static const bad_case bad_cases[] = {
 	{ "shared_schemas_scalar",
 	  PG_HEAD "  shared_schemas: public\nshards: [{ name: a, primary: x }]\n", 5, 19,
 	  "tenancy.shared_schemas: expected a sequence, got a scalar" },
+	{ "run_as_bad_placeholder",
+	  PG_HEAD "  run_as: \"{tenant_id}_owner\"\nshards:\n  - name: a\n    primary: host=a\n", 5,
+	  11,
+	  "tenancy.run_as: '{tenant_id}_owner' is neither 'owner' nor a role name holding "
+	  "'{tenant}' once (for example '{tenant}_owner')" },
+	{ "run_as_no_placeholder",
+	  PG_HEAD "  run_as: owners\nshards:\n  - name: a\n    primary: host=a\n", 5, 11,
+	  "tenancy.run_as: 'owners' is neither 'owner' nor a role name holding '{tenant}' once "
+	  "(for example '{tenant}_owner')" },
+	{ "run_as_sqlite", SQLITE_OK_HEAD "  run_as: owner\n", 3, 11,
+	  "tenancy.run_as: applies only to engine 'postgres' with tenancy.model 'schema'" },
+	{ "run_as_row",
+	  "engine: postgres\ntenancy:\n  model: row\n  run_as: owner\nshards:\n  - name: a\n"
+	  "    primary: host=a\n",
+	  4, 11, "tenancy.run_as: applies only to engine 'postgres' with tenancy.model 'schema'" },
 	{ "lag_scalar", SQLITE_OK_HEAD "gates:\n  replication_lag: 1s\n", 4, 20,
 	  "gates.replication_lag: expected a mapping, got a scalar" },
 	{ "bool_yes", SQLITE_OK_HEAD "gates:\n  require_down: yes\n", 4, 17,
@@ -241,6 +256,7 @@ static const char full_yaml[] =
         "  query: \"SELECT schema_name FROM app.tenants\"\n"
         "  list: [acme, globex]\n"
         "  shared_schemas: [public, ext]\n"
+        "  run_as: \"{tenant}_owner\"\n"
         "shards:\n"
         "  - name: eu-1\n"
         "    primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"
@@ -280,6 +296,7 @@ static void full_config(void **state)
 	assert_string_equal(cfg->tenancy.query, "SELECT schema_name FROM app.tenants");
 	assert_int_equal(cfg->tenancy.nlist, 2);
 	assert_string_equal(cfg->tenancy.list[1], "globex");
+	assert_string_equal(cfg->tenancy.run_as, "{tenant}_owner");
 	assert_int_equal(cfg->nshards, 2);
 	assert_string_equal(cfg->shards[0].name, "eu-1");
 	assert_string_equal(cfg->shards[0].primary, "host=10.0.0.5 dbname=app user=deploy");
@@ -288,12 +305,12 @@ static void full_config(void **state)
 	assert_int_equal(cfg->shards[0].parallel, 4);
 	assert_int_equal(cfg->tenancy.nshared_schemas, 2);
 	assert_string_equal(cfg->tenancy.shared_schemas[1], "ext");
-	assert_int_equal(cfg->shards[0].line, 10);
+	assert_int_equal(cfg->shards[0].line, 11);
 	assert_int_equal(cfg->shards[0].col, 5);
 	assert_string_equal(cfg->shards[1].name, "us-1");
 	assert_int_equal(cfg->shards[1].nreplicas, 0);
 	assert_int_equal(cfg->shards[1].parallel, 0);
-	assert_int_equal(cfg->shards[1].line, 14);
+	assert_int_equal(cfg->shards[1].line, 15);
 	assert_int_equal(cfg->gates.lock_timeout_ms, 3000);
 	assert_int_equal(cfg->gates.statement_timeout_ms, 600000);
 	assert_false(cfg->gates.require_down);
@@ -680,6 +697,7 @@ static void dump_is_complete_and_reloads(void **state)
 	                               "  shared_schemas:\n"
 	                               "    - \"public\"\n"
 	                               "    - \"ext\"\n"
+	                               "  run_as: \"{tenant}_owner\"\n"
 	                               "shards:\n"
 	                               "  - name: \"eu-1\"\n"
 	                               "    primary: \"host=10.0.0.5 dbname=app user=deploy\"\n"

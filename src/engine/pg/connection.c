@@ -92,6 +92,8 @@ void dc_pg__leave(dc_conn *c)
 	c->qschema = NULL;
 	free(c->search_path);
 	c->search_path = NULL;
+	free((char *)(uintptr_t)c->run_as);
+	c->run_as = NULL;
 	c->tenant = NULL;
 	c->versions_known = false;
 	dc_strbuf_reset(&c->versions);
@@ -253,6 +255,17 @@ void dc_pg__disconnect(dc_conn *c)
 	free(c);
 }
 
+/* The schema model's search_path: the tenant's schema, then the shared ones
+ * (heap; NULL when out of memory). */
+static char *search_path(const dc_conn *c)
+{
+	dc_strbuf sp = DC_STRBUF_INIT;
+
+	dc_strbuf_adds(&sp, c->qschema);
+	dc_strbuf_adds(&sp, c->engine->shared_path);
+	return dc_strbuf_detach(&sp, NULL);
+}
+
 int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 {
 	char *q;
@@ -284,12 +297,7 @@ int dc_pg__enter(dc_conn *c, const dc_tenant *t, dc_error *err)
 		                        PQerrorMessage(c->pg));
 	c->qschema = dc_strdup(q);
 	PQfreemem(q);
-	if (c->qschema) {
-		dc_strbuf sp = DC_STRBUF_INIT;
-
-		dc_strbuf_adds(&sp, c->qschema);
-		dc_strbuf_adds(&sp, c->engine->shared_path);
-		c->search_path = dc_strbuf_detach(&sp, NULL);
-	}
-	return c->search_path ? 0 : dc_pg__oom(c, err);
+	if (!c->qschema || !(c->search_path = search_path(c)))
+		return dc_pg__oom(c, err);
+	return dc_pg__roles_enter(c, err);
 }

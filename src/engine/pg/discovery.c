@@ -161,9 +161,19 @@ int dc_pg__discovery_prepare(dc_engine *e,
 	if ((ret = dc_pg_tenants_sql(&sql, e->discover_params, &e->discover_nparams, cfg,
 	                             shard->name, err)) != 0)
 		goto out;
-	dc_strbuf_addf(&sql,
-	               "SELECT tenant FROM dc_tenants ORDER BY tenant COLLATE \"C\" LIMIT %zu",
-	               MAX_TENANTS + 1);
+	/* run_as 'owner': each schema's owner comes with it, read once per shard */
+	if (e->run_as && strcmp(e->run_as, "owner") == 0)
+		dc_strbuf_addf(&sql,
+		               "SELECT d.tenant, r.rolname::text FROM dc_tenants d "
+		               "LEFT JOIN pg_namespace n ON n.nspname = d.tenant "
+		               "LEFT JOIN pg_roles r ON r.oid = n.nspowner "
+		               "ORDER BY d.tenant COLLATE \"C\" LIMIT %zu",
+		               MAX_TENANTS + 1);
+	else
+		dc_strbuf_addf(
+		        &sql,
+		        "SELECT tenant FROM dc_tenants ORDER BY tenant COLLATE \"C\" LIMIT %zu",
+		        MAX_TENANTS + 1);
 	sources(e->discover_what, sizeof(e->discover_what), cfg);
 	if (!(e->discover_sql = dc_strbuf_detach(&sql, NULL)))
 		ret = dc_error_set(err, DC_ENOMEM, "out of memory");
@@ -182,17 +192,25 @@ static int tenants_from(dc_engine *e,
 {
 	size_t i, nt = (size_t)PQntuples(res), got = 0;
 	dc_tenant *ts;
+	/* run_as 'owner': discovery's second column, each schema's owner */
+	char **owners = NULL;
 	int ret = 0;
 
 	if (nt == 0)
 		return 0;
 	if (!(ts = calloc(nt, sizeof(*ts))))
 		return DC_ENOMEM;
+	if (PQnfields(res) > 1 && !(owners = calloc(nt, sizeof(*owners)))) {
+		free(ts);
+		return DC_ENOMEM;
+	}
 	for (i = 0; i < nt; i++) {
 		dc_tenant *t = &ts[got];
 
 		if (PQgetisnull(res, (int)i, 0))
 			continue; /* the DISTINCT of a NULL-free union: never */
+		if (owners && !PQgetisnull(res, (int)i, 1))
+			owners[got] = PQgetvalue(res, (int)i, 1);
 		got++;
 		t->id = dc_strdup(PQgetvalue(res, (int)i, 0));
 		t->shard = dc_strdup(e->shard);
@@ -202,6 +220,10 @@ static int tenants_from(dc_engine *e,
 			break;
 		}
 	}
+	/* the roles are kept for enter and the preflight (e->mu is held) */
+	if (ret == 0 && e->run_as)
+		ret = dc_pg__roles_keep(e, ts, owners, got);
+	free(owners);
 	if (ret) {
 		dc_tenants_free(ts, got);
 		return ret;

@@ -19,11 +19,31 @@
 	"started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "           \
 	"duration_ms = EXCLUDED.duration_ms, run_id = EXCLUDED.run_id, "                   \
 	"actor = EXCLUDED.actor, written_at = clock_timestamp()) "
-#define STATE_UPSERT                                                                           \
+/* The state row, from the parameters named (tenant, version, checksum, status, phase). */
+#define STATE_UPSERT_OF(t, v, c, s, p)                                                         \
 	"INSERT INTO deployclaw.tenant_state AS s (tenant, version, checksum, status, phase, " \
-	"updated_at) VALUES ($11, $1, $3, $5, $4, clock_timestamp()) "                         \
+	"updated_at) VALUES (" t ", " v ", " c ", " s ", " p ", clock_timestamp()) "           \
 	"ON CONFLICT (tenant, version) DO UPDATE SET checksum = EXCLUDED.checksum, "           \
 	"status = EXCLUDED.status, phase = EXCLUDED.phase, updated_at = EXCLUDED.updated_at"
+#define STATE_UPSERT STATE_UPSERT_OF("$11", "$1", "$3", "$5", "$4")
+
+/*
+ * tenancy.run_as: the history row is written under the tenant's role (the
+ * table is the tenant's, created under that role by its first begin) and
+ * the state row as deployclaw's login role, the only one that may use the
+ * deployclaw schema (the preflight refuses a role that can), then the
+ * tenant's role comes back for what follows in the transaction. The login
+ * role runs nothing a tenant's role could have shaped: not the history
+ * table (a trigger or rule on it would run as the login role), and with
+ * search_path pg_catalog no object a migration created in the tenant's
+ * schema (an operator or function shadowing a built-in). Granting the roles
+ * a way into the deployclaw schema instead would let a migration rewrite
+ * the state of every tenant.
+ */
+#define RUN_AS_LOGIN \
+	"SELECT set_config('role', 'none', true), set_config('search_path', 'pg_catalog', true)"
+#define RUN_AS_TENANT "SELECT set_config('role', $1, true), set_config('search_path', $2, true)"
+#define RUN_AS_STATE  STATE_UPSERT_OF("$1", "$2", "$3", "$4", "$5")
 
 int dc_pg__history_sql(dc_conn *c, dc_strbuf *sb, const char *head, const char *tail)
 {
@@ -260,13 +280,64 @@ out:
 	return ret;
 }
 
+/* The history write's queries with run_as (see RUN_AS_LOGIN): `hist` the
+ * history row under the tenant's role, then the state row as the login
+ * role, then the tenant's role again. Returns how many of `q` it filled. */
+static size_t run_as_queries(const dc_conn *c,
+                             const char *hist,
+                             const char *const *params,
+                             const char **state,
+                             const char **back,
+                             pipe_q *q)
+{
+	/* tenant, version, checksum, status, phase */
+	state[0] = params[10];
+	state[1] = params[0];
+	state[2] = params[2];
+	state[3] = params[4];
+	state[4] = params[3];
+	back[0] = c->run_as;
+	back[1] = c->qschema;
+	q[0] = (pipe_q){ hist, 10, params };
+	q[1] = (pipe_q){ RUN_AS_LOGIN, 0, NULL };
+	q[2] = (pipe_q){ RUN_AS_STATE, 5, state };
+	q[3] = (pipe_q){ RUN_AS_TENANT, 2, back };
+	return 4;
+}
+
+/* Inside a transaction the write is sent and not waited for: the commit
+ * that follows reads its answers in one round trip, and any other
+ * operation first reads them (dc_pg__settle), failing as the write would. */
+static int send_write(dc_conn *c, const pipe_q *q, size_t n, dc_error *err)
+{
+	size_t i;
+	int ret = 0;
+
+	if (!PQenterPipelineMode(c->pg))
+		return dc_pg__lost_fail(c, err);
+	for (i = 0; i < n; i++)
+		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
+		                       0))
+			break;
+	if (i == n && PQsendFlushRequest(c->pg) && PQflush(c->pg) == 0) {
+		c->write_sent = true;
+		c->write_n = n;
+	} else {
+		ret = dc_pg__lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+	}
+	return ret;
+}
+
 int dc_pg__history_write(dc_conn *c, const dc_history_row *row, dc_error *err)
 {
 	dc_strbuf sql = DC_STRBUF_INIT;
 	char started[24], finished[24], duration[24];
-	const char *params[11];
+	const char *params[11], *state[5], *back[2];
+	pipe_q q[6];
+	size_t n = 0;
 	PGresult *res = NULL;
-	bool upsert;
+	bool upsert, in_tx;
 	int ret;
 
 	if ((ret = dc_pg__settle(c, err)) != 0)
@@ -297,37 +368,46 @@ int dc_pg__history_write(dc_conn *c, const dc_history_row *row, dc_error *err)
 	params[8] = row->run_id;
 	params[9] = row->actor;
 	params[10] = c->tenant->id;
+	in_tx = dc_pg__in_tx(c);
 	/*
 	 * One statement: the history row and the state row are written together
-	 * even outside a transaction. A version the history is known not to hold
+	 * even outside a transaction (with run_as: one transaction, see
+	 * RUN_AS_LOGIN). A version the history is known not to hold
 	 * is a plain INSERT: an upsert (ON CONFLICT DO UPDATE) makes PostgreSQL
 	 * look up the publications of the table's schema, and before
 	 * PostgreSQL 17 that lookup scans a list that grows with every schema
 	 * the session has seen -- across 10,000 tenant schemas it cost more than
 	 * the rest of the history write.
 	 */
-	upsert = !(c->versions_known && dc_pg__in_tx(c) && !version_known(c, row->version));
-	if (dc_pg__history_sql(c, &sql, "WITH h AS (INSERT INTO ",
-	                       upsert ? HISTORY_UPSERT STATE_UPSERT
-	                              : HISTORY_INSERT STATE_UPSERT) != 0) {
+	upsert = !(c->versions_known && in_tx && !version_known(c, row->version));
+	if (dc_pg__history_sql(
+	            c, &sql, "WITH h AS (INSERT INTO ",
+	            c->run_as ? (upsert ? HISTORY_UPSERT "SELECT 1" : HISTORY_INSERT "SELECT 1")
+	            : upsert  ? HISTORY_UPSERT STATE_UPSERT
+	                      : HISTORY_INSERT STATE_UPSERT) != 0) {
 		ret = dc_pg__oom(c, err);
 		goto out;
 	}
-	/* Inside a transaction the write is sent and not waited for: the commit
-	 * that follows reads both answers in one round trip, and any other
-	 * operation first reads this one (dc_pg__settle), failing as the write would. */
 	if (c->versions_known)
 		version_add(c, row->version);
 	if (dc_strbuf_error(&c->versions))
 		c->versions_known = false;
-	if (dc_pg__in_tx(c) && PQenterPipelineMode(c->pg)) {
-		if (PQsendQueryParams(c->pg, sql.buf, 11, NULL, params, NULL, NULL, 0) &&
-		    PQsendFlushRequest(c->pg) && PQflush(c->pg) == 0) {
-			c->write_sent = true;
-		} else {
-			ret = dc_pg__lost_fail(c, err);
-			(void)PQexitPipelineMode(c->pg);
-		}
+	if (!c->run_as) {
+		q[n++] = (pipe_q){ sql.buf, 11, params };
+	} else {
+		if (!in_tx)
+			q[n++] = (pipe_q){ "BEGIN", 0, NULL };
+		n += run_as_queries(c, sql.buf, params, state, back, &q[n]);
+		if (!in_tx)
+			q[n - 1] = (pipe_q){ "COMMIT", 0, NULL }; /* SET LOCAL ends with it */
+	}
+	if (in_tx) {
+		ret = send_write(c, q, n, err);
+		goto out;
+	}
+	if (n > 1) {
+		if ((ret = dc_pg__pipe_run(c, q, n, false, NULL, NULL, 0, err)) != 0)
+			dc_pg__abandon_tx(c);
 		goto out;
 	}
 	res = PQexecParams(c->pg, sql.buf, 11, NULL, params, NULL, NULL, 0);

@@ -23,6 +23,8 @@ void dc_pg__close(dc_engine *e)
 	free(e->conninfo);
 	free(e->app_name);
 	free(e->shared_path);
+	free(e->run_as);
+	dc_pg__roles_free(e);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -71,7 +73,8 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 	e->model = cfg->tenancy.model;
 	if (!(e->shard = dc_strdup(shard->name)) ||
 	    !(e->conninfo = dc_strdup(shard->primary ? shard->primary : "")) ||
-	    !(e->app_name = dc_strdup("deployclaw")))
+	    !(e->app_name = dc_strdup("deployclaw")) ||
+	    (cfg->tenancy.run_as && !(e->run_as = dc_strdup(cfg->tenancy.run_as))))
 		goto oom;
 	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
 		goto out;
@@ -133,4 +136,6 @@ const dc_engine_ops dc_engine_pg = {
 	.schema_fingerprint = dc_pg__schema_fingerprint,
 	.shard_history_read = dc_pg__shard_history_read,
 	.shard_run = dc_pg__shard_run,
+	.shard_check = dc_pg__shard_check,
+	.shard_check_kinds = 1u << DC_CHECK_ISOLATION,
 };

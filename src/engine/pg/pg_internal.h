@@ -16,6 +16,8 @@
  *   state.c       the shard's deployclaw.tenant_state; history_read_all
  *   inspect.c     query_text and the schema fingerprint
  *   shard.c       shard-scoped migrations and deployclaw.shard_history
+ *   roles.c       tenancy.run_as: each tenant's role, and the preflight that
+ *                 the roles are isolated (shard_check)
  *
  * Invariants the code relies on:
  *
@@ -48,6 +50,10 @@
  *   history row. In the database model the tenant's transaction runs in the
  *   tenant's own database, so its state table lives there too, and
  *   history_read_all reads each tenant database's history table instead.
+ * - tenancy.run_as (schema model): begin's settings query also makes the
+ *   tenant's role current (SET LOCAL ROLE), so the migration and the
+ *   tenant's history table run under it; only the state row is written as
+ *   deployclaw's login role (history_write switches back around it).
  * - Notices (CREATE ... IF NOT EXISTS) are swallowed: library code never
  *   prints.
  * - Round trips per tenant (schema model, one transactional phase): lock,
@@ -133,6 +139,12 @@ typedef struct classified {
 	dc_pg_stmt_info info;
 } classified;
 
+/* A tenant and the role it runs as (tenancy.run_as). */
+typedef struct dc_pg_run_as {
+	char *tenant;
+	char *role;
+} dc_pg_run_as;
+
 struct dc_engine {
 	dc_tenancy_model model;
 	char *shard;    /* the shard's name */
@@ -149,9 +161,14 @@ struct dc_engine {
 	 * tenant's schema on its search_path ("" when none) */
 	char *shared_path;
 
-	pthread_mutex_t mu; /* guards admin and state_ready */
+	char *run_as; /* tenancy.run_as as configured; NULL: off */
+
+	pthread_mutex_t mu; /* guards admin, state_ready and roles */
 	PGconn *admin;      /* discovery, history_read_all, state table creation */
 	bool state_ready;   /* deployclaw.tenant_state exists (schema and row models) */
+	/* With run_as: each discovered tenant's role, in discovery's (byte) order */
+	dc_pg_run_as *roles;
+	size_t nroles;
 };
 
 struct dc_conn {
@@ -161,6 +178,8 @@ struct dc_conn {
 	const dc_tenant *tenant; /* borrowed until the next enter */
 	char *qschema;           /* quoted schema of the history table */
 	char *search_path;       /* schema model: qschema, then the shared schemas */
+	const char *run_as;      /* tenancy.run_as: the entered tenant's role (heap, owned),
+	                          * current in its transactions; NULL: off */
 
 	bool locked;
 	uint64_t lock_key;
@@ -173,6 +192,7 @@ struct dc_conn {
 	bool dirty;              /* the migration's SQL ran on this session since its last
 	                          * reset: it may have left session state behind */
 	bool write_sent;         /* a history write was sent (pipeline, no sync) and not read yet */
+	size_t write_n;          /* its queries (more than one with run_as) */
 
 	bool begun_once;   /* a begin ran since enter (it read the history) */
 	bool history_ok;   /* the history table exists (created or seen in this visit) */
@@ -306,6 +326,24 @@ int dc_pg__discovery_prepare(dc_engine *e,
 int dc_pg__discover(dc_engine *e, dc_tenant **tenants, size_t *n, dc_error *err);
 /* Appends `s` to a text[] literal being built in `sb` (after "{"). */
 void dc_pg__array_add(dc_strbuf *sb, const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* tenancy.run_as (roles.c)                                                */
+
+/* Keeps discovery's tenants and their roles (`owners`: the schema owners,
+ * for run_as 'owner'; else NULL) for enter and the preflight. Called with
+ * e->mu held. */
+int dc_pg__roles_keep(dc_engine *e, const dc_tenant *tenants, char **owners, size_t n);
+void dc_pg__roles_free(dc_engine *e);
+/* Sets c->run_as for the tenant just entered (NULL when run_as is off). */
+int dc_pg__roles_enter(dc_conn *c, dc_error *err);
+int dc_pg__shard_check(dc_engine *e,
+                       dc_check_kind kind,
+                       const dc_tenant *tenants,
+                       size_t n,
+                       dc_strbuf *out,
+                       size_t max_rows,
+                       dc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Locks (lock.c)                                                          */

@@ -122,7 +122,7 @@ static int settle_write(dc_conn *c, dc_error *err)
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
-	return pipe_read(c, 1, NULL, NULL, SIZE_MAX, "deployclaw_history", err);
+	return pipe_read(c, c->write_n, NULL, NULL, SIZE_MAX, "deployclaw_history", err);
 }
 
 /* Every operation but enter and lock_tenant starts here: whatever was sent

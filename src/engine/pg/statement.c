@@ -22,23 +22,34 @@
 int dc_pg__session_settings(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
-	const char *params[4] = { e->lock_timeout, e->statement_timeout, c->tenant->id,
-		                  c->search_path };
+	const char *params[5] = { e->lock_timeout, e->statement_timeout, c->tenant->id,
+		                  c->search_path, c->run_as };
+	const char *sql = "SELECT set_config('lock_timeout', $1, false), "
+	                  "set_config('statement_timeout', $2, false), "
+	                  "set_config('deployclaw.tenant', $3, false)";
+	int nparams = 3;
 	PGresult *res;
 	int ret = 0;
 
 	if (c->session_set)
 		return 0;
-	res = PQexecParams(c->pg,
-	                   e->model == DC_TENANCY_SCHEMA
-	                           ? "SELECT set_config('lock_timeout', $1, false), "
-	                             "set_config('statement_timeout', $2, false), "
-	                             "set_config('deployclaw.tenant', $3, false), "
-	                             "set_config('search_path', $4, false)"
-	                           : "SELECT set_config('lock_timeout', $1, false), "
-	                             "set_config('statement_timeout', $2, false), "
-	                             "set_config('deployclaw.tenant', $3, false)",
-	                   e->model == DC_TENANCY_SCHEMA ? 4 : 3, NULL, params, NULL, NULL, 0);
+	/* run_as: statements outside a transaction run under the tenant's role
+	 * too; the session reset before the next tenant drops it (SET SESSION
+	 * AUTHORIZATION DEFAULT, RESET ALL) */
+	if (c->run_as) {
+		sql = "SELECT set_config('lock_timeout', $1, false), "
+		      "set_config('statement_timeout', $2, false), "
+		      "set_config('deployclaw.tenant', $3, false), "
+		      "set_config('search_path', $4, false), set_config('role', $5, false)";
+		nparams = 5;
+	} else if (e->model == DC_TENANCY_SCHEMA) {
+		sql = "SELECT set_config('lock_timeout', $1, false), "
+		      "set_config('statement_timeout', $2, false), "
+		      "set_config('deployclaw.tenant', $3, false), "
+		      "set_config('search_path', $4, false)";
+		nparams = 4;
+	}
+	res = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (dc_pg__res_ok(res))
 		c->session_set = true;
 	else

@@ -16,34 +16,42 @@ void dc_pg__abandon_tx(dc_conn *c)
 	PQclear(res);
 }
 
+#define SET_LOCAL_TENANT                                                                    \
+	"set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), " \
+	"set_config('deployclaw.tenant', $3, true)"
+
 /* The tenant's settings (SET LOCAL) as one query of begin's pipeline; with
  * `fold`, a lock deferred by lock_tenant is asked for first in the same
- * query -- a session lock, held past this transaction. */
-static pipe_q settings_query(const dc_engine *e, bool fold, const char *const *settings)
+ * query -- a session lock, held past this transaction. The parameters, in
+ * order: lock_timeout, statement_timeout, tenant, then (schema model) the
+ * search_path, the lock's key with `fold`, and the run_as role. The role is
+ * made current last: what follows in the transaction -- the history table,
+ * the migration -- runs under it (tenancy.run_as). */
+static pipe_q settings_query(const dc_conn *c, bool fold, const char *const *settings)
 {
+	const dc_engine *e = c->engine;
+
+	if (c->run_as && fold)
+		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), " SET_LOCAL_TENANT
+			         ", set_config('search_path', $4, true), "
+			         "set_config('role', $6, true)",
+			         6, settings };
+	if (c->run_as)
+		return (pipe_q){ "SELECT " SET_LOCAL_TENANT
+			         ", set_config('search_path', $4, true), "
+			         "set_config('role', $5, true)",
+			         5, settings };
 	if (fold && e->model == DC_TENANCY_SCHEMA)
-		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), "
-			         "set_config('lock_timeout', $1, true), "
-			         "set_config('statement_timeout', $2, true), "
-			         "set_config('deployclaw.tenant', $3, true), "
-			         "set_config('search_path', $4, true)",
+		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), " SET_LOCAL_TENANT
+			         ", set_config('search_path', $4, true)",
 			         5, settings };
 	if (fold)
-		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), "
-			         "set_config('lock_timeout', $1, true), "
-			         "set_config('statement_timeout', $2, true), "
-			         "set_config('deployclaw.tenant', $3, true)",
-			         4, settings };
+		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), " SET_LOCAL_TENANT, 4,
+			         settings };
 	if (e->model == DC_TENANCY_SCHEMA)
-		return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
-			         "set_config('statement_timeout', $2, true), "
-			         "set_config('deployclaw.tenant', $3, true), "
-			         "set_config('search_path', $4, true)",
+		return (pipe_q){ "SELECT " SET_LOCAL_TENANT ", set_config('search_path', $4, true)",
 			         4, settings };
-	return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
-		         "set_config('statement_timeout', $2, true), "
-		         "set_config('deployclaw.tenant', $3, true)",
-		         3, settings };
+	return (pipe_q){ "SELECT " SET_LOCAL_TENANT, 3, settings };
 }
 
 /*
@@ -60,11 +68,11 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 {
 	dc_engine *e = c->engine;
 	dc_strbuf create = DC_STRBUF_INIT, select = DC_STRBUF_INIT;
-	const char *settings[5];
+	const char *settings[6];
 	char key[24];
 	pipe_q q[6];
 	PGresult *kept[6], *rows = NULL;
-	size_t n = 0, keep = SIZE_MAX, lock_i = SIZE_MAX;
+	size_t n = 0, ns, keep = SIZE_MAX, lock_i = SIZE_MAX;
 	bool was_locked = c->locked, first = !c->begun_once, fold = c->lock_deferred;
 	bool err_empty = !err || err->code == 0;
 	bool behind_unlock = c->unlock_sent && c->pg && PQstatus(c->pg) == CONNECTION_OK;
@@ -100,18 +108,22 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 		                        dc_pg__tenant_id(c));
 	if (first && (ret = dc_pg__ensure_state(c, err)) != 0)
 		goto out;
-	settings[0] = e->lock_timeout;
-	settings[1] = e->statement_timeout;
-	settings[2] = c->tenant->id;
-	/* the lock's key follows the settings: $5 with a search_path, else $4 */
-	settings[3] = e->model == DC_TENANCY_SCHEMA ? c->search_path : key;
-	settings[4] = key;
+	ns = 0;
+	settings[ns++] = e->lock_timeout;
+	settings[ns++] = e->statement_timeout;
+	settings[ns++] = c->tenant->id;
+	if (e->model == DC_TENANCY_SCHEMA)
+		settings[ns++] = c->search_path;
+	if (fold)
+		settings[ns++] = key;
+	if (c->run_as)
+		settings[ns++] = c->run_as;
 	c->lock_key = dc_pg__tenant_key(e->shard, c->tenant->id);
 	dc_pg__key_text(key, c->lock_key);
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
 	if (fold)
 		lock_i = n;
-	q[n++] = settings_query(e, fold, settings);
+	q[n++] = settings_query(c, fold, settings);
 	if (first) {
 		if (dc_pg__history_sql(c, &create, "CREATE TABLE IF NOT EXISTS ",
 		                       " " HISTORY_COLUMNS) ||
@@ -191,15 +203,16 @@ static PGresult *commit_behind_write(dc_conn *c, int *ret, dc_error *err)
 		(void)PQexitPipelineMode(c->pg);
 		return NULL;
 	}
-	/* the write's result, then the COMMIT's (aborted after a failed write) */
-	for (int i = 0; i < 2; i++) {
+	/* the write's results (one per query: c->write_n), then the COMMIT's
+	 * (aborted after a failed write) */
+	for (size_t i = 0; i <= c->write_n; i++) {
 		if (!(res = PQgetResult(c->pg))) {
 			*ret = dc_pg__lost_fail(c, err);
 			break;
 		}
-		if (i == 0 && !dc_pg__res_ok(res))
+		if (i < c->write_n && !failed && !dc_pg__res_ok(res))
 			failed = res;
-		else if (i == 1 && !failed)
+		else if (i == c->write_n && !failed)
 			commit = res;
 		else
 			PQclear(res);
