@@ -7,19 +7,13 @@
 
 #include "gate_internal.h"
 
-bool dc_gate__in_plan(const dc_gate__preflight *pf, const dc_migration *m)
+bool dc_gate__in_plan(const dc_gate__preflight *pf,
+                      const dc_migration_set *set,
+                      const dc_migration *m)
 {
-	size_t k, j;
+	size_t i = (size_t)(m - set->migrations);
 
-	for (k = 0; k < pf->ntenants; k++)
-		for (j = 0; j < pf->todos[k].n; j++)
-			if (pf->todos[k].migs[j] == m)
-				return true;
-	for (k = 0; k < pf->nshard_todos; k++)
-		for (j = 0; j < pf->shard_todos[k].n; j++)
-			if (pf->shard_todos[k].migs[j] == m)
-				return true;
-	return false;
+	return pf->planned && i < set->count && pf->planned[i];
 }
 
 static bool has_down(const dc_migration *m)
@@ -48,7 +42,7 @@ int dc_gate__require_down(const dc_gate *gate,
 	for (i = 0; i < ctx->set->count; i++) {
 		const dc_migration *m = &ctx->set->migrations[i];
 
-		if (!dc_gate__in_plan(pf, m) || has_down(m))
+		if (!dc_gate__in_plan(pf, ctx->set, m) || has_down(m))
 			continue;
 		if (n < 5 && len + 8 < sizeof(names))
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",

@@ -70,11 +70,17 @@ typedef struct dc_gate__preflight {
 	 * dc_gate__in_plan counts them as in the plan. */
 	const dc_rollout__todo *shard_todos;
 	size_t nshard_todos;
+	/* Per migration of the set the gates see (dc_gate_ctx.set): whether some
+	 * tenant's or shard's plan runs it. The plans may point into the set with
+	 * split phases the rollout derives; this is indexed by the set itself. */
+	const bool *planned;
 } dc_gate__preflight;
 
-/* Whether some tenant's plan runs migration `m` (the gates that judge "the migrations
- * in the plan" ask this). */
-bool dc_gate__in_plan(const dc_gate__preflight *pf, const dc_migration *m);
+/* Whether some tenant's or shard's plan runs migration `m`, a migration of the set the
+ * gates see (the gates that judge "the migrations in the plan" ask this). */
+bool dc_gate__in_plan(const dc_gate__preflight *pf,
+                      const dc_migration_set *set,
+                      const dc_migration *m);
 
 /* integrity.c: the inputs of a run are what they claim to be. */
 int dc_gate__ledger(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

@@ -113,7 +113,7 @@ int dc_gate__isolation(const dc_gate *gate,
 	for (i = 0; i < ctx->set->count; i++) {
 		const dc_migration *m = &ctx->set->migrations[i];
 
-		if (!dc_gate__in_plan(pf, m))
+		if (!dc_gate__in_plan(pf, ctx->set, m))
 			continue;
 		nmigs++;
 		if ((rc = scan_migration(&s, m, m->scope == DC_SCOPE_SHARD ? &shard_o : &o,

@@ -3,6 +3,7 @@
  * run's start in the ledger, the waves, the run's end. Every tenant
  * atomically (tenant.c), every decision in the ledger first (batch.c).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,6 +373,37 @@ static void isolation_step(dc_rollout__run *r, int64_t ms)
 	dc_strbuf_release(&on);
 }
 
+/* The index in the loaded set of `m`, a migration of it or of the set with split
+ * phases the fleet derives from it (the same order); SIZE_MAX: neither. */
+static size_t orig_index(const dc_rollout__run *r, const dc_migration *m)
+{
+	const dc_migration_set *o = r->fleet.orig_set, *d = r->fleet.set;
+
+	if (m >= o->migrations && m < o->migrations + o->count)
+		return (size_t)(m - o->migrations);
+	if (d && d != o && m >= d->migrations && m < d->migrations + d->count)
+		return (size_t)(m - d->migrations);
+	return SIZE_MAX;
+}
+
+/* Per migration of the loaded set: whether some tenant's or shard's plan runs it
+ * (heap; NULL when out of memory). Once per run, so a gate's question costs
+ * nothing per tenant. */
+static bool *planned_migrations(const dc_rollout__run *r)
+{
+	const dc_rollout__todo *lists[2] = { r->fleet.todos, r->shard_todos };
+	size_t counts[2] = { r->rep->ntenants, r->shard_todos ? r->fleet.nengines : 0 };
+	bool *planned = calloc(r->fleet.orig_set->count + 1, sizeof(*planned));
+	size_t l, k, j, i;
+
+	for (l = 0; planned && l < 2; l++)
+		for (k = 0; lists[l] && k < counts[l]; k++)
+			for (j = 0; j < lists[l][k].n; j++)
+				if ((i = orig_index(r, lists[l][k].migs[j])) != SIZE_MAX)
+					planned[i] = true;
+	return planned;
+}
+
 /* validate_migration_prerequisites, validate_safety_gates: the preflight gates. A refusal
  * is recorded (but for the ledger's own, which cannot take an entry). */
 static int step_preflight(dc_rollout__run *r, dc_error *err)
@@ -399,12 +431,17 @@ static int step_preflight(dc_rollout__run *r, dc_error *err)
 	pf.tenant_engine = r->fleet.tenant_engine;
 	pf.shard_todos = r->shard_todos;
 	pf.nshard_todos = r->shard_todos ? r->fleet.nengines : 0;
+	if (!(pf.planned = planned_migrations(r))) {
+		dc_error_set(err, DC_ENOMEM, "out of memory");
+		return DC_ENOMEM;
+	}
 	memset(&gctx, 0, sizeof(gctx));
 	gctx.cfg = r->fleet.cfg;
 	gctx.set = set;
 	gctx.stop = opts->stop;
 	gctx.user = &pf;
 	grc = dc_gate_registry_run(r->gates, DC_GATE_PREFLIGHT, &gctx, on_gate, rep, NULL, err);
+	free((void *)(uintptr_t)pf.planned);
 	dc_rollout__add_step(rep, "validate_migration_prerequisites", grc ? "failed" : "success",
 	                     dc_time_mono_ms() - t, "parse, checksums, ledger",
 	                     "%zu migrations parse; deployclaw.sum %s; ledger %s", set->count,

@@ -1252,6 +1252,31 @@ iso_refused extension 7:7 "      CREATE EXTENSION IF NOT EXISTS pg_trgm;"
 iso_refused reset_all 7:7 "      RESET ALL;
       CREATE TABLE leaked (a int);"
 iso_refused own_schema 7:19 "      DELETE FROM deployclaw.tenant_state;"
+# the same, in a set whose phases the rollout splits (a CREATE INDEX CONCURRENTLY in
+# a later migration): the gates judge the plan all the same
+d=$TMP/iso_split
+rm -rf "$d"
+cp -r "$IB" "$d"
+printf '%s\n' 'version: "0002"' 'name: hostile' 'phases:' '  - name: main' \
+	"    up: DO \$\$ BEGIN EXECUTE 'CREATE TABLE tenant_0003.stolen (a int)'; END \$\$;" \
+	'    down: SELECT 1;' >"$d/migrations/0002_hostile.yaml"
+printf '%s\n' 'version: "0003"' 'name: an index' 'phases:' '  - name: main' \
+	'    up: CREATE INDEX CONCURRENTLY orders_total ON orders (total);' \
+	'    down: DROP INDEX CONCURRENTLY orders_total;' >"$d/migrations/0003_index.yaml"
+"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "split: hash failed"
+dc "$d/deployclaw.yaml" apply
+expect_rc 3
+CHECKS=$((CHECKS + 1))
+grep -qF "0002_hostile.yaml:5:21" "$ERR" || fail "split: the isolation gate did not refuse 0002 at 5:21"
+check_eq "split: every tenant's data and history, and deployclaw's schema, unchanged" "$(iso_snap)" "$BEFORE"
+check_eq "split: no table stolen into tenant_0003" "$(q "$ISO" "SELECT to_regclass('tenant_0003.stolen') IS NULL")" t
+rm "$d/migrations/0002_hostile.yaml"
+sed -i '/^    down:/d' "$d/migrations/0003_index.yaml"
+"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "split: hash failed"
+dc "$d/deployclaw.yaml" apply
+expect_rc 3
+CHECKS=$((CHECKS + 1))
+grep -qF "require_down" "$ERR" || fail "split: require_down did not refuse 0003, which has no down"
 # gates.isolation.dynamic_sql: allow lets a DO block through (the default refuses it, above)
 d=$TMP/iso_allow
 rm -rf "$d"
