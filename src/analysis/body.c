@@ -30,6 +30,9 @@ typedef struct body {
 	const char *what; /* "a DO block", "function 'f'" */
 	dc_body_fn fn;
 	void *ctx;
+	/* the statement being handed over was found by its first word only (the
+	 * compiled text differs from what is written, e.g. SELECT ... INTO) */
+	bool inexact;
 	int rc;
 } body;
 
@@ -127,21 +130,42 @@ static void find_source(body *b, int loc, const char *sval)
 	b->src_off = (int)(q - b->text);
 }
 
+/* The start of body line `lineno` (the body's start when it has fewer). */
+static const char *line_start(const body *b, int lineno)
+{
+	const char *p = b->src;
+	int line;
+
+	for (line = 1; line < lineno && (p = strchr(p, '\n')) != NULL; line++)
+		p++;
+	return p ? p : b->src;
+}
+
 /* The offset in the text of `sql`, an expression of body line `lineno`; -1: not found. */
 static int locate(const body *b, int lineno, const char *sql)
 {
-	const char *p = b->src, *hit;
-	int line;
+	const char *hit;
 
-	if (!p || !sql || !*sql)
+	if (!b->src || !sql || !*sql)
 		return -1;
-	for (line = 1; line < lineno && (p = strchr(p, '\n')) != NULL; line++)
-		p++;
-	if (!p)
-		p = b->src;
-	if (!(hit = strstr(p, sql)) && !(hit = strstr(b->src, sql)))
+	if (!(hit = strstr(line_start(b, lineno), sql)) && !(hit = strstr(b->src, sql)))
 		return -1;
 	return b->src_off + (int)(hit - b->src);
+}
+
+/* Where a statement the compiler rewrote (SELECT ... INTO loses its INTO) starts:
+ * its first word, on its line; -1: not found. */
+static int locate_start(const body *b, int lineno, const char *sql)
+{
+	size_t n = strcspn(sql, " \t\n(");
+	const char *p;
+
+	if (!b->src || n == 0)
+		return -1;
+	for (p = line_start(b, lineno); *p; p++)
+		if (!strncasecmp(p, sql, n))
+			return b->src_off + (int)(p - b->src);
+	return -1;
 }
 
 /* Calls the caller on each statement of `sql`, parsed; `shift` + a location in
@@ -159,7 +183,8 @@ static int each_stmt(body *b, const char *sql, int shift, int skip)
 		for (i = 0; i < tree->n_stmts && !b->rc; i++)
 			if (tree->stmts[i]->stmt)
 				b->rc = b->fn(b->ctx, tree->stmts[i]->stmt,
-				              shift < 0 ? -1 : shift - skip, b->what, NULL);
+				              shift < 0 ? -1 : shift - skip, !b->inexact, b->what,
+				              NULL);
 	} else if (!res.error)
 		b->rc = DC_ENOMEM;
 	pg_query_free_protobuf_parse_result(res);
@@ -170,7 +195,7 @@ static int each_stmt(body *b, const char *sql, int shift, int skip)
 static void unknowable(body *b, int loc, const char *why)
 {
 	if (!b->rc)
-		b->rc = b->fn(b->ctx, NULL, loc, b->what, why);
+		b->rc = b->fn(b->ctx, NULL, loc, true, b->what, why);
 }
 
 /*
@@ -187,6 +212,8 @@ static void expr(body *b, const char *q, int lineno, bool full)
 	/* PERFORM x is compiled as SELECT x */
 	if (loc < 0 && !strncmp(q, "SELECT ", 7) && (loc = locate(b, lineno, q + 7)) >= 0)
 		loc -= 7;
+	/* else its start, and findings in it are placed there */
+	b->inexact = loc < 0 && full && (loc = locate_start(b, lineno, q)) >= 0;
 
 	if (!full && (assign = strstr(q, ":=")) != NULL &&
 	    strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.[]\" \t") ==
@@ -203,6 +230,7 @@ static void expr(body *b, const char *q, int lineno, bool full)
 		goto out;
 	unknowable(b, loc, "an expression that does not parse as SQL, so it cannot be checked");
 out:
+	b->inexact = false;
 	dc_strbuf_release(&sql);
 }
 
@@ -302,7 +330,7 @@ static void routine(body *b,
 int dc_analysis__body_each(const void *node, const char *text, dc_body_fn fn, void *ctx)
 {
 	const PgQuery__Node *n = node;
-	body b = { text, NULL, 0, NULL, fn, ctx, 0 };
+	body b = { text, NULL, 0, NULL, fn, ctx, false, 0 };
 	char what[96];
 
 	if (n->node_case == PG_QUERY__NODE__NODE_DO_STMT) {

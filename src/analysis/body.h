@@ -15,13 +15,17 @@
  * NULL, `why` says what: EXECUTE of a string, a body in another language, an
  * expression that does not parse). `base` is the offset in the migration's
  * text of what `stmt`'s locations index into (of the part, when `stmt` is
- * NULL); -1 when the body is not there verbatim (single-quoted). `routine`
+ * NULL); -1 when the body is not there verbatim (single-quoted). Without
+ * `exact`, the statement was compiled into other text than is written (the
+ * INTO of SELECT ... INTO is cut out): `base` is where it starts, and its
+ * own locations do not map. `routine`
  * names the body: "a DO block", "function 'f'". A nonzero return stops the
  * walk and is returned.
  */
 typedef int (*dc_body_fn)(void *ctx,
                           const void *stmt,
                           int base,
+                          bool exact,
                           const char *routine,
                           const char *why);
 

@@ -429,6 +429,7 @@ static void check_schema_node(check *c, const PgQuery__Node *n)
 typedef struct in_body {
 	check *c;
 	int base;
+	bool exact; /* the statement's own locations map into the text */
 	const char *routine;
 } in_body;
 
@@ -438,14 +439,20 @@ static int emit_in_body(void *ctx, unsigned kind, int loc, const char *msg)
 	char in[560];
 
 	snprintf(in, sizeof(in), "in %s: %s", b->routine, msg);
-	return b->c->emit(b->c->ctx, kind, b->base < 0 ? -1 : b->base + (loc < 0 ? 0 : loc), in);
+	return b->c->emit(b->c->ctx, kind,
+	                  b->base < 0 ? -1 : b->base + (loc < 0 || !b->exact ? 0 : loc), in);
 }
 
-static int body_stmt(void *ctx, const void *stmt, int base, const char *routine, const char *why)
+static int body_stmt(void *ctx,
+                     const void *stmt,
+                     int base,
+                     bool exact,
+                     const char *routine,
+                     const char *why)
 {
 	check *c = ctx;
 	dc_isolation_opts inner = *c->opts;
-	in_body b = { c, base, routine };
+	in_body b = { c, base, exact, routine };
 	char msg[480];
 
 	if (!stmt) {

@@ -88,6 +88,8 @@ static const hostile hostiles[] = {
 	{ "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM other.t) THEN RAISE NOTICE 'x'; END IF; END $$", true, DC_ISO_FOREIGN_REF, 41, "'other.t'" },
 	{ "DO $$ DECLARE n int; BEGIN n := (SELECT count(*) FROM other.t); END $$", true, DC_ISO_FOREIGN_REF, 54, "'other.t'" },
 	{ "DO $$ BEGIN SET search_path TO tenant_0003; END $$", false, DC_ISO_SESSION, 12, "SET search_path" },
+	/* SELECT ... INTO is compiled without its INTO: placed at the statement's start */
+	{ "DO $$ DECLARE c int; BEGIN\n  SELECT count(*) INTO c FROM other.t; END $$", true, DC_ISO_FOREIGN_REF, 29, "'other.t'" },
 	{ "DO $$ BEGIN RESET ALL; END $$", false, DC_ISO_SESSION, 12, "RESET ALL" },
 	{ "DO $$ BEGIN INSERT INTO deployclaw.tenant_state VALUES (1); END $$", false, DC_ISO_OWN_SCHEMA, 24, "deployclaw's own schema" },
 	{ "DO LANGUAGE plpython3u $$ plpy.execute('x') $$", false, DC_ISO_DYNAMIC, 0, "language 'plpython3u'" },

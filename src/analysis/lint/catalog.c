@@ -51,6 +51,7 @@ static const char *const per_schema[] = {
 
 typedef struct scope {
 	const char *catalog; /* the first per-schema catalog read, NULL: none */
+	const char *schema;  /* its schema, as written (NULL: none) */
 	int loc;
 	bool scoped; /* something in the statement names a schema or a relation */
 } scope;
@@ -78,6 +79,7 @@ static int visit_rangevar(void *ctx, ProtobufCMessage *m)
 
 	if (!s->catalog && is_per_schema(rv)) {
 		s->catalog = rv->relname;
+		s->schema = rv->schemaname && rv->schemaname[0] ? rv->schemaname : NULL;
 		s->loc = rv->location;
 	}
 	return 0;
@@ -138,10 +140,10 @@ static int visit_cast(void *ctx, ProtobufCMessage *m)
 	return 0;
 }
 
-static void check_one(lint *l, const PgQuery__Node *n, int base, const char *routine)
+static void check_one(lint *l, const PgQuery__Node *n, int base, bool exact, const char *routine)
 {
 	ProtobufCMessage *msg = (ProtobufCMessage *)(uintptr_t)n;
-	scope s = { NULL, -1, false };
+	scope s = { NULL, NULL, -1, false };
 
 	dc_analysis__walk(msg, &pg_query__range_var__descriptor, 200, visit_rangevar, &s);
 	if (!s.catalog)
@@ -152,19 +154,25 @@ static void check_one(lint *l, const PgQuery__Node *n, int base, const char *rou
 	if (s.scoped)
 		return;
 	dc_lint__emit_at(l, R_CATALOG_SCOPE,
-	                 dc_lint__at(l, base < 0 ? -1 : base + (s.loc < 0 ? 0 : s.loc)), NULL,
-	                 "%s%s%s'%s' is read with no condition on the schema: it holds every "
+	                 dc_lint__at(l, base < 0 ? -1 : base + (s.loc < 0 || !exact ? 0 : s.loc)),
+	                 NULL,
+	                 "%s%s%s'%s%s%s' is read with no condition on the schema: it holds every "
 	                 "tenant's objects, so after the first tenant of a database the answer is "
 	                 "another tenant's",
 	                 routine ? "in " : "", routine ? routine : "", routine ? ": " : "",
-	                 s.catalog);
+	                 s.schema ? s.schema : "", s.schema ? "." : "", s.catalog);
 }
 
-static int body_stmt(void *ctx, const void *stmt, int base, const char *routine, const char *why)
+static int body_stmt(void *ctx,
+                     const void *stmt,
+                     int base,
+                     bool exact,
+                     const char *routine,
+                     const char *why)
 {
 	(void)why;
 	if (stmt)
-		check_one(ctx, stmt, base, routine);
+		check_one(ctx, stmt, base, exact, routine);
 	return 0;
 }
 
@@ -177,5 +185,5 @@ void dc_lint__check_catalog_scope(lint *l, const PgQuery__Node *n)
 	    n->node_case == PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT)
 		dc_analysis__body_each(n, l->text ? l->text + l->base : NULL, body_stmt, l);
 	else
-		check_one(l, n, 0, NULL);
+		check_one(l, n, 0, true, NULL);
 }
