@@ -240,6 +240,68 @@ static bool dynamic_key(const char *k)
 	       !strcmp(k, "dynquery");
 }
 
+/* The text of a PLpgSQL_expr, under `v` or its "query" member; NULL: none. */
+static const char *expr_query(json_t *v)
+{
+	json_t *e = json_object_get(v, "PLpgSQL_expr");
+
+	if (!e)
+		e = json_object_get(json_object_get(v, "query"), "PLpgSQL_expr");
+	return json_string_value(json_object_get(e, "query"));
+}
+
+/* `q` is one string constant ('...', E'...', $$...$$): its value, heap; else NULL. */
+static char *constant_string(const char *q)
+{
+	dc_strbuf sql = DC_STRBUF_INIT;
+	dc_arena arena = DC_ARENA_INIT;
+	PgQueryProtobufParseResult res;
+	PgQuery__ParseResult *tree;
+	const PgQuery__SelectStmt *s;
+	const PgQuery__Node *v;
+	char *out = NULL;
+
+	if (dc_strbuf_adds(&sql, "SELECT ") || dc_strbuf_adds(&sql, q))
+		return NULL;
+	res = pg_query_parse_protobuf(sql.buf);
+	if (!res.error && (tree = dc_analysis__unpack(&arena, &res.parse_tree)) != NULL &&
+	    tree->n_stmts == 1 &&
+	    tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
+	    (s = tree->stmts[0]->stmt->select_stmt)->n_target_list == 1 && s->n_from_clause == 0 &&
+	    !s->where_clause && s->target_list[0]->node_case == PG_QUERY__NODE__NODE_RES_TARGET &&
+	    (v = s->target_list[0]->res_target->val) != NULL &&
+	    v->node_case == PG_QUERY__NODE__NODE_A_CONST &&
+	    v->a_const->val_case == PG_QUERY__A__CONST__VAL_SVAL && v->a_const->sval->sval)
+		out = dc_strdup(v->a_const->sval->sval);
+	pg_query_free_protobuf_parse_result(res);
+	dc_arena_release(&arena);
+	dc_strbuf_release(&sql);
+	return out;
+}
+
+/*
+ * EXECUTE of `q`: a string constant is SQL known before it runs, checked like
+ * the body's own statements (placed at the EXECUTE: the string's quotes keep
+ * its positions from mapping); anything else is built at run time.
+ */
+static void dynamic(body *b, const char *q, int lineno)
+{
+	int loc = locate(b, lineno, "EXECUTE");
+	char *sql = q ? constant_string(q) : NULL;
+
+	if (sql) {
+		b->inexact = true;
+		if (each_stmt(b, sql, loc, 0) != 0)
+			unknowable(b, loc, "EXECUTE of a string that does not parse as SQL");
+		b->inexact = false;
+	} else {
+		unknowable(b, loc,
+		           "EXECUTE runs SQL built at run time, which cannot be checked before it "
+		           "runs");
+	}
+	free(sql);
+}
+
 /* The compiled body: every PLpgSQL_expr, and every statement whose SQL is built at
  * run time. `key` is what holds `v` in its parent. */
 static void walk(body *b, json_t *v, int lineno, const char *key)
@@ -261,9 +323,7 @@ static void walk(body *b, json_t *v, int lineno, const char *key)
 	json_object_foreach(v, k, x)
 	{
 		if (dynamic_key(k))
-			unknowable(b, locate(b, lineno, "EXECUTE"),
-			           "EXECUTE runs SQL built at run time, which cannot be checked "
-			           "before it runs");
+			dynamic(b, expr_query(x), lineno);
 		if (!strcmp(k, "PLpgSQL_expr") && json_is_string(json_object_get(x, "query")))
 			expr(b, json_string_value(json_object_get(x, "query")), lineno,
 			     key && !strcmp(key, "sqlstmt"));

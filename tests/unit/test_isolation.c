@@ -79,8 +79,12 @@ static const hostile hostiles[] = {
 	{ "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw", false, DC_ISO_OUTSIDE, 0, "CREATE SERVER" },
 	{ "CREATE FOREIGN TABLE f (a int) SERVER s", false, DC_ISO_OUTSIDE, 0, "CREATE FOREIGN TABLE" },
 	{ "IMPORT FOREIGN SCHEMA public FROM SERVER s INTO x", false, DC_ISO_OUTSIDE, 0, "IMPORT FOREIGN SCHEMA" },
-	{ "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$", false, DC_ISO_DYNAMIC, 12, "in a DO block: EXECUTE runs SQL built at run time" },
-	{ "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT 1' LOOP END LOOP; END $$", false, DC_ISO_DYNAMIC, 39, "EXECUTE" },
+	{ "DO $$ BEGIN EXECUTE format('SELECT %s', 1); END $$", false, DC_ISO_DYNAMIC, 12, "in a DO block: EXECUTE runs SQL built at run time" },
+	{ "DO $$ DECLARE r record; s text := 'SELECT 1'; BEGIN FOR r IN EXECUTE s LOOP END LOOP; END $$", false, DC_ISO_DYNAMIC, 61, "EXECUTE" },
+	/* EXECUTE of a string constant is known SQL: checked, placed at the EXECUTE */
+	{ "DO $$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END $$", true, DC_ISO_FOREIGN_REF, 12, "'tenant_0003.orders'" },
+	{ "DO $$ BEGIN EXECUTE $q$SET search_path TO x$q$; END $$", false, DC_ISO_SESSION, 12, "SET search_path" },
+	{ "DO $$ BEGIN EXECUTE 'SELEC nope'; END $$", false, DC_ISO_DYNAMIC, 12, "does not parse" },
 	/* a DO block's static statements are checked where they are written, by the
 	 * server's PL/pgSQL grammar: statements, conditions, assignments, PERFORM */
 	{ "DO $$ BEGIN\n  UPDATE tenant_0003.orders SET total = 0;\nEND $$", true, DC_ISO_FOREIGN_REF, 21, "in a DO block" },
@@ -144,6 +148,7 @@ static const char *const safe[] = {
 	"NEW.updated_at := now(); RETURN NEW; END $$",
 	"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
 	"CREATE TYPE mood AS ENUM ('a')",
+	"DO $$ BEGIN EXECUTE 'CREATE TABLE x (a int)'; END $$",
 	"SELECT nextval('seq'), 'orders'::regclass, pg_catalog.now()",
 	"DROP TABLE orders; DROP TRIGGER trg ON orders; DROP TYPE mood; DROP FUNCTION f(int)",
 };

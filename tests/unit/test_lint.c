@@ -263,7 +263,9 @@ static const lint_case cases[] = {
 	{ "DC504", true, 0, "SELECT lo_import('/etc/passwd');" },
 	{ "DC504", true, 0, "CREATE SERVER s FOREIGN DATA WRAPPER postgres_fdw;" },
 	{ "DC504", true, 0, "IMPORT FOREIGN SCHEMA public FROM SERVER s INTO x;" },
-	{ "DC504", true, 0, "DO $$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END $$;" },
+	{ "DC504", true, 0, "DO $$ BEGIN EXECUTE format('UPDATE %I.orders SET total = 0', 'tenant_0003'); END $$;" },
+	{ "DC504", false, 0, "DO $$ BEGIN EXECUTE 'UPDATE orders SET total = 0'; END $$;" },
+	{ "DC501", true, CFG_SCHEMA, "DO $$ BEGIN EXECUTE 'UPDATE tenant_0003.orders SET total = 0'; END $$;" },
 	{ "DC504", false, 0, "UPDATE orders SET total = 0;" },
 	{ "DC504", false, 0, "SELECT * FROM deployclaw.history;" },
 	{ "DC504", false, 0, "SET lock_timeout = '1s';" },
@@ -325,7 +327,7 @@ static bool fires(const dc_finding_list *l, const char *id)
  * through to the run-time checks); the rest of DC504 stays an error. */
 static void dynamic_sql_allowed_is_a_warning(void **state)
 {
-	static const char sql[] = "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$;\nRESET ALL;\n";
+	static const char sql[] = "DO $$ BEGIN EXECUTE format('SELECT %s', 1); END $$;\nRESET ALL;\n";
 	dc_finding_list l = { NULL, 0, 0 };
 	dc_lint_config lc;
 	dc_error err = { 0 };
