@@ -62,6 +62,12 @@ static int load_tenancy(ctx *c, dc_config *cfg, const dc_yaml_node *t)
 	if ((v = dc_yaml__get(t, "pattern")) != NULL &&
 	    (rc = dc_config__get_nonempty(c, v, "tenancy.pattern", &cfg->tenancy.pattern)) != 0)
 		return rc;
+	/* "tenant\_%" in double quotes: YAML reads \_ as a no-break space */
+	if (cfg->tenancy.pattern && strstr(cfg->tenancy.pattern, "\xc2\xa0"))
+		return dc_config__fail_at(c, v->line, v->col,
+		                          "tenancy.pattern: holds a no-break space, which is what "
+		                          "YAML makes of \\_ in double quotes: write the pattern "
+		                          "in single quotes ('tenant\\_%%') or as \\\\_");
 	if ((v = dc_yaml__get(t, "query")) != NULL &&
 	    (rc = dc_config__get_nonempty(c, v, "tenancy.query", &cfg->tenancy.query)) != 0)
 		return rc;
