@@ -73,6 +73,12 @@ typedef struct dc_config {
 		char *query;   /**< postgres: SQL returning tenant names */
 		char **list; /**< explicit tenants: sqlite file paths (relative to the config), or postgres names */
 		size_t nlist;
+		/** row tenancy: the tenant column (e.g. tenant_id); set, it turns on the RLS gates
+		 * (`rls`, `rls_after`). NULL: none */
+		char *column;
+		/** row tenancy: the application's role, which row-level security must hold back
+		 * (set together with `column`). NULL: none */
+		char *app_role;
 	} tenancy;
 
 	dc_shard_config *shards;

@@ -40,6 +40,8 @@ void dc_config_free(dc_config *cfg)
 	for (i = 0; i < cfg->tenancy.nlist; i++)
 		free(cfg->tenancy.list[i]);
 	free(cfg->tenancy.list);
+	free(cfg->tenancy.column);
+	free(cfg->tenancy.app_role);
 	for (i = 0; i < cfg->nshards; i++) {
 		dc_shard_config *sh = &cfg->shards[i];
 

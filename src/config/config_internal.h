@@ -53,6 +53,8 @@ const char *dc_config__shown(char *out, size_t size, const char *s, size_t len);
 int dc_config__get_str(ctx *c, const dc_yaml_node *n, const char *path, char **out);
 /* As dc_config__get_str, and not empty (never echoes the value: it may be a DSN). */
 int dc_config__get_nonempty(ctx *c, const dc_yaml_node *n, const char *path, char **out);
+/* A PostgreSQL name (a column, a role): non-empty, at most 63 bytes. */
+int dc_config__get_pg_name(ctx *c, const dc_yaml_node *n, const char *path, char **out);
 int dc_config__get_int(ctx *c,
                        const dc_yaml_node *n,
                        const char *path,

@@ -18,7 +18,8 @@ static const char *const root_keys[] = { "engine", "migrations", "tenancy", "sha
 static const char *const lint_keys[] = { "rules" };
 /* in dc_severity order */
 static const char *const severity_names[] = { "off", "info", "warning", "error" };
-static const char *const tenancy_keys[] = { "model", "glob", "pattern", "query", "list" };
+static const char *const tenancy_keys[] = { "model", "glob",   "pattern", "query",
+	                                    "list",  "column", "app_role" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
 static const char *const gates_keys[] = { "lock_timeout",       "statement_timeout",
 	                                  "require_down",       "replication_lag",
@@ -71,6 +72,12 @@ static int load_tenancy(ctx *c, dc_config *cfg, const dc_yaml_node *t)
 		if ((rc = dc_config__check_tenant_list(c, cfg, v)) != 0)
 			return rc;
 	}
+	if ((v = dc_yaml__get(t, "column")) != NULL &&
+	    (rc = dc_config__get_pg_name(c, v, "tenancy.column", &cfg->tenancy.column)) != 0)
+		return rc;
+	if ((v = dc_yaml__get(t, "app_role")) != NULL &&
+	    (rc = dc_config__get_pg_name(c, v, "tenancy.app_role", &cfg->tenancy.app_role)) != 0)
+		return rc;
 	return 0;
 }
 

@@ -22,6 +22,12 @@ static bool foreign_key_check_on(const dc_config *cfg)
 	return cfg->gates.foreign_key_check != DC_CHECK_OFF;
 }
 
+/* Row tenancy with a tenant column: the RLS gates. */
+static bool rls_on(const dc_config *cfg)
+{
+	return cfg->tenancy.column != NULL;
+}
+
 /* clang-format off */
 const dc_gate__def dc_gate__builtin[] = {
 	/* integrity */
@@ -37,6 +43,10 @@ const dc_gate__def dc_gate__builtin[] = {
 	/* isolation */
 	{ "isolation", DC_GATE_PREFLIGHT, "gates.isolation", dc_gate__isolation,
 	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE },
+	/* rls: two rows, as one row carries one refusal code (exit 3 before the run, 1 per tenant) */
+	{ "rls", DC_GATE_PREFLIGHT, "tenancy.column", dc_gate__rls,
+	  "no migration weakens row-level security; every shard's tenant tables have it, forced, "
+	  "with a policy on the column, and the app role cannot bypass it", rls_on, DC_EGATE },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
 	  "no pending version is older than an applied one", NULL, DC_EGATE },
@@ -49,6 +59,8 @@ const dc_gate__def dc_gate__builtin[] = {
 	{ "foreign_key_check", DC_GATE_AFTER_TENANT, "gates.foreign_key_check",
 	  dc_gate__foreign_key_check, "no foreign key violation before commit",
 	  foreign_key_check_on, DC_ETENANT },
+	{ "rls_after", DC_GATE_AFTER_TENANT, "tenancy.column", dc_gate__rls_after,
+	  "the tenant's tables still have row-level security before commit", rls_on, DC_ETENANT },
 };
 /* clang-format on */
 

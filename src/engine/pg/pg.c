@@ -22,6 +22,8 @@ void dc_pg__close(dc_engine *e)
 	free(e->shard);
 	free(e->conninfo);
 	free(e->app_name);
+	free(e->rls_column);
+	free(e->rls_role);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -51,6 +53,9 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 	if (!(e->shard = dc_strdup(shard->name)) ||
 	    !(e->conninfo = dc_strdup(shard->primary ? shard->primary : "")) ||
 	    !(e->app_name = dc_strdup("deployclaw")))
+		goto oom;
+	if ((cfg->tenancy.column && !(e->rls_column = dc_strdup(cfg->tenancy.column))) ||
+	    (cfg->tenancy.app_role && !(e->rls_role = dc_strdup(cfg->tenancy.app_role))))
 		goto oom;
 	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
 		goto out;
@@ -108,4 +113,8 @@ const dc_engine_ops dc_engine_pg = {
 	.backup = NULL,
 	.history_read_all = dc_pg__history_read_all,
 	.schema_fingerprint = dc_pg__schema_fingerprint,
+	.check = dc_pg__check,
+	.check_kinds = 1u << DC_CHECK_RLS,
+	.shard_check = dc_pg__shard_check,
+	.shard_check_kinds = 1u << DC_CHECK_RLS,
 };

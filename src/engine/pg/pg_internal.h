@@ -15,6 +15,8 @@
  *   history.c     the tenant's deployclaw_history table
  *   state.c       the shard's deployclaw.tenant_state; history_read_all
  *   inspect.c     query_text and the schema fingerprint
+ *   check.c       the check and shard_check operations: which kind goes where
+ *   rls.c         row tenancy's row-level security check (DC_CHECK_RLS)
  *
  * Invariants the code relies on:
  *
@@ -143,7 +145,9 @@ struct dc_engine {
 	char discover_what[64]; /* "tenancy.pattern, tenancy.list", for messages */
 	char lock_timeout[24];  /* milliseconds, as set_config wants them */
 	char statement_timeout[24];
-	char *app_name; /* "deployclaw/<run_id>" */
+	char *app_name;   /* "deployclaw/<run_id>" */
+	char *rls_column; /* tenancy.column (row tenancy), or NULL */
+	char *rls_role;   /* tenancy.app_role, or NULL */
 
 	pthread_mutex_t mu; /* guards admin and state_ready */
 	PGconn *admin;      /* discovery, history_read_all, state table creation */
@@ -343,6 +347,28 @@ int dc_pg__user_query(dc_conn *c,
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_rows, dc_error *err);
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Checks (check.c, rls.c)                                                 */
+
+int dc_pg__check(dc_conn *c,
+                 dc_check_kind kind,
+                 bool full,
+                 dc_strbuf *out,
+                 size_t max_rows,
+                 dc_error *err);
+int dc_pg__shard_check(dc_engine *e,
+                       dc_check_kind kind,
+                       const dc_tenant *tenants,
+                       size_t n,
+                       dc_strbuf *out,
+                       size_t max_rows,
+                       dc_error *err);
+/* DC_CHECK_RLS in the tenant's open transaction (the whole database: the row
+ * model's tenant is the shard's database). */
+int dc_pg__rls_check(dc_conn *c, dc_strbuf *out, size_t max_rows, dc_error *err);
+/* DC_CHECK_RLS over the shard, on the admin connection. */
+int dc_pg__rls_shard_check(dc_engine *e, dc_strbuf *out, size_t max_rows, dc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* History (history.c) and the state table (state.c)                      */
