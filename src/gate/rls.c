@@ -117,14 +117,20 @@ static int static_check(const dc_gate_ctx *ctx,
 	return rc;
 }
 
-/* "a; b" from the engine's lines "a\nb\n". */
-static void join_lines(dc_strbuf *out)
+/* "a; b" from the engine's lines "a\nb\n", into `out` (cut to `size`). */
+static void join_lines(const dc_strbuf *lines, char *out, size_t size)
 {
-	size_t i;
+	size_t i, len = 0;
 
-	for (i = 0; i < out->len; i++)
-		if (out->buf[i] == '\n')
-			out->buf[i] = i + 1 == out->len ? '\0' : ';';
+	for (i = 0; i < lines->len && len + 3 < size; i++) {
+		if (lines->buf[i] != '\n') {
+			out[len++] = lines->buf[i];
+		} else if (i + 1 < lines->len) {
+			out[len++] = ';';
+			out[len++] = ' ';
+		}
+	}
+	out[len] = '\0';
 }
 
 /* The dynamic half: each shard with tenants in the run. */
@@ -154,10 +160,11 @@ static int shard_checks(const dc_gate__preflight *pf,
 		rc = pf->ops->shard_check(pf->engines[e], DC_CHECK_RLS, &pf->tenants[first], n,
 		                          &out, RLS_MAX_ROWS, err);
 		if (rc == 0 && out.len) {
-			join_lines(&out);
+			char lines[440];
+
+			join_lines(&out, lines, sizeof(lines));
 			*refused = true;
-			snprintf(why, size, "shard '%s': %.440s", pf->tenants[first].shard,
-			         out.buf);
+			snprintf(why, size, "shard '%s': %s", pf->tenants[first].shard, lines);
 		}
 	}
 	dc_strbuf_release(&out);
@@ -223,9 +230,9 @@ int dc_gate__rls_after(const dc_gate *gate,
 		        ctx->cfg->tenancy.column);
 		goto out;
 	}
-	join_lines(&out);
 	res->verdict = DC_GATE_REFUSE;
-	snprintf(res->detail, sizeof(res->detail), "row-level security: %.460s", out.buf);
+	memcpy(res->detail, "row-level security: ", 20);
+	join_lines(&out, res->detail + 20, sizeof(res->detail) - 20);
 out:
 	dc_strbuf_release(&out);
 	return rc;

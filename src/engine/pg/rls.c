@@ -11,7 +11,10 @@
  * The tables looked at are the ordinary and partitioned tables (partitions
  * included: a partition queried by name has only its own policies) of every
  * schema but PostgreSQL's own (pg_catalog, information_schema, pg_toast*,
- * pg_temp_*) and deployclaw's.
+ * pg_temp_*), deployclaw's two tables (deployclaw.tenant_state and the
+ * history table) excepted. The schema `deployclaw` itself is looked at: an
+ * unqualified CREATE TABLE of a row-model migration lands there when the
+ * login role is named deployclaw ("$user" leads the default search_path).
  */
 #include "analysis/rls.h"
 
@@ -19,24 +22,25 @@
 
 /* One row for the role (k = 0), then one per table and policy (k = 1; no
  * policy: pol NULL), tables in byte order. */
-#define RLS_SELECT                                                                             \
-	"WITH r AS (SELECT oid, rolsuper, rolbypassrls FROM pg_catalog.pg_roles "              \
-	"WHERE rolname = $2), t AS (SELECT c.oid, n.nspname::text AS nsp, "                    \
-	"c.relname::text AS rel, c.relrowsecurity, c.relforcerowsecurity, EXISTS (SELECT 1 "   \
-	"FROM r WHERE pg_catalog.pg_has_role(r.oid, c.relowner, 'MEMBER')) AS owned "          \
-	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " \
-	"WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "                   \
-	"'information_schema', 'deployclaw') AND n.nspname NOT LIKE 'pg\\_toast%' "            \
-	"AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND EXISTS (SELECT 1 FROM "                    \
-	"pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $1 "               \
-	"AND a.attnum > 0 AND NOT a.attisdropped)) "                                           \
-	"SELECT * FROM (SELECT 0 AS k, NULL::text AS nsp, NULL::text AS rel, "                 \
-	"r.oid IS NOT NULL AS a, r.rolsuper AS b, r.rolbypassrls AS c, NULL::text AS pol, "    \
-	"NULL::text AS qual, NULL::text AS chk FROM (SELECT 1) one LEFT JOIN r ON true "       \
-	"UNION ALL SELECT 1, t.nsp, t.rel, t.relrowsecurity, t.relforcerowsecurity, t.owned, " \
-	"p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), "                     \
-	"pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM t LEFT JOIN "                 \
-	"pg_catalog.pg_policy p ON p.polrelid = t.oid) s "                                     \
+#define RLS_SELECT                                                                                         \
+	"WITH r AS (SELECT oid, rolsuper, rolbypassrls FROM pg_catalog.pg_roles "                          \
+	"WHERE rolname = $2), t AS (SELECT c.oid, n.nspname::text AS nsp, "                                \
+	"c.relname::text AS rel, c.relrowsecurity, c.relforcerowsecurity, EXISTS (SELECT 1 "               \
+	"FROM r WHERE pg_catalog.pg_has_role(r.oid, c.relowner, 'MEMBER')) AS owned "                      \
+	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "             \
+	"WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', "                               \
+	"'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "                                      \
+	"AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND c.relname <> 'deployclaw_history' "                    \
+	"AND NOT (n.nspname = 'deployclaw' AND c.relname = 'tenant_state') "                               \
+	"AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $1 " \
+	"AND a.attnum > 0 AND NOT a.attisdropped)) "                                                       \
+	"SELECT * FROM (SELECT 0 AS k, NULL::text AS nsp, NULL::text AS rel, "                             \
+	"r.oid IS NOT NULL AS a, r.rolsuper AS b, r.rolbypassrls AS c, NULL::text AS pol, "                \
+	"NULL::text AS qual, NULL::text AS chk FROM (SELECT 1) one LEFT JOIN r ON true "                   \
+	"UNION ALL SELECT 1, t.nsp, t.rel, t.relrowsecurity, t.relforcerowsecurity, t.owned, "             \
+	"p.polname::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), "                                 \
+	"pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM t LEFT JOIN "                             \
+	"pg_catalog.pg_policy p ON p.polrelid = t.oid) s "                                                 \
 	"ORDER BY k, nsp COLLATE \"C\", rel COLLATE \"C\", pol COLLATE \"C\""
 
 enum {
