@@ -271,6 +271,14 @@ static const lint_case cases[] = {
 	{ "DC504", false, 0, "SELECT set_config('lock_timeout', '1s', true);" },
 	{ "DC504", false, 0, "COPY t FROM STDIN;" },
 	{ "DC504", false, CFG_SCHEMA, "SET search_path TO other;" },
+	/* DC505 */
+	{ "DC505", true, 0, "ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;" },
+	{ "DC505", true, 0, "ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY;\nALTER TABLE accounts ENABLE ROW LEVEL SECURITY;" },
+	{ "DC505", true, 0, "DROP POLICY p ON accounts;\nCREATE POLICY p ON invoices USING (true);" },
+	{ "DC505", false, 0, "DROP POLICY p ON accounts;\nCREATE POLICY p ON accounts USING (tenant_id = 1);" },
+	{ "DC505", false, 0, "ALTER TABLE a DISABLE ROW LEVEL SECURITY;\nUPDATE a SET x = 1;\nALTER TABLE a ENABLE ROW LEVEL SECURITY;" },
+	{ "DC505", false, 0, "DROP POLICY p ON a;\nDROP TABLE a;" },
+	{ "DC505", false, 0, "ALTER TABLE a ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;" },
 	/* dollar-quoted bodies are not statements of the migration */
 	{ "DC201", false, 0, "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$ BEGIN DROP TABLE t; END $fn$;" },
 	{ "DC402", false, 0, "DO $$ BEGIN COMMIT; END $$;" },
