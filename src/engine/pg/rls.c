@@ -170,7 +170,7 @@ static int judge_rows(judge *j, dc_error *err)
 	return dc_strbuf_error(j->out) ? dc_error_set(err, DC_ENOMEM, "out of memory") : 0;
 }
 
-/* DC_ECONFIG when the engine was opened without tenancy.column/app_role. */
+/* Whether the engine was opened with tenancy.column and tenancy.app_role. */
 static bool configured(const dc_engine *e)
 {
 	return e->rls_column && e->rls_role;
