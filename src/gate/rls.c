@@ -23,8 +23,9 @@
 #include "gate_internal.h"
 #include "util/text.h"
 
-/* Problems listed per shard or tenant (the rest: "and more"). */
-#define RLS_MAX_ROWS 10
+/* Problems listed per shard or tenant, the last saying how many more there
+ * are: what fits a gate's one line. */
+#define RLS_MAX_ROWS 4
 
 /* The first weakening a migration leaves open, as file:line:col: why. */
 static void describe_open(const dc_rls_tracker *t, char *out, size_t size)

@@ -61,7 +61,8 @@ typedef struct judge {
 	const char *role;
 	dc_strbuf *out;
 	size_t max_rows;
-	size_t lines;
+	size_t lines; /* problems found, listed or not */
+	size_t cut;   /* out's length after max_rows - 1 of them */
 } judge;
 
 static bool yes(const PGresult *res, int row, int col)
@@ -81,6 +82,8 @@ static void problem(judge *j, const char *fmt, ...)
 	dc_strbuf_vaddf(j->out, fmt, ap);
 	va_end(ap);
 	dc_strbuf_addch(j->out, '\n');
+	if (j->lines + 1 == j->max_rows)
+		j->cut = j->out->len;
 }
 
 /* Whether the policy of row `row` refers to the column, in USING or WITH CHECK. */
@@ -97,46 +100,46 @@ static int policy_refers(const judge *j, int row, bool *out, dc_error *err)
 	return 0;
 }
 
-/* The table of rows [first, end): its RLS flags and its policies. */
+/* The table of rows [first, end): its RLS flags and its policies, one line. */
 static int judge_table(judge *j, int first, int end, dc_error *err)
 {
 	const PGresult *res = j->res;
 	const char *nsp = PQgetvalue(res, first, COL_NSP), *rel = PQgetvalue(res, first, COL_REL);
+	dc_strbuf line = DC_STRBUF_INIT;
 	char names[256] = "";
 	size_t len = 0;
 	bool refers = false;
-	int row, rc;
+	int row, rc = 0;
 
-	if (!yes(res, first, COL_A))
-		problem(j,
-		        "table '%s.%s' has the tenant column '%s' but row-level security is not "
-		        "enabled",
-		        nsp, rel, j->column);
-	else if (!yes(res, first, COL_B))
-		problem(j,
-		        "table '%s.%s' has row-level security enabled but not forced: its owner "
-		        "is not held back by its policies",
-		        nsp, rel);
 	for (row = first; row < end && !refers && !PQgetisnull(res, row, COL_POL); row++) {
 		if ((rc = policy_refers(j, row, &refers, err)) != 0)
-			return rc;
+			goto out;
 		if (len + 70 < sizeof(names)) /* a name is at most 63 bytes */
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",
 			                        len ? ", " : "", PQgetvalue(res, row, COL_POL));
 	}
-	if (!refers && !names[0])
-		problem(j, "table '%s.%s' has no policy on the tenant column '%s'", nsp, rel,
-		        j->column);
+	if (!yes(res, first, COL_A))
+		dc_strbuf_adds(&line, "row-level security not enabled");
+	else if (!yes(res, first, COL_B))
+		dc_strbuf_adds(&line,
+		               "row-level security not forced (its owner passes its policies)");
+	if (!refers && names[0])
+		dc_strbuf_addf(&line, "%sno policy refers to the tenant column '%s' (policies: %s)",
+		               line.len ? ", " : "", j->column, names);
 	else if (!refers)
-		problem(j,
-		        "table '%s.%s': no policy refers to the tenant column '%s' (policies: %s)",
-		        nsp, rel, j->column, names);
+		dc_strbuf_addf(&line, "%sno policy", line.len ? ", " : "");
+	if (dc_strbuf_error(&line)) {
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (line.len)
+		problem(j, "table '%s.%s': %s", nsp, rel, line.buf);
 	if (yes(res, first, COL_C))
-		problem(j,
-		        "application role '%s' owns table '%s.%s' (or is a member of its owner): "
-		        "an owner can turn its row-level security off",
+		problem(j, "application role '%s' owns table '%s.%s' (or is a member of its owner)",
 		        j->role, nsp, rel);
-	return 0;
+out:
+	dc_strbuf_release(&line);
+	return rc;
 }
 
 static int judge_rows(judge *j, dc_error *err)
@@ -166,6 +169,11 @@ static int judge_rows(judge *j, dc_error *err)
 			;
 		if ((rc = judge_table(j, first, end, err)) != 0)
 			return rc;
+	}
+	/* past the limit, its last line says how many more there are */
+	if (j->max_rows && j->lines > j->max_rows) {
+		dc_strbuf_setlen(j->out, j->cut);
+		dc_strbuf_addf(j->out, "and %zu more\n", j->lines - (j->max_rows - 1));
 	}
 	return dc_strbuf_error(j->out) ? dc_error_set(err, DC_ENOMEM, "out of memory") : 0;
 }
@@ -197,7 +205,9 @@ int dc_pg__rls_check(dc_conn *c, dc_strbuf *out, size_t max_rows, dc_error *err)
 	q[0] = (pipe_q){ RLS_SELECT, 2, params };
 	if ((ret = dc_pg__pipe_run(c, q, 1, false, kept, NULL, 0, err)) != 0)
 		goto out;
-	j = (judge){ kept[0], c->engine->rls_column, c->engine->rls_role, out, max_rows, 0 };
+	j =
+	        (judge){ kept[0], c->engine->rls_column, c->engine->rls_role, out, max_rows, 0,
+		         out->len };
 	if ((ret = judge_rows(&j, &jerr)) != 0)
 		ret = dc_pg__conn_fail(c, err, ret, NULL, NULL, 0, 0, "tenant '%s': %s",
 		                       dc_pg__tenant_id(c), jerr.message);
@@ -235,7 +245,7 @@ int dc_pg__rls_shard_check(dc_engine *e, dc_strbuf *out, size_t max_rows, dc_err
 		                        why);
 		goto out;
 	}
-	j = (judge){ res, e->rls_column, e->rls_role, out, max_rows, 0 };
+	j = (judge){ res, e->rls_column, e->rls_role, out, max_rows, 0, out->len };
 	if ((ret = judge_rows(&j, &jerr)) != 0)
 		ret = dc_pg__shard_fail(e, err, ret, NULL, "shard '%s': %s", e->shard,
 		                        jerr.message);
