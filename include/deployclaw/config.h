@@ -85,6 +85,12 @@ typedef struct dc_config {
 		 * (SET LOCAL ROLE): "owner" (the schema's owner) or a name in which
 		 * DC_RUN_AS_TENANT stands for the tenant id; NULL: off */
 		char *run_as;
+		/** row tenancy: the tenant column (e.g. tenant_id); set, it turns on the RLS gates
+		 * (`rls`, `rls_after`). NULL: none */
+		char *column;
+		/** row tenancy: the application's role, which row-level security must hold back
+		 * (set together with `column`). NULL: none */
+		char *app_role;
 	} tenancy;
 
 	dc_shard_config *shards;

@@ -5,7 +5,7 @@
  * One pass over a block of SQL (driver.c): each statement is parsed once
  * (chunks.c for large blocks), modelled once (model.c), and handed to the
  * walk of its kind (driver.c's dispatch into the rule families: locking.c,
- * rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c; ALTER TABLE
+ * rewrites.c, breaking.c, naming.c, transactions.c, tenancy.c, rls.c; ALTER TABLE
  * sub-commands in alter_table.c), to the statement checks rules.def lists,
  * then to the checks on its model. Ignore comments (ignores.c) silence what
  * the statement reported; downs.c compares each phase's down with its up.
@@ -94,8 +94,9 @@ struct lint {
 	strset validated; /* "t.col": a validated CHECK (col IS NOT NULL) */
 	strset fks;       /* "t.con": foreign keys */
 	strset renamed;   /* old table name -> finding index + 1 */
-	dc_arena trees;   /* parse trees of small blocks, kept until the end */
-	dc_arena keep;    /* copies of what outlives a chunk's tree (column types) */
+	struct dc_rls_tracker *rls; /* DC505's open weakenings (heap, made on first use) */
+	dc_arena trees;             /* parse trees of small blocks, kept until the end */
+	dc_arena keep;              /* copies of what outlives a chunk's tree (column types) */
 
 	/* the current block */
 	const char *file;
@@ -287,6 +288,11 @@ void dc_lint__walk_rangevars(lint *l, const PgQuery__Node *n);
 void dc_lint__schema_node(lint *l, const PgQuery__Node *n);
 dc_lint_stmt_check dc_lint__isolation;
 dc_lint_stmt_check dc_lint__check_catalog_scope;
+
+/* rls.c: DC505, through ../rls.c (shared with the rls gate). The downs are a
+ * sequence of their own: dc_lint__rls_reset starts one. */
+dc_lint_stmt_check dc_lint__rls;
+void dc_lint__rls_reset(lint *l);
 
 /* alter_table.c: the ALTER TABLE walk, sub-command by sub-command */
 void dc_lint__alter_table(lint *l, const PgQuery__AlterTableStmt *a);

@@ -44,6 +44,8 @@ void dc_config_free(dc_config *cfg)
 	for (i = 0; i < cfg->tenancy.nshared_schemas; i++)
 		free(cfg->tenancy.shared_schemas[i]);
 	free(cfg->tenancy.shared_schemas);
+	free(cfg->tenancy.column);
+	free(cfg->tenancy.app_role);
 	for (i = 0; i < cfg->nshards; i++) {
 		dc_shard_config *sh = &cfg->shards[i];
 

@@ -56,6 +56,8 @@ int dc_config__get_nonempty(ctx *c, const dc_yaml_node *n, const char *path, cha
 /* tenancy.run_as: 'owner', or a role name holding '{tenant}' once (and no
  * other brace), kept as written. */
 int dc_config__get_run_as(ctx *c, const dc_yaml_node *n, char **out);
+/* A PostgreSQL name (a column, a role): non-empty, at most 63 bytes. */
+int dc_config__get_pg_name(ctx *c, const dc_yaml_node *n, const char *path, char **out);
 int dc_config__get_int(ctx *c,
                        const dc_yaml_node *n,
                        const char *path,

@@ -140,6 +140,16 @@ int dc_config_dump(const dc_config *cfg, dc_strbuf *out)
 		add_quoted(out, cfg->tenancy.run_as);
 		dc_strbuf_addch(out, '\n');
 	}
+	if (cfg->tenancy.column) {
+		dc_strbuf_adds(out, "  column: ");
+		add_quoted(out, cfg->tenancy.column);
+		dc_strbuf_addch(out, '\n');
+	}
+	if (cfg->tenancy.app_role) {
+		dc_strbuf_adds(out, "  app_role: ");
+		add_quoted(out, cfg->tenancy.app_role);
+		dc_strbuf_addch(out, '\n');
+	}
 	if (cfg->nshards == 0)
 		dc_strbuf_adds(out, "shards: []\n");
 	else

@@ -18,8 +18,9 @@ static const char *const root_keys[] = { "engine", "migrations", "tenancy", "sha
 static const char *const lint_keys[] = { "rules" };
 /* in dc_severity order */
 static const char *const severity_names[] = { "off", "info", "warning", "error" };
-static const char *const tenancy_keys[] = { "model", "glob",           "pattern", "query",
-	                                    "list",  "shared_schemas", "run_as" };
+static const char *const tenancy_keys[] = { "model",  "glob",   "pattern",
+	                                    "query",  "list",   "shared_schemas",
+	                                    "run_as", "column", "app_role" };
 static const char *const shard_keys[] = { "name", "primary", "replicas", "parallel" };
 static const char *const gates_keys[] = { "lock_timeout",       "statement_timeout",
 	                                  "require_down",       "replication_lag",
@@ -85,6 +86,12 @@ static int load_tenancy(ctx *c, dc_config *cfg, const dc_yaml_node *t)
 		return rc;
 	if ((v = dc_yaml__get(t, "run_as")) != NULL &&
 	    (rc = dc_config__get_run_as(c, v, &cfg->tenancy.run_as)) != 0)
+		return rc;
+	if ((v = dc_yaml__get(t, "column")) != NULL &&
+	    (rc = dc_config__get_pg_name(c, v, "tenancy.column", &cfg->tenancy.column)) != 0)
+		return rc;
+	if ((v = dc_yaml__get(t, "app_role")) != NULL &&
+	    (rc = dc_config__get_pg_name(c, v, "tenancy.app_role", &cfg->tenancy.app_role)) != 0)
 		return rc;
 	return 0;
 }

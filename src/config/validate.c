@@ -62,6 +62,30 @@ int dc_config__check_tenant_list(ctx *c, const dc_config *cfg, const dc_yaml_nod
 	return rc;
 }
 
+/* tenancy.column and tenancy.app_role: row tenancy's RLS gates, which need both. */
+static int check_rls_keys(ctx *c, const dc_config *cfg, const dc_yaml_node *tenancy)
+{
+	const dc_yaml_node *column = dc_yaml__get(tenancy, "column");
+	const dc_yaml_node *role = dc_yaml__get(tenancy, "app_role");
+
+	if (!cfg->tenancy.column && !cfg->tenancy.app_role)
+		return 0;
+	if (cfg->tenancy.model != DC_TENANCY_ROW)
+		return fail(c, column ? column : role,
+		            "tenancy.%s: only row tenancy (tenancy.model: row) has a tenant column "
+		            "that row-level security guards",
+		            column ? "column" : "app_role");
+	if (!cfg->tenancy.app_role)
+		return fail(c, column,
+		            "tenancy.column: needs tenancy.app_role, the application's role that "
+		            "row-level security must hold back");
+	if (!cfg->tenancy.column)
+		return fail(c, role,
+		            "tenancy.app_role: needs tenancy.column, the tenant column row-level "
+		            "security filters on");
+	return 0;
+}
+
 /*
  * The rules that tie keys together, once every section is read: what each
  * engine needs. Messages point at the key to change.
@@ -133,5 +157,5 @@ int dc_config__check_across_keys(ctx *c, const dc_config *cfg, const dc_yaml_nod
 			        "missing required key 'tenancy' (engine 'sqlite' needs 'glob' or 'list')");
 		}
 	}
-	return 0;
+	return check_rls_keys(c, cfg, tenancy);
 }

@@ -234,6 +234,23 @@ int dc_config__get_run_as(ctx *c, const dc_yaml_node *n, char **out)
 	return rc;
 }
 
+/* PostgreSQL keeps NAMEDATALEN - 1 bytes of a name and truncates the rest: a
+ * longer configured name would never equal the catalog's. */
+#define PG_NAME_MAX 63
+
+int dc_config__get_pg_name(ctx *c, const dc_yaml_node *n, const char *path, char **out)
+{
+	int rc = dc_config__get_nonempty(c, n, path, out);
+
+	if (rc == 0 && strlen(*out) > PG_NAME_MAX) {
+		free(*out);
+		*out = NULL;
+		rc = fail(c, n, "%s: longer than %d bytes, PostgreSQL's limit for a name", path,
+		          PG_NAME_MAX);
+	}
+	return rc;
+}
+
 static int parse_int(const char *s, int64_t *v)
 {
 	int64_t x = 0;

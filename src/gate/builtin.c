@@ -27,6 +27,12 @@ static bool run_as_on(const dc_config *cfg)
 	return cfg->tenancy.run_as != NULL;
 }
 
+/* Row tenancy with a tenant column: the RLS gates. */
+static bool rls_on(const dc_config *cfg)
+{
+	return cfg->tenancy.column != NULL;
+}
+
 /* clang-format off */
 const dc_gate__def dc_gate__builtin[] = {
 	/* integrity */
@@ -45,6 +51,10 @@ const dc_gate__def dc_gate__builtin[] = {
 	{ "run_as", DC_GATE_PREFLIGHT, "tenancy.run_as", dc_gate__run_as,
 	  "each tenant's run-as role exists and reaches no other tenant's schema", run_as_on,
 	  DC_EGATE, "isolation" },
+	/* rls: two rows, as one row carries one refusal code (exit 3 before the run, 1 per tenant) */
+	{ "rls", DC_GATE_PREFLIGHT, "tenancy.column", dc_gate__rls,
+	  "no migration weakens row-level security; every shard's tenant tables have it, forced, "
+	  "with a policy on the column, and the app role cannot bypass it", rls_on, DC_EGATE, "isolation" },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
 	  "no pending version is older than an applied one", NULL, DC_EGATE, "ordering" },
@@ -57,6 +67,9 @@ const dc_gate__def dc_gate__builtin[] = {
 	{ "foreign_key_check", DC_GATE_AFTER_TENANT, "gates.foreign_key_check",
 	  dc_gate__foreign_key_check, "no foreign key violation before commit",
 	  foreign_key_check_on, DC_ETENANT, "consistency" },
+	/* isolation, before each commit */
+	{ "rls_after", DC_GATE_AFTER_TENANT, "tenancy.column", dc_gate__rls_after,
+	  "the tenant's tables still have row-level security before commit", rls_on, DC_ETENANT, "isolation" },
 };
 /* clang-format on */
 

@@ -4,7 +4,7 @@
  *
  * Adding a gate is one row in dc_gate__builtin and one check function in
  * the family file it belongs to (integrity.c, compliance.c, ordering.c,
- * consistency.c, isolation.c, or a new one), declared below. The gates' section of
+ * consistency.c, isolation.c, rls.c, or a new one), declared below. The gates' section of
  * docs/rollout.md lists every row; test_gate fails when the two differ.
  */
 #ifndef DC_GATE_INTERNAL_H
@@ -93,6 +93,10 @@ int dc_gate__require_down(const dc_gate *, const dc_gate_ctx *, dc_gate_result *
 /* isolation.c: no statement of the plan gets around the tenant's isolation. */
 int dc_gate__isolation(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 int dc_gate__run_as(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+
+/* rls.c: row tenancy's row-level security holds, before the run and before each commit. */
+int dc_gate__rls(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__rls_after(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
 /* ordering.c: the fleet's histories agree with the migration set. */
 int dc_gate__out_of_order(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

@@ -32,11 +32,16 @@
 #      PostgreSQL's privileges (exit 1, rolled back); what a migration creates
 #      belongs to the tenant's role; the preflight refuses a role that can use
 #      another tenant's schema, a missing role and a superuser (exit 3)
+#   10. row tenancy's RLS gates: a table without RLS or FORCE, a policy off the
+#      tenant column, an app role with BYPASSRLS or owning a table refused
+#      before the run (exit 3); a migration creating an unprotected table
+#      rolled back (exit 1); one disabling RLS refused statically; a correct
+#      one applied
 #
 # usage: bash pg_fleet.sh path/to/deployclaw
 #   PG_FLEET_CASES="lock cic"  run only these cases (schema database row lock
 #                              cic advisory names isolation shared fuzz shard
-#                              runas; schema includes topology)
+#                              runas rls; schema includes topology)
 #   PG_FLEET_FUZZ_N=60         migrations the property test generates
 #   PG_FLEET_KEEP=DIR          copy the fleets, outputs and ledgers there
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -1898,10 +1903,166 @@ ra_refused() {
 	setup "$RA" -c "$3"
 }
 
+# ========================================================================
+case_rls() {
+section "10. RLS gates (row tenancy, tenancy.column): unprotected tenant tables refused or rolled back"
+RL=${P}_rls
+RAPP=${P}_app
+mkdb "$RL"
+setup deployclaw -c "CREATE ROLE \"$RAPP\" NOLOGIN"
+setup "$RL" -c "CREATE TABLE accounts (id int PRIMARY KEY, tenant_id int NOT NULL, n int NOT NULL);
+	ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE accounts FORCE ROW LEVEL SECURITY;
+	CREATE POLICY accounts_tenant ON accounts USING (tenant_id = current_setting('app.tenant')::int);
+	INSERT INTO accounts SELECT g, g % 3, g FROM generate_series(1, 9) g;
+	CREATE TABLE countries (code text PRIMARY KEY)"
+RB=$TMP/rls_base
+mkdir -p "$RB/migrations" "$RB/audit"
+cat >"$RB/deployclaw.yaml" <<EOF
+engine: postgres
+migrations: migrations
+tenancy:
+  model: row
+  column: tenant_id
+  app_role: $RAPP
+shards:
+  - name: rl
+    primary: "$(dsn "$RL")"
+rollout:
+  canary: 0
+  waves: [100%]
+  parallel: 1
+audit:
+  ledger: audit/ledger.jsonl
+  key: audit/signing.key
+EOF
+# the correct migration: a tenant table with RLS enabled, forced and a policy on the column
+cat >"$RB/migrations/0001_invoices.yaml" <<'EOF'
+version: "0001"
+name: invoices
+phases:
+  - name: main
+    up: |
+      CREATE TABLE invoices (id int PRIMARY KEY, tenant_id int NOT NULL, total int);
+      ALTER TABLE invoices ENABLE ROW LEVEL SECURITY;
+      ALTER TABLE invoices FORCE ROW LEVEL SECURITY;
+      CREATE POLICY invoices_tenant ON invoices USING (tenant_id = current_setting('app.tenant')::int);
+    down: DROP TABLE invoices;
+EOF
+project "$RB"
+dc "$RB/deployclaw.yaml" apply
+expect_rc 0
+check_eq "correct migration: invoices made with RLS enabled and forced, 0001 applied" \
+	"$(q "$RL" "SELECT relrowsecurity || ' ' || relforcerowsecurity FROM pg_class WHERE relname = 'invoices'") $(rls_history)" \
+	"true true 0001:applied"
+rls_refused no_rls "ALTER TABLE accounts DISABLE ROW LEVEL SECURITY" \
+	"ALTER TABLE accounts ENABLE ROW LEVEL SECURITY" \
+	"table 'public.accounts': row-level security not enabled"
+rls_refused no_force "ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY" \
+	"ALTER TABLE accounts FORCE ROW LEVEL SECURITY" \
+	"table 'public.accounts': row-level security not forced"
+# the policy's text spells tenant_id, in a string: only a column reference counts
+rls_refused policy_off_column "CREATE TABLE public.notes (id int, tenant_id int);
+	ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY; ALTER TABLE public.notes FORCE ROW LEVEL SECURITY;
+	CREATE POLICY notes_any ON public.notes USING (current_setting('app.tenant_id', true) IS NOT NULL)" \
+	"DROP TABLE public.notes" \
+	"table 'public.notes': no policy refers to the tenant column 'tenant_id' (policies: 'notes_any')"
+# past four problems, the last line counts the rest
+rls_refused many "DO \$\$ BEGIN FOR i IN 1..5 LOOP EXECUTE format('CREATE TABLE public.many_%s (tenant_id int)', i); END LOOP; END \$\$" \
+	"DROP TABLE public.many_1, public.many_2, public.many_3, public.many_4, public.many_5" \
+	"table 'public.many_3': row-level security not enabled, no policy; and 2 more; nothing was changed"
+rls_refused bypassrls "ALTER ROLE \"$RAPP\" BYPASSRLS" "ALTER ROLE \"$RAPP\" NOBYPASSRLS" \
+	"application role '$RAPP' has BYPASSRLS"
+rls_refused owner "ALTER TABLE accounts OWNER TO \"$RAPP\"" "ALTER TABLE accounts OWNER TO CURRENT_USER" \
+	"application role '$RAPP' owns table 'public.accounts'"
+# a migration that creates an unprotected tenant table fails its tenant before the commit
+BEFORE=$(rls_snap)
+d=$(rls_project leaky "      CREATE TABLE leaky (id int PRIMARY KEY, tenant_id int NOT NULL);")
+dc "$d/deployclaw.yaml" apply
+expect_rc 1
+expect_out "gate 'rls_after' refused"
+check_eq "leaky: rolled back (no table 'leaky' in any schema), history and catalog unchanged" \
+	"$(q "$RL" "SELECT count(*) FROM pg_class WHERE relname = 'leaky'") $(rls_snap)" "0 $BEFORE"
+check_eq "leaky: the ledger's outcome names the gate and the table" \
+	"$(ledger_py "$d/audit/ledger.jsonl" 'f = [o for o in outcomes if o["status"] == "failed"]
+print(len(f), all("rls_after" in o["error"] and ".leaky'"'"': row-level security not enabled, no policy" in o["error"] for o in f))')" \
+	"1 True"
+# weakening RLS in a migration is refused before anything runs, at its file:line:col
+rls_static disable 7:19 "      ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;" "DISABLE ROW LEVEL SECURITY"
+rls_static no_force 7:19 "      ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY;" "NO FORCE ROW LEVEL SECURITY"
+rls_static drop_policy 7:7 "      DROP POLICY accounts_tenant ON accounts;" "DROP POLICY 'accounts_tenant'"
+# ... unless the same migration makes it good again: a policy dropped and created anew
+d=$(rls_project replace_policy "      DROP POLICY accounts_tenant ON accounts;
+      CREATE POLICY accounts_tenant ON accounts USING (tenant_id = current_setting('app.tenant', true)::int);")
+dc "$d/deployclaw.yaml" apply
+expect_rc 0
+check_eq "policy replaced in one migration: applied, accounts still guarded" \
+	"$(rls_history) $(q "$RL" "SELECT count(*) FROM pg_policy WHERE polname = 'accounts_tenant'")" \
+	"0001:applied,0002:applied 1"
+}
+
+rls_history() { q "$RL" "SELECT string_agg(version || ':' || status, ',' ORDER BY version) FROM public.deployclaw_history"; }
+
+# rls_snap: a checksum of the history, deployclaw's state, every table with
+# its RLS flags and owner, every policy, the app role and the accounts' data
+rls_snap() {
+	q "$RL" "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+	  SELECT 'h' || version || status x FROM public.deployclaw_history
+	  UNION ALL SELECT 's' || tenant || version || status FROM deployclaw.tenant_state
+	  UNION ALL SELECT 'r' || nspname || '.' || relname || relrowsecurity || relforcerowsecurity || relowner::regrole
+	    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	    WHERE relkind IN ('r', 'p') AND nspname NOT IN ('pg_catalog', 'information_schema')
+	  UNION ALL SELECT 'p' || polname || pg_get_expr(polqual, polrelid) FROM pg_policy
+	  UNION ALL SELECT 'a' || rolsuper || rolbypassrls FROM pg_roles WHERE rolname = '$RAPP'
+	  UNION ALL SELECT 'c' || attname FROM pg_attribute WHERE attrelid = 'public.accounts'::regclass AND attnum > 0
+	  UNION ALL SELECT 'd' || string_agg(id || ':' || tenant_id || ':' || n, ',' ORDER BY id) FROM accounts) y"
+}
+
+# rls_project NAME SQL: a copy of the base project with a 0002 whose up adds
+# a column to accounts, then SQL (from line 7); prints its folder.
+rls_project() {
+	local d=$TMP/rls_$1
+	rm -rf "$d"
+	cp -r "$RB" "$d"
+	printf 'version: "0002"\nname: %s\nphases:\n  - name: main\n    up: |\n      ALTER TABLE accounts ADD COLUMN note text;\n%s\n    down: ALTER TABLE accounts DROP COLUMN note;\n' \
+		"$1" "$2" >"$d/migrations/0002_$1.yaml"
+	"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "$1: hash failed"
+	echo "$d"
+}
+
+# rls_refused NAME FAULT UNDO TEXT: with FAULT made in the shard, a harmless
+# 0002 is refused before the run by the rls gate naming TEXT (exit 3), and
+# nothing changes; UNDO puts the shard back.
+rls_refused() {
+	local d
+	setup "$RL" -c "$2"
+	BEFORE=$(rls_snap)
+	d=$(rls_project "$1" "")
+	dc "$d/deployclaw.yaml" apply
+	expect_rc 3
+	expect_err "gate 'rls' refused: shard 'rl': "
+	expect_err "$4"
+	check_eq "$1: nothing changed" "$(rls_snap)" "$BEFORE"
+	setup "$RL" -c "$3"
+}
+
+# rls_static NAME LINE:COL SQL TEXT: a 0002 running SQL at line 7 is refused
+# by the rls gate at LINE:COL of its file (exit 3), nothing changed.
+rls_static() {
+	local d
+	BEFORE=$(rls_snap)
+	d=$(rls_project "$1" "$3")
+	dc "$d/deployclaw.yaml" apply
+	expect_rc 3
+	expect_err "gate 'rls' refused: $d/migrations/0002_$1.yaml:$2: "
+	expect_err "$4"
+	check_eq "$1: nothing changed" "$(rls_snap)" "$BEFORE"
+}
+
 # PG_FLEET_CASES="lock cic" runs only those cases (for working on one);
 # by default every case runs.
-for c in schema database row lock cic advisory names isolation shared fuzz shard runas; do
-	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz shard runas} " in
+for c in schema database row lock cic advisory names isolation shared fuzz shard runas rls; do
+	case " ${PG_FLEET_CASES:-schema database row lock cic advisory names isolation shared fuzz shard runas rls} " in
 	*" $c "*) "case_$c" ;;
 	esac
 done

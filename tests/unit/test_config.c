@@ -24,6 +24,8 @@ typedef struct bad_case {
 
 #define SQLITE_OK_HEAD "tenancy:\n  glob: t/*.db\n"
 #define PG_HEAD        "engine: postgres\ntenancy:\n  model: schema\n  pattern: \"tenant_%\"\n"
+#define ROW_HEAD       "engine: postgres\ntenancy:\n  model: row\n"
+#define PG_SHARD       "shards:\n  - { name: a, primary: \"host=a\" }\n"
 
 static const bad_case bad_cases[] = {
 	{ "syntax_unclosed_flow", SQLITE_OK_HEAD "rollout:\n  waves: [10%, 50%\n", 5, 1,
@@ -124,6 +126,18 @@ static const bad_case bad_cases[] = {
 	  "missing required key 'tenancy' (engine 'sqlite' needs 'glob' or 'list')" },
 	{ "sqlite_schema_model", "tenancy:\n  model: schema\n  glob: x\n", 2, 10,
 	  "tenancy.model: engine 'sqlite' supports only 'database' (one file per tenant)" },
+	{ "rls_column_under_schema", PG_HEAD "  column: tenant_id\n  app_role: app\n" PG_SHARD, 5,
+	  11,
+	  "tenancy.column: only row tenancy (tenancy.model: row) has a tenant column that row-level security guards" },
+	{ "rls_column_without_role", ROW_HEAD "  column: tenant_id\n" PG_SHARD, 4, 11,
+	  "tenancy.column: needs tenancy.app_role, the application's role that row-level security must hold back" },
+	{ "rls_role_without_column", ROW_HEAD "  app_role: app\n" PG_SHARD, 4, 13,
+	  "tenancy.app_role: needs tenancy.column, the tenant column row-level security filters on" },
+	{ "rls_column_too_long",
+	  ROW_HEAD "  column: c234567890123456789012345678901234567890123456789012345678901234\n",
+	  4, 11, "tenancy.column: longer than 63 bytes, PostgreSQL's limit for a name" },
+	{ "rls_role_empty", ROW_HEAD "  column: tenant_id\n  app_role: ''\n", 5, 13,
+	  "tenancy.app_role: must not be empty" },
 	{ "gates_scalar", SQLITE_OK_HEAD "gates: strict\n", 3, 8,
 	  "gates: expected a mapping, got a scalar" },
 	{ "duration_bare_number", SQLITE_OK_HEAD "gates:\n  lock_timeout: 2\n", 4, 17,
@@ -408,6 +422,27 @@ static void postgres_with_shards(void **state)
 	assert_int_equal(cfg->shards[1].line, 5);
 	assert_int_equal(cfg->shards[1].col, 5);
 	dc_config_free(cfg);
+}
+
+/* Row tenancy's RLS keys: read, dumped by `config show`, and the dump reloads. */
+static void rls_keys(void **state)
+{
+	dc_strbuf out = DC_STRBUF_INIT;
+	dc_config *cfg;
+
+	(void)state;
+	cfg = parse_ok(ROW_HEAD "  column: tenant_id\n  app_role: app\n" PG_SHARD);
+	assert_string_equal(cfg->tenancy.column, "tenant_id");
+	assert_string_equal(cfg->tenancy.app_role, "app");
+	assert_int_equal(dc_config_dump(cfg, &out), 0);
+	assert_non_null(
+	        strstr(out.buf, "  model: row\n  column: \"tenant_id\"\n  app_role: \"app\"\n"));
+	dc_config_free(cfg);
+	cfg = parse_ok(out.buf);
+	assert_string_equal(cfg->tenancy.column, "tenant_id");
+	assert_string_equal(cfg->tenancy.app_role, "app");
+	dc_config_free(cfg);
+	dc_strbuf_release(&out);
 }
 
 static void env_expansion(void **state)
@@ -832,6 +867,7 @@ int main(void)
 		cmocka_unit_test(dsn_redaction),
 		cmocka_unit_test(passwords_never_leak),
 		cmocka_unit_test(dump_is_complete_and_reloads),
+		cmocka_unit_test(rls_keys),
 		cmocka_unit_test(dump_of_defaults),
 		cmocka_unit_test(amounts),
 	};

@@ -289,6 +289,14 @@ static const lint_case cases[] = {
 	{ "DC505", false, CFG_SCHEMA, "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema();" },
 	{ "DC505", false, CFG_SCHEMA, "SELECT * FROM tables;" },
 	{ "DC505", false, 0, "SELECT 1 FROM pg_constraint WHERE conname = 'u';" },
+	/* DC506: row-level security weakened */
+	{ "DC506", true, 0, "ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;" },
+	{ "DC506", true, 0, "ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY;\nALTER TABLE accounts ENABLE ROW LEVEL SECURITY;" },
+	{ "DC506", true, 0, "DROP POLICY p ON accounts;\nCREATE POLICY p ON invoices USING (true);" },
+	{ "DC506", false, 0, "DROP POLICY p ON accounts;\nCREATE POLICY p ON accounts USING (tenant_id = 1);" },
+	{ "DC506", false, 0, "ALTER TABLE a DISABLE ROW LEVEL SECURITY;\nUPDATE a SET x = 1;\nALTER TABLE a ENABLE ROW LEVEL SECURITY;" },
+	{ "DC506", false, 0, "DROP POLICY p ON a;\nDROP TABLE a;" },
+	{ "DC506", false, 0, "ALTER TABLE a ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;" },
 	/* dollar-quoted bodies are not statements of the migration */
 	{ "DC201", false, 0, "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$ BEGIN DROP TABLE t; END $fn$;" },
 	{ "DC402", false, 0, "DO $$ BEGIN COMMIT; END $$;" },
@@ -327,7 +335,8 @@ static bool fires(const dc_finding_list *l, const char *id)
  * through to the run-time checks); the rest of DC504 stays an error. */
 static void dynamic_sql_allowed_is_a_warning(void **state)
 {
-	static const char sql[] = "DO $$ BEGIN EXECUTE format('SELECT %s', 1); END $$;\nRESET ALL;\n";
+	static const char sql[] =
+	        "DO $$ BEGIN EXECUTE format('SELECT %s', 1); END $$;\nRESET ALL;\n";
 	dc_finding_list l = { NULL, 0, 0 };
 	dc_lint_config lc;
 	dc_error err = { 0 };

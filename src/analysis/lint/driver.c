@@ -299,6 +299,7 @@ int dc_lint_migration(const dc_migration *m,
 	/* the downs run in reverse phase order, after every up: what the ups
 	 * created (tables, indexes, columns) is known, so dropping it again is
 	 * not reported as data loss */
+	dc_lint__rls_reset(&l);
 	for (i = m->nphases; i-- > 0 && !rc;) {
 		const dc_phase *ph = &m->phases[i];
 		block b;

@@ -84,6 +84,7 @@ void dc_lint__release(lint *l)
 	dc_lint__set_release(&l->validated);
 	dc_lint__set_release(&l->fks);
 	dc_lint__set_release(&l->renamed);
+	free(l->rls);
 	dc_lint__set_release(&l->tx_not_valid);
 	dc_lint__set_release(&l->dropped_cons);
 	dc_arena_release(&l->trees);

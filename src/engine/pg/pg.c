@@ -25,6 +25,8 @@ void dc_pg__close(dc_engine *e)
 	free(e->shared_path);
 	free(e->run_as);
 	dc_pg__roles_free(e);
+	free(e->rls_column);
+	free(e->rls_role);
 	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
@@ -75,6 +77,9 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 	    !(e->conninfo = dc_strdup(shard->primary ? shard->primary : "")) ||
 	    !(e->app_name = dc_strdup("deployclaw")) ||
 	    (cfg->tenancy.run_as && !(e->run_as = dc_strdup(cfg->tenancy.run_as))))
+		goto oom;
+	if ((cfg->tenancy.column && !(e->rls_column = dc_strdup(cfg->tenancy.column))) ||
+	    (cfg->tenancy.app_role && !(e->rls_role = dc_strdup(cfg->tenancy.app_role))))
 		goto oom;
 	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
 		goto out;
@@ -136,6 +141,8 @@ const dc_engine_ops dc_engine_pg = {
 	.schema_fingerprint = dc_pg__schema_fingerprint,
 	.shard_history_read = dc_pg__shard_history_read,
 	.shard_run = dc_pg__shard_run,
+	.check = dc_pg__check,
+	.check_kinds = 1u << DC_CHECK_RLS,
 	.shard_check = dc_pg__shard_check,
-	.shard_check_kinds = 1u << DC_CHECK_ISOLATION,
+	.shard_check_kinds = 1u << DC_CHECK_ISOLATION | 1u << DC_CHECK_RLS,
 };

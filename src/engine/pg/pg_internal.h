@@ -17,7 +17,9 @@
  *   inspect.c     query_text and the schema fingerprint
  *   shard.c       shard-scoped migrations and deployclaw.shard_history
  *   roles.c       tenancy.run_as: each tenant's role, and the preflight that
- *                 the roles are isolated (shard_check)
+ *                 the roles are isolated (a shard check)
+ *   check.c       the check and shard_check operations: which kind goes where
+ *   rls.c         row tenancy's row-level security check (DC_CHECK_RLS)
  *
  * Invariants the code relies on:
  *
@@ -160,6 +162,8 @@ struct dc_engine {
 	/* tenancy.shared_schemas, quoted, each after a comma: what follows the
 	 * tenant's schema on its search_path ("" when none) */
 	char *shared_path;
+	char *rls_column; /* tenancy.column (row tenancy), or NULL */
+	char *rls_role;   /* tenancy.app_role, or NULL */
 
 	char *run_as; /* tenancy.run_as as configured; NULL: off */
 
@@ -337,8 +341,9 @@ int dc_pg__roles_keep(dc_engine *e, const dc_tenant *tenants, char **owners, siz
 void dc_pg__roles_free(dc_engine *e);
 /* Sets c->run_as for the tenant just entered (NULL when run_as is off). */
 int dc_pg__roles_enter(dc_conn *c, dc_error *err);
-int dc_pg__shard_check(dc_engine *e,
-                       dc_check_kind kind,
+/* DC_CHECK_ISOLATION over the shard: the run-as roles of `tenants` are isolated
+ * (one query, on the admin connection). */
+int dc_pg__roles_check(dc_engine *e,
                        const dc_tenant *tenants,
                        size_t n,
                        dc_strbuf *out,
@@ -386,6 +391,28 @@ int dc_pg__user_query(dc_conn *c,
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_rows, dc_error *err);
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Checks (check.c, rls.c)                                                 */
+
+int dc_pg__check(dc_conn *c,
+                 dc_check_kind kind,
+                 bool full,
+                 dc_strbuf *out,
+                 size_t max_rows,
+                 dc_error *err);
+int dc_pg__shard_check(dc_engine *e,
+                       dc_check_kind kind,
+                       const dc_tenant *tenants,
+                       size_t n,
+                       dc_strbuf *out,
+                       size_t max_rows,
+                       dc_error *err);
+/* DC_CHECK_RLS in the tenant's open transaction (the whole database: the row
+ * model's tenant is the shard's database). */
+int dc_pg__rls_check(dc_conn *c, dc_strbuf *out, size_t max_rows, dc_error *err);
+/* DC_CHECK_RLS over the shard, on the admin connection. */
+int dc_pg__rls_shard_check(dc_engine *e, dc_strbuf *out, size_t max_rows, dc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* History (history.c) and the state table (state.c)                      */

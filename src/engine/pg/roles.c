@@ -211,8 +211,7 @@ static void check_params(const dc_engine *e,
 	dc_strbuf_addch(run, '}');
 }
 
-int dc_pg__shard_check(dc_engine *e,
-                       dc_check_kind kind,
+int dc_pg__roles_check(dc_engine *e,
                        const dc_tenant *tenants,
                        size_t n,
                        dc_strbuf *out,
@@ -226,10 +225,6 @@ int dc_pg__shard_check(dc_engine *e,
 	char limit[24];
 	int i, ret = 0;
 
-	if (kind != DC_CHECK_ISOLATION)
-		return dc_pg__shard_fail(e, err, DC_EINVAL, NULL,
-		                         "shard '%s': the postgres engine has no shard check %d",
-		                         e->shard, (int)kind);
 	if (!e->run_as || n == 0)
 		return 0; /* no role to check */
 	pthread_mutex_lock(&e->mu);
