@@ -37,6 +37,9 @@ const dc_gate__def dc_gate__builtin[] = {
 	/* isolation */
 	{ "isolation", DC_GATE_PREFLIGHT, "gates.isolation", dc_gate__isolation,
 	  "no PostgreSQL statement in the plan leaves the tenant's isolation", NULL, DC_EGATE },
+	{ "isolation_runtime", DC_GATE_AFTER_TENANT, "gates.isolation", dc_gate__isolation_runtime,
+	  "the tenant's transaction stayed in its schema, search_path and role before its commit",
+	  NULL, DC_ETENANT },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
 	  "no pending version is older than an applied one", NULL, DC_EGATE },

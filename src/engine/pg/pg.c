@@ -108,4 +108,6 @@ const dc_engine_ops dc_engine_pg = {
 	.backup = NULL,
 	.history_read_all = dc_pg__history_read_all,
 	.schema_fingerprint = dc_pg__schema_fingerprint,
+	.check = dc_pg__check,
+	.check_kinds = 1u << DC_CHECK_ISOLATION,
 };

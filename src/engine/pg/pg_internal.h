@@ -15,6 +15,8 @@
  *   history.c     the tenant's deployclaw_history table
  *   state.c       the shard's deployclaw.tenant_state; history_read_all
  *   inspect.c     query_text and the schema fingerprint
+ *   check.c       the `check` op: one dispatcher on the kind of check
+ *   isolation.c   the run-time isolation check (DC_CHECK_ISOLATION)
  *
  * Invariants the code relies on:
  *
@@ -181,6 +183,13 @@ struct dc_conn {
 
 	classified cls[CLASSIFIED_MAX]; /* check_stmt's cache, filled round-robin */
 	size_t cls_next;
+
+	/* search_path as the last begin left it (read in its round trip): what the
+	 * isolation check holds the transaction to, in every tenancy model */
+	char *begin_search_path;
+	/* The role tenant transactions run as (tenancy.run_as); NULL: none, the
+	 * login role. The isolation check expects current_user to be it. */
+	const char *run_as;
 };
 
 /* One query of a pipeline. */
@@ -284,6 +293,17 @@ int dc_pg__pipe_run(dc_conn *c,
                     const dc_statement *stmt,
                     size_t stmt_i,
                     dc_error *err);
+/* One round trip inside the tenant's transaction, for deployclaw's own
+ * queries before its commit: behind a history write sent without waiting
+ * when there is one (its answer is read first and fails the call as the
+ * write would), otherwise after dc_pg__settle. `keep` and failures as
+ * dc_pg__pipe_run; `what` names the work in a failure. */
+int dc_pg__pipe_run_tx(dc_conn *c,
+                       const pipe_q *q,
+                       size_t n,
+                       PGresult **keep,
+                       const char *what,
+                       dc_error *err);
 /* Runs one internal command without parameters. */
 int dc_pg__run_simple(dc_conn *c, const char *sql, const char *what, dc_error *err);
 
@@ -343,6 +363,31 @@ int dc_pg__user_query(dc_conn *c,
 int dc_pg__query_bool(dc_conn *c, const dc_statement *stmt, bool *out, dc_error *err);
 int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_rows, dc_error *err);
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Checks before the tenant's commit (check.c, one file per kind)          */
+
+/* The `check` op: hands each kind to its file. */
+int dc_pg__check(dc_conn *c,
+                 dc_check_kind kind,
+                 bool full,
+                 dc_strbuf *out,
+                 size_t max_rows,
+                 dc_error *err);
+/* Runs `sql` (deployclaw's own, `nparams` text parameters) inside the open
+ * transaction in one round trip (dc_pg__pipe_run_tx) and appends the first
+ * column of each row, one per line, to `out`: at most `max_rows`. */
+int dc_pg__check_query(dc_conn *c,
+                       const char *sql,
+                       int nparams,
+                       const char *const *params,
+                       const char *what,
+                       dc_strbuf *out,
+                       size_t max_rows,
+                       dc_error *err);
+/* isolation.c: the transaction stayed in the tenant's search_path, role
+ * and (schema model) schema; with `full`, also in the catalogs. */
+int dc_pg__check_isolation(dc_conn *c, bool full, dc_strbuf *out, size_t max_rows, dc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* History (history.c) and the state table (state.c)                      */

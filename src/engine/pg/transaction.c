@@ -16,6 +16,24 @@ void dc_pg__abandon_tx(dc_conn *c)
 	PQclear(res);
 }
 
+/* The search_path the transaction begins with, as the settings leave it (a
+ * column of their query, named: the isolation check holds the transaction
+ * to it without a round trip of its own). */
+#define BEGIN_SEARCH_PATH "current_setting('search_path') AS dc_begin_search_path"
+
+/* Keeps the search_path of begin's settings result `res`; DC_ENOMEM. */
+static int keep_search_path(dc_conn *c, const PGresult *res)
+{
+	int f = res ? PQfnumber(res, "dc_begin_search_path") : -1;
+
+	free(c->begin_search_path);
+	c->begin_search_path = NULL;
+	if (f < 0 || PQntuples(res) != 1)
+		return 0; /* the begin failed, and says so */
+	c->begin_search_path = dc_strdup(PQgetvalue(res, 0, f));
+	return c->begin_search_path ? 0 : DC_ENOMEM;
+}
+
 /* The tenant's settings (SET LOCAL) as one query of begin's pipeline; with
  * `fold`, a lock deferred by lock_tenant is asked for first in the same
  * query -- a session lock, held past this transaction. */
@@ -26,23 +44,23 @@ static pipe_q settings_query(const dc_engine *e, bool fold, const char *const *s
 			         "set_config('lock_timeout', $1, true), "
 			         "set_config('statement_timeout', $2, true), "
 			         "set_config('deployclaw.tenant', $3, true), "
-			         "set_config('search_path', $4, true)",
+			         "set_config('search_path', $4, true), " BEGIN_SEARCH_PATH,
 			         5, settings };
 	if (fold)
 		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), "
 			         "set_config('lock_timeout', $1, true), "
 			         "set_config('statement_timeout', $2, true), "
-			         "set_config('deployclaw.tenant', $3, true)",
+			         "set_config('deployclaw.tenant', $3, true), " BEGIN_SEARCH_PATH,
 			         4, settings };
 	if (e->model == DC_TENANCY_SCHEMA)
 		return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 			         "set_config('statement_timeout', $2, true), "
 			         "set_config('deployclaw.tenant', $3, true), "
-			         "set_config('search_path', $4, true)",
+			         "set_config('search_path', $4, true), " BEGIN_SEARCH_PATH,
 			         4, settings };
 	return (pipe_q){ "SELECT set_config('lock_timeout', $1, true), "
 		         "set_config('statement_timeout', $2, true), "
-		         "set_config('deployclaw.tenant', $3, true)",
+		         "set_config('deployclaw.tenant', $3, true), " BEGIN_SEARCH_PATH,
 		         3, settings };
 }
 
@@ -64,7 +82,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	char key[24];
 	pipe_q q[6];
 	PGresult *kept[6], *rows = NULL;
-	size_t n = 0, keep = SIZE_MAX, lock_i = SIZE_MAX;
+	size_t n = 0, keep = SIZE_MAX, lock_i = SIZE_MAX, settings_i;
 	bool was_locked = c->locked, first = !c->begun_once, fold = c->lock_deferred;
 	bool err_empty = !err || err->code == 0;
 	bool behind_unlock = c->unlock_sent && c->pg && PQstatus(c->pg) == CONNECTION_OK;
@@ -111,6 +129,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
 	if (fold)
 		lock_i = n;
+	settings_i = n;
 	q[n++] = settings_query(e, fold, settings);
 	if (first) {
 		if (dc_pg__history_sql(c, &create, "CREATE TABLE IF NOT EXISTS ",
@@ -153,6 +172,8 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 		 * either way (an unlock of a lock not held only warns) */
 		c->locked = true;
 	}
+	if (ret == 0 && keep_search_path(c, kept[settings_i]) != 0)
+		ret = dc_pg__oom(c, err);
 	dc_pg__pipe_clear(kept, n);
 	if (ret != 0) {
 		dc_pg__abandon_tx(c);
