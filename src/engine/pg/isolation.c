@@ -12,7 +12,7 @@
  * by this backend. DML, DDL and the creation of a relation all lock it, and
  * the locks last until the commit, so this sees what the transaction
  * touched, not only what it left. Allowed: the tenant's schema, pg_catalog,
- * pg_toast, information_schema, this session's temporary schemas, and the
+ * pg_toast, information_schema, the temporary schemas, and the
  * rows of deployclaw.tenant_state that the history write itself locks.
  *
  * Schema model, with `full`: no catalog row this transaction (or one of its
@@ -27,13 +27,17 @@
  */
 #include "pg_internal.h"
 
+/* The SQL below is laid out one clause a line. */
+/* clang-format off */
+
 /* The kind of pg_class row `c`, in words. */
-#define RELKIND(c)                                                                    \
+#define RELKIND(c)                                                                   \
 	"CASE " c ".relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' " \
-	"WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' WHEN 'S' THEN "      \
-	"'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'c' " \
-	"THEN 'type' WHEN 'f' THEN 'foreign table' WHEN 't' THEN 'TOAST table' ELSE " \
-	"'relation' END"
+	"WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' "                    \
+	"WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' "                              \
+	"WHEN 'm' THEN 'materialized view' WHEN 'c' THEN 'type' "                     \
+	"WHEN 'f' THEN 'foreign table' WHEN 't' THEN 'TOAST table' "                  \
+	"ELSE 'relation' END"
 
 /*
  * Whether a visible row's xmin `x` is this transaction's or one of its
@@ -42,79 +46,91 @@
  * transaction's xid (cheap, per row) before their 64-bit xid (the 32-bit
  * one placed within 2^31 of the transaction's) is looked up.
  */
-#define OWN(x)                                                                          \
+#define OWN(x)                                                                      \
 	"(age(" x ") <= 0 AND txid_status((SELECT top FROM tx) + (" x "::text::bigint " \
 	"- (SELECT top FROM tx) % 4294967296 + 6442450944) % 4294967296 - 2147483648) " \
 	"= 'in progress')"
 
 /* $1: search_path at begin, $2: the role expected as current_user, $3: the
  * login role. */
-#define SETTINGS                                                                         \
-	"SELECT format('search_path is %L, not %L as the transaction began', "           \
-	"current_setting('search_path'), $1::text) AS l "                                \
-	"WHERE current_setting('search_path') IS DISTINCT FROM $1::text "                \
-	"UNION ALL SELECT format('current_user is %L, not %L', current_user, $2::text) " \
-	"WHERE current_user::text <> $2::text "                                          \
+#define SETTINGS                                                                          \
+	"SELECT format('search_path is %L, not %L as the transaction began', "            \
+	"current_setting('search_path'), $1::text) AS l "                                 \
+	"WHERE current_setting('search_path') IS DISTINCT FROM $1::text "                 \
+	"UNION ALL SELECT format('current_user is %L, not %L', current_user, $2::text) "  \
+	"WHERE current_user::text <> $2::text "                                           \
 	"UNION ALL SELECT format('session_user is %L, not %L', session_user, $3::text) " \
 	"WHERE session_user::text <> $3::text "
 
-/* $4: the schemas the tenant may touch. */
-#define FOREIGN_NS                                                                            \
-	"WITH ns AS (SELECT oid, nspname, xmin FROM pg_namespace WHERE NOT (nspname = "       \
-	"ANY ($4::text[]) OR nspname IN ('pg_catalog', 'pg_toast', 'information_schema') OR " \
-	"nspname ~ '^pg_(toast_)?temp_[0-9]+$')), "                                           \
-	"tx AS (SELECT txid_current_if_assigned() AS top) SELECT l FROM ("
+/* Whether schema `n` (a pg_namespace row) is one the tenant may touch: $4
+ * (its own), the system's, or a temporary one. */
+#define ALLOWED(n)                                                              \
+	"(" n ".nspname = ANY ($4::text[]) "                                    \
+	"OR " n ".nspname IN ('pg_catalog', 'pg_toast', 'information_schema') " \
+	"OR " n ".nspname LIKE 'pg\\_temp\\_%' "                                \
+	"OR " n ".nspname LIKE 'pg\\_toast\\_temp\\_%')"
 
-#define LOCKS                                                                                      \
-	"UNION ALL SELECT format('%s %I.%I locked by this transaction (%s)', " RELKIND(            \
-	        "c") ", n.nspname, c.relname, string_agg(DISTINCT m.mode, ', ' ORDER BY m.mode)) " \
-	             "FROM pg_locks m JOIN pg_class c ON c.oid = m.relation "                      \
-	             "JOIN ns n ON n.oid = c.relnamespace WHERE m.locktype = 'relation' "          \
-	             "AND m.pid = pg_backend_pid() AND m.database = (SELECT oid FROM pg_database " \
-	             "WHERE datname = current_database()) AND NOT (n.nspname = 'deployclaw' AND "  \
-	             "c.relname IN ('tenant_state', 'tenant_state_pkey')) "                        \
-	             "GROUP BY n.nspname, c.relname, c.relkind "
+/* The other schemas, and this transaction's top-level xid (NULL: it wrote
+ * nothing), for the catalog scans. */
+#define FOREIGN_NS                                                   \
+	"WITH ns AS (SELECT oid, nspname, xmin FROM pg_namespace n " \
+	"WHERE NOT " ALLOWED("n") "), "                              \
+	"tx AS (SELECT txid_current_if_assigned() AS top) "
+
+/* The relations this backend holds a lock on (all in its own database, or
+ * shared catalogs), one line per lock mode. */
+#define LOCKS                                                                  \
+	"UNION ALL SELECT format('%s %I.%I locked by this transaction (%s)', " \
+	RELKIND("c") ", n.nspname, c.relname, m.mode) "                        \
+	"FROM pg_locks m JOIN pg_class c ON c.oid = m.relation "               \
+	"JOIN pg_namespace n ON n.oid = c.relnamespace "                       \
+	"WHERE m.locktype = 'relation' AND m.pid = pg_backend_pid() "          \
+	"AND NOT " ALLOWED("n") " "                                            \
+	"AND NOT (n.nspname = 'deployclaw' "                                   \
+	"AND c.relname IN ('tenant_state', 'tenant_state_pkey')) "
 
 #define MADE " created or changed by this transaction'"
 
-#define CATALOGS                                                                                                                                                                                                \
-	"UNION ALL SELECT format('schema %I" MADE                                                                                                                                                               \
-	", n.nspname) FROM ns n WHERE " OWN("n.xmin") " UNION ALL SELECT format('%s %I.%I" MADE ", " RELKIND(                                                                                                   \
-	        "c") ", n.nspname, c.relname) "                                                                                                                                                                 \
-	             "FROM pg_class c JOIN ns n ON n.oid = c.relnamespace WHERE " OWN(                                                                                                                          \
-	                     "c.xmin") " UNION ALL SELECT format('column %I.%I.%I" MADE                                                                                                                         \
-	                               ", n.nspname, c.relname, a.attname) "                                                                                                                                    \
-	                               "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns n "                                                                                                   \
-	                               "ON n.oid = c.relnamespace WHERE a.attnum > 0 AND " OWN(                                                                                                                 \
-	                                       "a.xmin") " UNION ALL SELECT format('%s %I.%I" MADE                                                                                                              \
-	                                                 ", CASE p.prokind WHEN 'p' THEN "                                                                                                                      \
-	                                                 "'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, n.nspname, p.proname) "                                                                    \
-	                                                 "FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE " OWN(                                                                                       \
-	                                                         "p.xmin") " UNION ALL SELECT format('type %I.%I" MADE                                                                                          \
-	                                                                   ", n.nspname, t.typname) FROM pg_type t "                                                                                            \
-	                                                                   "JOIN ns n ON n.oid = t.typnamespace WHERE t.typrelid = 0 AND t.typcategory <> 'A' "                                                 \
-	                                                                   "AND " OWN(                                                                                                                          \
-	                                                                           "t.xmin") " UNION ALL SELECT format('constraint %I.%I" MADE                                                                  \
-	                                                                                     ", n.nspname, k.conname) "                                                                                         \
-	                                                                                     "FROM pg_constraint k JOIN ns n ON n.oid = k.connamespace WHERE " OWN(                                             \
-	                                                                                             "k.xmin") " UNION ALL SELECT format('trigger %I on %I.%I" MADE                                             \
-	                                                                                                       ", g.tgname, n.nspname, "                                                                        \
-	                                                                                                       "c.relname) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN ns n "                   \
-	                                                                                                       "ON n.oid = c.relnamespace WHERE " OWN(                                                          \
-	                                                                                                               "g.xmin") " UNION ALL SELECT format('policy %I on %I.%I" MADE                            \
-	                                                                                                                         ", o.polname, n.nspname, "                                                     \
-	                                                                                                                         "c.relname) FROM pg_policy o JOIN pg_class c ON c.oid = o.polrelid JOIN ns n " \
-	                                                                                                                         "ON n.oid = c.relnamespace WHERE " OWN(                                        \
-	                                                                                                                                 "o.xmin") " "
+#define CATALOGS                                                                    \
+	"UNION ALL SELECT format('schema %I" MADE ", n.nspname) "                   \
+	"FROM ns n WHERE " OWN("n.xmin") " "                                        \
+	"UNION ALL SELECT format('%s %I.%I" MADE ", " RELKIND("c") ", "             \
+	"n.nspname, c.relname) "                                                    \
+	"FROM pg_class c JOIN ns n ON n.oid = c.relnamespace "                      \
+	"WHERE " OWN("c.xmin") " "                                                  \
+	"UNION ALL SELECT format('column %I.%I.%I" MADE ", "                        \
+	"n.nspname, c.relname, a.attname) "                                         \
+	"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "                \
+	"JOIN ns n ON n.oid = c.relnamespace "                                      \
+	"WHERE a.attnum > 0 AND " OWN("a.xmin") " "                                 \
+	"UNION ALL SELECT format('%s %I.%I" MADE ", CASE p.prokind "                \
+	"WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, " \
+	"n.nspname, p.proname) "                                                    \
+	"FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace "                       \
+	"WHERE " OWN("p.xmin") " "                                                  \
+	"UNION ALL SELECT format('type %I.%I" MADE ", n.nspname, t.typname) "       \
+	"FROM pg_type t JOIN ns n ON n.oid = t.typnamespace "                       \
+	"WHERE t.typrelid = 0 AND t.typcategory <> 'A' AND " OWN("t.xmin") " "      \
+	"UNION ALL SELECT format('constraint %I.%I" MADE ", n.nspname, k.conname) " \
+	"FROM pg_constraint k JOIN ns n ON n.oid = k.connamespace "                 \
+	"WHERE " OWN("k.xmin") " "                                                  \
+	"UNION ALL SELECT format('trigger %I on %I.%I" MADE ", "                    \
+	"g.tgname, n.nspname, c.relname) "                                          \
+	"FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "                   \
+	"JOIN ns n ON n.oid = c.relnamespace WHERE " OWN("g.xmin") " "              \
+	"UNION ALL SELECT format('policy %I on %I.%I" MADE ", "                     \
+	"o.polname, n.nspname, c.relname) "                                         \
+	"FROM pg_policy o JOIN pg_class c ON c.oid = o.polrelid "                   \
+	"JOIN ns n ON n.oid = c.relnamespace WHERE " OWN("o.xmin") " "
+
+/* clang-format on */
 
 /* The query for this model and `full`, limited to `max_rows` lines. */
 static int build(dc_strbuf *sql, bool schema, bool full, size_t max_rows)
 {
-	if (schema)
+	if (schema && full)
 		dc_strbuf_adds(sql, FOREIGN_NS);
-	else
-		dc_strbuf_adds(sql, "SELECT l FROM (");
-	dc_strbuf_adds(sql, SETTINGS);
+	dc_strbuf_adds(sql, "SELECT l FROM (" SETTINGS);
 	if (schema)
 		dc_strbuf_adds(sql, LOCKS);
 	if (schema && full)
