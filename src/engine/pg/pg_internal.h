@@ -56,7 +56,9 @@
  *   per statement, verify assertions, history write + COMMIT (the write is
  *   sent without waiting; COMMIT is queued behind it and both answers are
  *   read at once; any other operation reads the write's answer first and
- *   fails as the write would), unlock. An
+ *   fails as the write would), unlock. The isolation check (the
+ *   isolation_runtime gate) adds one: it is queued behind the write and
+ *   reads both answers, and the COMMIT then goes alone. An
  *   unlock asked for outside a transaction without an error to fill (the
  *   rollout's) is sent in pipeline mode and not waited for: the server
  *   releases the lock as soon as it reads it, and the next tenant's first

@@ -29,7 +29,7 @@ static int keep_search_path(dc_conn *c, const PGresult *res)
 	free(c->begin_search_path);
 	c->begin_search_path = NULL;
 	if (f < 0 || PQntuples(res) != 1)
-		return 0; /* the begin failed, and says so */
+		return 0; /* none: the isolation check then refuses to run */
 	c->begin_search_path = dc_strdup(PQgetvalue(res, 0, f));
 	return c->begin_search_path ? 0 : DC_ENOMEM;
 }
