@@ -1419,6 +1419,10 @@ static void isolation_check_names_what_left_the_tenant(void **state)
 	               true, "column other.items.c created or changed by this transaction");
 	assert_int_equal(count1(W.side, "SELECT count(*) FROM pg_proc WHERE proname = $1", "f"), 0);
 
+	/* a tenant whose schema name needs quoting stays in it too */
+	iso_visit(&f, "tn space", "UPDATE items SET v = 'w'", true, false, &out);
+	assert_int_equal(out.len, 0);
+
 	/* a clean visit still commits after the check, its history row with it */
 	iso_visit(&f, "tn_a", "CREATE TABLE kept_after_check (a int)", true, true, &out);
 	assert_int_equal(out.len, 0);
