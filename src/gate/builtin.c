@@ -55,6 +55,9 @@ const dc_gate__def dc_gate__builtin[] = {
 	{ "rls", DC_GATE_PREFLIGHT, "tenancy.column", dc_gate__rls,
 	  "no migration weakens row-level security; every shard's tenant tables have it, forced, "
 	  "with a policy on the column, and the app role cannot bypass it", rls_on, DC_EGATE, "isolation" },
+	{ "isolation_runtime", DC_GATE_AFTER_TENANT, "gates.isolation", dc_gate__isolation_runtime,
+	  "the tenant's transaction stayed in its schema, search_path and role before its commit",
+	  NULL, DC_ETENANT, "isolation" },
 	/* ordering */
 	{ "out_of_order", DC_GATE_PREFLIGHT, "gates.allow_out_of_order", dc_gate__out_of_order,
 	  "no pending version is older than an applied one", NULL, DC_EGATE, "ordering" },

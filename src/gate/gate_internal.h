@@ -90,13 +90,15 @@ int dc_gate__parse(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_er
 /* compliance.c: what policy requires of a plan. */
 int dc_gate__require_down(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
-/* isolation.c: no statement of the plan gets around the tenant's isolation. */
+/* isolation.c: no statement of the plan gets around the tenant's isolation,
+ * and (per tenant, before its commit) its transaction did not either. */
 int dc_gate__isolation(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 int dc_gate__run_as(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
 /* rls.c: row tenancy's row-level security holds, before the run and before each commit. */
 int dc_gate__rls(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 int dc_gate__rls_after(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
+int dc_gate__isolation_runtime(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);
 
 /* ordering.c: the fleet's histories agree with the migration set. */
 int dc_gate__out_of_order(const dc_gate *, const dc_gate_ctx *, dc_gate_result *, dc_error *);

@@ -1,9 +1,12 @@
 /*
- * isolation.c — the isolation gate: on PostgreSQL, no statement of a
- * migration the plan runs (up, down or verify) gets around the tenant's
- * isolation. What counts is analysis/isolation.c's, which lint asks too
- * (DC501, DC504), so `lint` and `apply` give the same answer. SQLite's
- * tenants are files: the gate does not apply there.
+ * isolation.c — the isolation gates. `isolation` (preflight): on
+ * PostgreSQL, no statement of a migration the plan runs (up, down or
+ * verify) gets around the tenant's isolation. What counts is
+ * analysis/isolation.c's, which lint asks too (DC501, DC504), so `lint` and
+ * `apply` give the same answer. `isolation_runtime` (after_tenant): the
+ * engine's check that the tenant's transaction, dynamic SQL included, stayed
+ * in its search_path, role and schema. SQLite's tenants are files, confined
+ * by its authorizer: neither applies there.
  */
 #include "analysis/isolation.h"
 
@@ -193,6 +196,51 @@ int dc_gate__run_as(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result 
 	len = strcspn(out.buf, "\n");
 	snprintf(res->detail, sizeof(res->detail), "%.*s%s", (int)(len < 480 ? len : 480), out.buf,
 	         nlines > 1 ? " (and more)" : "");
+out:
+	dc_strbuf_release(&out);
+	return rc;
+}
+
+/*
+ * The engine's run-time isolation check of the tenant's transaction, before
+ * its commit. With gates.isolation.dynamic_sql: allow, statements the static
+ * gate could not read ran, so the check also reads the catalogs (`full`):
+ * dearer, and only then worth it.
+ */
+int dc_gate__isolation_runtime(const dc_gate *gate,
+                               const dc_gate_ctx *ctx,
+                               dc_gate_result *res,
+                               dc_error *err)
+{
+	bool full = ctx->cfg->gates.isolation_allow_dynamic_sql;
+	dc_strbuf out = DC_STRBUF_INIT;
+	size_t i;
+	int rc;
+
+	(void)gate;
+	if (!ctx->conn || !dc_engine__does_check(ctx->ops, DC_CHECK_ISOLATION, false)) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail), "not applicable to this engine");
+		return 0;
+	}
+	if ((rc = ctx->ops->check(ctx->conn, DC_CHECK_ISOLATION, full, &out, 10, err)) != 0)
+		goto out;
+	if (out.len == 0) {
+		res->verdict = DC_GATE_PASS;
+		snprintf(res->detail, sizeof(res->detail),
+		         "the transaction stayed in the tenant's search_path, role and schema%s",
+		         full ? ", catalogs included" : "");
+		goto out;
+	}
+	res->measured = 0;
+	for (i = 0; i < out.len; i++)
+		if (out.buf[i] == '\n') {
+			res->measured++;
+			out.buf[i] = i + 1 == out.len ? '\0' : ';';
+		}
+	res->verdict = DC_GATE_REFUSE;
+	snprintf(res->detail, sizeof(res->detail), "the transaction left the tenant: %.420s",
+	         out.buf);
 out:
 	dc_strbuf_release(&out);
 	return rc;

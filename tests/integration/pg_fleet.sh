@@ -19,7 +19,9 @@
 #   6. topology (smoke; tests/integration/topology.sh goes in depth)
 #   7. the isolation gate: hostile migrations refused (exit 3, file:line:col),
 #      every tenant, history and deployclaw's schema unchanged; DO blocks and
-#      function bodies looked into
+#      function bodies looked into; with dynamic_sql: allow, dynamic SQL
+#      leaving the tenant fails it at run time (isolation_runtime, exit 1),
+#      rolled back, the other schemas unchanged
 #   7b. tenancy.shared_schemas: read through the search_path, never changed
 #      by a tenant migration
 #   7c. a property test: generated migrations mixing qualified and quoted
@@ -128,15 +130,25 @@ BEGIN
     END IF;
     RETURN NEXT s || $q$ $q$ || m || $q$ $q$ || h;
   END LOOP;
+END $f$;'
+# Schema tenants count themselves through these, each in an apply_count table
+# of its own schema: a migration under schema tenancy may not name a table of
+# another schema (the isolation gate refuses it), nor lock one while it runs
+# (isolation_runtime refuses that), and pg_catalog is on every search_path.
+# public.apply_count reads every schema's (needs the schema pgit).
+COUNT_FN='CREATE FUNCTION pg_catalog.pgit_count(v text) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN INSERT INTO apply_count VALUES (current_setting($q$deployclaw.tenant$q$), v); END $f$;
+CREATE FUNCTION pg_catalog.pgit_uncount(v text) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN DELETE FROM apply_count WHERE v IS NULL OR version = v; END $f$;
+CREATE FUNCTION pgit.counts() RETURNS TABLE (tenant text, version text) LANGUAGE plpgsql AS $f$
+DECLARE s text;
+BEGIN
+  FOR s IN SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relname = $q$apply_count$q$ AND c.relkind = $q$r$q$ LOOP
+    RETURN QUERY EXECUTE format($q$SELECT tenant, version FROM %I.apply_count$q$, s);
+  END LOOP;
 END $f$;
-CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL);'
-# Schema tenants count themselves through these: a migration under schema tenancy
-# may not name public.apply_count (the isolation gate refuses it), and pg_catalog
-# is on every search_path.
-COUNT_FN='CREATE FUNCTION pg_catalog.pgit_count(v text) RETURNS void LANGUAGE sql AS $f$
-INSERT INTO public.apply_count VALUES (current_setting($q$deployclaw.tenant$q$), v) $f$;
-CREATE FUNCTION pg_catalog.pgit_uncount(v text) RETURNS void LANGUAGE sql AS $f$
-DELETE FROM public.apply_count WHERE tenant = current_setting($q$deployclaw.tenant$q$) AND (v IS NULL OR version = v) $f$;'
+CREATE VIEW public.apply_count AS SELECT * FROM pgit.counts();'
 STATE_FN="$STATE_FN
 $COUNT_FN"
 
@@ -292,7 +304,8 @@ DO \$\$ DECLARE s text; BEGIN
     EXECUTE format('CREATE TABLE %1\$I.users (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL);
       CREATE TABLE %1\$I.orders (id int PRIMARY KEY, user_id int NOT NULL REFERENCES %1\$I.users (id), total int NOT NULL);
       INSERT INTO %1\$I.users SELECT g, ''u'' || g || ''@example.com'', g FROM generate_series(1, 5) g;
-      INSERT INTO %1\$I.orders SELECT g, g, 10 * g FROM generate_series(1, 5) g;', s);
+      INSERT INTO %1\$I.orders SELECT g, g, 10 * g FROM generate_series(1, 5) g;
+      CREATE TABLE %1\$I.apply_count (tenant text NOT NULL, version text NOT NULL);', s);
   END LOOP;
 END \$\$"
 done
@@ -959,7 +972,8 @@ mkdb "$AD"
 setup "$AD" -c "$STATE_FN" -c "
 DO \$\$ BEGIN
   FOR s IN 1..8 LOOP
-    EXECUTE format('CREATE SCHEMA %I; CREATE TABLE %1\$I.users (id int PRIMARY KEY, n int NOT NULL)', 'adv_0' || s);
+    EXECUTE format('CREATE SCHEMA %I; CREATE TABLE %1\$I.users (id int PRIMARY KEY, n int NOT NULL);
+      CREATE TABLE %1\$I.apply_count (tenant text NOT NULL, version text NOT NULL)', 'adv_0' || s);
   END LOOP;
 END \$\$"
 AF=$TMP/adv
@@ -1073,9 +1087,10 @@ CREATE SCHEMA :"s";
 SET search_path = :"s";
 CREATE TABLE users (id int PRIMARY KEY, n int NOT NULL);
 INSERT INTO users SELECT g, g FROM generate_series(1, 3) g;
+CREATE TABLE apply_count (tenant text NOT NULL, version text NOT NULL);
 SQL
 done
-setup "$QD" -c "CREATE TABLE public.apply_count (tenant text NOT NULL, version text NOT NULL)" -c "$COUNT_FN"
+setup "$QD" -c "CREATE SCHEMA pgit" -c "$COUNT_FN"
 setup "$QD" -c 'UPDATE "tenant_ünïcode".users SET n = -1 WHERE id = 2'
 QF=$TMP/quoted
 mkdir -p "$QF/migrations" "$QF/audit"
@@ -1295,6 +1310,19 @@ dc "$d/deployclaw.yaml" apply
 expect_rc 0
 check_eq "allow: the DO block ran in every tenant's schema" \
 	"$(q "$ISO" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'made_by_do' AND nspname LIKE 'tenant\\_000%'")" 4
+# the run-time check (isolation_runtime) catches what dynamic SQL does past
+# the static gate, with allow: tenant_0001 fails and is rolled back whole
+BEFORE=$(iso_snap)
+CAT_BEFORE=$(iso_catalog)
+CHECKS=$((CHECKS + 1))
+case "$CAT_BEFORE$BEFORE" in *ERR*) fail "the catalog or data checksum failed: $CAT_BEFORE $BEFORE" ;; esac
+iso_runtime ddl "table tenant_0003.x created or changed by this transaction" \
+	"      DO \$\$ BEGIN EXECUTE format('CREATE TABLE %I.x (a int)', 'tenant_' || '0003'); END \$\$;"
+iso_runtime dml "table tenant_0003.orders locked by this transaction (RowExclusiveLock)" \
+	"      DO \$\$ BEGIN EXECUTE 'UPDATE tenant_' || '0003.orders SET total = 0'; END \$\$;"
+iso_runtime search_path "search_path is 'tenant_0003', not '\"tenant_0001\"' as the transaction began" \
+	"      DO \$\$ BEGIN EXECUTE format('SELECT set_config(%L, %L, true)', 'search_' || 'path', 'tenant_0003'); END \$\$;
+      UPDATE orders SET total = 0;"
 }
 
 case_shared() {
@@ -1522,6 +1550,44 @@ iso_snap() {
 	  UNION ALL SELECT 's' || string_agg(tenant || version || status, ',' ORDER BY tenant, version) FROM deployclaw.tenant_state
 	  UNION ALL SELECT 'r' || string_agg(relname, ',' ORDER BY relname) FROM pg_class c
 	    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'deployclaw' OR relname = 'leaked') y"
+}
+
+# iso_catalog: a checksum of the catalog rows of every tenant schema (with
+# their xmin: a row rewritten in place of itself counts as changed)
+iso_catalog() {
+	q "$ISO" "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+	  SELECT 'n' || nspname || ':' || xmin x FROM pg_namespace WHERE nspname LIKE 'tenant\\_000%'
+	  UNION ALL SELECT 'c' || nspname || '.' || relname || ':' || relkind::text || ':' || c.xmin FROM pg_class c
+	    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname LIKE 'tenant\\_000%'
+	  UNION ALL SELECT 'a' || nspname || '.' || relname || '.' || attname || ':' || a.xmin FROM pg_attribute a
+	    JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname LIKE 'tenant\\_000%'
+	  UNION ALL SELECT 'p' || nspname || '.' || proname || ':' || p.xmin FROM pg_proc p
+	    JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname LIKE 'tenant\\_000%') y"
+}
+
+# iso_runtime NAME DETAIL SQL: with dynamic_sql: allow, a 0003 whose up is a
+# harmless UPDATE, then SQL (dynamic: the static gate lets it through), is
+# refused in tenant_0001 by isolation_runtime naming DETAIL: exit 1, every
+# tenant's data, history and catalog unchanged, the refusal in the ledger.
+iso_runtime() {
+	local d=$TMP/iso_rt_$1
+	rm -rf "$d"
+	cp -r "$TMP/iso_allow" "$d"
+	printf 'version: "0003"\nname: %s\nphases:\n  - name: main\n    up: |\n      UPDATE orders SET note = %s;\n%s\n    down: UPDATE orders SET note = NULL;\n' \
+		"$1" "'x'" "$3" >"$d/migrations/0003_$1.yaml"
+	"$DC" --config "$d/deployclaw.yaml" hash >/dev/null 2>&1 || fail "$1: hash failed"
+	dc "$d/deployclaw.yaml" apply --tenant tenant_0001
+	expect_rc 1
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "isolation_runtime" "$OUT" "$ERR" || fail "$1: the failure does not name isolation_runtime"
+	CHECKS=$((CHECKS + 1))
+	grep -qF -- "$2" "$OUT" "$ERR" || fail "$1: the failure does not say '$2'"
+	check_eq "$1: every tenant's data and history, and deployclaw's schema, unchanged" "$(iso_snap)" "$BEFORE"
+	check_eq "$1: every tenant schema's catalog unchanged" "$(iso_catalog)" "$CAT_BEFORE"
+	check_eq "$1: the ledger records the refusal, naming what left the tenant" "$(ledger_py "$d/audit/ledger.jsonl" "
+o = [o for o in outcomes if o['tenant'] == 'tenant_0001']
+m = json.dumps(o)
+print(len(o), o[0]['status'] if o else '-', 'isolation_runtime' in m, '''$2''' in m.replace('\\\\\"', '\"'))")" "1 failed True True"
 }
 
 # iso_refused NAME LINE:COL SQL [LINT_LINE]: a 0002 whose up is a harmless

@@ -306,6 +306,7 @@ static int teardown_world(void **state)
 	sql(W.admin, "ALTER DATABASE %s_dtemplate IS_TEMPLATE false", W.prefix);
 	sql(W.admin, "DROP DATABASE IF EXISTS %s_dtemplate", W.prefix);
 	sql(W.admin, "DROP DATABASE IF EXISTS %s_dclosed", W.prefix);
+	sql(W.admin, "DROP ROLE IF EXISTS %s_su", W.prefix);
 	PQfinish(W.admin);
 	free(W.schema_dsn);
 	free(W.row_dsn);
@@ -1307,6 +1308,139 @@ static void session_state_ends_with_the_tenant(void **state)
 	fx_close(&f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The run-time isolation check                                             */
+
+/*
+ * One visit of tenant `id` of `f` that runs `sql` (NULL: nothing) and writes
+ * its history row, as a rollout does, then asks the isolation check (`full`
+ * or not) before the commit: what it reports, in `out` (caller releases).
+ * The visit is rolled back unless `commit`.
+ */
+static void iso_visit(fx *f,
+                      const char *id,
+                      const char *sql,
+                      bool full,
+                      bool commit,
+                      dc_strbuf *out)
+{
+	dc_history_row row = hrow("iso", "main", DC_HISTORY_APPLIED);
+	dc_history_row *rows = NULL;
+	size_t n = 0;
+
+	if (E->enter(f->conn, tenant(f, id), &f->err) != 0 ||
+	    E->lock_tenant(f->conn, 1000, &f->err) != 0 || E->begin(f->conn, &f->err) != 0 ||
+	    E->history_ensure(f->conn, &f->err) != 0 ||
+	    E->history_read(f->conn, &rows, &n, &f->err) != 0)
+		fail_msg("visit of '%s': %s", id, f->err.message);
+	dc_history_rows_free(rows, n);
+	if (sql)
+		run(f, sql);
+	/* sent without waiting: the check reads its answer in its own round trip */
+	if (E->history_write(f->conn, &row, &f->err) != 0 ||
+	    E->check(f->conn, DC_CHECK_ISOLATION, full, out, 10, &f->err) != 0 ||
+	    (commit ? E->commit(f->conn, &f->err) : E->rollback(f->conn, &f->err)) != 0 ||
+	    E->unlock_tenant(f->conn, &f->err) != 0)
+		fail_msg("visit of '%s' (%s): %s", id, sql ? sql : "nothing", f->err.message);
+}
+
+/* The check's report of `sql` in tenant tn_a (rolled back), "" when clean. */
+static char *iso_report(fx *f, const char *sql, bool full)
+{
+	dc_strbuf out = DC_STRBUF_INIT;
+
+	iso_visit(f, "tn_a", sql, full, false, &out);
+	dc_strbuf_addch(&out, '\0'); /* "" rather than NULL when clean */
+	return dc_strbuf_detach(&out, NULL);
+}
+
+static void assert_reports(fx *f, const char *sql, bool full, const char *what)
+{
+	char *r = iso_report(f, sql, full);
+
+	if (!strstr(r, what))
+		fail_msg("%s: the isolation check reports '%s', not '%s'", sql, r, what);
+	free(r);
+}
+
+static void assert_clean(fx *f, const char *sql, bool full)
+{
+	char *r = iso_report(f, sql, full);
+
+	if (r[0])
+		fail_msg("%s: the isolation check reports '%s' on a clean transaction",
+		         sql ? sql : "(nothing)", r);
+	free(r);
+}
+
+/*
+ * Each way out of the tenant is reported, naming the object or the setting;
+ * a transaction that stays in its schema (its own tables and functions, a
+ * temporary table, the history write) is not.
+ */
+static void isolation_check_names_what_left_the_tenant(void **state)
+{
+	fx f;
+	dc_strbuf out = DC_STRBUF_INIT;
+	char role[128], what[128];
+	const char *fn = "DO $$ BEGIN EXECUTE format('CREATE FUNCTION %I.f() RETURNS int "
+	                 "LANGUAGE sql AS ''SELECT 1''', 'oth' || 'er'); "
+	                 "EXCEPTION WHEN others THEN RAISE; END $$";
+
+	(void)state;
+	assert_true((E->check_kinds & (1u << DC_CHECK_ISOLATION)) != 0);
+	sql(W.admin, "CREATE ROLE %s_su SUPERUSER NOLOGIN", W.prefix); /* teardown drops it */
+	fx_open(&f, DC_TENANCY_SCHEMA, W.schema_dsn, "eu-1", "tn%");
+	fx_start(&f, "r1");
+	assert_clean(&f, NULL, true);
+	assert_clean(&f,
+	             "CREATE TABLE mine (a int PRIMARY KEY, b text); "
+	             "INSERT INTO mine VALUES (1, 'x'); UPDATE items SET v = 'w'; "
+	             "CREATE TEMPORARY TABLE scratch (a int); "
+	             "CREATE FUNCTION mine_f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+	             true);
+	assert_clean(&f, "UPDATE items SET v = 'w'", false);
+
+	assert_reports(&f, "UPDATE other.items SET id = id", false,
+	               "table other.items locked by this transaction (RowExclusiveLock)");
+	assert_reports(&f, "SELECT count(*) FROM \"tn space\".items", false,
+	               "table \"tn space\".items locked by this transaction (AccessShareLock)");
+	assert_reports(&f, "SELECT set_config('search_path', 'other', true)", false,
+	               "search_path is 'other', not '\"tn_a\"' as the transaction began");
+	/* a role that may still write the history: only the check stops it */
+	snprintf(role, sizeof(role), "SET LOCAL ROLE %s_su", W.prefix);
+	snprintf(what, sizeof(what), "current_user is '%s_su', not '", W.prefix);
+	assert_reports(&f, role, false, what);
+	/* a function takes no relation lock: only the catalogs (full) show it,
+	 * made here in a subtransaction (the EXCEPTION clause) */
+	assert_clean(&f, fn, false);
+	assert_reports(&f, fn, true, "function other.f created or changed by this transaction");
+	assert_reports(&f, "DO $$ BEGIN EXECUTE 'ALTER TABLE other.items ADD COLUMN c int'; END $$",
+	               true, "column other.items.c created or changed by this transaction");
+	assert_int_equal(count1(W.side, "SELECT count(*) FROM pg_proc WHERE proname = $1", "f"), 0);
+
+	/* a tenant whose schema name needs quoting stays in it too */
+	iso_visit(&f, "tn space", "UPDATE items SET v = 'w'", true, false, &out);
+	assert_int_equal(out.len, 0);
+
+	/* a clean visit still commits after the check, its history row with it */
+	iso_visit(&f, "tn_a", "CREATE TABLE kept_after_check (a int)", true, true, &out);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(table_exists("tn_a", "kept_after_check"), 1);
+	fx_close(&f);
+
+	/* row model: no schema boundary, the settings still count */
+	fx_open(&f, DC_TENANCY_ROW, W.row_dsn, "eu-row", NULL);
+	fx_start(&f, "r1");
+	iso_visit(&f, "eu-row", "SET LOCAL search_path TO pg_catalog", true, false, &out);
+	dc_strbuf_addch(&out, '\0');
+	assert_non_null(strstr(out.buf, "search_path is 'pg_catalog', not '"));
+	dc_strbuf_release(&out);
+	iso_visit(&f, "eu-row", NULL, true, false, &out);
+	assert_int_equal(out.len, 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1323,6 +1457,7 @@ int main(void)
 		cmocka_unit_test(concurrent_index_failure_leaves_nothing),
 		cmocka_unit_test(error_positions_and_refusals),
 		cmocka_unit_test(session_state_ends_with_the_tenant),
+		cmocka_unit_test(isolation_check_names_what_left_the_tenant),
 	};
 
 	return cmocka_run_group_tests(tests, setup_world, teardown_world);

@@ -341,8 +341,9 @@ static void builtins_follow_the_config(void **state)
 	/* no connection: the engine checks are not applicable and pass */
 	assert_int_equal(
 	        dc_gate_registry_run(reg, DC_GATE_AFTER_TENANT, &ctx, record, &l, NULL, &err), 0);
-	assert_int_equal(l.n, 1);
-	assert_string_equal(l.lines[0], "foreign_key_check pass not applicable to this engine");
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.lines[0], "isolation_runtime pass not applicable to this engine");
+	assert_string_equal(l.lines[1], "foreign_key_check pass not applicable to this engine");
 	dc_gate_registry_free(reg);
 }
 

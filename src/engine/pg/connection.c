@@ -252,6 +252,7 @@ void dc_pg__disconnect(dc_conn *c)
 	for (i = 0; i < CLASSIFIED_MAX; i++)
 		free(c->cls[i].sql);
 	dc_strbuf_release(&c->versions);
+	free(c->begin_search_path);
 	free(c);
 }
 

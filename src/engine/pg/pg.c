@@ -142,7 +142,7 @@ const dc_engine_ops dc_engine_pg = {
 	.shard_history_read = dc_pg__shard_history_read,
 	.shard_run = dc_pg__shard_run,
 	.check = dc_pg__check,
-	.check_kinds = 1u << DC_CHECK_RLS,
+	.check_kinds = 1u << DC_CHECK_ISOLATION | 1u << DC_CHECK_RLS,
 	.shard_check = dc_pg__shard_check,
 	.shard_check_kinds = 1u << DC_CHECK_ISOLATION | 1u << DC_CHECK_RLS,
 };

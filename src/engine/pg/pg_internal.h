@@ -20,6 +20,7 @@
  *                 the roles are isolated (a shard check)
  *   check.c       the check and shard_check operations: which kind goes where
  *   rls.c         row tenancy's row-level security check (DC_CHECK_RLS)
+ *   isolation.c   the run-time isolation check (DC_CHECK_ISOLATION)
  *
  * Invariants the code relies on:
  *
@@ -63,7 +64,9 @@
  *   per statement, verify assertions, history write + COMMIT (the write is
  *   sent without waiting; COMMIT is queued behind it and both answers are
  *   read at once; any other operation reads the write's answer first and
- *   fails as the write would), unlock. An
+ *   fails as the write would), unlock. The isolation check (the
+ *   isolation_runtime gate) adds one: it is queued behind the write and
+ *   reads both answers, and the COMMIT then goes alone. An
  *   unlock asked for outside a transaction without an error to fill (the
  *   rollout's) is sent in pipeline mode and not waited for: the server
  *   releases the lock as soon as it reads it, and the next tenant's first
@@ -210,6 +213,10 @@ struct dc_conn {
 
 	classified cls[CLASSIFIED_MAX]; /* check_stmt's cache, filled round-robin */
 	size_t cls_next;
+
+	/* search_path as the last begin left it (read in its round trip): what the
+	 * isolation check holds the transaction to, in every tenancy model */
+	char *begin_search_path;
 };
 
 /* One query of a pipeline. */
@@ -313,6 +320,17 @@ int dc_pg__pipe_run(dc_conn *c,
                     const dc_statement *stmt,
                     size_t stmt_i,
                     dc_error *err);
+/* One round trip inside the tenant's transaction, for deployclaw's own
+ * queries before its commit: behind a history write sent without waiting
+ * when there is one (its answer is read first and fails the call as the
+ * write would), otherwise after dc_pg__settle. `keep` and failures as
+ * dc_pg__pipe_run; `what` names the work in a failure. */
+int dc_pg__pipe_run_tx(dc_conn *c,
+                       const pipe_q *q,
+                       size_t n,
+                       PGresult **keep,
+                       const char *what,
+                       dc_error *err);
 /* Runs one internal command without parameters. */
 int dc_pg__run_simple(dc_conn *c, const char *sql, const char *what, dc_error *err);
 
@@ -393,7 +411,7 @@ int dc_pg__query_text(dc_conn *c, const char *sql, dc_strbuf *out, size_t max_ro
 int dc_pg__schema_fingerprint(dc_conn *c, char out[65], dc_error *err);
 
 /* ------------------------------------------------------------------------ */
-/* Checks (check.c, rls.c)                                                 */
+/* Checks (check.c: which kind goes where; a file per kind)                */
 
 int dc_pg__check(dc_conn *c,
                  dc_check_kind kind,
@@ -413,6 +431,20 @@ int dc_pg__shard_check(dc_engine *e,
 int dc_pg__rls_check(dc_conn *c, dc_strbuf *out, size_t max_rows, dc_error *err);
 /* DC_CHECK_RLS over the shard, on the admin connection. */
 int dc_pg__rls_shard_check(dc_engine *e, dc_strbuf *out, size_t max_rows, dc_error *err);
+/* Runs `sql` (deployclaw's own, `nparams` text parameters) inside the open
+ * transaction in one round trip (dc_pg__pipe_run_tx) and appends the first
+ * column of each row, one per line, to `out`: at most `max_rows`. */
+int dc_pg__check_query(dc_conn *c,
+                       const char *sql,
+                       int nparams,
+                       const char *const *params,
+                       const char *what,
+                       dc_strbuf *out,
+                       size_t max_rows,
+                       dc_error *err);
+/* isolation.c: the transaction stayed in the tenant's search_path, role
+ * and (schema model) schema; with `full`, also in the catalogs. */
+int dc_pg__check_isolation(dc_conn *c, bool full, dc_strbuf *out, size_t max_rows, dc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* History (history.c) and the state table (state.c)                      */

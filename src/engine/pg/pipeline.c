@@ -178,6 +178,60 @@ int dc_pg__pipe_run(dc_conn *c,
 	return pipe_read(c, n, keep, stmt, stmt_i, NULL, err);
 }
 
+/* One round trip inside the tenant's transaction: when a history write was
+ * sent without waiting, the queries go behind it in its pipeline and its
+ * answer is read first -- the check before a commit costs one round trip,
+ * not two. */
+int dc_pg__pipe_run_tx(dc_conn *c,
+                       const pipe_q *q,
+                       size_t n,
+                       PGresult **keep,
+                       const char *what,
+                       dc_error *err)
+{
+	bool behind_write = c->write_sent && !dc_pg__conn_lost(c);
+	PGresult *res, *failed = NULL;
+	size_t i;
+	int ret, rest;
+
+	for (i = 0; keep && i < n; i++)
+		keep[i] = NULL;
+	if (!behind_write) {
+		if ((ret = dc_pg__settle(c, err)) != 0)
+			return ret;
+		if (!PQenterPipelineMode(c->pg))
+			return dc_pg__res_fail(c, NULL, NULL, what, err);
+	}
+	c->write_sent = false;
+	for (i = 0; i < n; i++)
+		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
+		                       0))
+			break;
+	if (i < n || !PQpipelineSync(c->pg)) {
+		ret = dc_pg__lost_fail(c, err);
+		(void)PQexitPipelineMode(c->pg);
+		return ret;
+	}
+	if (behind_write) {
+		if (!(res = PQgetResult(c->pg))) {
+			ret = dc_pg__lost_fail(c, err);
+			(void)PQexitPipelineMode(c->pg);
+			return ret;
+		}
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+			failed = res;
+		else
+			PQclear(res);
+		while ((res = PQgetResult(c->pg)) != NULL)
+			PQclear(res);
+	}
+	/* a failed write is the error: what follows it was skipped */
+	ret = failed ? dc_pg__res_fail(c, failed, NULL, "deployclaw_history", err) : 0;
+	PQclear(failed);
+	rest = pipe_read(c, n, keep, NULL, SIZE_MAX, what, err);
+	return ret ? ret : rest;
+}
+
 /* Runs one internal command without parameters. */
 int dc_pg__run_simple(dc_conn *c, const char *sql, const char *what, dc_error *err)
 {

@@ -20,6 +20,24 @@ void dc_pg__abandon_tx(dc_conn *c)
 	"set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), " \
 	"set_config('deployclaw.tenant', $3, true)"
 
+/* The search_path the transaction begins with, as the settings leave it (a
+ * column of their query, named: the isolation check holds the transaction
+ * to it without a round trip of its own). */
+#define BEGIN_SEARCH_PATH "current_setting('search_path') AS dc_begin_search_path"
+
+/* Keeps the search_path of begin's settings result `res`; DC_ENOMEM. */
+static int keep_search_path(dc_conn *c, const PGresult *res)
+{
+	int f = res ? PQfnumber(res, "dc_begin_search_path") : -1;
+
+	free(c->begin_search_path);
+	c->begin_search_path = NULL;
+	if (f < 0 || PQntuples(res) != 1)
+		return 0; /* none: the isolation check then refuses to run */
+	c->begin_search_path = dc_strdup(PQgetvalue(res, 0, f));
+	return c->begin_search_path ? 0 : DC_ENOMEM;
+}
+
 /* The tenant's settings (SET LOCAL) as one query of begin's pipeline; with
  * `fold`, a lock deferred by lock_tenant is asked for first in the same
  * query -- a session lock, held past this transaction. The parameters, in
@@ -34,24 +52,26 @@ static pipe_q settings_query(const dc_conn *c, bool fold, const char *const *set
 	if (c->run_as && fold)
 		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), " SET_LOCAL_TENANT
 			         ", set_config('search_path', $4, true), "
-			         "set_config('role', $6, true)",
+			         "set_config('role', $6, true), " BEGIN_SEARCH_PATH,
 			         6, settings };
 	if (c->run_as)
 		return (pipe_q){ "SELECT " SET_LOCAL_TENANT
 			         ", set_config('search_path', $4, true), "
-			         "set_config('role', $5, true)",
+			         "set_config('role', $5, true), " BEGIN_SEARCH_PATH,
 			         5, settings };
 	if (fold && e->model == DC_TENANCY_SCHEMA)
 		return (pipe_q){ "SELECT pg_try_advisory_lock($5::bigint), " SET_LOCAL_TENANT
-			         ", set_config('search_path', $4, true)",
+			         ", set_config('search_path', $4, true), " BEGIN_SEARCH_PATH,
 			         5, settings };
 	if (fold)
-		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), " SET_LOCAL_TENANT, 4,
-			         settings };
-	if (e->model == DC_TENANCY_SCHEMA)
-		return (pipe_q){ "SELECT " SET_LOCAL_TENANT ", set_config('search_path', $4, true)",
+		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), " SET_LOCAL_TENANT
+			         ", " BEGIN_SEARCH_PATH,
 			         4, settings };
-	return (pipe_q){ "SELECT " SET_LOCAL_TENANT, 3, settings };
+	if (e->model == DC_TENANCY_SCHEMA)
+		return (pipe_q){ "SELECT " SET_LOCAL_TENANT
+			         ", set_config('search_path', $4, true), " BEGIN_SEARCH_PATH,
+			         4, settings };
+	return (pipe_q){ "SELECT " SET_LOCAL_TENANT ", " BEGIN_SEARCH_PATH, 3, settings };
 }
 
 /*
@@ -72,7 +92,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	char key[24];
 	pipe_q q[6];
 	PGresult *kept[6], *rows = NULL;
-	size_t n = 0, ns, keep = SIZE_MAX, lock_i = SIZE_MAX;
+	size_t n = 0, ns, keep = SIZE_MAX, lock_i = SIZE_MAX, settings_i;
 	bool was_locked = c->locked, first = !c->begun_once, fold = c->lock_deferred;
 	bool err_empty = !err || err->code == 0;
 	bool behind_unlock = c->unlock_sent && c->pg && PQstatus(c->pg) == CONNECTION_OK;
@@ -123,6 +143,7 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 	q[n++] = (pipe_q){ "BEGIN", 0, NULL };
 	if (fold)
 		lock_i = n;
+	settings_i = n;
 	q[n++] = settings_query(c, fold, settings);
 	if (first) {
 		if (dc_pg__history_sql(c, &create, "CREATE TABLE IF NOT EXISTS ",
@@ -165,6 +186,8 @@ int dc_pg__begin(dc_conn *c, dc_error *err)
 		 * either way (an unlock of a lock not held only warns) */
 		c->locked = true;
 	}
+	if (ret == 0 && keep_search_path(c, kept[settings_i]) != 0)
+		ret = dc_pg__oom(c, err);
 	dc_pg__pipe_clear(kept, n);
 	if (ret != 0) {
 		dc_pg__abandon_tx(c);
