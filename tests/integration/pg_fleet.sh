@@ -1369,7 +1369,7 @@ expect_rc 0
 CHECKS=$((CHECKS + 1))
 grep -q '"validate_tenant_isolation_gates"' "$OUT" || fail "shared: no validate_tenant_isolation_gates step"
 check_eq "shared: the run's closing entry records tenant isolation verified, and by which gates" \
-	"$(ledger_isolation "$SB/audit/ledger.jsonl")" "verified gates=isolation checked=0 refused=0"
+	"$(ledger_isolation "$SB/audit/ledger.jsonl")" "verified gates=isolation, isolation_runtime checked=2 refused=0"
 check_eq "shared: two tenants found (public is shared, not a tenant), each at 0001" \
 	"$(q "$SH" "SELECT string_agg(h, ';' ORDER BY h) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0001:applied'")" \
 	"tenant_0001 1 0001:applied;tenant_0002 1 0001:applied"
@@ -1392,6 +1392,24 @@ done
 check_eq "shared: public.countries unchanged, no extension, no tenant past 0001" \
 	"$(q "$SH" "SELECT md5(string_agg(id || name, ',' ORDER BY id)) FROM public.countries") $(q "$SH" "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'") $(q "$SH" "SELECT count(*) FROM pgit.state('%', 'SELECT 1') h WHERE h LIKE '%0002:%'")" \
 	"$SNAP 0 0"
+# dynamic SQL the static gate lets through (dynamic_sql: allow) writing to the
+# shared schema: isolation_runtime fails the tenants, the run records it
+cp "$SB/deployclaw.yaml" "$SB/deployclaw.yaml.orig"
+printf 'gates:\n  isolation:\n    dynamic_sql: allow\n' >>"$SB/deployclaw.yaml"
+printf '%s\n' 'version: "0002"' 'name: dynamic' 'phases:' '  - name: main' \
+	"    up: DO \$\$ BEGIN EXECUTE format('INSERT INTO %I.countries VALUES (4, %L)', 'pub' || 'lic', 'IT'); END \$\$;" \
+	'    down: SELECT 1;' >"$SB/migrations/0002_bad.yaml"
+"$DC" --config "$SB/deployclaw.yaml" hash >/dev/null 2>&1 || fail "shared: hash failed"
+dc "$SB/deployclaw.yaml" apply
+expect_rc 1
+CHECKS=$((CHECKS + 1))
+grep -qF "table public.countries locked by this transaction (RowExclusiveLock)" "$OUT" "$ERR" ||
+	fail "shared: the run-time check does not name the shared table written"
+check_eq "shared: public.countries unchanged after the dynamic write" \
+	"$(q "$SH" "SELECT md5(string_agg(id || name, ',' ORDER BY id)) FROM public.countries")" "$SNAP"
+check_eq "shared: the closing entry says the isolation gates refused" \
+	"$(ledger_isolation "$SB/audit/ledger.jsonl")" "refused gates=isolation, isolation_runtime checked=0 refused=2"
+mv "$SB/deployclaw.yaml.orig" "$SB/deployclaw.yaml"
 # the fix the refusal names: the same change as a shard migration runs once
 printf 'version: "0002"\nname: a country\nscope: shard\nphases:\n  - name: main\n    up: INSERT INTO public.countries VALUES (3, %s);\n    down: DELETE FROM public.countries WHERE id = 3;\n' \
 	"'DE'" >"$SB/migrations/0002_bad.yaml"

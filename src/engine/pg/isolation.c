@@ -12,9 +12,11 @@
  * by this backend. DML, DDL and the creation of a relation all lock it, and
  * the locks last until the commit, so this sees what the transaction
  * touched, not only what it left. Allowed: the tenant's schema, pg_catalog,
- * pg_toast, information_schema, the temporary schemas, and
+ * pg_toast, information_schema, the temporary schemas,
  * deployclaw.tenant_state with its primary key, which the history write
- * itself locks.
+ * itself locks, and the shared schemas (tenancy.shared_schemas) in the modes
+ * of reading them and of a foreign key referencing them (ACCESS SHARE, ROW
+ * SHARE, SHARE ROW EXCLUSIVE).
  *
  * Schema model, with `full`: no catalog row this transaction (or one of its
  * subtransactions: a DO block with an EXCEPTION clause runs in one) created
@@ -94,7 +96,9 @@
 	"WHERE m.locktype = 'relation' AND m.pid = pg_backend_pid() "           \
 	"AND NOT " ALLOWED("o.object_names[1]") " "                             \
 	"AND NOT (o.object_names[1] = 'deployclaw' "                            \
-	"AND o.object_names[2] IN ('tenant_state', 'tenant_state_pkey')) "
+	"AND o.object_names[2] IN ('tenant_state', 'tenant_state_pkey')) "      \
+	"AND NOT (o.object_names[1] = ANY ($5::text[]) AND m.mode IN "          \
+	"('AccessShareLock', 'RowShareLock', 'ShareRowExclusiveLock')) "
 
 #define MADE " created or changed by this transaction'"
 
@@ -124,7 +128,8 @@
 	"UNION ALL SELECT format('trigger %I on %I.%I" MADE ", "                    \
 	"g.tgname, n.nspname, c.relname) "                                          \
 	"FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "                   \
-	"JOIN ns n ON n.oid = c.relnamespace WHERE " OWN("g.xmin") " "              \
+	"JOIN ns n ON n.oid = c.relnamespace "                                      \
+	"WHERE NOT g.tgisinternal AND " OWN("g.xmin") " "                           \
 	"UNION ALL SELECT format('policy %I on %I.%I" MADE ", "                     \
 	"o.polname, n.nspname, c.relname) "                                         \
 	"FROM pg_policy o JOIN pg_class c ON c.oid = o.polrelid "                   \
@@ -150,7 +155,7 @@ int dc_pg__check_isolation(dc_conn *c, bool full, dc_strbuf *out, size_t max_row
 {
 	bool schema = c->engine->model == DC_TENANCY_SCHEMA;
 	dc_strbuf sql = DC_STRBUF_INIT, allowed = DC_STRBUF_INIT;
-	const char *params[4];
+	const char *params[5];
 	int ret;
 
 	if ((ret = dc_pg__need_tenant(c, err)) != 0)
@@ -175,7 +180,8 @@ int dc_pg__check_isolation(dc_conn *c, bool full, dc_strbuf *out, size_t max_row
 	params[1] = c->run_as ? c->run_as : PQuser(c->pg);
 	params[2] = PQuser(c->pg);
 	params[3] = allowed.buf;
-	ret = dc_pg__check_query(c, sql.buf, schema ? 4 : 3, params, "isolation check", out,
+	params[4] = c->engine->shared_array;
+	ret = dc_pg__check_query(c, sql.buf, schema ? 5 : 3, params, "isolation check", out,
 	                         max_rows, err);
 out:
 	dc_strbuf_release(&sql);

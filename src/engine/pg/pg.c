@@ -23,6 +23,7 @@ void dc_pg__close(dc_engine *e)
 	free(e->conninfo);
 	free(e->app_name);
 	free(e->shared_path);
+	free(e->shared_array);
 	free(e->run_as);
 	dc_pg__roles_free(e);
 	free(e->rls_column);
@@ -48,6 +49,19 @@ static char *shared_path(const dc_config *cfg)
 		}
 		dc_strbuf_addch(&sb, '"');
 	}
+	return dc_strbuf_detach(&sb, NULL);
+}
+
+/* The shared schemas as a text[] literal, for the isolation check's query. */
+static char *shared_array(const dc_config *cfg)
+{
+	dc_strbuf sb = DC_STRBUF_INIT;
+	size_t i;
+
+	dc_strbuf_addch(&sb, '{');
+	for (i = 0; i < cfg->tenancy.nshared_schemas; i++)
+		dc_pg__array_add(&sb, cfg->tenancy.shared_schemas[i]);
+	dc_strbuf_addch(&sb, '}');
 	return dc_strbuf_detach(&sb, NULL);
 }
 
@@ -83,7 +97,7 @@ int dc_pg__open(dc_engine **out, const dc_config *cfg, const dc_shard_config *sh
 		goto oom;
 	if ((ret = dc_pg__discovery_prepare(e, cfg, shard, err)) != 0)
 		goto out;
-	if (!(e->shared_path = shared_path(cfg)))
+	if (!(e->shared_path = shared_path(cfg)) || !(e->shared_array = shared_array(cfg)))
 		goto oom;
 	snprintf(e->lock_timeout, sizeof(e->lock_timeout), "%lld",
 	         (long long)(cfg->gates.lock_timeout_ms > 0 ? cfg->gates.lock_timeout_ms : 0));

@@ -165,8 +165,9 @@ struct dc_engine {
 	/* tenancy.shared_schemas, quoted, each after a comma: what follows the
 	 * tenant's schema on its search_path ("" when none) */
 	char *shared_path;
-	char *rls_column; /* tenancy.column (row tenancy), or NULL */
-	char *rls_role;   /* tenancy.app_role, or NULL */
+	char *shared_array; /* the shared schemas as a text[] literal: {"public"} */
+	char *rls_column;   /* tenancy.column (row tenancy), or NULL */
+	char *rls_role;     /* tenancy.app_role, or NULL */
 
 	char *run_as; /* tenancy.run_as as configured; NULL: off */
 

@@ -212,13 +212,16 @@ int dc_pg__pipe_run_tx(dc_conn *c,
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
 	}
-	if (behind_write) {
+	/* the write's results first, one per query (c->write_n: more than one with
+	 * run_as); after a failed one the rest come back aborted */
+	for (i = 0; behind_write && i < c->write_n; i++) {
 		if (!(res = PQgetResult(c->pg))) {
+			PQclear(failed);
 			ret = dc_pg__lost_fail(c, err);
 			(void)PQexitPipelineMode(c->pg);
 			return ret;
 		}
-		if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+		if (!failed && PQresultStatus(res) == PGRES_FATAL_ERROR)
 			failed = res;
 		else
 			PQclear(res);
