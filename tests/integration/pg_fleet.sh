@@ -2036,6 +2036,10 @@ EOF
 project "$RB"
 dc "$RB/deployclaw.yaml" apply
 expect_rc 0
+# deployclaw's own schema is never on a migration's search_path: with the login
+# role named deployclaw, "$user" would otherwise make it where tables land
+check_eq "row model: invoices in public, not next to deployclaw.tenant_state" \
+	"$(q "$RL" "SELECT string_agg(n.nspname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname = 'invoices'")" "public"
 check_eq "correct migration: invoices made with RLS enabled and forced, 0001 applied" \
 	"$(q "$RL" "SELECT relrowsecurity || ' ' || relforcerowsecurity FROM pg_class WHERE relname = 'invoices'") $(rls_history)" \
 	"true true 0001:applied"

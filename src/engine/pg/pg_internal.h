@@ -220,6 +220,19 @@ struct dc_conn {
 	char *begin_search_path;
 };
 
+/*
+ * Database and row models: set_config of the session's search_path as
+ * resolved, without deployclaw's own schema (`local`: "true" for the
+ * transaction, "false" for the session). The login role is often named
+ * deployclaw, and "$user" then resolves to the schema holding the fleet's
+ * state: a migration's unqualified CREATE TABLE would land next to
+ * tenant_state, an unqualified DELETE FROM tenant_state would reach it.
+ */
+#define DC_PG_PATH_WITHOUT_OWN_SCHEMA(local)                                            \
+	"set_config('search_path', (SELECT coalesce(string_agg(quote_ident(s), ', ' "   \
+	"ORDER BY o), '') FROM unnest(current_schemas(false)) WITH ORDINALITY u(s, o) " \
+	"WHERE s <> 'deployclaw'), " local ")"
+
 /* One query of a pipeline. */
 typedef struct pipe_q {
 	const char *sql;

@@ -24,9 +24,11 @@ int dc_pg__session_settings(dc_conn *c, dc_error *err)
 	dc_engine *e = c->engine;
 	const char *params[5] = { e->lock_timeout, e->statement_timeout, c->tenant->id,
 		                  c->search_path, c->run_as };
-	const char *sql = "SELECT set_config('lock_timeout', $1, false), "
-	                  "set_config('statement_timeout', $2, false), "
-	                  "set_config('deployclaw.tenant', $3, false)";
+	const char *sql =
+	        "SELECT set_config('lock_timeout', $1, false), "
+	        "set_config('statement_timeout', $2, false), "
+	        "set_config('deployclaw.tenant', $3, false), " DC_PG_PATH_WITHOUT_OWN_SCHEMA(
+	                "false");
 	int nparams = 3;
 	PGresult *res;
 	int ret = 0;

@@ -65,13 +65,15 @@ static pipe_q settings_query(const dc_conn *c, bool fold, const char *const *set
 			         5, settings };
 	if (fold)
 		return (pipe_q){ "SELECT pg_try_advisory_lock($4::bigint), " SET_LOCAL_TENANT
-			         ", " BEGIN_SEARCH_PATH,
+			         ", " DC_PG_PATH_WITHOUT_OWN_SCHEMA("true") ", " BEGIN_SEARCH_PATH,
 			         4, settings };
 	if (e->model == DC_TENANCY_SCHEMA)
 		return (pipe_q){ "SELECT " SET_LOCAL_TENANT
 			         ", set_config('search_path', $4, true), " BEGIN_SEARCH_PATH,
 			         4, settings };
-	return (pipe_q){ "SELECT " SET_LOCAL_TENANT ", " BEGIN_SEARCH_PATH, 3, settings };
+	return (pipe_q){ "SELECT " SET_LOCAL_TENANT
+		         ", " DC_PG_PATH_WITHOUT_OWN_SCHEMA("true") ", " BEGIN_SEARCH_PATH,
+		         3, settings };
 }
 
 /*
