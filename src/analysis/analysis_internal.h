@@ -24,6 +24,10 @@
  */
 PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb);
 
+/* Parses `sql` into `*tree`, allocated in `a` (valid until `a` is released):
+ * 0, DC_EPARSE (err: PostgreSQL's message) or DC_ENOMEM. `err` may be NULL. */
+int dc_analysis__parse(dc_arena *a, const char *sql, PgQuery__ParseResult **tree, dc_error *err);
+
 /* A protobuf-c allocator over `a` (free is a no-op), for other unpacks. */
 ProtobufCAllocator dc_analysis__arena_allocator(dc_arena *a);
 

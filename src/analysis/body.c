@@ -59,7 +59,7 @@ int dc_analysis__deparse(const void *stmt, dc_strbuf *out, dc_error *err)
 	pb.data = (char *)buf;
 	d = pg_query_deparse_protobuf(pb);
 	if (d.error) {
-		rc = dc_error_set(err, DC_EINVAL, "cannot print a statement: %s", d.error->message);
+		rc = dc_error_set(err, DC_EINVAL, "%s", d.error->message);
 		goto out;
 	}
 	if (dc_strbuf_adds(out, d.query))
@@ -173,23 +173,18 @@ static int locate_start(const body *b, int lineno, const char *sql)
 static int each_stmt(body *b, const char *sql, int shift, int skip)
 {
 	dc_arena arena = DC_ARENA_INIT;
-	PgQueryProtobufParseResult res = pg_query_parse_protobuf(sql);
 	PgQuery__ParseResult *tree = NULL;
 	size_t i;
-	int rc = 1; /* does not parse */
+	int rc = dc_analysis__parse(&arena, sql, &tree, NULL);
 
-	if (!res.error && (tree = dc_analysis__unpack(&arena, &res.parse_tree)) != NULL) {
-		rc = 0;
-		for (i = 0; i < tree->n_stmts && !b->rc; i++)
-			if (tree->stmts[i]->stmt)
-				b->rc = b->fn(b->ctx, tree->stmts[i]->stmt,
-				              shift < 0 ? -1 : shift - skip, !b->inexact, b->what,
-				              NULL);
-	} else if (!res.error)
+	if (rc == DC_ENOMEM)
 		b->rc = DC_ENOMEM;
-	pg_query_free_protobuf_parse_result(res);
+	for (i = 0; rc == 0 && i < tree->n_stmts && !b->rc; i++)
+		if (tree->stmts[i]->stmt)
+			b->rc = b->fn(b->ctx, tree->stmts[i]->stmt, shift < 0 ? -1 : shift - skip,
+			              !b->inexact, b->what, NULL);
 	dc_arena_release(&arena);
-	return rc;
+	return rc == DC_EPARSE; /* 1: does not parse */
 }
 
 static void unknowable(body *b, int loc, const char *why)
@@ -255,17 +250,14 @@ static char *constant_string(const char *q)
 {
 	dc_strbuf sql = DC_STRBUF_INIT;
 	dc_arena arena = DC_ARENA_INIT;
-	PgQueryProtobufParseResult res;
-	PgQuery__ParseResult *tree;
+	PgQuery__ParseResult *tree = NULL;
 	const PgQuery__SelectStmt *s;
 	const PgQuery__Node *v;
 	char *out = NULL;
 
 	if (dc_strbuf_adds(&sql, "SELECT ") || dc_strbuf_adds(&sql, q))
 		return NULL;
-	res = pg_query_parse_protobuf(sql.buf);
-	if (!res.error && (tree = dc_analysis__unpack(&arena, &res.parse_tree)) != NULL &&
-	    tree->n_stmts == 1 &&
+	if (dc_analysis__parse(&arena, sql.buf, &tree, NULL) == 0 && tree->n_stmts == 1 &&
 	    tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
 	    (s = tree->stmts[0]->stmt->select_stmt)->n_target_list == 1 && s->n_from_clause == 0 &&
 	    !s->where_clause && s->target_list[0]->node_case == PG_QUERY__NODE__NODE_RES_TARGET &&
@@ -273,7 +265,6 @@ static char *constant_string(const char *q)
 	    v->node_case == PG_QUERY__NODE__NODE_A_CONST &&
 	    v->a_const->val_case == PG_QUERY__A__CONST__VAL_SVAL && v->a_const->sval->sval)
 		out = dc_strdup(v->a_const->sval->sval);
-	pg_query_free_protobuf_parse_result(res);
 	dc_arena_release(&arena);
 	dc_strbuf_release(&sql);
 	return out;

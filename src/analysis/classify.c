@@ -270,6 +270,20 @@ PgQuery__ParseResult *dc_analysis__unpack(dc_arena *a, const PgQueryProtobuf *pb
 	return pg_query__parse_result__unpack(&al, pb->len, (const uint8_t *)pb->data);
 }
 
+int dc_analysis__parse(dc_arena *a, const char *sql, PgQuery__ParseResult **tree, dc_error *err)
+{
+	PgQueryProtobufParseResult res = pg_query_parse_protobuf(sql);
+	int rc = 0;
+
+	*tree = NULL;
+	if (res.error)
+		rc = dc_error_set(err, DC_EPARSE, "%s", res.error->message);
+	else if (!(*tree = dc_analysis__unpack(a, &res.parse_tree)))
+		rc = dc_error_set(err, DC_ENOMEM, "out of memory unpacking a parse tree");
+	pg_query_free_protobuf_parse_result(res);
+	return rc;
+}
+
 int dc_pg_classify(const char *sql, dc_pg_stmt_info *out, dc_error *err)
 {
 	dc_arena arena = DC_ARENA_INIT;

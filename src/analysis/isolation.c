@@ -575,19 +575,12 @@ int dc_analysis__isolation_sql(const char *sql,
                                dc_error *err)
 {
 	dc_arena arena = DC_ARENA_INIT;
-	PgQueryProtobufParseResult res = pg_query_parse_protobuf(sql);
 	PgQuery__ParseResult *tree = NULL;
 	size_t i;
-	int rc = 0;
+	int rc;
 
-	if (res.error) {
-		rc = dc_error_set(err, DC_EPARSE, "%s", res.error->message);
+	if ((rc = dc_analysis__parse(&arena, sql, &tree, err)) != 0)
 		goto out;
-	}
-	if (!(tree = dc_analysis__unpack(&arena, &res.parse_tree))) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory unpacking a parse tree");
-		goto out;
-	}
 	for (i = 0; i < tree->n_stmts && !rc; i++) {
 		in_text t = { emit, ctx, tree->stmts[i]->stmt_location };
 		dc_isolation_opts o = *opts;
@@ -598,7 +591,6 @@ int dc_analysis__isolation_sql(const char *sql,
 			                                 &t);
 	}
 out:
-	pg_query_free_protobuf_parse_result(res);
 	dc_arena_release(&arena);
 	return rc;
 }

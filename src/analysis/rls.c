@@ -163,25 +163,14 @@ int dc_analysis__rls_node(dc_rls_tracker *t,
 int dc_analysis__rls_sql(dc_rls_tracker *t, const char *sql, const void *tag, dc_error *err)
 {
 	dc_arena arena = DC_ARENA_INIT;
-	PgQueryProtobufParseResult res = pg_query_parse_protobuf(sql);
 	PgQuery__ParseResult *tree = NULL;
 	size_t i;
-	int rc = 0;
+	int rc = dc_analysis__parse(&arena, sql, &tree, err);
 
-	if (res.error) {
-		rc = dc_error_set(err, DC_EPARSE, "%s", res.error->message);
-		goto out;
-	}
-	if (!(tree = dc_analysis__unpack(&arena, &res.parse_tree))) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory unpacking a parse tree");
-		goto out;
-	}
-	for (i = 0; i < tree->n_stmts && !rc; i++)
+	for (i = 0; rc == 0 && i < tree->n_stmts; i++)
 		if (tree->stmts[i]->stmt)
 			rc = dc_analysis__rls_node(t, tree->stmts[i]->stmt,
 			                           tree->stmts[i]->stmt_location, tag, err);
-out:
-	pg_query_free_protobuf_parse_result(res);
 	dc_arena_release(&arena);
 	return rc;
 }
@@ -235,11 +224,10 @@ int dc_analysis__expr_refers_to(const char *expr, const char *column, bool *out,
 {
 	dc_arena arena = DC_ARENA_INIT;
 	dc_strbuf sql = DC_STRBUF_INIT;
-	PgQueryProtobufParseResult res = { 0 };
 	PgQuery__ParseResult *tree = NULL;
+	dc_error perr = { 0 };
 	refers r = { column, false };
 	int rc = 0;
-	bool parsed = false;
 
 	*out = false;
 	/* an expression parses as the target list of a SELECT */
@@ -249,15 +237,10 @@ int dc_analysis__expr_refers_to(const char *expr, const char *column, bool *out,
 		rc = dc_error_set(err, DC_ENOMEM, "out of memory");
 		goto out;
 	}
-	res = pg_query_parse_protobuf(sql.buf);
-	parsed = true;
-	if (res.error) {
-		rc = dc_error_set(err, DC_EPARSE, "policy expression '%.200s': %s", expr,
-		                  res.error->message);
-		goto out;
-	}
-	if (!(tree = dc_analysis__unpack(&arena, &res.parse_tree))) {
-		rc = dc_error_set(err, DC_ENOMEM, "out of memory unpacking a parse tree");
+	if ((rc = dc_analysis__parse(&arena, sql.buf, &tree, &perr)) != 0) {
+		rc = rc == DC_EPARSE ? dc_error_set(err, rc, "policy expression '%.200s': %s", expr,
+		                                    perr.message)
+		                     : dc_error_set(err, rc, "%s", perr.message);
 		goto out;
 	}
 	/* the walk only reads; its callback's pointer is writable for the rewrite */
@@ -265,8 +248,6 @@ int dc_analysis__expr_refers_to(const char *expr, const char *column, bool *out,
 	                        &pg_query__column_ref__descriptor, 1000, column_ref, &r);
 	*out = r.found;
 out:
-	if (parsed)
-		pg_query_free_protobuf_parse_result(res);
 	dc_strbuf_release(&sql);
 	dc_arena_release(&arena);
 	return rc;

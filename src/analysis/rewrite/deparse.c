@@ -14,6 +14,7 @@
 #include <deployclaw/rewrite.h>
 
 #include "../analysis_internal.h"
+#include "../body.h"
 #include "rewrite_internal.h"
 
 int dc_rewrite__oom(rw *r)
@@ -120,38 +121,15 @@ PgQuery__Node *dc_rewrite__index_elem(rw *r, const char *col)
 /* Deparses one statement node into `out` (appended). */
 int dc_rewrite__deparse(rw *r, PgQuery__Node *stmt, dc_strbuf *out)
 {
-	PgQuery__ParseResult pr = PG_QUERY__PARSE_RESULT__INIT;
-	PgQuery__RawStmt raw = PG_QUERY__RAW_STMT__INIT;
-	PgQuery__RawStmt *rawp = &raw;
-	PgQueryProtobuf pb = { 0, NULL };
-	PgQueryDeparseResult d = { NULL, NULL };
-	uint8_t *buf = NULL;
-	int rc = 0;
+	dc_error err = { 0 };
+	int rc = dc_analysis__deparse(stmt, out, &err);
 
-	raw.stmt = stmt;
-	pr.version = r->pgversion;
-	pr.n_stmts = 1;
-	pr.stmts = &rawp;
-	pb.len = pg_query__parse_result__get_packed_size(&pr);
-	if (!(buf = malloc(pb.len ? pb.len : 1))) {
-		rc = dc_rewrite__oom(r);
-		goto out;
-	}
-	pg_query__parse_result__pack(&pr, buf);
-	pb.data = (char *)buf;
-	d = pg_query_deparse_protobuf(pb);
-	if (d.error) {
-		rc = dc_error_set(r->err, DC_EINVAL, "cannot print a rewritten statement: %s",
-		                  d.error->message);
-		goto out;
-	}
-	dc_strbuf_adds(out, d.query);
-	if (dc_strbuf_error(out))
-		rc = dc_rewrite__oom(r);
-out:
-	pg_query_free_deparse_result(d);
-	free(buf);
-	return rc;
+	if (rc == DC_ENOMEM)
+		return dc_rewrite__oom(r);
+	if (rc)
+		return dc_error_set(r->err, DC_EINVAL, "cannot print a rewritten statement: %s",
+		                    err.message);
+	return 0;
 }
 
 /* Deparses an expression: printed as "SELECT <expr>", the keyword cut off. */

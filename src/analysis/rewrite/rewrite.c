@@ -200,8 +200,6 @@ static int parse_stmt(rw *r, const dc_statement *st, PgQuery__ParseResult **tree
 	                                       (const uint8_t *)res.parse_tree.data);
 	if (!*tree)
 		rc = dc_rewrite__oom(r);
-	else
-		r->pgversion = (*tree)->version;
 out:
 	pg_query_free_protobuf_parse_result(res);
 	return rc;
@@ -372,7 +370,6 @@ int dc_rewrite_safe(const dc_migration *m,
 	r.err = err;
 	dc_strbuf_init(&r.pending, 0);
 	dc_strbuf_init(&r.notes, 0);
-	r.pgversion = PG_VERSION_NUM;
 	if (!m || !yaml_out)
 		return dc_error_set(err, DC_EINVAL, "no migration to rewrite");
 	if (!m->nphases) {

@@ -50,7 +50,6 @@ typedef struct rw {
 	dc_strbuf notes;        /* comment lines for the top of the document */
 	const dc_phase *src;    /* the original phase being rewritten */
 	const dc_statement *st; /* the statement being rewritten */
-	int32_t pgversion;
 	unsigned nplaceholders;
 	bool fresh;         /* the next statement starts a new phase */
 	const char *ignore; /* lint rule silenced for the next statement */

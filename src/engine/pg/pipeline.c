@@ -142,6 +142,18 @@ int dc_pg__settle(dc_conn *c, dc_error *err)
 	return 0;
 }
 
+/* Sends the `n` queries and the sync that ends them; false: the connection is gone. */
+static bool send_all(dc_conn *c, const pipe_q *q, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
+		                       0))
+			return false;
+	return PQpipelineSync(c->pg) == 1;
+}
+
 /* One round trip: sends `n` queries in pipeline mode and waits for all
  * (pipe_read says what is kept, in `keep`'s n slots, and reported). With
  * `behind_unlock`, the connection is still in the pipeline of an unlock sent
@@ -163,11 +175,7 @@ int dc_pg__pipe_run(dc_conn *c,
 		keep[i] = NULL;
 	if (!behind_unlock && !PQenterPipelineMode(c->pg))
 		return dc_pg__res_fail(c, NULL, NULL, NULL, err);
-	for (i = 0; i < n; i++)
-		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
-		                       0))
-			break;
-	if (i < n || !PQpipelineSync(c->pg)) {
+	if (!send_all(c, q, n)) {
 		/* the connection is gone: nothing more can be read from it */
 		ret = dc_pg__lost_fail(c, err);
 		(void)PQexitPipelineMode(c->pg);
@@ -203,11 +211,8 @@ int dc_pg__pipe_run_tx(dc_conn *c,
 			return dc_pg__res_fail(c, NULL, NULL, what, err);
 	}
 	c->write_sent = false;
-	for (i = 0; i < n; i++)
-		if (!PQsendQueryParams(c->pg, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
-		                       0))
-			break;
-	if (i < n || !PQpipelineSync(c->pg)) {
+	if (!send_all(c, q, n)) {
+		/* the connection is gone: nothing more can be read from it */
 		ret = dc_pg__lost_fail(c, err);
 		(void)PQexitPipelineMode(c->pg);
 		return ret;
