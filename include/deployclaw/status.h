@@ -35,8 +35,8 @@ typedef struct dc_status_shard {
 	char applied[512]; /**< versions applied, space-separated (cut when long) */
 	size_t pending;    /**< shard migrations of the set not applied */
 	char pending_versions[512];
-	bool drifted;      /**< an applied checksum differs from its file */
-	char detail[512];  /**< which versions drifted */
+	bool drifted;     /**< an applied checksum differs from its file */
+	char detail[512]; /**< which versions drifted */
 } dc_status_shard;
 
 typedef struct dc_status {

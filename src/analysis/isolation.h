@@ -18,7 +18,7 @@ enum dc_isolation_kind {
 	DC_ISO_SESSION = 1 << 3,     /* search_path, role or session_authorization changed */
 	DC_ISO_OUTSIDE = 1 << 4,     /* reaches outside the database */
 	DC_ISO_DYNAMIC = 1 << 5,     /* SQL built at run time (EXECUTE), not checkable */
-	DC_ISO_SHARED = 1 << 6,      /* a change to what the shard's tenants share (schema tenancy) */
+	DC_ISO_SHARED = 1 << 6, /* a change to what the shard's tenants share (schema tenancy) */
 	DC_ISO_ALL = (1 << 7) - 1
 };
 
