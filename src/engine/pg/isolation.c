@@ -87,13 +87,16 @@
  * once per tenant, two function scans plan in a third of the time a join
  * of pg_locks, pg_class and pg_namespace does. A relation the transaction
  * dropped has no name any more (NULLs, PostgreSQL 14+): it is not
- * reported. */
+ * reported. The system's own relations (oids below FirstNormalObjectId,
+ * 16384: the catalogs every DDL statement locks) are allowed anyway and not
+ * named at all. */
 #define LOCKS                                                                   \
 	"UNION ALL SELECT format('%s %I.%I locked by this transaction (%s)', "   \
 	"o.type, o.object_names[1], o.object_names[2], m.mode) "                \
 	"FROM pg_lock_status() m, "                                             \
 	"pg_identify_object_as_address(1259, m.relation, 0) o "                 \
 	"WHERE m.locktype = 'relation' AND m.pid = pg_backend_pid() "           \
+	"AND m.relation >= 16384 "                                              \
 	"AND NOT " ALLOWED("o.object_names[1]") " "                             \
 	"AND NOT (o.object_names[1] = 'deployclaw' "                            \
 	"AND o.object_names[2] IN ('tenant_state', 'tenant_state_pkey')) "      \
