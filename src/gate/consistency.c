@@ -21,7 +21,7 @@ static int engine_check(bool integrity,
 {
 	dc_strbuf out = DC_STRBUF_INIT;
 	const char *what = scope == DC_CHECK_FULL ? "the whole database" : "the tables written";
-	size_t i;
+	char lines[400];
 	int rc;
 
 	if (!ctx->conn ||
@@ -41,12 +41,10 @@ static int engine_check(bool integrity,
 		         integrity ? "integrity ok" : "no foreign key violation");
 		goto out;
 	}
-	for (i = 0; i < out.len; i++)
-		if (out.buf[i] == '\n')
-			out.buf[i] = i + 1 == out.len ? '\0' : ';';
+	dc_gate__join_lines(&out, lines, sizeof(lines));
 	res->verdict = DC_GATE_REFUSE;
-	snprintf(res->detail, sizeof(res->detail), "%s: %.400s",
-	         integrity ? "integrity check failed" : "foreign key violation", out.buf);
+	snprintf(res->detail, sizeof(res->detail), "%s: %s",
+	         integrity ? "integrity check failed" : "foreign key violation", lines);
 out:
 	dc_strbuf_release(&out);
 	return rc;

@@ -76,6 +76,19 @@ typedef struct dc_gate__preflight {
 	const bool *planned;
 } dc_gate__preflight;
 
+/* engines.c: calls `fn` for each shard with tenants in the run, with the engines'
+ * operations, its engine and its `n` tenants; a nonzero return stops and is returned. */
+typedef int (*dc_gate__shard_fn)(void *ctx,
+                                 const dc_engine_ops *ops,
+                                 dc_engine *e,
+                                 const dc_tenant *tenants,
+                                 size_t n);
+int dc_gate__each_shard(const dc_gate__preflight *pf, dc_gate__shard_fn fn, void *ctx);
+
+/* engines.c: "a; b" from an engine check's lines "a\nb\n", into `out` of `size`
+ * bytes (cut to fit); returns how many lines there were. */
+size_t dc_gate__join_lines(const dc_strbuf *lines, char *out, size_t size);
+
 /* Whether some tenant's or shard's plan runs migration `m`, a migration of the set the
  * gates see (the gates that judge "the migrations in the plan" ask this). */
 bool dc_gate__in_plan(const dc_gate__preflight *pf,

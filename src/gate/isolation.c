@@ -147,6 +147,26 @@ int dc_gate__isolation(const dc_gate *gate,
  * first; more only says there are more). */
 #define RUN_AS_MAX_ROWS 8
 
+/* The run_as gate's walk over the shards: each one's problem lines, appended. */
+typedef struct run_as_scan {
+	dc_strbuf out;
+	size_t nshards;
+	dc_error *err;
+} run_as_scan;
+
+static int run_as_shard(void *ctx,
+                        const dc_engine_ops *ops,
+                        dc_engine *e,
+                        const dc_tenant *tenants,
+                        size_t n)
+{
+	run_as_scan *s = ctx;
+
+	s->nshards++;
+	return ops->shard_check(e, DC_CHECK_ISOLATION, tenants, n, &s->out, RUN_AS_MAX_ROWS,
+	                        s->err);
+}
+
 /*
  * tenancy.run_as: every shard says, in one query, whether the roles the
  * tenants will run as stop what they should (the engine's shard_check,
@@ -157,9 +177,9 @@ int dc_gate__isolation(const dc_gate *gate,
 int dc_gate__run_as(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result *res, dc_error *err)
 {
 	const dc_gate__preflight *pf = ctx->user;
-	dc_strbuf out = DC_STRBUF_INIT;
-	size_t k, i, first, len, nshards = 0, nlines = 0;
-	int rc = 0;
+	run_as_scan s = { DC_STRBUF_INIT, 0, err };
+	size_t len, nlines = 0, i;
+	int rc;
 
 	(void)gate;
 	if (!pf->ops || !dc_engine__does_check(pf->ops, DC_CHECK_ISOLATION, true)) {
@@ -169,35 +189,24 @@ int dc_gate__run_as(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result 
 		         pf->ops ? pf->ops->name : "?");
 		return 0;
 	}
-	/* discovery keeps each engine's tenants together */
-	for (i = 0; i < pf->ntenants && rc == 0; i = k) {
-		size_t e = pf->tenant_engine[i];
-
-		first = i;
-		for (k = i; k < pf->ntenants && pf->tenant_engine[k] == e; k++)
-			;
-		nshards++;
-		rc = pf->ops->shard_check(pf->engines[e], DC_CHECK_ISOLATION, &pf->tenants[first],
-		                          k - first, &out, RUN_AS_MAX_ROWS, err);
-	}
-	if (rc != 0)
+	if ((rc = dc_gate__each_shard(pf, run_as_shard, &s)) != 0)
 		goto out;
-	for (i = 0; i < out.len; i++)
-		nlines += out.buf[i] == '\n';
+	for (i = 0; i < s.out.len; i++)
+		nlines += s.out.buf[i] == '\n';
 	res->measured = (double)nlines;
 	if (nlines == 0) {
 		res->verdict = DC_GATE_PASS;
 		snprintf(res->detail, sizeof(res->detail),
 		         "%zu tenant role%s on %zu shard%s isolated", pf->ntenants,
-		         pf->ntenants == 1 ? "" : "s", nshards, nshards == 1 ? "" : "s");
+		         pf->ntenants == 1 ? "" : "s", s.nshards, s.nshards == 1 ? "" : "s");
 		goto out;
 	}
 	res->verdict = DC_GATE_REFUSE;
-	len = strcspn(out.buf, "\n");
-	snprintf(res->detail, sizeof(res->detail), "%.*s%s", (int)(len < 480 ? len : 480), out.buf,
-	         nlines > 1 ? " (and more)" : "");
+	len = strcspn(s.out.buf, "\n");
+	snprintf(res->detail, sizeof(res->detail), "%.*s%s", (int)(len < 480 ? len : 480),
+	         s.out.buf, nlines > 1 ? " (and more)" : "");
 out:
-	dc_strbuf_release(&out);
+	dc_strbuf_release(&s.out);
 	return rc;
 }
 
@@ -214,7 +223,7 @@ int dc_gate__isolation_runtime(const dc_gate *gate,
 {
 	bool full = ctx->cfg->gates.isolation_allow_dynamic_sql;
 	dc_strbuf out = DC_STRBUF_INIT;
-	size_t i;
+	char lines[420];
 	int rc;
 
 	(void)gate;
@@ -232,15 +241,9 @@ int dc_gate__isolation_runtime(const dc_gate *gate,
 		         full ? ", catalogs included" : "");
 		goto out;
 	}
-	res->measured = 0;
-	for (i = 0; i < out.len; i++)
-		if (out.buf[i] == '\n') {
-			res->measured++;
-			out.buf[i] = i + 1 == out.len ? '\0' : ';';
-		}
+	res->measured = (double)dc_gate__join_lines(&out, lines, sizeof(lines));
 	res->verdict = DC_GATE_REFUSE;
-	snprintf(res->detail, sizeof(res->detail), "the transaction left the tenant: %.420s",
-	         out.buf);
+	snprintf(res->detail, sizeof(res->detail), "the transaction left the tenant: %s", lines);
 out:
 	dc_strbuf_release(&out);
 	return rc;

@@ -118,23 +118,38 @@ static int static_check(const dc_gate_ctx *ctx,
 	return rc;
 }
 
-/* "a; b" from the engine's lines "a\nb\n", into `out` (cut to `size`). */
-static void join_lines(const dc_strbuf *lines, char *out, size_t size)
-{
-	size_t i, len = 0;
+/* The dynamic half: each shard with tenants in the run, up to the first that
+ * finds something. */
+typedef struct rls_scan {
+	dc_strbuf out;
+	size_t nshards;
+	char *why;
+	size_t size;
+	dc_error *err;
+} rls_scan;
 
-	for (i = 0; i < lines->len && len + 3 < size; i++) {
-		if (lines->buf[i] != '\n') {
-			out[len++] = lines->buf[i];
-		} else if (i + 1 < lines->len) {
-			out[len++] = ';';
-			out[len++] = ' ';
-		}
-	}
-	out[len] = '\0';
+static int rls_shard(void *ctx,
+                     const dc_engine_ops *ops,
+                     dc_engine *e,
+                     const dc_tenant *tenants,
+                     size_t n)
+{
+	rls_scan *s = ctx;
+	char lines[440];
+	int rc;
+
+	s->nshards++;
+	dc_strbuf_reset(&s->out);
+	if ((rc = ops->shard_check(e, DC_CHECK_RLS, tenants, n, &s->out, RLS_MAX_ROWS, s->err)) !=
+	    0)
+		return rc;
+	if (!s->out.len)
+		return 0;
+	dc_gate__join_lines(&s->out, lines, sizeof(lines));
+	snprintf(s->why, s->size, "shard '%s': %s", tenants[0].shard, lines);
+	return 1; /* refused: the first shard at fault is named */
 }
 
-/* The dynamic half: each shard with tenants in the run. */
 static int shard_checks(const dc_gate__preflight *pf,
                         bool *refused,
                         char *why,
@@ -142,34 +157,13 @@ static int shard_checks(const dc_gate__preflight *pf,
                         size_t *nshards,
                         dc_error *err)
 {
-	dc_strbuf out = DC_STRBUF_INIT;
-	size_t e, first, n;
-	int rc = 0;
+	rls_scan s = { DC_STRBUF_INIT, 0, why, size, err };
+	int rc = dc_gate__each_shard(pf, rls_shard, &s);
 
-	*refused = false;
-	*nshards = 0;
-	for (e = 0; e < pf->nengines && !*refused && !rc; e++) {
-		/* discovery keeps an engine's tenants together */
-		for (first = 0; first < pf->ntenants && pf->tenant_engine[first] != e; first++)
-			;
-		for (n = 0; first + n < pf->ntenants && pf->tenant_engine[first + n] == e; n++)
-			;
-		if (n == 0)
-			continue;
-		++*nshards;
-		dc_strbuf_reset(&out);
-		rc = pf->ops->shard_check(pf->engines[e], DC_CHECK_RLS, &pf->tenants[first], n,
-		                          &out, RLS_MAX_ROWS, err);
-		if (rc == 0 && out.len) {
-			char lines[440];
-
-			join_lines(&out, lines, sizeof(lines));
-			*refused = true;
-			snprintf(why, size, "shard '%s': %s", pf->tenants[first].shard, lines);
-		}
-	}
-	dc_strbuf_release(&out);
-	return rc;
+	*refused = rc == 1;
+	*nshards = s.nshards;
+	dc_strbuf_release(&s.out);
+	return rc == 1 ? 0 : rc;
 }
 
 int dc_gate__rls(const dc_gate *gate, const dc_gate_ctx *ctx, dc_gate_result *res, dc_error *err)
@@ -233,7 +227,7 @@ int dc_gate__rls_after(const dc_gate *gate,
 	}
 	res->verdict = DC_GATE_REFUSE;
 	memcpy(res->detail, "row-level security: ", 20);
-	join_lines(&out, res->detail + 20, sizeof(res->detail) - 20);
+	dc_gate__join_lines(&out, res->detail + 20, sizeof(res->detail) - 20);
 out:
 	dc_strbuf_release(&out);
 	return rc;
